@@ -1,0 +1,47 @@
+# CrowdNet: `make demo` runs the whole thing on embedded defaults; `make test` runs the suite.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PORT   ?= 8000
+MANAGE := $(BIN)/python manage.py
+
+.PHONY: venv demo test lint format bench-ingest clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: venv
+	$(MANAGE) migrate --noinput
+	$(MANAGE) collectstatic --noinput --verbosity 0
+	$(MANAGE) load_demo
+	@echo ""
+	@echo "CrowdNet is starting at http://127.0.0.1:$(PORT)/  (API docs: /api/docs/, admin: /admin/)"
+	@echo "Logins are listed above (also in var/demo-logins.txt). Ctrl-C stops web, worker and beat."
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A config worker -Q default,training --concurrency 1 --loglevel warning & \
+	$(BIN)/celery -A config beat --loglevel warning & \
+	$(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --timeout 120 --access-logfile -
+
+test: venv
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: venv
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench-ingest: venv
+	$(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

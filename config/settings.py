@@ -1,0 +1,369 @@
+"""CrowdNet settings: the only settings module, everything from environment variables.
+
+With no environment set, CrowdNet runs embedded: SQLite in WAL mode, Celery over kombu's
+filesystem transport, a file cache, and media on local disk, all under ``var/``. Setting
+``DATABASE_URL`` and ``REDIS_URL`` moves it onto PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+# --- typed environment helpers --------------------------------------------------------------
+
+
+def env_str(name: str, default: str) -> str:
+    """The variable's value, or ``default`` when unset or empty."""
+    value = os.environ.get(name, "")
+    return value if value else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    """A boolean variable: 1/true/yes/on or 0/false/no/off (any case)."""
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean; use 1/0, true/false, yes/no.")
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    """An integer variable no smaller than ``minimum``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below its minimum of {minimum}.")
+    return value
+
+
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    """A float variable no smaller than ``minimum``."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number.") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below its minimum of {minimum}.")
+    return value
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list; blank items are dropped."""
+    raw = os.environ.get(name)
+    if raw is None or not raw.strip():
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """A comma-separated list of CIDR networks, e.g. ``10.0.0.0/8,127.0.0.1/32``."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not a CIDR network.") from None
+    return tuple(networks)
+
+
+# --- core -----------------------------------------------------------------------------------
+
+VAR_DIR = Path(env_str("CROWDNET_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, or a random key made once per install and kept in var/ (never shipped)."""
+    configured = os.environ.get("DJANGO_SECRET_KEY", "")
+    if configured:
+        return configured
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        tmp = key_file.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(50))
+        os.replace(tmp, key_file)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "csp",
+    "labeling",
+    "training",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+AUTH_USER_MODEL = "labeling.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "csp.context_processors.nonce",
+            ],
+        },
+    },
+]
+
+# --- database -------------------------------------------------------------------------------
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "crowdnet.sqlite3",
+            "OPTIONS": {
+                # WAL lets the web process read while a worker writes; IMMEDIATE transactions
+                # take the write lock up front instead of failing with "database is locked".
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache, Celery --------------------------------------------------------------------------
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+    _broker_dir = VAR_DIR / "celery" / "broker"
+    _broker_dir.mkdir(parents=True, exist_ok=True)
+    (VAR_DIR / "celery" / "results").mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{VAR_DIR / 'celery' / 'results'}"
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BEAT_SCHEDULE = {
+    "sweep-orphan-media": {"task": "labeling.tasks.media_orphans_sweep", "schedule": 6 * 3600.0},
+    "fail-stale-import-jobs": {"task": "labeling.tasks.import_jobs_fail_stale", "schedule": 600.0},
+}
+
+# --- auth, passwords ------------------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- i18n, static, media --------------------------------------------------------------------
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+MEDIA_ROOT = Path(env_str("CROWDNET_MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    # Any Django storage works here (S3 through django-storages is a settings change).
+    "default": {
+        "BACKEND": env_str(
+            "CROWDNET_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
+        ),
+        "OPTIONS": {"location": str(MEDIA_ROOT)}
+        if not os.environ.get("CROWDNET_STORAGE_BACKEND")
+        else {},
+    },
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("CROWDNET_MAX_FILES_PER_UPLOAD", 500, minimum=1)
+
+# --- security headers -----------------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:", "blob:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
+# --- REST framework, OpenAPI ----------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first, so that a request with no credentials gets 401 with WWW-Authenticate.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("CROWDNET_THROTTLE_USER", "3000/min"),
+        "anon": env_str("CROWDNET_THROTTLE_ANON", "30/min"),
+        "imports": env_str("CROWDNET_THROTTLE_IMPORTS", "60/min"),
+        "login": env_str("CROWDNET_THROTTLE_LOGIN", "20/min"),
+    },
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CrowdNet API",
+    "DESCRIPTION": "Crowd labeling and closed-loop transfer learning.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- CrowdNet -------------------------------------------------------------------------------
+
+CROWDNET_OPEN_SIGNUP = env_bool("CROWDNET_OPEN_SIGNUP", False)
+CROWDNET_INVITE_DAYS = env_int("CROWDNET_INVITE_DAYS", 7, minimum=1)
+
+# Ingestion limits
+CROWDNET_MAX_IMAGE_BYTES = env_int("CROWDNET_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1)
+CROWDNET_MAX_IMAGE_PIXELS = env_int("CROWDNET_MAX_IMAGE_PIXELS", 40_000_000, minimum=1)
+CROWDNET_ARCHIVE_MAX_BYTES = env_int("CROWDNET_ARCHIVE_MAX_BYTES", 1024 * 1024 * 1024, minimum=1)
+CROWDNET_ARCHIVE_MAX_ENTRIES = env_int("CROWDNET_ARCHIVE_MAX_ENTRIES", 20_000, minimum=1)
+CROWDNET_ARCHIVE_MAX_TOTAL_BYTES = env_int(
+    "CROWDNET_ARCHIVE_MAX_TOTAL_BYTES", 4 * 1024 * 1024 * 1024, minimum=1
+)
+CROWDNET_ARCHIVE_MAX_RATIO = env_float("CROWDNET_ARCHIVE_MAX_RATIO", 100.0, minimum=1.0)
+CROWDNET_THUMB_SIZE = env_int("CROWDNET_THUMB_SIZE", 256, minimum=16)
+CROWDNET_TRAIN_SIZE = env_int("CROWDNET_TRAIN_SIZE", 256, minimum=16)
+# Near-duplicates: perceptual hashes at most this many bits apart (0-4; the index is built for 4).
+CROWDNET_NEAR_DUP_DISTANCE = env_int("CROWDNET_NEAR_DUP_DISTANCE", 4, minimum=0)
+if CROWDNET_NEAR_DUP_DISTANCE > 4:
+    raise ImproperlyConfigured("CROWDNET_NEAR_DUP_DISTANCE must be 0-4: the hash index has 5 bands.")
+
+# Scraping
+CROWDNET_FETCH_TIMEOUT_S = env_float("CROWDNET_FETCH_TIMEOUT_S", 10.0, minimum=0.1)
+CROWDNET_FETCH_MAX_BYTES = env_int("CROWDNET_FETCH_MAX_BYTES", 20 * 1024 * 1024, minimum=1)
+CROWDNET_FETCH_MAX_REDIRECTS = env_int("CROWDNET_FETCH_MAX_REDIRECTS", 5)
+CROWDNET_FETCH_CONCURRENCY = env_int("CROWDNET_FETCH_CONCURRENCY", 8, minimum=1)
+CROWDNET_FETCH_PER_HOST = env_int("CROWDNET_FETCH_PER_HOST", 2, minimum=1)
+CROWDNET_FETCH_PER_HOST_DELAY_S = env_float("CROWDNET_FETCH_PER_HOST_DELAY_S", 0.0)
+CROWDNET_FETCH_MAX_URLS = env_int("CROWDNET_FETCH_MAX_URLS", 2000, minimum=1)
+# Addresses that are private or loopback but may be fetched anyway (tests, intranets).
+CROWDNET_FETCH_ALLOW_NETWORKS = env_networks("CROWDNET_FETCH_ALLOW_NETWORKS")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,237 @@
+"""The crowd side's data: users and roles, categories, images, candidates, imports.
+
+No logic in save() and no signals: writes that span models live in ``labeling.services``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+
+class User(AbstractUser):
+    """A person: a crowd worker who labels, or a curator who runs the project (staff are curators)."""
+
+    class Role(models.TextChoices):
+        WORKER = "worker", "Worker"
+        CURATOR = "curator", "Curator"
+
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.WORKER)
+
+    @property
+    def is_curator(self) -> bool:
+        """Curators import, categorise, export, train and watch dashboards."""
+        return self.is_active and (self.role == self.Role.CURATOR or self.is_staff)
+
+
+class Invitation(models.Model):
+    """A one-time link a curator sends so that a worker can create their own account."""
+
+    token = models.CharField(max_length=64, unique=True)
+    note = models.CharField(max_length=200, blank=True, help_text="Who the invitation is for.")
+    role = models.CharField(max_length=16, choices=User.Role.choices, default=User.Role.WORKER)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_by = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="invitation",
+    )
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"invitation {self.note or self.pk}"
+
+
+class Category(models.Model):
+    """A synset-like concept that images are labelled with; parents make a hierarchy."""
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    definition = models.TextField(blank=True, help_text="Shown to workers with every question.")
+    wnid = models.CharField(
+        max_length=20,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="WordNet-style id such as n02123045.",
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(parent=models.F("id")), name="category_not_own_parent"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ImageSource(models.TextChoices):
+    UPLOAD = "upload", "Upload"
+    ARCHIVE = "archive", "Archive"
+    FOLDER = "folder", "Folder"
+    URL = "url", "URL list"
+    PAGE = "page", "Web page"
+
+
+class Image(models.Model):
+    """One stored picture with its derived copies; files live behind Django's storage API.
+
+    ``phash`` is a 64-bit perceptual hash stored as a signed integer; ``phash_band0..4`` split
+    it into 13/13/13/13/12-bit bands so that any hash within Hamming distance 4 shares at least
+    one band exactly (pigeonhole), which turns near-duplicate search into indexed lookups.
+    """
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    file = models.FileField(max_length=300)
+    thumbnail = models.FileField(max_length=300)
+    train_copy = models.FileField(max_length=300)
+    sha256 = models.CharField(max_length=64, unique=True)
+    phash = models.BigIntegerField(help_text="64-bit DCT perceptual hash, signed.")
+    phash256 = models.CharField(max_length=64, help_text="256-bit perceptual hash, hex.")
+    phash_band0 = models.IntegerField(db_index=True)
+    phash_band1 = models.IntegerField(db_index=True)
+    phash_band2 = models.IntegerField(db_index=True)
+    phash_band3 = models.IntegerField(db_index=True)
+    phash_band4 = models.IntegerField(db_index=True)
+    width = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation.")
+    height = models.PositiveIntegerField(help_text="Pixels, after EXIF orientation.")
+    format = models.CharField(max_length=10)
+    byte_size = models.PositiveBigIntegerField()
+    source = models.CharField(max_length=10, choices=ImageSource.choices)
+    source_url = models.URLField(max_length=2000, blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(width__gt=0, height__gt=0), name="image_has_size"),
+        ]
+
+    def __str__(self) -> str:
+        return f"image {self.uid}"
+
+
+class ImageArrival(models.Model):
+    """Every time a file arrived: the stored image it became, or the one it duplicated."""
+
+    class Kind(models.TextChoices):
+        NEW = "new", "Stored as new"
+        EXACT = "exact", "Exact duplicate"
+        NEAR = "near", "Near duplicate"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="arrivals")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    distance = models.PositiveSmallIntegerField(
+        default=0, help_text="Hamming distance between perceptual hashes, bits."
+    )
+    sha256 = models.CharField(max_length=64, help_text="Of the bytes that arrived.")
+    source = models.CharField(max_length=10, choices=ImageSource.choices)
+    source_url = models.URLField(max_length=2000, blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    category = models.ForeignKey(Category, null=True, on_delete=models.SET_NULL)
+    uploader = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Candidate(models.Model):
+    """The question "does this image show <category>?", and where the crowd stands on it."""
+
+    class State(models.TextChoices):
+        OPEN = "open", "Open"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        NEEDS_REVIEW = "needs_review", "Needs review"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="candidates")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="candidates")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
+    yes_votes = models.PositiveIntegerField(default=0)
+    no_votes = models.PositiveIntegerField(default=0)
+    unsure_votes = models.PositiveIntegerField(default=0)
+    confidence = models.FloatField(default=0.0, help_text="P(the state is right), 0-1.")
+    priority = models.IntegerField(default=0, help_text="Higher is asked first.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "category"], name="candidate_unique"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0.0, confidence__lte=1.0),
+                name="candidate_confidence_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["category", "state"], name="candidate_cat_state")]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} in {self.category_id}?"
+
+
+class DemoTruth(models.Model):
+    """What the demo data really shows, for the crowd simulator and benchmarks only.
+
+    Nothing a worker can reach reads this table: no API, page or serializer exposes it.
+    """
+
+    candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="+")
+    is_positive = models.BooleanField()
+    true_label = models.CharField(max_length=100)
+
+
+class ImportJob(models.Model):
+    """One import run (upload, archive, folder, URL list or page) and its outcome report."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    source = models.CharField(max_length=10, choices=ImageSource.choices)
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    params = models.JSONField(default=dict, help_text="What to fetch: urls or page_url.")
+    added = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    report = models.JSONField(default=list, help_text="One row per item: name, outcome, reason.")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]

@@ -1,0 +1,1 @@
+"""The model side: backbones, fine-tuning runs and their error over time."""
