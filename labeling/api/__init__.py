@@ -1,0 +1,1 @@
+"""The REST API: thin DRF serializers and views over labeling.services."""

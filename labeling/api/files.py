@@ -1,0 +1,43 @@
+"""Serving stored image files to signed-in users, by opaque id only."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest
+from django.shortcuts import get_object_or_404
+from django.views.decorators.http import require_GET
+
+from labeling.models import Image
+
+CONTENT_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "WEBP": "image/webp",
+    "GIF": "image/gif",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+
+
+@require_GET
+@login_required
+def image_file(request: HttpRequest, uid: str, variant: str) -> FileResponse:
+    """The original (curators only), thumbnail or training copy of one image.
+
+    The URL carries only the image's random uid: no category, state or anything that tells
+    a gold item from another. Responses forbid sniffing and sandbox the document."""
+    image = get_object_or_404(Image, uid=uid)
+    if variant == "thumb":
+        name, content_type = image.thumbnail.name, "image/jpeg"
+    elif variant == "train":
+        name, content_type = image.train_copy.name, "image/jpeg"
+    elif variant == "original" and request.user.is_curator:
+        name, content_type = image.file.name, CONTENT_TYPES[image.format]
+    else:
+        raise Http404("No such image.")
+    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+    response["Cache-Control"] = "private, max-age=86400"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response["Content-Disposition"] = "inline"
+    return response

@@ -1,0 +1,168 @@
+"""Serializers: shape and validate input, no side effects."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from django.urls import reverse
+from rest_framework import serializers
+
+from labeling.models import Candidate, Category, Image, ImportJob, Invitation, User
+
+WNID = re.compile(r"^n\d{8}$")
+
+
+class CategorySerializer(serializers.ModelSerializer):
+    parent = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = Category
+        fields = ["id", "name", "slug", "definition", "wnid", "parent", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_wnid(self, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not WNID.match(value):
+            raise serializers.ValidationError("Use a WordNet id such as n02123045.")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        parent = attrs.get("parent")
+        node = parent
+        while node is not None and self.instance is not None:
+            if node.pk == self.instance.pk:
+                raise serializers.ValidationError({"parent": "A category can't be its own ancestor."})
+            node = node.parent
+        return attrs
+
+
+class CandidateBriefSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta:
+        model = Candidate
+        fields = ["category", "state", "yes_votes", "no_votes", "confidence"]
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    thumbnail_url = serializers.SerializerMethodField()
+    file_url = serializers.SerializerMethodField()
+    candidates = CandidateBriefSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Image
+        fields = [
+            "uid",
+            "width",
+            "height",
+            "format",
+            "byte_size",
+            "source",
+            "source_url",
+            "original_name",
+            "created_at",
+            "thumbnail_url",
+            "file_url",
+            "candidates",
+        ]
+
+    def get_thumbnail_url(self, image: Image) -> str:
+        return reverse("image-file", args=[image.uid, "thumb"])
+
+    def get_file_url(self, image: Image) -> str:
+        return reverse("image-file", args=[image.uid, "original"])
+
+
+class UploadSerializer(serializers.Serializer):
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), allow_empty=False
+    )
+
+
+class ArchiveUploadSerializer(serializers.Serializer):
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    archive = serializers.FileField()
+
+
+class ScrapeSerializer(serializers.Serializer):
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    urls = serializers.ListField(child=serializers.CharField(max_length=2000), required=False)
+    page_url = serializers.URLField(max_length=2000, required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        has_urls, has_page = bool(attrs.get("urls")), bool(attrs.get("page_url"))
+        if has_urls == has_page:
+            raise serializers.ValidationError("Give either urls (a list) or page_url, not both.")
+        return attrs
+
+
+class ReportItemSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    outcome = serializers.ChoiceField(choices=["added", "duplicate", "rejected"])
+    reason = serializers.CharField(required=False)
+    image_uid = serializers.UUIDField(required=False)
+    duplicate_of = serializers.UUIDField(required=False)
+    distance = serializers.IntegerField(required=False)
+
+
+class IngestReportSerializer(serializers.Serializer):
+    added = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    items = ReportItemSerializer(many=True)
+
+
+class ImportJobSerializer(serializers.ModelSerializer):
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    report = ReportItemSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = ImportJob
+        fields = [
+            "uid",
+            "source",
+            "category",
+            "status",
+            "params",
+            "added",
+            "duplicates",
+            "rejected",
+            "report",
+            "error",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+
+
+class UserSerializer(serializers.ModelSerializer):
+    is_curator = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "email", "role", "is_curator", "is_active", "date_joined"]
+        read_only_fields = fields
+
+
+class WorkerCreateSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    email = serializers.EmailField(required=False, allow_blank=True)
+
+
+class InvitationCreateSerializer(serializers.Serializer):
+    note = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    role = serializers.ChoiceField(choices=User.Role.choices, default=User.Role.WORKER)
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    url = serializers.CharField(read_only=True)
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "note", "role", "created_at", "expires_at", "url"]

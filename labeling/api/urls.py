@@ -1,0 +1,22 @@
+"""API routes, mounted under /api/."""
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from labeling.api import views
+
+router = DefaultRouter()
+router.register("categories", views.CategoryViewSet, basename="category")
+router.register("images", views.ImageViewSet, basename="image")
+router.register("imports/jobs", views.ImportJobViewSet, basename="import-job")
+
+urlpatterns = [
+    path("auth/token/", views.TokenView.as_view(), name="api-token"),
+    path("me/", views.MeView.as_view(), name="api-me"),
+    path("imports/upload/", views.UploadView.as_view(), name="api-upload"),
+    path("imports/archive/", views.ArchiveUploadView.as_view(), name="api-archive"),
+    path("imports/scrape/", views.ScrapeView.as_view(), name="api-scrape"),
+    path("workers/", views.WorkerListCreateView.as_view(), name="api-workers"),
+    path("invitations/", views.InvitationCreateView.as_view(), name="api-invitations"),
+    path("", include(router.urls)),
+]

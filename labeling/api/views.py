@@ -1,0 +1,205 @@
+"""API views: validate, call one service, serialise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import Prefetch, QuerySet
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, mixins, status, viewsets
+from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from labeling.api.permissions import CuratorWritesOthersRead, IsCurator
+from labeling.api.serializers import (
+    ArchiveUploadSerializer,
+    CategorySerializer,
+    ImageSerializer,
+    ImportJobSerializer,
+    IngestReportSerializer,
+    InvitationCreateSerializer,
+    InvitationSerializer,
+    ScrapeSerializer,
+    UploadSerializer,
+    UserSerializer,
+    WorkerCreateSerializer,
+)
+from labeling.ingest.archives import ArchiveRejected
+from labeling.models import Candidate, Category, Image, ImportJob, User
+from labeling.services import accounts, imports
+from labeling.services.uploads import uploaded_files_ingest
+
+
+def _as_drf(error: DjangoValidationError) -> ValidationError:
+    return ValidationError(error.message_dict if hasattr(error, "error_dict") else error.messages)
+
+
+class ImportThrottle(ScopedRateThrottle):
+    scope_attr = "throttle_scope"
+
+
+class MeView(APIView):
+    """The signed-in user."""
+
+    @extend_schema(responses=UserSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(UserSerializer(request.user).data)
+
+
+class TokenView(ObtainAuthToken):
+    """Exchange username and password for an API token."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+
+class CategoryViewSet(viewsets.ModelViewSet):
+    """Categories: everyone signed in reads, curators write."""
+
+    serializer_class = CategorySerializer
+    permission_classes = [CuratorWritesOthersRead]
+    lookup_field = "slug"
+    queryset = Category.objects.select_related("parent").order_by("name")
+
+
+class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Stored images with their candidate categories (curators only)."""
+
+    serializer_class = ImageSerializer
+    permission_classes = [IsCurator]
+    lookup_field = "uid"
+
+    def get_queryset(self) -> QuerySet[Image]:
+        queryset = Image.objects.prefetch_related(
+            Prefetch("candidates", queryset=Candidate.objects.select_related("category"))
+        ).order_by("-id")
+        category = self.request.query_params.get("category")
+        if category:
+            queryset = queryset.filter(candidates__category__slug=category)
+        return queryset
+
+
+class UploadView(APIView):
+    """Upload images and zip/tar archives (multipart, field ``files``) into a category."""
+
+    permission_classes = [IsCurator]
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [ImportThrottle]
+    throttle_scope = "imports"
+
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer},
+        responses={201: IngestReportSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = UploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        report = uploaded_files_ingest(
+            files=serializer.validated_data["files"],
+            category=serializer.validated_data["category"],
+            uploader=request.user,
+        )
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+
+class ArchiveUploadView(APIView):
+    """Upload one zip or tar archive (multipart, field ``archive``) into a category."""
+
+    permission_classes = [IsCurator]
+    parser_classes = [MultiPartParser]
+    throttle_classes = [ImportThrottle]
+    throttle_scope = "imports"
+
+    @extend_schema(
+        request={"multipart/form-data": ArchiveUploadSerializer},
+        responses={201: IngestReportSerializer, 400: OpenApiResponse(description="Bad archive")},
+    )
+    def post(self, request: Request) -> Response:
+        serializer = ArchiveUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            report = uploaded_files_ingest(
+                files=[serializer.validated_data["archive"]],
+                category=serializer.validated_data["category"],
+                uploader=request.user,
+                archives_only=True,
+            )
+        except ArchiveRejected as error:
+            raise ValidationError({"archive": [error.message]}) from None
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+
+class ScrapeView(APIView):
+    """Start a background import from a list of image URLs or from a web page's images."""
+
+    permission_classes = [IsCurator]
+    parser_classes = [JSONParser]
+    throttle_classes = [ImportThrottle]
+    throttle_scope = "imports"
+
+    @extend_schema(request=ScrapeSerializer, responses={202: ImportJobSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = ScrapeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = imports.scrape_job_create(
+            category=data["category"],
+            created_by=request.user,
+            urls=data.get("urls", []),
+            page_url=data.get("page_url", ""),
+        )
+        return Response(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+
+
+class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Import jobs and their per-item reports (curators only)."""
+
+    serializer_class = ImportJobSerializer
+    permission_classes = [IsCurator]
+    lookup_field = "uid"
+    queryset = ImportJob.objects.select_related("category").order_by("-id")
+
+
+class WorkerListCreateView(generics.ListCreateAPIView):
+    """Workers: curators list them and create accounts."""
+
+    permission_classes = [IsCurator]
+    serializer_class = UserSerializer
+    queryset = User.objects.filter(role=User.Role.WORKER, is_staff=False).order_by("username")
+
+    @extend_schema(request=WorkerCreateSerializer, responses={201: UserSerializer})
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = WorkerCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            user = accounts.worker_create(created_by=request.user, **serializer.validated_data)
+        except DjangoValidationError as error:
+            raise _as_drf(error) from None
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationCreateView(APIView):
+    """Curators create one-time invitation links."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(request=InvitationCreateSerializer, responses={201: InvitationSerializer})
+    def post(self, request: Request) -> Response:
+        serializer = InvitationCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            invitation, token = accounts.invitation_create(
+                created_by=request.user, **serializer.validated_data
+            )
+        except DjangoPermissionDenied as error:
+            raise PermissionDenied(str(error)) from None
+        invitation.url = request.build_absolute_uri(reverse("invite-accept", args=[token]))
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,1 @@
+"""Named operations that write: each one a transaction over the models it touches."""

