@@ -1,8 +1,7 @@
-"""Reading uploaded ZIP and TAR archives in memory, one image-sized entry at a time.
+"""Reading uploaded ZIP and TAR archives in memory, one entry at a time, through bounded reads.
 
-Pure module (stdlib only; no Django). Nothing is extracted to disk: each entry is read through a
-bounded read into bytes. Whole-archive problems raise ``ArchiveRejected``; a problem with one
-entry yields that entry with a ``rejection`` and the walk goes on.
+Pure module (stdlib only; no Django); nothing is extracted to disk. Whole-archive problems raise
+``ArchiveRejected``; a refused entry is yielded with its ``rejection`` and the walk goes on.
 """
 
 from __future__ import annotations
@@ -39,17 +38,9 @@ _NESTED_SIGNATURES: tuple[tuple[re.Pattern[bytes], str], ...] = tuple(
     )
 )
 _WINDOWS_DRIVE = re.compile(r"\A[A-Za-z]:")
-# Errors the stdlib readers raise on damaged input.
-_READ_ERRORS = (
-    tarfile.TarError,
-    zipfile.BadZipFile,
-    zlib.error,
-    lzma.LZMAError,
-    EOFError,
-    OSError,
-    ValueError,
-    NotImplementedError,
-)
+# Errors the stdlib decompressors and archive readers raise on damaged or unsupported input.
+_STREAM_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError, NotImplementedError)
+_READ_ERRORS = (*_STREAM_ERRORS, tarfile.TarError, zipfile.BadZipFile, ValueError)
 _ACCEPTED = ".zip, .tar, .tar.gz, .tgz, .tar.bz2 or .tar.xz"
 
 
@@ -84,7 +75,7 @@ class ArchiveEntry:
 
 
 def archive_kind(head: bytes) -> str | None:
-    """ "zip", "tar" or None from the first bytes of a file (a few KB; 64 KB is plenty).
+    """The kind of archive, "zip" or "tar", from a file's first bytes (64 KB is plenty), or None.
 
     A gzip, bzip2 or xz stream counts as "tar" when its decompressed start has the TAR magic,
     or when head ends before the decompressor produces enough to tell (bzip2 works in blocks
@@ -99,7 +90,7 @@ def archive_kind(head: bytes) -> str | None:
         return None
     try:
         start = decompressor.decompress(head, _TAR_MAGIC_END)
-    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+    except _STREAM_ERRORS:
         return None
     if len(start) >= _TAR_MAGIC_END:
         return "tar" if start[257:_TAR_MAGIC_END] == b"ustar" else None
@@ -193,12 +184,12 @@ def _zip_entry(
     refusal = _path_refusal(name)
     if refusal is None and _is_skipped(name):
         return None
-    if refusal is None:
-        refusal = _mode_refusal(name, info.external_attr >> 16)
-    if refusal is None:
-        refusal = _size_refusal(name, info.file_size, limits)
-    if refusal is None:
-        refusal = _ratio_refusal(name, info, limits)
+    refusal = (
+        refusal
+        or _mode_refusal(name, info.external_attr >> 16)
+        or _size_refusal(name, info.file_size, limits)
+        or _ratio_refusal(name, info, limits)
+    )
     if refusal is not None:
         return ArchiveEntry(name=name, data=None, rejection=refusal)
     try:
@@ -265,8 +256,7 @@ def _tar_entry(
         refusal = _link_refusal(name)
     if refusal is None and not member.isreg():
         refusal = _special_refusal(name)
-    if refusal is None:
-        refusal = _size_refusal(name, member.size, limits)
+    refusal = refusal or _size_refusal(name, member.size, limits)
     if refusal is not None:
         return ArchiveEntry(name=name, data=None, rejection=refusal)
     try:
@@ -279,9 +269,7 @@ def _tar_entry(
 
 def _entry_from_data(name: str, data: bytes, limits: ArchiveLimits) -> ArchiveEntry:
     """The entry for bytes read with a bound of max_entry_bytes + 1: too large, nested, or fine."""
-    refusal = _size_refusal(name, len(data), limits)
-    if refusal is None:
-        refusal = _nested_refusal(name, data)
+    refusal = _size_refusal(name, len(data), limits) or _nested_refusal(name, data)
     if refusal is not None:
         return ArchiveEntry(name=name, data=None, rejection=refusal)
     return ArchiveEntry(name=name, data=data, rejection=None)
@@ -320,6 +308,7 @@ def _mode_refusal(name: str, mode: int) -> tuple[str, str] | None:
 
 
 def _link_refusal(name: str) -> tuple[str, str]:
+    """symlink, for symbolic and hard links alike."""
     return (
         "symlink",
         f"{name!r} is a link; links are not followed, put the image file itself in the archive",
@@ -327,6 +316,7 @@ def _link_refusal(name: str) -> tuple[str, str]:
 
 
 def _special_refusal(name: str) -> tuple[str, str]:
+    """special_file, for devices, FIFOs, sockets and unknown entry types."""
     return (
         "special_file",
         f"{name!r} is a device, pipe or other special file, not a regular file; leave it out",
@@ -374,6 +364,7 @@ def _nested_refusal(name: str, data: bytes) -> tuple[str, str] | None:
 
 
 def _too_many_entries(limits: ArchiveLimits) -> ArchiveRejected:
+    """too_many_entries, for more than max_entries files and directories."""
     return ArchiveRejected(
         "too_many_entries",
         f"the archive has more than {limits.max_entries:,} entries; "
@@ -382,6 +373,7 @@ def _too_many_entries(limits: ArchiveLimits) -> ArchiveRejected:
 
 
 def _too_large(limits: ArchiveLimits) -> ArchiveRejected:
+    """too_large, for an archive unpacking (declared or actually read) past max_total_bytes."""
     size = _megabytes(limits.max_total_bytes)
     return ArchiveRejected(
         "too_large",
@@ -390,6 +382,7 @@ def _too_large(limits: ArchiveLimits) -> ArchiveRejected:
 
 
 def _corrupt(exc: BaseException, name: str | None = None) -> ArchiveRejected:
+    """corrupt, for an archive (or the named entry in it) the stdlib readers fail on."""
     where = "the archive" if name is None else f"{name!r} in the archive"
     return ArchiveRejected(
         "corrupt",

@@ -263,6 +263,7 @@ class PinnedPools:
     def _new_pool(
         self, scheme: str, address: str, port: int, hostname: str
     ) -> urllib3.HTTPConnectionPool:
+        """A pool whose host IS the checked address: urllib3 never resolves anything."""
         timeout = urllib3.Timeout(connect=self._policy.timeout_s, read=self._policy.timeout_s)
         size = self._policy.per_host_concurrency
         if scheme == "https":
@@ -303,8 +304,8 @@ def fetch(
 ) -> Fetched:
     """GET ``url`` under ``policy``'s SSRF rules and limits; raise ``FetchRefused`` otherwise.
 
-    ``resolver`` defaults to the system resolver; ``pool`` shares kept-alive connections
-    between calls (``fetch_many`` passes one); without it the connections close on return.
+    ``resolver`` defaults to the system resolver; ``pool`` (made with the same policy) shares
+    kept-alive connections between calls, as ``fetch_many`` does; without it they close here.
     """
     pools = pool if pool is not None else PinnedPools(policy)
     deadline = time.monotonic() + policy.total_timeout_s
@@ -344,7 +345,6 @@ def _open(
     target: _Target, policy: FetchPolicy, resolver: Resolver, pools: PinnedPools, deadline: float
 ) -> urllib3.BaseHTTPResponse:
     """Send one hop's GET to its checked addresses in resolver order; return the response."""
-    addresses = _checked_addresses(target, policy, resolver)
     addresses = _checked_addresses(target, policy, resolver)
     headers = {
         "Host": target.host_header,
@@ -387,7 +387,7 @@ def _redirect_location(response: urllib3.BaseHTTPResponse, target: _Target) -> s
 def _read_body(
     response: urllib3.BaseHTTPResponse, target: _Target, policy: FetchPolicy, deadline: float
 ) -> bytes:
-    """Stream the body, decoded, refusing it once raw or decoded bytes pass ``max_bytes``."""
+    """Stream the body, refusing it once it passes ``max_bytes`` or arrives compressed."""
     too_large = FetchRefused("too_large", f"{target.where}: larger than {policy.max_bytes} bytes")
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared) > policy.max_bytes:

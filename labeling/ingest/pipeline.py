@@ -78,10 +78,6 @@ def prepare_image(name: str, data: bytes, config: IngestConfig) -> Prepared | Re
     derivatives = make_derivatives(
         validated.image, thumb_size=config.thumb_size, train_size=config.train_size
     )
-    working = validated.image
-    if max(working.size) > 512:
-        working = working.copy()
-        working.thumbnail((512, 512))
     return Prepared(
         name=name,
         data=data,
@@ -89,7 +85,7 @@ def prepare_image(name: str, data: bytes, config: IngestConfig) -> Prepared | Re
         format=validated.format,
         width=validated.width,
         height=validated.height,
-        hashes=image_hashes(working),
+        hashes=image_hashes(derivatives.preview),
         derivatives=derivatives,
     )
 

@@ -1,7 +1,6 @@
 """Validation of uploaded image bytes: what is accepted, and the clean 8-bit RGB image it yields.
 
-Pure module (stdlib, Pillow, numpy; no Django). Every refusal is an ``ImageRejected`` with a
-machine-readable ``code`` and a message written for the uploader.
+Pure module (stdlib, Pillow, numpy; no Django). Refusals raise ``ImageRejected(code, message)``.
 """
 
 from __future__ import annotations
@@ -31,10 +30,8 @@ from PIL import (
 # Pillow format name -> name in messages, in the order messages list them.
 _DISPLAY_NAMES = dict(JPEG="JPEG", PNG="PNG", WEBP="WebP", GIF="GIF", BMP="BMP", TIFF="TIFF")
 
-# The plugin for the sniffed format parses the header itself (raising SyntaxError when the bytes
-# are not that format). Constructing it directly, rather than through Image.open, keeps every
-# other Pillow plugin out of reach of uploads and leaves the pixel-count check to us, so the
-# rejection can name the declared width and height.
+# The sniffed format's plugin parses the header (SyntaxError if not that format), built directly
+# so no other Pillow plugin sees uploads and the pixel check, naming width x height, is ours.
 _OPENERS: dict[str, Callable[[IO[bytes]], ImageFile.ImageFile]] = {
     "JPEG": JpegImagePlugin.jpeg_factory,
     "PNG": PngImagePlugin.PngImageFile,
@@ -44,13 +41,11 @@ _OPENERS: dict[str, Callable[[IO[bytes]], ImageFile.ImageFile]] = {
     "TIFF": TiffImagePlugin.TiffImageFile,
 }
 
-# Markup or script that a browser or interpreter would act on. A tag name must be followed by
-# whitespace, '/' or '>' to count, as it must for a browser; that keeps random bytes inside
-# compressed pixel data from matching by chance.
-_MARKUP = re.compile(
-    rb"<(?:script|html|svg|iframe|body)[\s/>]|<\?php\s|javascript:",
-    re.IGNORECASE,
-)
+# Markup or script a browser or interpreter would act on, searched in a lower-cased copy (several
+# times faster than re.IGNORECASE). A tag name must end in whitespace, '/' or '>', as a browser
+# needs, which keeps random bytes in compressed pixel data from matching by chance.
+_MARKUP_TAG = re.compile(rb"<(?:script|html|svg|iframe|body)[\s/>]|<\?php\s")
+_SCRIPT_URL = re.compile(rb"javascript:")
 # A ZIP local file header or end-of-central-directory record. A bare 4-byte signature turns up
 # by chance in a few photos per thousand, so the fields after it must make sense too: version
 # needed <= 6.3 and a known compression method; a single-disk archive with equal entry counts.
@@ -152,8 +147,9 @@ def validate_image(data: bytes, limits: ValidationLimits) -> ValidatedImage:
     _refuse_polyglot(data, fmt)
     decoded = _decode_first_frame(data, fmt, limits)
     rgb = _to_rgb(_apply_orientation(decoded))
-    # A fresh image built from the raw pixels carries no info dict, EXIF, ICC or XMP.
-    clean = Image.frombytes("RGB", rgb.size, rgb.tobytes())
+    # A fresh image with the pixels pasted in carries no info dict, EXIF, ICC or XMP.
+    clean = Image.new("RGB", rgb.size)
+    clean.paste(rgb)
     return ValidatedImage(format=fmt, width=clean.width, height=clean.height, image=clean)
 
 
@@ -207,12 +203,12 @@ def _is_text(head: bytes) -> bool:
 def _refuse_polyglot(data: bytes, fmt: str) -> None:
     """Raise polyglot for embedded markup or ZIP data, or for bytes after a PNG/JPEG/WebP end
     (corrupt when that end is missing)."""
-    markup = _MARKUP.search(data)
+    markup = _find_markup(data)
     if markup is not None:
-        found = markup.group().decode("ascii", "replace").rstrip()
+        start, found = markup
         raise ImageRejected(
             "polyglot",
-            f"the file contains {found!r} at byte {markup.start():,}: images with embedded "
+            f"the file contains {found!r} at byte {start:,}: images with embedded "
             "markup or script are refused; re-export the picture from an image editor",
         )
     if _ZIP_RECORD.search(data) is not None:
@@ -235,6 +231,16 @@ def _refuse_polyglot(data: bytes, fmt: str) -> None:
             f"{len(trailing):,} bytes of other data follow the end of the "
             f"{_DISPLAY_NAMES[fmt]} image; re-export the picture from an image editor",
         )
+
+
+def _find_markup(data: bytes) -> tuple[int, str] | None:
+    """Offset and text, as written, of the first markup or script marker, case-insensitively."""
+    lowered = data.lower()
+    found = [m for m in (_MARKUP_TAG.search(lowered), _SCRIPT_URL.search(lowered)) if m]
+    if not found:
+        return None
+    first = min(found, key=lambda match: match.start())
+    return first.start(), data[first.start() : first.end()].decode("ascii").rstrip()
 
 
 def _image_end(data: bytes, fmt: str) -> int | None:
@@ -331,10 +337,7 @@ def _open(data: bytes, fmt: str) -> ImageFile.ImageFile:
 
 
 def _refuse_bomb(size: tuple[int, int], limits: ValidationLimits) -> None:
-    """Refuse a declared width x height above max_pixels (or Pillow's own limit, if lower).
-
-    Pillow's plugins already refuse a zero or negative size while parsing the header.
-    """
+    """Refuse a declared width x height over max_pixels, or over Pillow's limit if lower."""
     width, height = size
     limit = limits.max_pixels
     if Image.MAX_IMAGE_PIXELS is not None:
