@@ -27,25 +27,32 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
+
+
 def make_jpegs(folder: Path, count: int, seed: int = 7) -> list[Path]:
-    """``count`` distinct 640x480 JPEGs: smooth gradients with random rectangles."""
-    from PIL import Image, ImageDraw
+    """``count`` distinct photo-like 640x480 JPEGs: random crops of scikit-image's sample
+    photos, rescaled, flipped and tinted, at JPEG quality 80-92."""
+    from PIL import Image, ImageEnhance, ImageOps
+    from skimage import data as samples
 
     rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:480, 0:640]
+    photos = [Image.fromarray(getattr(samples, name)()).convert("RGB") for name in PHOTOS]
     paths = []
     for index in range(count):
-        a, b, c = rng.uniform(-0.4, 0.4, size=3)
-        base = (xs * a + ys * b + c * 255) % 256
-        pixels = np.stack([base, np.roll(base, 37, axis=1), 255 - base], axis=-1).astype(np.uint8)
-        image = Image.fromarray(pixels, "RGB")
-        draw = ImageDraw.Draw(image)
-        for _ in range(6):
-            x0, y0 = rng.integers(0, 600), rng.integers(0, 440)
-            x1, y1 = x0 + rng.integers(20, 200), y0 + rng.integers(20, 200)
-            draw.rectangle((x0, y0, x1, y1), fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+        photo = photos[index % len(photos)]
+        width, height = photo.size
+        scale = rng.uniform(0.5, 1.0)
+        crop_w, crop_h = int(width * scale), int(width * scale * 0.75)
+        crop_h = min(crop_h, height)
+        x0, y0 = rng.integers(0, width - crop_w + 1), rng.integers(0, height - crop_h + 1)
+        image = photo.crop((x0, y0, x0 + crop_w, y0 + crop_h)).resize((640, 480))
+        if rng.random() < 0.5:
+            image = ImageOps.mirror(image)
+        image = ImageEnhance.Color(image).enhance(rng.uniform(0.6, 1.4))
+        image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.8, 1.2))
         path = folder / f"{index:05d}.jpg"
-        image.save(path, "JPEG", quality=85)
+        image.save(path, "JPEG", quality=int(rng.integers(80, 93)))
         paths.append(path)
     return paths
 
@@ -119,7 +126,7 @@ def fill_index(total: int, rng: np.random.Generator) -> None:
 def lookup_cost(rng: np.random.Generator, queries: int) -> tuple[float, float, float]:
     """Milliseconds per near-duplicate lookup: mean, p50, p99 over random query hashes."""
     from labeling.ingest.dedup import Hashes
-    from labeling.services.ingest import near_duplicate_find
+    from labeling.services.image_store import near_duplicate_find
 
     timings = []
     for phash in rng.integers(-(2**63), 2**63 - 1, size=queries, dtype=np.int64).tolist():

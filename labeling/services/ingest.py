@@ -1,81 +1,37 @@
 """image_ingest and friends: the one path every image takes into CrowdNet.
 
 Browser uploads, the API, ``import_images``, ``scrape_images`` and ``load_demo`` all end here.
-Each file is its own transaction: one bad file never fails the batch, and a failure after the
-files were written removes them again, so no row points at a missing file and no file is left
-without a row.
+Files are validated and derived in a small thread pool, then stored in batches (see
+image_store): one bad file never fails the batch, and a failure after files were written removes
+them again, so no row points at a missing file and no file is left without a row.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
-from django.db import IntegrityError, transaction
-from django.db.models import Q
 
 from labeling.ingest.archives import ArchiveLimits, ArchiveRejected, archive_kind, iter_archive
-from labeling.ingest.dedup import Hashes, Match, best_match
 from labeling.ingest.pipeline import IngestConfig, Prepared, Rejection, ordered_map, prepare_image
 from labeling.ingest.validation import ValidationLimits
-from labeling.models import Candidate, Category, Image, ImageArrival, User
+from labeling.models import Category, User
+from labeling.services.image_store import Arrival, IngestItem, IngestReport, store_batch
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "IngestItem",
+    "IngestReport",
+    "archive_ingest",
+    "image_ingest",
+    "images_ingest",
+    "path_ingest",
+]
 
+BATCH_SIZE = 32
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-
-
-@dataclass(frozen=True)
-class IngestItem:
-    """What happened to one file: ``added``, ``duplicate`` (exact or near) or ``rejected``."""
-
-    name: str
-    outcome: str
-    reason: str = ""
-    image_uid: str | None = None
-    duplicate_of: str | None = None
-    distance: int | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None and v != ""}
-
-
-@dataclass
-class IngestReport:
-    """Every file's outcome, in arrival order, with counts."""
-
-    items: list[IngestItem] = field(default_factory=list)
-
-    @property
-    def added(self) -> int:
-        return sum(1 for item in self.items if item.outcome == "added")
-
-    @property
-    def duplicates(self) -> int:
-        return sum(1 for item in self.items if item.outcome == "duplicate")
-
-    @property
-    def rejected(self) -> int:
-        return sum(1 for item in self.items if item.outcome == "rejected")
-
-    def summary(self) -> str:
-        """One line for people: counts of each outcome."""
-        return f"{self.added} added, {self.duplicates} duplicates, {self.rejected} rejected"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "added": self.added,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "items": [item.as_dict() for item in self.items],
-        }
 
 
 Progress = Callable[[IngestItem], None]
@@ -102,153 +58,6 @@ def archive_limits() -> ArchiveLimits:
         max_entry_bytes=settings.CROWDNET_MAX_IMAGE_BYTES,
         max_ratio=settings.CROWDNET_ARCHIVE_MAX_RATIO,
     )
-
-
-@dataclass(frozen=True)
-class _Arrival:
-    category: Category
-    source: str
-    uploader: User | None
-    source_url: str = ""
-
-
-def near_duplicate_find(hashes: Hashes, *, max_distance: int, confirm_bits: int) -> Match | None:
-    """The stored image closest to ``hashes`` within the near-duplicate limits, if any: one
-    indexed query for rows sharing a hash band, then exact distances in numpy."""
-    if max_distance < 0:
-        return None
-    query = Q()
-    for index, band in enumerate(hashes.bands):
-        query |= Q(**{f"phash_band{index}": band})
-    rows = list(Image.objects.filter(query).values_list("id", "phash", "phash256"))
-    return best_match(hashes, rows, max_distance=max_distance, confirm_bits=confirm_bits)
-
-
-def _record_duplicate(
-    image: Image, prepared: Prepared, arrival: _Arrival, kind: str, distance: int
-) -> IngestItem:
-    with transaction.atomic():
-        ImageArrival.objects.create(
-            image=image,
-            kind=kind,
-            distance=distance,
-            sha256=prepared.sha256,
-            source=arrival.source,
-            source_url=arrival.source_url,
-            original_name=prepared.name[:255],
-            category=arrival.category,
-            uploader=arrival.uploader,
-        )
-        Candidate.objects.get_or_create(image=image, category=arrival.category)
-    return IngestItem(
-        name=prepared.name,
-        outcome="duplicate",
-        reason=f"{kind} duplicate of an image already stored",
-        duplicate_of=str(image.uid),
-        distance=distance,
-    )
-
-
-def _save_files(prepared: Prepared) -> list[str]:
-    """Write the original and its derived copies; returns the storage names written."""
-    digest = prepared.sha256
-    stem = f"{digest[:2]}/{digest[2:4]}/{digest}"
-    written: list[str] = []
-    try:
-        for name, content in (
-            (f"images/{stem}.{prepared.extension}", prepared.data),
-            (f"thumbs/{stem}.jpg", prepared.derivatives.thumbnail),
-            (f"train/{stem}.jpg", prepared.derivatives.train),
-        ):
-            written.append(default_storage.save(name, ContentFile(content)))
-    except BaseException:
-        _delete_files(written)
-        raise
-    return written
-
-
-def _delete_files(names: Iterable[str]) -> None:
-    for name in names:
-        try:
-            default_storage.delete(name)
-        except OSError:
-            log.exception("could not remove %s after a failed ingest", name)
-
-
-def _store_new(prepared: Prepared, arrival: _Arrival) -> IngestItem:
-    written = _save_files(prepared)
-    try:
-        with transaction.atomic():
-            bands = prepared.hashes.bands
-            image = Image.objects.create(
-                file=written[0],
-                thumbnail=written[1],
-                train_copy=written[2],
-                sha256=prepared.sha256,
-                phash=prepared.hashes.phash,
-                phash256=prepared.hashes.phash256,
-                **{f"phash_band{i}": band for i, band in enumerate(bands)},
-                width=prepared.width,
-                height=prepared.height,
-                format=prepared.format,
-                byte_size=len(prepared.data),
-                source=arrival.source,
-                source_url=arrival.source_url,
-                original_name=prepared.name[:255],
-                uploader=arrival.uploader,
-            )
-            ImageArrival.objects.create(
-                image=image,
-                kind=ImageArrival.Kind.NEW,
-                sha256=prepared.sha256,
-                source=arrival.source,
-                source_url=arrival.source_url,
-                original_name=prepared.name[:255],
-                category=arrival.category,
-                uploader=arrival.uploader,
-            )
-            Candidate.objects.create(image=image, category=arrival.category)
-    except BaseException:
-        _delete_files(written)
-        raise
-    return IngestItem(name=prepared.name, outcome="added", image_uid=str(image.uid))
-
-
-def _commit(prepared: Prepared, arrival: _Arrival, config: IngestConfig) -> IngestItem:
-    """Store a prepared file, or link it to the image it duplicates."""
-    existing = Image.objects.filter(sha256=prepared.sha256).first()
-    if existing is not None:
-        return _record_duplicate(existing, prepared, arrival, ImageArrival.Kind.EXACT, 0)
-    near = near_duplicate_find(
-        prepared.hashes, max_distance=config.near_dup_distance, confirm_bits=config.confirm_bits
-    )
-    if near is not None:
-        image = Image.objects.get(pk=near.image_id)
-        return _record_duplicate(image, prepared, arrival, ImageArrival.Kind.NEAR, near.distance)
-    try:
-        return _store_new(prepared, arrival)
-    except IntegrityError:
-        # Another process stored the same bytes between our lookup and our insert.
-        existing = Image.objects.filter(sha256=prepared.sha256).first()
-        if existing is None:
-            raise
-        return _record_duplicate(existing, prepared, arrival, ImageArrival.Kind.EXACT, 0)
-
-
-def _outcome(
-    result: Prepared | Rejection, arrival: _Arrival, config: IngestConfig
-) -> IngestItem:
-    if isinstance(result, Rejection):
-        return IngestItem(name=result.name, outcome="rejected", reason=result.message)
-    try:
-        return _commit(result, arrival, config)
-    except Exception:
-        log.exception("ingest of %s failed", result.name)
-        return IngestItem(
-            name=result.name,
-            outcome="rejected",
-            reason="internal error while storing this file; nothing was kept, try it again",
-        )
 
 
 Source = tuple[str, bytes] | tuple[str, bytes, str] | Rejection
@@ -281,13 +90,36 @@ def images_ingest(
     prepared_stream = ordered_map(
         partial(_prepare_source, config), files, workers=config.workers
     )
-    for result, url in prepared_stream:
-        arrival = _Arrival(category=category, source=source, uploader=uploader, source_url=url)
-        item = _outcome(result, arrival, config)
-        report.items.append(item)
-        if progress is not None:
-            progress(item)
+    batch: list[Prepared] = []
+    arrivals: list[Arrival] = []
+
+    def flush() -> None:
+        done = store_batch(batch, arrivals, config) if batch else []
+        batch.clear()
+        arrivals.clear()
+        for item in done:
+            _report(report, item, progress)
+
+    try:
+        for result, url in prepared_stream:
+            if isinstance(result, Rejection):
+                flush()
+                item = IngestItem(name=result.name, outcome="rejected", reason=result.message)
+                _report(report, item, progress)
+                continue
+            batch.append(result)
+            arrivals.append(Arrival(category, source, uploader, url))
+            if len(batch) >= BATCH_SIZE:
+                flush()
+    finally:
+        flush()
     return report
+
+
+def _report(report: IngestReport, item: IngestItem, progress: Progress | None) -> None:
+    report.items.append(item)
+    if progress is not None:
+        progress(item)
 
 
 def image_ingest(

@@ -1,0 +1,372 @@
+"""Storing prepared images: files through Django's storage, rows in one transaction.
+
+Batches are written together (one lookup for exact duplicates, one for near-duplicate
+candidates, one insert per table), which is what makes ingestion fast. When anything in a
+batch fails, its files are removed and every file is retried on its own, so a bad file is
+reported alone and nothing half-written remains.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+
+from labeling.ingest.dedup import BAND_WIDTHS, Hashes, Match, best_match
+from labeling.ingest.pipeline import IngestConfig, Prepared
+from labeling.models import Candidate, Category, Image, ImageArrival, User
+
+log = logging.getLogger(__name__)
+
+@dataclass(frozen=True)
+class IngestItem:
+    """What happened to one file: ``added``, ``duplicate`` (exact or near) or ``rejected``."""
+
+    name: str
+    outcome: str
+    reason: str = ""
+    image_uid: str | None = None
+    duplicate_of: str | None = None
+    distance: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and v != ""}
+
+
+@dataclass
+class IngestReport:
+    """Every file's outcome, in arrival order, with counts."""
+
+    items: list[IngestItem] = field(default_factory=list)
+
+    @property
+    def added(self) -> int:
+        return sum(1 for item in self.items if item.outcome == "added")
+
+    @property
+    def duplicates(self) -> int:
+        return sum(1 for item in self.items if item.outcome == "duplicate")
+
+    @property
+    def rejected(self) -> int:
+        return sum(1 for item in self.items if item.outcome == "rejected")
+
+    def summary(self) -> str:
+        """One line for people: counts of each outcome."""
+        return f"{self.added} added, {self.duplicates} duplicates, {self.rejected} rejected"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "items": [item.as_dict() for item in self.items],
+        }
+
+
+@dataclass(frozen=True)
+class Arrival:
+    category: Category
+    source: str
+    uploader: User | None
+    source_url: str = ""
+
+
+def near_duplicate_find(hashes: Hashes, *, max_distance: int, confirm_bits: int) -> Match | None:
+    """The stored image closest to ``hashes`` within the near-duplicate limits, if any: one
+    indexed query for rows sharing a hash band, then exact distances in numpy."""
+    if max_distance < 0:
+        return None
+    query = Q()
+    for index, band in enumerate(hashes.bands):
+        query |= Q(**{f"phash_band{index}": band})
+    rows = list(Image.objects.filter(query).values_list("id", "phash", "phash256"))
+    return best_match(hashes, rows, max_distance=max_distance, confirm_bits=confirm_bits)
+
+
+def _record_duplicate(
+    image: Image, prepared: Prepared, arrival: Arrival, kind: str, distance: int
+) -> IngestItem:
+    with transaction.atomic():
+        ImageArrival.objects.create(
+            image=image,
+            kind=kind,
+            distance=distance,
+            sha256=prepared.sha256,
+            source=arrival.source,
+            source_url=arrival.source_url,
+            original_name=prepared.name[:255],
+            category=arrival.category,
+            uploader=arrival.uploader,
+        )
+        Candidate.objects.get_or_create(image=image, category=arrival.category)
+    return IngestItem(
+        name=prepared.name,
+        outcome="duplicate",
+        reason=f"{kind} duplicate of an image already stored",
+        duplicate_of=str(image.uid),
+        distance=distance,
+    )
+
+
+def _save_files(prepared: Prepared) -> list[str]:
+    """Write the original and its derived copies; returns the storage names written."""
+    digest = prepared.sha256
+    stem = f"{digest[:2]}/{digest[2:4]}/{digest}"
+    written: list[str] = []
+    try:
+        for name, content in (
+            (f"images/{stem}.{prepared.extension}", prepared.data),
+            (f"thumbs/{stem}.jpg", prepared.derivatives.thumbnail),
+            (f"train/{stem}.jpg", prepared.derivatives.train),
+        ):
+            written.append(default_storage.save(name, ContentFile(content)))
+    except BaseException:
+        _delete_files(written)
+        raise
+    return written
+
+
+def _delete_files(names: Iterable[str]) -> None:
+    for name in names:
+        try:
+            default_storage.delete(name)
+        except OSError:
+            log.exception("could not remove %s after a failed ingest", name)
+
+
+def _store_new(prepared: Prepared, arrival: Arrival) -> IngestItem:
+    written = _save_files(prepared)
+    try:
+        with transaction.atomic():
+            bands = prepared.hashes.bands
+            image = Image.objects.create(
+                file=written[0],
+                thumbnail=written[1],
+                train_copy=written[2],
+                sha256=prepared.sha256,
+                phash=prepared.hashes.phash,
+                phash256=prepared.hashes.phash256,
+                **{f"phash_band{i}": band for i, band in enumerate(bands)},
+                width=prepared.width,
+                height=prepared.height,
+                format=prepared.format,
+                byte_size=len(prepared.data),
+                source=arrival.source,
+                source_url=arrival.source_url,
+                original_name=prepared.name[:255],
+                uploader=arrival.uploader,
+            )
+            ImageArrival.objects.create(
+                image=image,
+                kind=ImageArrival.Kind.NEW,
+                sha256=prepared.sha256,
+                source=arrival.source,
+                source_url=arrival.source_url,
+                original_name=prepared.name[:255],
+                category=arrival.category,
+                uploader=arrival.uploader,
+            )
+            Candidate.objects.create(image=image, category=arrival.category)
+    except BaseException:
+        _delete_files(written)
+        raise
+    return IngestItem(name=prepared.name, outcome="added", image_uid=str(image.uid))
+
+
+def store_one(prepared: Prepared, arrival: Arrival, config: IngestConfig) -> IngestItem:
+    """Store one prepared file, or link it to the image it duplicates (one transaction)."""
+    existing = Image.objects.filter(sha256=prepared.sha256).first()
+    if existing is not None:
+        return _record_duplicate(existing, prepared, arrival, ImageArrival.Kind.EXACT, 0)
+    near = near_duplicate_find(
+        prepared.hashes, max_distance=config.near_dup_distance, confirm_bits=config.confirm_bits
+    )
+    if near is not None:
+        image = Image.objects.get(pk=near.image_id)
+        return _record_duplicate(image, prepared, arrival, ImageArrival.Kind.NEAR, near.distance)
+    try:
+        return _store_new(prepared, arrival)
+    except IntegrityError:
+        # Another process stored the same bytes between our lookup and our insert.
+        existing = Image.objects.filter(sha256=prepared.sha256).first()
+        if existing is None:
+            raise
+        return _record_duplicate(existing, prepared, arrival, ImageArrival.Kind.EXACT, 0)
+
+
+
+
+def _band_rows(batch: Sequence[Prepared]) -> np.ndarray:
+    """Stored (id, phash) rows sharing any band with any file of the batch, plus phash256."""
+    query = Q()
+    for index in range(len(BAND_WIDTHS)):
+        query |= Q(**{f"phash_band{index}__in": {p.hashes.bands[index] for p in batch}})
+    rows = list(Image.objects.filter(query).values_list("id", "phash", "phash256"))
+    return np.array(rows, dtype=object).reshape(-1, 3)
+
+
+def _bands_of(phashes: np.ndarray) -> np.ndarray:
+    """The band values of many signed 64-bit hashes, one column per band."""
+    unsigned = phashes.astype(np.int64).view(np.uint64)
+    columns, shift = [], 64
+    for width in BAND_WIDTHS:
+        shift -= width
+        columns.append((unsigned >> np.uint64(shift)) & np.uint64((1 << width) - 1))
+    return np.stack(columns, axis=1).astype(np.int64)
+
+
+@dataclass
+class _Plan:
+    """What to do with each file of a batch: store it, or link it to a stored/batch image."""
+
+    new: list[int] = field(default_factory=list)
+    links: dict[int, tuple[str, int | None, int | None, int]] = field(default_factory=dict)
+    # links: file index -> (kind, stored image id or None, batch file index or None, distance)
+
+
+def _plan(batch: Sequence[Prepared], config: IngestConfig) -> _Plan:
+    exact = dict(
+        Image.objects.filter(sha256__in=[p.sha256 for p in batch]).values_list("sha256", "id")
+    )
+    rows = _band_rows(batch) if config.near_dup_distance >= 0 else np.empty((0, 3), object)
+    row_bands = _bands_of(rows[:, 1].astype(np.int64)) if len(rows) else np.empty((0, 5), int)
+    plan, first_by_sha = _Plan(), {}
+    for index, prepared in enumerate(batch):
+        if prepared.sha256 in exact:
+            plan.links[index] = ("exact", exact[prepared.sha256], None, 0)
+        elif prepared.sha256 in first_by_sha:
+            plan.links[index] = ("exact", None, first_by_sha[prepared.sha256], 0)
+        else:
+            near = _nearest(prepared, batch, plan.new, rows, row_bands, config)
+            if near is None:
+                first_by_sha[prepared.sha256] = index
+                plan.new.append(index)
+            else:
+                plan.links[index] = near
+    return plan
+
+
+def _nearest(
+    prepared: Prepared,
+    batch: Sequence[Prepared],
+    new: list[int],
+    rows: np.ndarray,
+    row_bands: np.ndarray,
+    config: IngestConfig,
+) -> tuple[str, int | None, int | None, int] | None:
+    """The closest near-duplicate among stored rows, then among earlier new files of the batch."""
+    limits = {"max_distance": config.near_dup_distance, "confirm_bits": config.confirm_bits}
+    if len(rows):
+        shares = (row_bands == np.array(prepared.hashes.bands)).any(axis=1)
+        candidates = [tuple(row) for row in rows[shares]]
+        match = best_match(prepared.hashes, candidates, **limits)
+        if match is not None:
+            return ("near", match.image_id, None, match.distance)
+    earlier = [(j, batch[j].hashes.phash, batch[j].hashes.phash256) for j in new]
+    match = best_match(prepared.hashes, earlier, **limits)
+    return ("near", None, match.image_id, match.distance) if match is not None else None
+
+
+def _image_row(prepared: Prepared, arrival: Arrival, written: list[str]) -> Image:
+    return Image(
+        file=written[0],
+        thumbnail=written[1],
+        train_copy=written[2],
+        sha256=prepared.sha256,
+        phash=prepared.hashes.phash,
+        phash256=prepared.hashes.phash256,
+        **{f"phash_band{i}": band for i, band in enumerate(prepared.hashes.bands)},
+        width=prepared.width,
+        height=prepared.height,
+        format=prepared.format,
+        byte_size=len(prepared.data),
+        source=arrival.source,
+        source_url=arrival.source_url,
+        original_name=prepared.name[:255],
+        uploader=arrival.uploader,
+    )
+
+
+def _write_batch(
+    batch: Sequence[Prepared], arrivals: Sequence[Arrival], plan: _Plan, files: dict[int, list[str]]
+) -> list[IngestItem]:
+    images = {i: _image_row(batch[i], arrivals[i], files[i]) for i in plan.new}
+    with transaction.atomic():
+        Image.objects.bulk_create(list(images.values()))
+        stored = {
+            image_id: image
+            for image_id, image in Image.objects.in_bulk(
+                [link[1] for link in plan.links.values() if link[1] is not None]
+            ).items()
+        }
+        items, arrival_rows, candidates = [], [], []
+        for index, (prepared, arrival) in enumerate(zip(batch, arrivals, strict=True)):
+            if index in images:
+                image, kind, distance = images[index], ImageArrival.Kind.NEW, 0
+                item = IngestItem(prepared.name, "added", image_uid=str(image.uid))
+            else:
+                kind, image_id, batch_index, distance = plan.links[index]
+                image = stored[image_id] if image_id is not None else images[batch_index]
+                item = IngestItem(
+                    prepared.name,
+                    "duplicate",
+                    reason=f"{kind} duplicate of an image already stored",
+                    duplicate_of=str(image.uid),
+                    distance=distance,
+                )
+            arrival_rows.append(
+                ImageArrival(
+                    image=image,
+                    kind=kind,
+                    distance=distance,
+                    sha256=prepared.sha256,
+                    source=arrival.source,
+                    source_url=arrival.source_url,
+                    original_name=prepared.name[:255],
+                    category=arrival.category,
+                    uploader=arrival.uploader,
+                )
+            )
+            candidates.append(Candidate(image=image, category=arrival.category))
+            items.append(item)
+        ImageArrival.objects.bulk_create(arrival_rows)
+        Candidate.objects.bulk_create(candidates, ignore_conflicts=True)
+    return items
+
+
+def store_batch(
+    batch: Sequence[Prepared], arrivals: Sequence[Arrival], config: IngestConfig
+) -> list[IngestItem]:
+    """Store or link every prepared file of a batch, in order; writes images, arrivals and
+    candidates in one transaction, or falls back to one transaction per file on any error."""
+    files: dict[int, list[str]] = {}
+    try:
+        plan = _plan(batch, config)
+        for index in plan.new:
+            files[index] = _save_files(batch[index])
+        return _write_batch(batch, arrivals, plan, files)
+    except Exception:
+        _delete_files(name for names in files.values() for name in names)
+        log.info("batch of %d failed; storing its files one by one", len(batch), exc_info=True)
+    return [store_one_reported(p, a, config) for p, a in zip(batch, arrivals, strict=True)]
+
+
+def store_one_reported(prepared: Prepared, arrival: Arrival, config: IngestConfig) -> IngestItem:
+    """store_one, with any failure reported as a rejected item (nothing kept)."""
+    try:
+        return store_one(prepared, arrival, config)
+    except Exception:
+        log.exception("ingest of %s failed", prepared.name)
+        return IngestItem(
+            name=prepared.name,
+            outcome="rejected",
+            reason="internal error while storing this file; nothing was kept, try it again",
+        )
