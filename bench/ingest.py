@@ -89,10 +89,23 @@ def fill_index(total: int, rng: np.random.Generator) -> None:
 
     missing = total - Image.objects.count()
     columns = [
-        "uid", "file", "thumbnail", "train_copy", "sha256", "phash", "phash256",
+        "uid",
+        "file",
+        "thumbnail",
+        "train_copy",
+        "sha256",
+        "phash",
+        "phash256",
         *[f"phash_band{i}" for i in range(5)],
-        "width", "height", "format", "byte_size", "source", "source_url", "original_name",
-        "created_at", "updated_at",
+        "width",
+        "height",
+        "format",
+        "byte_size",
+        "source",
+        "source_url",
+        "original_name",
+        "created_at",
+        "updated_at",
     ]
     table = Image._meta.db_table
     batch = 50_000
@@ -103,20 +116,38 @@ def fill_index(total: int, rng: np.random.Generator) -> None:
         for phash in phashes.tolist():
             token = secrets.token_hex(32)
             rows.append(
-                (str(uuid.uuid4()), "x", "x", "x", token, phash, token,
-                 *hash_bands(phash), 640, 480, "JPEG", 1, "folder", "", "", "now()", "now()")
+                (
+                    str(uuid.uuid4()),
+                    "x",
+                    "x",
+                    "x",
+                    token,
+                    phash,
+                    token,
+                    *hash_bands(phash),
+                    640,
+                    480,
+                    "JPEG",
+                    1,
+                    "folder",
+                    "",
+                    "",
+                    "now()",
+                    "now()",
+                )
             )
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor, cursor.copy(
-                f"COPY {table} ({', '.join(columns)}) FROM STDIN"
-            ) as copy:
+            with (
+                connection.cursor() as cursor,
+                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
+            ):
                 for row in rows:
                     copy.write_row(row)
         else:
             placeholders = ", ".join(["%s"] * len(columns))
             with connection.cursor() as cursor:
                 cursor.executemany(
-                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders})",  # noqa: S608 (table and columns are ours)
                     [(*row[:-2], "2026-01-01", "2026-01-01") for row in rows],
                 )
     with connection.cursor() as cursor:

@@ -348,7 +348,9 @@ CROWDNET_TRAIN_SIZE = env_int("CROWDNET_TRAIN_SIZE", 256, minimum=16)
 # Near-duplicates: perceptual hashes at most this many bits apart (0-4; the index is built for 4).
 CROWDNET_NEAR_DUP_DISTANCE = env_int("CROWDNET_NEAR_DUP_DISTANCE", 4, minimum=0)
 if CROWDNET_NEAR_DUP_DISTANCE > 4:
-    raise ImproperlyConfigured("CROWDNET_NEAR_DUP_DISTANCE must be 0-4: the hash index has 5 bands.")
+    raise ImproperlyConfigured(
+        "CROWDNET_NEAR_DUP_DISTANCE must be 0-4: the hash index has 5 bands."
+    )
 
 # Scraping
 CROWDNET_FETCH_TIMEOUT_S = env_float("CROWDNET_FETCH_TIMEOUT_S", 10.0, minimum=0.1)

@@ -14,7 +14,9 @@ from django.db.models import Q
 
 
 class User(AbstractUser):
-    """A person: a crowd worker who labels, or a curator who runs the project (staff are curators)."""
+    """A person: a crowd worker who labels, or a curator who runs the project.
+
+    Staff are curators too."""
 
     class Role(models.TextChoices):
         WORKER = "worker", "Worker"
@@ -160,6 +162,9 @@ class ImageArrival(models.Model):
     class Meta:
         ordering = ["id"]
 
+    def __str__(self) -> str:
+        return f"{self.kind} arrival of {self.image_id}"
+
 
 class Candidate(models.Model):
     """The question "does this image show <category>?", and where the crowd stands on it."""
@@ -206,6 +211,9 @@ class DemoTruth(models.Model):
     is_positive = models.BooleanField()
     true_label = models.CharField(max_length=100)
 
+    def __str__(self) -> str:
+        return f"{self.candidate_id}: {self.true_label}"
+
 
 class ImportJob(models.Model):
     """One import run (upload, archive, folder, URL list or page) and its outcome report."""
@@ -235,3 +243,6 @@ class ImportJob(models.Model):
 
     class Meta:
         ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.source} import {self.uid}"

@@ -35,7 +35,9 @@ class CategorySerializer(serializers.ModelSerializer):
         node = parent
         while node is not None and self.instance is not None:
             if node.pk == self.instance.pk:
-                raise serializers.ValidationError({"parent": "A category can't be its own ancestor."})
+                raise serializers.ValidationError(
+                    {"parent": "A category can't be its own ancestor."}
+                )
             node = node.parent
         return attrs
 

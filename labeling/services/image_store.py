@@ -25,6 +25,7 @@ from labeling.models import Candidate, Category, Image, ImageArrival, User
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class IngestItem:
     """What happened to one file: ``added``, ``duplicate`` (exact or near) or ``rejected``."""
@@ -200,8 +201,6 @@ def store_one(prepared: Prepared, arrival: Arrival, config: IngestConfig) -> Ing
         if existing is None:
             raise
         return _record_duplicate(existing, prepared, arrival, ImageArrival.Kind.EXACT, 0)
-
-
 
 
 def _band_rows(batch: Sequence[Prepared]) -> np.ndarray:

@@ -87,9 +87,7 @@ def images_ingest(
     from ``files`` still holds every outcome so far."""
     config = config or ingest_config()
     report = report if report is not None else IngestReport()
-    prepared_stream = ordered_map(
-        partial(_prepare_source, config), files, workers=config.workers
-    )
+    prepared_stream = ordered_map(partial(_prepare_source, config), files, workers=config.workers)
     batch: list[Prepared] = []
     arrivals: list[Arrival] = []
 

@@ -33,9 +33,11 @@ def media_orphans_sweep(*, grace: timedelta = timedelta(hours=1)) -> int:
         for name in _walk(folder):
             if default_storage.get_modified_time(name) > cutoff:
                 continue
-            referenced = Image.objects.filter(file=name) | Image.objects.filter(
-                thumbnail=name
-            ) | Image.objects.filter(train_copy=name)
+            referenced = (
+                Image.objects.filter(file=name)
+                | Image.objects.filter(thumbnail=name)
+                | Image.objects.filter(train_copy=name)
+            )
             if not referenced.exists():
                 default_storage.delete(name)
                 deleted += 1

@@ -40,9 +40,23 @@ def worker(media_root: Path) -> Iterator[str]:
         env["DATABASE_URL"] = _database_url()
     env["CROWDNET_FETCH_ALLOW_NETWORKS"] = "127.0.0.0/8"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "solo",
-         "-Q", queue, "--loglevel", "warning", "--without-heartbeat", "--without-mingle",
-         "--without-gossip"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "solo",
+            "-Q",
+            queue,
+            "--loglevel",
+            "warning",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+        ],
         cwd=ROOT,
         env=env,
     )
@@ -65,7 +79,7 @@ def test_task_round_trips_through_a_real_worker(worker):
 
 
 class _Images(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         body = image_bytes(int(self.path.strip("/").split(".")[0]))
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))

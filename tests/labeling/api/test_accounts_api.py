@@ -27,22 +27,25 @@ def test_wrong_password_gets_no_token(api, curator):
     response = api.post("/api/auth/token/", {"username": "cora", "password": "nope"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {
-        "non_field_errors": ["Unable to log in with provided credentials."]
-    }
+    assert response.json() == {"non_field_errors": ["Unable to log in with provided credentials."]}
 
 
 def test_token_endpoint_is_rate_limited(settings, api, curator):
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login": "3/min"},
+        "DEFAULT_THROTTLE_RATES": {
+            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
+            "login": "3/min",
+        },
     }
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 
     SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
     codes = [
-        api.post("/api/auth/token/", {"username": "cora", "password": "x"}, format="json").status_code
+        api.post(
+            "/api/auth/token/", {"username": "cora", "password": "x"}, format="json"
+        ).status_code
         for _ in range(4)
     ]
 
@@ -76,9 +79,12 @@ def test_weak_password_is_refused_and_nothing_is_created(curator_api):
 
 
 def test_workers_cannot_create_accounts_or_invite(worker_api):
-    assert worker_api.post(
-        "/api/workers/", {"username": "x", "password": "a-long-enough-pass-31"}, format="json"
-    ).status_code == 403
+    assert (
+        worker_api.post(
+            "/api/workers/", {"username": "x", "password": "a-long-enough-pass-31"}, format="json"
+        ).status_code
+        == 403
+    )
     assert worker_api.post("/api/invitations/", {"note": "x"}, format="json").status_code == 403
     assert worker_api.get("/api/workers/").status_code == 403
     assert User.objects.count() == 1
@@ -97,7 +103,9 @@ def test_invitation_link_carries_a_token_that_is_not_stored(curator_api):
 
 
 def test_categories_workers_read_curators_write(worker_api, curator_api):
-    parent = curator_api.post("/api/categories/", {"name": "animal", "slug": "animal"}, format="json")
+    parent = curator_api.post(
+        "/api/categories/", {"name": "animal", "slug": "animal"}, format="json"
+    )
     assert parent.status_code == 201
     created = curator_api.post(
         "/api/categories/",
@@ -107,15 +115,28 @@ def test_categories_workers_read_curators_write(worker_api, curator_api):
     assert created.status_code == 201
 
     assert worker_api.get("/api/categories/tabby/").json()["parent"] == "animal"
-    assert worker_api.post("/api/categories/", {"name": "x", "slug": "x"}, format="json").status_code == 403
+    assert (
+        worker_api.post("/api/categories/", {"name": "x", "slug": "x"}, format="json").status_code
+        == 403
+    )
     assert Category.objects.count() == 2
 
 
 @pytest.mark.parametrize(
     ("payload", "error"),
     [
-        ({"name": "a", "slug": "a", "wnid": "12345"}, {"wnid": ["Use a WordNet id such as n02123045."]}),
-        ({"name": "a", "slug": "has space"}, {"slug": ['Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.']}),
+        (
+            {"name": "a", "slug": "a", "wnid": "12345"},
+            {"wnid": ["Use a WordNet id such as n02123045."]},
+        ),
+        (
+            {"name": "a", "slug": "has space"},
+            {
+                "slug": [
+                    'Enter a valid "slug" consisting of letters, numbers, underscores or hyphens.'
+                ]
+            },
+        ),
     ],
 )
 def test_category_input_is_validated(payload, error, curator_api):
@@ -159,7 +180,10 @@ def test_swagger_ui_is_served_without_any_cdn(client, curator):
     for cdn in ["cdn.jsdelivr.net", "unpkg.com", "cdnjs"]:
         assert cdn not in html
     assert "<script>" not in html  # the start-up script is a file, so the CSP holds
-    assert "'unsafe-inline'" not in page["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    assert (
+        "'unsafe-inline'"
+        not in page["Content-Security-Policy"].split("script-src")[1].split(";")[0]
+    )
 
 
 def test_api_docs_need_a_login(client):

@@ -78,7 +78,9 @@ def test_upload_mixes_images_and_zip_archives(curator_api, category):
     assert Image.objects.count() == 3
 
 
-def test_archive_endpoint_refuses_a_non_archive_and_stores_nothing(curator_api, category, media_root):
+def test_archive_endpoint_refuses_a_non_archive_and_stores_nothing(
+    curator_api, category, media_root
+):
     response = curator_api.post(
         "/api/imports/archive/",
         {"category": "cat", "archive": _file("a.jpg", image_bytes(7))},
@@ -113,7 +115,9 @@ def test_only_curators_import(who, worker_api, api, category, media_root):
         response = client.post(url, payload, format="multipart")
         assert response.status_code == (403 if who == "worker" else 401)
     response = client.post(
-        "/api/imports/scrape/", {"category": "cat", "urls": ["http://example.com/a.jpg"]}, format="json"
+        "/api/imports/scrape/",
+        {"category": "cat", "urls": ["http://example.com/a.jpg"]},
+        format="json",
     )
     assert response.status_code == (403 if who == "worker" else 401)
     assert Image.objects.count() == 0
@@ -124,9 +128,16 @@ def test_only_curators_import(who, worker_api, api, category, media_root):
 @pytest.mark.parametrize(
     ("payload", "error"),
     [
-        ({"category": "cat"}, {"non_field_errors": ["Give either urls (a list) or page_url, not both."]}),
         (
-            {"category": "cat", "urls": ["http://a.example/x.jpg"], "page_url": "http://a.example/"},
+            {"category": "cat"},
+            {"non_field_errors": ["Give either urls (a list) or page_url, not both."]},
+        ),
+        (
+            {
+                "category": "cat",
+                "urls": ["http://a.example/x.jpg"],
+                "page_url": "http://a.example/",
+            },
             {"non_field_errors": ["Give either urls (a list) or page_url, not both."]},
         ),
         ({"category": "cat", "page_url": "not a url"}, {"page_url": ["Enter a valid URL."]}),

@@ -25,7 +25,7 @@ class Site(BaseHTTPRequestHandler):
 
     files: dict[str, tuple[str, bytes]] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path not in self.files:
             self.send_error(404)
             return
@@ -119,7 +119,13 @@ def test_scrape_job_from_a_page_takes_its_images(
 
 
 def test_scrape_refuses_loopback_without_the_allow_list(
-    settings, site, curator_api, category, eager_celery, django_capture_on_commit_callbacks, media_root
+    settings,
+    site,
+    curator_api,
+    category,
+    eager_celery,
+    django_capture_on_commit_callbacks,
+    media_root,
 ):
     # given no allow-list: loopback is an internal address
     settings.CROWDNET_FETCH_ALLOW_NETWORKS = ()
@@ -168,7 +174,9 @@ def test_scrape_command_reads_a_url_file(settings, site, category, tmp_path, cap
 def test_scrape_command_page(settings, site, category, capsys):
     settings.CROWDNET_FETCH_ALLOW_NETWORKS = LOOPBACK
 
-    call_command("scrape_images", "--category", "cat", "--page", f"{site}/gallery.html", verbosity=0)
+    call_command(
+        "scrape_images", "--category", "cat", "--page", f"{site}/gallery.html", verbosity=0
+    )
 
     assert capsys.readouterr().out == "3 URLs -> cat: 2 added, 0 duplicates, 1 rejected\n"
 

@@ -60,7 +60,9 @@ def test_exact_duplicate_is_linked_and_becomes_a_candidate_for_the_new_category(
 ):
     # given an image already stored for "cat"
     data = image_bytes(2)
-    first = image_ingest(data=data, name="a.jpg", category=category, source="upload", uploader=curator)
+    first = image_ingest(
+        data=data, name="a.jpg", category=category, source="upload", uploader=curator
+    )
     dog = CategoryFactory(slug="dog", name="dog")
 
     # when the same bytes arrive for "dog"
@@ -133,7 +135,9 @@ def test_exif_orientation_is_applied_to_size(category):
     noise_image(4).save(buffer, "JPEG", exif=exif)
 
     # when ingested
-    image_ingest(data=buffer.getvalue(), name="r.jpg", category=category, source="upload", uploader=None)
+    image_ingest(
+        data=buffer.getvalue(), name="r.jpg", category=category, source="upload", uploader=None
+    )
 
     # then the stored size is the displayed one
     assert Image.objects.values_list("width", "height").get() == (48, 64)
@@ -156,11 +160,15 @@ def _bomb() -> bytes:
     import zlib
 
     def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
 
     header = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
     rows = zlib.compress(b"\x00" * 40001 * 4)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 RASTER = "only raster images are accepted: JPEG, PNG, WebP, GIF, BMP, TIFF"
@@ -172,7 +180,10 @@ RASTER = "only raster images are accepted: JPEG, PNG, WebP, GIF, BMP, TIFF"
         (lambda: b"", "the file is empty"),
         (lambda: b"just some text, not a picture\n", f"looks like a text file; {RASTER}"),
         (_svg, f"looks like an SVG document; {RASTER}"),
-        (lambda: b"<!DOCTYPE html><html><body>hi</body></html>", f"looks like an HTML document; {RASTER}"),
+        (
+            lambda: b"<!DOCTYPE html><html><body>hi</body></html>",
+            f"looks like an HTML document; {RASTER}",
+        ),
         (lambda: b"%PDF-1.7\n1 0 obj\n", f"looks like a PDF document; {RASTER}"),
         (
             _polyglot,
@@ -186,7 +197,7 @@ RASTER = "only raster images are accepted: JPEG, PNG, WebP, GIF, BMP, TIFF"
         ),
         (
             _bomb,
-            "the image is 40000×40000 pixels (1,600,000,000), more than the limit of 40,000,000 "
+            "the image is 40000×40000 pixels (1,600,000,000), more than the limit of 40,000,000 "  # noqa: RUF001
             "pixels; downscale it before uploading",
         ),
     ],
@@ -210,7 +221,9 @@ def test_oversized_file_is_rejected(settings, category, media_root):
     settings.CROWDNET_MAX_IMAGE_BYTES = 1000
     data = image_bytes(7, size=(200, 200))
 
-    item = image_ingest(data=data, name="big.jpg", category=category, source="upload", uploader=None)
+    item = image_ingest(
+        data=data, name="big.jpg", category=category, source="upload", uploader=None
+    )
 
     assert (item.outcome, item.reason) == (
         "rejected",
