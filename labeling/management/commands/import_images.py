@@ -8,7 +8,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from labeling.ingest.archives import ArchiveRejected, archive_kind
+from labeling.ingest.archives import ArchiveRejected
 from labeling.models import Category, User
 from labeling.services.ingest import IngestItem, folder_files, path_ingest
 
@@ -61,5 +61,4 @@ class Command(BaseCommand):
         if report.items and report.added + report.duplicates == 0:
             raise CommandError("Nothing could be imported; run with --show-rejected for reasons.")
         if not report.items:
-            kind = "archive" if not path.is_dir() and archive_kind(path.read_bytes()[:512]) else "path"
-            raise CommandError(f"No image files found in that {kind}.")
+            raise CommandError(f"No image files found in {path}; nothing was imported.")

@@ -112,3 +112,8 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
     password = out[1].split()[3]
     assert User.objects.get(username="curator").check_password(password)
     assert (tmp_path / "demo-logins.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_empty_folder_says_nothing_was_found(category, tmp_path):
+    with pytest.raises(CommandError, match=f"No image files found in {tmp_path}; nothing was"):
+        call_command("import_images", str(tmp_path), "--category", "cat", verbosity=0)
