@@ -1,0 +1,259 @@
+"""HTML views for workers and curators: validate a form, call one service, render."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_http_methods
+
+from labeling.forms import (
+    InvitationForm,
+    NewAccountForm,
+    ScrapeForm,
+    UploadForm,
+    WorkerCreateForm,
+)
+from labeling.models import Candidate, Category, Image, ImportJob, User
+from labeling.services import accounts, imports
+from labeling.services.uploads import uploaded_files_ingest
+from labeling.throttle import LIMITS, login_blocked, login_failed
+
+REPORT_ROWS_SHOWN = 1000
+"""Most report rows a page lists; the counts above the table always cover every file."""
+
+View = Callable[..., HttpResponse]
+
+
+def curator_required(view: View) -> View:
+    """Signed-in curators only: others are sent to log in, or refused with 403."""
+
+    @wraps(view)
+    def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.is_curator:
+            raise PermissionDenied("Only curators can open this page.")
+        return view(request, *args, **kwargs)
+
+    return login_required(checked)
+
+
+class ThrottledLoginView(LoginView):
+    """Django's login, refusing an address that failed too often (see labeling.throttle)."""
+
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        username = request.POST.get("username", "")
+        if login_blocked(request, username):
+            minutes = max(1, LIMITS.window_s // 60)
+            return render(
+                request, "registration/login_throttled.html", {"minutes": minutes}, status=429
+            )
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: Any) -> HttpResponse:
+        login_failed(self.request, self.request.POST.get("username", ""))
+        return super().form_invalid(form)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "open_signup": settings.CROWDNET_OPEN_SIGNUP}
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    """Workers: their (placeholder) task page. Curators: what the collection holds."""
+    if not request.user.is_curator:
+        return render(request, "labeling/home_worker.html", {"answered": 0, "waiting": 0})
+    rows = Candidate.objects.order_by().values("state").annotate(n=Count("id"))
+    by_state = {row["state"]: row["n"] for row in rows}
+    states = [(label, by_state.get(value, 0)) for value, label in Candidate.State.choices]
+    context = {
+        "images": Image.objects.count(),
+        "categories": Category.objects.count(),
+        "candidates": sum(by_state.values()),
+        "states": states,
+        "recent_jobs": ImportJob.objects.select_related("category").order_by("-id")[:5],
+    }
+    return render(request, "labeling/home_curator.html", context)
+
+
+def _report_context(
+    items: list[dict[str, Any]], *, added: int, duplicates: int, rejected: int
+) -> dict[str, Any]:
+    """Counts and the first REPORT_ROWS_SHOWN rows of an import's report, for _report.html."""
+    return {
+        "summary": {"added": added, "duplicates": duplicates, "rejected": rejected},
+        "rows": items[:REPORT_ROWS_SHOWN],
+        "rows_hidden": max(0, len(items) - REPORT_ROWS_SHOWN),
+    }
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_upload(request: HttpRequest) -> HttpResponse:
+    """Upload images and archives; JavaScript posts to the API, this form works without it."""
+    form = UploadForm(request.POST, request.FILES) if request.method == "POST" else UploadForm()
+    context: dict[str, Any] = {"form": form, "rows_limit": REPORT_ROWS_SHOWN}
+    if request.method == "POST" and form.is_valid():
+        report = uploaded_files_ingest(
+            files=form.cleaned_data["files"],
+            category=form.cleaned_data["category"],
+            uploader=request.user,
+        )
+        context |= _report_context(
+            report.as_dict()["items"],
+            added=report.added,
+            duplicates=report.duplicates,
+            rejected=report.rejected,
+        )
+        context["category"] = form.cleaned_data["category"]
+        context["form"] = UploadForm(initial={"category": form.cleaned_data["category"]})
+    return render(request, "labeling/curate_upload.html", context)
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_scrape(request: HttpRequest) -> HttpResponse:
+    """Start a background import from image URLs or a web page."""
+    form = ScrapeForm(request.POST) if request.method == "POST" else ScrapeForm()
+    if request.method == "POST" and form.is_valid():
+        job = imports.scrape_job_create(
+            category=form.cleaned_data["category"],
+            created_by=request.user,
+            urls=form.cleaned_data["urls"],
+            page_url=form.cleaned_data["page_url"],
+        )
+        return redirect("curate-import", uid=job.uid)
+    return render(request, "labeling/curate_scrape.html", {"form": form})
+
+
+@curator_required
+@require_GET
+def curate_imports(request: HttpRequest) -> HttpResponse:
+    """The most recent import jobs."""
+    jobs = ImportJob.objects.select_related("category", "created_by").order_by("-id")
+    page = Paginator(jobs, 50).get_page(request.GET.get("page"))
+    return render(request, "labeling/curate_imports.html", {"page": page})
+
+
+@curator_required
+@require_GET
+def curate_import(request: HttpRequest, uid: str) -> HttpResponse:
+    """One import job: its status and per-item report, refreshed by import_job.js."""
+    job = get_object_or_404(ImportJob.objects.select_related("category", "created_by"), uid=uid)
+    running = job.status in (ImportJob.Status.QUEUED, ImportJob.Status.RUNNING)
+    context = {
+        "job": job,
+        "running": running,
+        "rows_limit": REPORT_ROWS_SHOWN,
+        **_report_context(
+            job.report, added=job.added, duplicates=job.duplicates, rejected=job.rejected
+        ),
+    }
+    if running:
+        context["summary"] = None
+    return render(request, "labeling/curate_import.html", context)
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_workers(request: HttpRequest) -> HttpResponse:
+    """List workers, create a worker account, or make a one-time invitation link."""
+    worker_form, invite_form = WorkerCreateForm(prefix="worker"), InvitationForm(prefix="invite")
+    invite_url = ""
+    action = request.POST.get("action")
+    if action == "worker":
+        worker_form = WorkerCreateForm(request.POST, prefix="worker")
+        if worker_form.is_valid():
+            try:
+                user = accounts.worker_create(created_by=request.user, **worker_form.cleaned_data)
+            except ValidationError as error:
+                worker_form.add_service_error(error)
+            else:
+                messages.success(request, f"Worker {user.username} can now log in.")
+                return redirect("curate-workers")
+    elif action == "invite":
+        invite_form = InvitationForm(request.POST, prefix="invite")
+        if invite_form.is_valid():
+            _, token = accounts.invitation_create(
+                created_by=request.user, note=invite_form.cleaned_data["note"]
+            )
+            invite_url = request.build_absolute_uri(reverse("invite-accept", args=[token]))
+            invite_form = InvitationForm(prefix="invite")
+    workers = User.objects.filter(role=User.Role.WORKER, is_staff=False).order_by("username")
+    context = {
+        "page": Paginator(workers, 50).get_page(request.GET.get("page")),
+        "worker_form": worker_form,
+        "invite_form": invite_form,
+        "invite_url": invite_url,
+        "invite_days": settings.CROWDNET_INVITE_DAYS,
+    }
+    response = render(request, "labeling/curate_workers.html", context)
+    if invite_url:
+        # The link is a secret shown once: no cache may keep a copy of this page.
+        add_never_cache_headers(response)
+    return response
+
+
+def _gone(request: HttpRequest) -> HttpResponse:
+    return render(request, "registration/invite_gone.html", status=410)
+
+
+@require_http_methods(["GET", "POST"])
+def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """Someone invited picks a username and password, and is logged in."""
+    if accounts.invitation_find(token) is None:
+        return _gone(request)
+    form = NewAccountForm(request.POST) if request.method == "POST" else NewAccountForm()
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = accounts.invitation_accept(
+                token=token,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+            )
+        except ValidationError as error:
+            if accounts.invitation_find(token) is None:
+                return _gone(request)
+            form.add_service_error(error)
+        else:
+            login(request, user)
+            messages.success(request, f"Welcome, {user.username}: your account is ready.")
+            return redirect("home")
+    response = render(request, "registration/invite_accept.html", {"form": form})
+    add_never_cache_headers(response)
+    return response
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    """Open sign-up as a worker, when CROWDNET_OPEN_SIGNUP is on; 404 otherwise."""
+    if not settings.CROWDNET_OPEN_SIGNUP:
+        raise Http404("Sign-up is closed.")
+    form = NewAccountForm(request.POST) if request.method == "POST" else NewAccountForm()
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = accounts.signup(
+                username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+            )
+        except ValidationError as error:
+            form.add_service_error(error)
+        else:
+            login(request, user)
+            messages.success(request, f"Welcome, {user.username}: your account is ready.")
+            return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})
