@@ -37,6 +37,12 @@ def media_root(settings, tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings) -> None:
+    """PBKDF2 costs 0.3 s a login here; tests don't need its strength."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     """Throttle counters and other cached state never leak between tests."""
     from django.core.cache import cache

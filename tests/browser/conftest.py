@@ -49,12 +49,6 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings) -> None:
-    """PBKDF2's 1M rounds cost ~0.3 s per login; these tests drive pages, not hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def page(browser: Browser, live_server) -> Iterator[Page]:
     """A fresh browser context on the live server; ``page.problems`` lists console errors,

@@ -21,12 +21,6 @@ def job_url() -> str:
     return reverse("curate-import", args=[JOB_UID])
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """PBKDF2's 1M rounds cost ~0.3 s per login; these tests check views, not hashing."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def curator_client(client, curator):
     client.force_login(curator)
