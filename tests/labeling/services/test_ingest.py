@@ -335,3 +335,47 @@ def test_same_file_ingested_concurrently_is_stored_once(media_root):
     assert ImageArrival.objects.count() == 4
     assert Candidate.objects.count() == 1
     assert len(stored_files(media_root)) == 3
+
+
+def _copy_pair(seed: int) -> tuple[bytes, bytes]:
+    """A 320x240 PNG and a smaller, lossy JPEG copy of it."""
+    original = noise_image(seed, (320, 240))
+    first, second = io.BytesIO(), io.BytesIO()
+    original.save(first, "PNG")
+    original.resize((240, 180), PILImage.BILINEAR).save(second, "JPEG", quality=70)
+    return first.getvalue(), second.getvalue()
+
+
+def test_near_duplicates_inside_one_batch_are_linked_to_the_first(category, media_root):
+    original, copy = _copy_pair(60)
+    files = [("o.png", original), ("other.jpg", image_bytes(61)), ("c.jpg", copy)]
+
+    report = images_ingest(files=files, category=category, source="upload", uploader=None)
+
+    assert [i.outcome for i in report.items] == ["added", "added", "duplicate"]
+    assert report.items[2].duplicate_of == report.items[0].image_uid
+    assert report.items[2].reason == "near duplicate of an image already stored"
+    assert Image.objects.count() == 2
+    assert len(stored_files(media_root)) == 6
+
+
+def test_near_duplicate_find_uses_the_band_index(category):
+    from labeling.ingest.dedup import image_hashes
+    from labeling.services.image_store import near_duplicate_find
+
+    original, copy = _copy_pair(62)
+    stored = image_ingest(
+        data=original, name="o.png", category=category, source="upload", uploader=None
+    )
+    image_ingest(
+        data=image_bytes(63), name="x.jpg", category=category, source="upload", uploader=None
+    )
+    copy_hashes = image_hashes(PILImage.open(io.BytesIO(copy)).convert("RGB").resize((256, 192)))
+    other_hashes = image_hashes(noise_image(64, (320, 240)))
+
+    match = near_duplicate_find(copy_hashes, max_distance=4, confirm_bits=10)
+
+    assert match is not None
+    assert Image.objects.get(pk=match.image_id).uid.hex == stored.image_uid.replace("-", "")
+    assert near_duplicate_find(other_hashes, max_distance=4, confirm_bits=10) is None
+    assert near_duplicate_find(copy_hashes, max_distance=-1, confirm_bits=10) is None
