@@ -64,7 +64,7 @@ def image_hashes(image: Image.Image) -> Hashes:
 
     The picture is shrunk once to the 64x64 greyscale that the 256-bit hash works on, and the
     64-bit hash is taken from that, instead of two resizes from full size."""
-    grey = image.convert("L").resize((64, 64), Image.Resampling.LANCZOS, reducing_gap=2.0)
+    grey = image.convert("L").resize((64, 64), Image.Resampling.BOX)
     small = imagehash.phash(grey, hash_size=8)
     large = imagehash.phash(grey, hash_size=16)
     return Hashes(phash=_to_signed(_bits(small)), phash256=f"{_bits(large):064x}")

@@ -87,7 +87,10 @@ def images_ingest(
     from ``files`` still holds every outcome so far."""
     config = config or ingest_config()
     report = report if report is not None else IngestReport()
-    prepared_stream = ordered_map(partial(_prepare_source, config), files, workers=config.workers)
+    # The window spans more than a batch, so the pool keeps preparing while a batch is stored.
+    prepared_stream = ordered_map(
+        partial(_prepare_source, config), files, workers=config.workers, window=3 * BATCH_SIZE
+    )
     batch: list[Prepared] = []
     arrivals: list[Arrival] = []
 
