@@ -133,31 +133,6 @@ def near_duplicate_find(hashes: Hashes, *, max_distance: int, confirm_bits: int)
     )
 
 
-def _record_duplicate(
-    image: Image, prepared: Prepared, arrival: Arrival, kind: str, distance: int
-) -> IngestItem:
-    with transaction.atomic():
-        ImageArrival.objects.create(
-            image=image,
-            kind=kind,
-            distance=distance,
-            sha256=prepared.sha256,
-            source=arrival.source,
-            source_url=arrival.source_url,
-            original_name=prepared.name[:255],
-            category=arrival.category,
-            uploader=arrival.uploader,
-        )
-        Candidate.objects.get_or_create(image=image, category=arrival.category)
-    return IngestItem(
-        name=prepared.name,
-        outcome="duplicate",
-        reason=f"{kind} duplicate of an image already stored",
-        duplicate_of=str(image.uid),
-        distance=distance,
-    )
-
-
 def _save_files(prepared: Prepared) -> list[str]:
     """Write the original and its derived copies; returns the storage names written."""
     digest = prepared.sha256
@@ -184,73 +159,13 @@ def _delete_files(names: Iterable[str]) -> None:
             log.exception("could not remove %s after a failed ingest", name)
 
 
-def _store_new(prepared: Prepared, arrival: Arrival) -> IngestItem:
-    written = _save_files(prepared)
-    try:
-        with transaction.atomic():
-            bands = prepared.hashes.bands
-            image = Image.objects.create(
-                file=written[0],
-                thumbnail=written[1],
-                train_copy=written[2],
-                sha256=prepared.sha256,
-                phash=prepared.hashes.phash,
-                phash256=prepared.hashes.phash256,
-                **{f"phash_band{i}": band for i, band in enumerate(bands)},
-                width=prepared.width,
-                height=prepared.height,
-                format=prepared.format,
-                byte_size=len(prepared.data),
-                source=arrival.source,
-                source_url=arrival.source_url,
-                original_name=prepared.name[:255],
-                uploader=arrival.uploader,
-            )
-            ImageArrival.objects.create(
-                image=image,
-                kind=ImageArrival.Kind.NEW,
-                sha256=prepared.sha256,
-                source=arrival.source,
-                source_url=arrival.source_url,
-                original_name=prepared.name[:255],
-                category=arrival.category,
-                uploader=arrival.uploader,
-            )
-            Candidate.objects.create(image=image, category=arrival.category)
-    except BaseException:
-        _delete_files(written)
-        raise
-    return IngestItem(name=prepared.name, outcome="added", image_uid=str(image.uid))
-
-
-def store_one(prepared: Prepared, arrival: Arrival, config: IngestConfig) -> IngestItem:
-    """Store one prepared file, or link it to the image it duplicates (one transaction)."""
-    existing = Image.objects.filter(sha256=prepared.sha256).first()
-    if existing is not None:
-        return _record_duplicate(existing, prepared, arrival, ImageArrival.Kind.EXACT, 0)
-    near = near_duplicate_find(
-        prepared.hashes, max_distance=config.near_dup_distance, confirm_bits=config.confirm_bits
-    )
-    if near is not None:
-        image = Image.objects.get(pk=near.image_id)
-        return _record_duplicate(image, prepared, arrival, ImageArrival.Kind.NEAR, near.distance)
-    try:
-        return _store_new(prepared, arrival)
-    except IntegrityError:
-        # Another process stored the same bytes between our lookup and our insert.
-        existing = Image.objects.filter(sha256=prepared.sha256).first()
-        if existing is None:
-            raise
-        return _record_duplicate(existing, prepared, arrival, ImageArrival.Kind.EXACT, 0)
-
-
 @dataclass
 class _Plan:
     """What to do with each file of a batch: store it, or link it to a stored/batch image."""
 
     new: list[int] = field(default_factory=list)
+    # file index -> (kind, stored image id or None, batch file index or None, distance in bits)
     links: dict[int, tuple[str, int | None, int | None, int]] = field(default_factory=dict)
-    # links: file index -> (kind, stored image id or None, batch file index or None, distance)
 
 
 def _plan(batch: Sequence[Prepared], config: IngestConfig) -> _Plan:
@@ -363,21 +278,43 @@ def _write_batch(
     return items
 
 
-def store_batch(
+def _attempt(
     batch: Sequence[Prepared], arrivals: Sequence[Arrival], config: IngestConfig
 ) -> list[IngestItem]:
-    """Store or link every prepared file of a batch, in order; writes images, arrivals and
-    candidates in one transaction, or falls back to one transaction per file on any error."""
+    """Plan, write the new files, then every row in one transaction; on any failure the files
+    written are removed again and the error is raised."""
     files: dict[int, list[str]] = {}
     try:
         plan = _plan(batch, config)
         for index in plan.new:
             files[index] = _save_files(batch[index])
         return _write_batch(batch, arrivals, plan, files)
-    except Exception:
+    except BaseException:
         _delete_files(name for names in files.values() for name in names)
+        raise
+
+
+def store_batch(
+    batch: Sequence[Prepared], arrivals: Sequence[Arrival], config: IngestConfig
+) -> list[IngestItem]:
+    """Store or link every prepared file of a batch, in order; writes images, arrivals and
+    candidates in one transaction, or falls back to one transaction per file on any error."""
+    try:
+        return _attempt(batch, arrivals, config)
+    except Exception:
         log.info("batch of %d failed; storing its files one by one", len(batch), exc_info=True)
     return [store_one_reported(p, a, config) for p, a in zip(batch, arrivals, strict=True)]
+
+
+def store_one(prepared: Prepared, arrival: Arrival, config: IngestConfig) -> IngestItem:
+    """Store one prepared file, or link it to the image it duplicates (one transaction).
+
+    When another process stores the same bytes between our lookup and our insert, the unique
+    sha256 refuses ours; planning again then finds theirs and links to it."""
+    try:
+        return _attempt([prepared], [arrival], config)[0]
+    except IntegrityError:
+        return _attempt([prepared], [arrival], config)[0]
 
 
 def store_one_reported(prepared: Prepared, arrival: Arrival, config: IngestConfig) -> IngestItem:
