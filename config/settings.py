@@ -312,6 +312,8 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
+        "tasks": env_str("CROWDNET_THROTTLE_TASKS", "600/min"),
+        "tasks_ip": env_str("CROWDNET_THROTTLE_TASKS_IP", "6000/min"),
         "user": env_str("CROWDNET_THROTTLE_USER", "3000/min"),
         "anon": env_str("CROWDNET_THROTTLE_ANON", "30/min"),
         "imports": env_str("CROWDNET_THROTTLE_IMPORTS", "60/min"),
@@ -370,3 +372,20 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+# Micro-tasks
+CROWDNET_LEASE_SECONDS = env_int("CROWDNET_LEASE_SECONDS", 180, minimum=10)
+CROWDNET_MAX_OPEN_TASKS = env_int("CROWDNET_MAX_OPEN_TASKS", 2, minimum=1)
+CROWDNET_VOTES_PER_ITEM = env_int("CROWDNET_VOTES_PER_ITEM", 3, minimum=1)
+CROWDNET_GOLD_RATE = env_float("CROWDNET_GOLD_RATE", 0.1)
+CROWDNET_GRID_SIZE = env_int("CROWDNET_GRID_SIZE", 9, minimum=2)
+CROWDNET_BOX_VERIFY_VOTES = env_int("CROWDNET_BOX_VERIFY_VOTES", 1, minimum=1)
+CROWDNET_MAX_BOXES = env_int("CROWDNET_MAX_BOXES", 50, minimum=1)
+CROWDNET_MIN_BOX_SIDE = env_float("CROWDNET_MIN_BOX_SIDE", 2.0)
+# Quality gates (Toloka-style): answers faster than the floor, failed-gold streaks, gold accuracy.
+CROWDNET_GATE_MIN_SECONDS_PER_ITEM = env_float("CROWDNET_GATE_MIN_SECONDS_PER_ITEM", 0.4)
+CROWDNET_GATE_FAST_WINDOW = env_int("CROWDNET_GATE_FAST_WINDOW", 10, minimum=1)
+CROWDNET_GATE_FAST_MAX = env_int("CROWDNET_GATE_FAST_MAX", 3, minimum=1)
+CROWDNET_GATE_GOLD_FAIL_STREAK = env_int("CROWDNET_GATE_GOLD_FAIL_STREAK", 3, minimum=1)
+CROWDNET_GATE_GOLD_MIN_SEEN = env_int("CROWDNET_GATE_GOLD_MIN_SEEN", 10, minimum=1)
+CROWDNET_GATE_GOLD_MIN_ACCURACY = env_float("CROWDNET_GATE_GOLD_MIN_ACCURACY", 0.7)

@@ -8,7 +8,7 @@ from drf_spectacular.views import (
     SpectacularSwaggerSplitView,
 )
 
-from labeling.api.files import image_file
+from labeling.api.files import image_file, task_item_image
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -18,5 +18,6 @@ urlpatterns = [
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
     path("api/", include("labeling.api.urls")),
     path("img/<uuid:uid>/<str:variant>/", image_file, name="image-file"),
+    path("img/task/<uuid:uid>/", task_item_image, name="task-item-image"),
     path("", include("labeling.urls")),
 ]

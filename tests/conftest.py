@@ -75,6 +75,7 @@ def api() -> APIClient:
 @pytest.fixture
 def curator_api(curator) -> APIClient:
     client = APIClient()
+    client.force_login(curator)  # a session too, for the plain Django views (images)
     client.force_authenticate(curator)
     return client
 
@@ -82,6 +83,7 @@ def curator_api(curator) -> APIClient:
 @pytest.fixture
 def worker_api(worker) -> APIClient:
     client = APIClient()
+    client.force_login(worker)
     client.force_authenticate(worker)
     return client
 

@@ -8,7 +8,7 @@ from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from labeling.models import Image
+from labeling.models import Image, TaskItem
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
@@ -36,8 +36,23 @@ def image_file(request: HttpRequest, uid: str, variant: str) -> FileResponse:
         name, content_type = image.file.name, CONTENT_TYPES[image.format]
     else:
         raise Http404("No such image.")
+    return _serve(name, content_type)
+
+
+def _serve(name: str, content_type: str, cache: str = "private, max-age=86400") -> FileResponse:
     response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
-    response["Cache-Control"] = "private, max-age=86400"
+    response["Cache-Control"] = cache
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Content-Disposition"] = "inline"
     return response
+
+
+@require_GET
+@login_required
+def task_item_image(request: HttpRequest, uid: str) -> FileResponse:
+    """The training-size copy of one item of the worker's own task. The URL names only the
+    item's random id, so gold and other items look alike and repeat images can't be tracked."""
+    item = get_object_or_404(
+        TaskItem.objects.select_related("candidate__image"), uid=uid, task__worker=request.user
+    )
+    return _serve(item.candidate.image.train_copy.name, "image/jpeg", cache="private, max-age=600")

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from labeling.api import views
+from labeling.api import tasks, views
 
 router = DefaultRouter()
 router.register("categories", views.CategoryViewSet, basename="category")
@@ -16,6 +16,8 @@ urlpatterns = [
     path("imports/upload/", views.UploadView.as_view(), name="api-upload"),
     path("imports/archive/", views.ArchiveUploadView.as_view(), name="api-archive"),
     path("imports/scrape/", views.ScrapeView.as_view(), name="api-scrape"),
+    path("tasks/next/", tasks.NextTaskView.as_view(), name="api-task-next"),
+    path("tasks/<uuid:uid>/answer/", tasks.AnswerView.as_view(), name="api-task-answer"),
     path("workers/", views.WorkerListCreateView.as_view(), name="api-workers"),
     path("invitations/", views.InvitationCreateView.as_view(), name="api-invitations"),
     path("", include(router.urls)),

@@ -1,7 +1,4 @@
-"""The crowd side's data: users and roles, categories, images, candidates, imports.
-
-No logic in save() and no signals: writes that span models live in ``labeling.services``.
-"""
+"""Users and roles, categories, images, candidates and imports."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ import uuid
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class User(AbstractUser):
@@ -186,8 +183,27 @@ class Candidate(models.Model):
     yes_votes = models.PositiveIntegerField(default=0)
     no_votes = models.PositiveIntegerField(default=0)
     unsure_votes = models.PositiveIntegerField(default=0)
+    votes_cast = models.GeneratedField(
+        expression=F("yes_votes") + F("no_votes") + F("unsure_votes"),
+        output_field=models.IntegerField(),
+        db_persist=True,
+    )
     confidence = models.FloatField(default=0.0, help_text="P(the state is right), 0-1.")
     priority = models.IntegerField(default=0, help_text="Higher is asked first.")
+    votes_needed = models.PositiveSmallIntegerField(
+        default=3, help_text="Counted verify votes wanted before consensus decides."
+    )
+    box_state = models.CharField(
+        max_length=10,
+        choices=[
+            ("none", "No boxes wanted"),
+            ("draw", "Needs drawing"),
+            ("verify", "Boxes being verified"),
+            ("coverage", "Coverage check"),
+            ("done", "Every instance boxed"),
+        ],
+        default="none",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -200,7 +216,17 @@ class Candidate(models.Model):
                 name="candidate_confidence_range",
             ),
         ]
-        indexes = [models.Index(fields=["category", "state"], name="candidate_cat_state")]
+        indexes = [
+            models.Index(fields=["category", "state"], name="candidate_cat_state"),
+            # The task pool, in the order it is served: priority, then breadth-first.
+            models.Index(
+                F("priority").desc(),
+                F("votes_cast").desc(),
+                "id",
+                condition=Q(state="open"),
+                name="candidate_pool",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.image_id} in {self.category_id}?"

@@ -1,0 +1,199 @@
+"""The worker API: next micro-task, and answers to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.views import APIView
+
+from labeling.models import Candidate, MicroTask, TaskItem, TaskKind
+from labeling.services.answers import (
+    AnswerInvalid,
+    TaskConflict,
+    TaskNotFound,
+    WorkerPaused,
+    answer_submit,
+)
+from labeling.services.microtasks import task_assign
+
+PROMPTS = {
+    TaskKind.VERIFY: "Is there a {name} in this image?",
+    TaskKind.GRID: "Select all images with a {name}.",
+    TaskKind.DRAW: "Draw a box around each {name}.",
+    TaskKind.VERIFY_BOX: "Is this box tight around one {name}?",
+    TaskKind.COVERAGE: "Is every {name} boxed?",
+}
+EXAMPLES = 3
+
+
+class TaskThrottle(ScopedRateThrottle):
+    """Per worker."""
+
+
+class TaskIPThrottle(SimpleRateThrottle):
+    """Per client address, whoever is signed in."""
+
+    scope = "tasks_ip"
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class CategoryBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    definition = serializers.CharField()
+
+
+class TaskItemSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    image_url = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+    box = serializers.ListField(child=serializers.FloatField(), required=False)
+    boxes = serializers.ListField(child=serializers.ListField(), required=False)
+
+
+class TaskSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=TaskKind.choices)
+    prompt = serializers.CharField()
+    category = CategoryBriefSerializer()
+    examples = serializers.ListField(child=serializers.CharField())
+    items = TaskItemSerializer(many=True)
+    expires_at = serializers.DateTimeField()
+
+
+class AnswerSerializer(serializers.Serializer):
+    answers = serializers.ListField(child=serializers.DictField())
+    client_token = serializers.CharField(max_length=64, required=False, allow_blank=True)
+
+
+class StatsSerializer(serializers.Serializer):
+    answered_tasks = serializers.IntegerField()
+    answered_items = serializers.IntegerField()
+    streak = serializers.IntegerField()
+    paused = serializers.BooleanField()
+    pause_reason = serializers.CharField()
+
+
+def _item_body(item: TaskItem, kind: str) -> dict[str, Any]:
+    """What a worker sees of one item: an opaque id and image URL, the same for gold or not."""
+    image = item.candidate.image
+    body: dict[str, Any] = {
+        "id": str(item.uid),
+        "image_url": reverse("task-item-image", args=[item.uid]),
+        "width": image.width,
+        "height": image.height,
+    }
+    if item.box is not None:
+        body["box"] = [item.box.x0, item.box.y0, item.box.x1, item.box.y1]
+    if kind == TaskKind.COVERAGE:
+        body["boxes"] = [
+            [b.x0, b.y0, b.x1, b.y1] for b in item.candidate.boxes.all() if b.state == "accepted"
+        ]
+    return body
+
+
+def task_body(task: MicroTask) -> dict[str, Any]:
+    """The task as the worker's browser gets it: never gold flags, votes or model output."""
+    items = list(
+        task.items.select_related("candidate__image", "box").prefetch_related(
+            Prefetch("candidate__boxes")
+        )
+    )
+    examples = (
+        Candidate.objects.filter(
+            category=task.category, state=Candidate.State.ACCEPTED, gold__isnull=True
+        )
+        .exclude(image_id__in=[item.candidate.image_id for item in items])
+        .select_related("image")
+        .order_by("-confidence", "id")[:EXAMPLES]
+    )
+    return {
+        "id": str(task.uid),
+        "kind": task.kind,
+        "prompt": PROMPTS[task.kind].format(name=task.category.name),
+        "category": {
+            "id": task.category_id,
+            "name": task.category.name,
+            "definition": task.category.definition,
+        },
+        "examples": [reverse("image-file", args=[c.image.uid, "thumb"]) for c in examples],
+        "items": [_item_body(item, task.kind) for item in items],
+        "expires_at": task.expires_at.isoformat(),
+    }
+
+
+class NextTaskView(APIView):
+    """The next micro-task for the signed-in worker; 204 when there is nothing to do."""
+
+    throttle_classes = [TaskThrottle, TaskIPThrottle]
+    throttle_scope = "tasks"
+
+    @extend_schema(
+        parameters=[OpenApiParameter("kind", enum=[k.value for k in TaskKind], required=False)],
+        responses={
+            200: TaskSerializer,
+            204: OpenApiResponse(description="Nothing to do right now."),
+            403: OpenApiResponse(description="The worker is paused; the reason is given."),
+        },
+    )
+    def get(self, request: Request) -> Response:
+        kind = request.query_params.get("kind") or None
+        if kind is not None and kind not in TaskKind.values:
+            raise ValidationError(
+                {"kind": [f"Unknown kind; use one of {', '.join(TaskKind.values)}."]}
+            )
+        try:
+            task = task_assign(worker=request.user, kind=kind)
+        except WorkerPaused as paused:
+            raise PermissionDenied(f"Your account is paused: {paused.reason}") from None
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(task_body(task))
+
+
+class AnswerView(APIView):
+    """Answer a leased task. Retrying with the same client_token returns the first result."""
+
+    throttle_classes = [TaskThrottle, TaskIPThrottle]
+    throttle_scope = "tasks"
+
+    @extend_schema(
+        request=AnswerSerializer,
+        responses={
+            201: StatsSerializer,
+            400: OpenApiResponse(description="Malformed answer; the field in error is named."),
+            403: OpenApiResponse(description="The worker is paused."),
+            404: OpenApiResponse(description="No such task for this worker."),
+            409: OpenApiResponse(description="The lease expired or the task was answered."),
+        },
+    )
+    def post(self, request: Request, uid: str) -> Response:
+        serializer = AnswerSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            submitted = answer_submit(
+                worker=request.user,
+                task_uid=uid,
+                answers=request.data.get("answers"),
+                client_token=serializer.validated_data.get("client_token", ""),
+            )
+        except TaskNotFound:
+            raise NotFound("No such task.") from None
+        except TaskConflict as conflict:
+            return Response({"detail": conflict.message}, status=status.HTTP_409_CONFLICT)
+        except WorkerPaused as paused:
+            raise PermissionDenied(f"Your account is paused: {paused.reason}") from None
+        except AnswerInvalid as invalid:
+            raise ValidationError({invalid.field: [invalid.message]}) from None
+        return Response(submitted.body, status=status.HTTP_201_CREATED)

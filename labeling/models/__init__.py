@@ -1,0 +1,43 @@
+"""The crowd side's data. No logic in save() and no signals: writes live in labeling.services."""
+
+from labeling.models.catalog import (
+    Candidate,
+    Category,
+    DemoTruth,
+    Image,
+    ImageArrival,
+    ImageSource,
+    ImportJob,
+    Invitation,
+    User,
+)
+from labeling.models.crowd import (
+    QUESTION_OF_KIND,
+    Box,
+    GoldAnswer,
+    MicroTask,
+    TaskItem,
+    TaskKind,
+    Vote,
+    WorkerProfile,
+)
+
+__all__ = [
+    "QUESTION_OF_KIND",
+    "Box",
+    "Candidate",
+    "Category",
+    "DemoTruth",
+    "GoldAnswer",
+    "Image",
+    "ImageArrival",
+    "ImageSource",
+    "ImportJob",
+    "Invitation",
+    "MicroTask",
+    "TaskItem",
+    "TaskKind",
+    "User",
+    "Vote",
+    "WorkerProfile",
+]

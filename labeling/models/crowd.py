@@ -1,0 +1,208 @@
+"""Micro-tasks and what workers answer: leases, task items, votes, boxes, gold, worker profiles."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from labeling.models.catalog import Candidate, Category
+
+
+class TaskKind(models.TextChoices):
+    VERIFY = "verify", "Is there a <category>?"
+    GRID = "grid", "Select all images with a <category>"
+    DRAW = "draw", "Draw a box around each <category>"
+    VERIFY_BOX = "verify_box", "Is this box tight around one <category>?"
+    COVERAGE = "coverage", "Is every <category> boxed?"
+
+
+QUESTION_OF_KIND = {
+    "verify": "label",
+    "grid": "label",
+    "draw": "draw",
+    "verify_box": "box",
+    "coverage": "coverage",
+}
+
+
+class WorkerProfile(models.Model):
+    """A worker's running record: answers, gold (never shown to them), and quality-gate state."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile"
+    )
+    answered_tasks = models.PositiveIntegerField(default=0)
+    answered_items = models.PositiveIntegerField(default=0)
+    streak = models.PositiveIntegerField(default=0, help_text="Tasks answered in a row today.")
+    last_answer_at = models.DateTimeField(null=True, blank=True)
+    gold_seen = models.PositiveIntegerField(default=0)
+    gold_correct = models.PositiveIntegerField(default=0)
+    gold_failed_streak = models.PositiveIntegerField(default=0)
+    recent_fast = models.JSONField(
+        default=list, help_text="1/0 per recent task: answered faster than the floor."
+    )
+    paused = models.BooleanField(default=False)
+    pause_reason = models.CharField(max_length=300, blank=True)
+    paused_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user_id}"
+
+
+class GoldAnswer(models.Model):
+    """The known answer to a candidate's question; workers can never tell which items these are."""
+
+    candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="gold")
+    answer = models.BooleanField(help_text="True when the image shows the category.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"gold {self.candidate_id}: {self.answer}"
+
+
+class Box(models.Model):
+    """A box a worker drew, in image pixels (after EXIF orientation), and its verification."""
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed", "Waiting for verification"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="boxes")
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    x0 = models.FloatField()
+    y0 = models.FloatField()
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PROPOSED)
+    yes_votes = models.PositiveIntegerField(default=0)
+    no_votes = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(x0__gte=0, y0__gte=0, x1__gt=F("x0"), y1__gt=F("y0")),
+                name="box_geometry",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"box {self.uid}"
+
+
+class MicroTask(models.Model):
+    """One leased question for one worker: a verify, a 3x3 grid, a drawing, a box check or a
+    coverage check. ``response`` keeps what the answer returned, so a retried POST gets it back."""
+
+    class Status(models.TextChoices):
+        LEASED = "leased", "Leased"
+        ANSWERED = "answered", "Answered"
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="micro_tasks"
+    )
+    kind = models.CharField(max_length=10, choices=TaskKind.choices)
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.LEASED)
+    issued_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    # NULL, not "", when absent: the unique (worker, client_token) must not catch every task.
+    client_token = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
+    response = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker", "client_token"], name="micro_task_client_token_unique"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["worker", "status", "expires_at"], name="micro_task_open"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} task {self.uid}"
+
+
+class TaskItem(models.Model):
+    """One cell of a task: a candidate (verify, grid, draw, coverage) or a box (verify_box).
+
+    ``is_gold`` is server-side only; serializers never read it."""
+
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    task = models.ForeignKey(MicroTask, on_delete=models.CASCADE, related_name="items")
+    position = models.PositiveSmallIntegerField()
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="task_items")
+    box = models.ForeignKey(Box, null=True, blank=True, on_delete=models.CASCADE)
+    is_gold = models.BooleanField(default=False)
+    leased_until = models.DateTimeField(help_text="Copy of the task's expiry, for pool counts.")
+
+    class Meta:
+        ordering = ["task", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "position"], name="task_item_position"),
+        ]
+        indexes = [
+            models.Index(fields=["candidate", "leased_until"], name="task_item_lease"),
+            models.Index(fields=["box", "leased_until"], name="task_item_box_lease"),
+        ]
+
+    def __str__(self) -> str:
+        return f"item {self.position} of {self.task_id}"
+
+
+class Vote(models.Model):
+    """One worker's answer about one item. ``counted`` is false for answers that must not move
+    consensus: from a paused worker, or in a task whose control item was answered wrong."""
+
+    class Answer(models.TextChoices):
+        YES = "yes", "Yes"
+        NO = "no", "No"
+        UNSURE = "unsure", "Can't tell"
+
+    worker = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="votes"
+    )
+    task = models.ForeignKey(MicroTask, on_delete=models.CASCADE, related_name="votes")
+    kind = models.CharField(max_length=10, choices=TaskKind.choices)
+    question = models.CharField(
+        max_length=10, help_text="label (verify and grid), draw, box or coverage."
+    )
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="votes")
+    box = models.ForeignKey(Box, null=True, blank=True, on_delete=models.CASCADE)
+    answer = models.CharField(max_length=6, choices=Answer.choices)
+    is_gold = models.BooleanField(default=False)
+    correct = models.BooleanField(null=True, help_text="For gold items: did it match the gold?")
+    counted = models.BooleanField(default=True)
+    seconds = models.FloatField(help_text="Time on task per item, seconds.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["worker", "candidate", "question"],
+                condition=Q(box__isnull=True),
+                name="vote_once_per_question",
+            ),
+            models.UniqueConstraint(
+                fields=["worker", "box"], condition=Q(box__isnull=False), name="vote_once_per_box"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.answer} by {self.worker_id} on {self.candidate_id}"

@@ -1,0 +1,245 @@
+"""answer_submit: record a worker's answers to a leased micro-task, once.
+
+One transaction: the votes, the candidates' counts, boxes and their stage, the worker's record
+and quality gates, and the stored response that a retried POST with the same client_token gets
+back without writing anything again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from labeling.crowd.answers import AnswerInvalid, BoxLimits, ItemAnswer, ItemSpec, parse_answers
+from labeling.crowd.gates import GateSettings, WorkerRecord, pause_reason, record_task
+from labeling.models import (
+    QUESTION_OF_KIND,
+    Box,
+    Candidate,
+    MicroTask,
+    TaskItem,
+    TaskKind,
+    User,
+    Vote,
+    WorkerProfile,
+)
+from labeling.services.microtasks import WorkerPaused, worker_profile
+
+__all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
+
+
+class TaskNotFound(Exception):
+    """No such task for this worker (another worker's task looks the same: not found)."""
+
+
+class TaskConflict(Exception):
+    """The lease expired, or the task was already answered; ``message`` says which."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The response body, and whether it was replayed from an earlier identical POST."""
+
+    body: dict[str, Any]
+    replayed: bool
+
+
+def gate_settings() -> GateSettings:
+    """Quality-gate thresholds from settings."""
+    return GateSettings(
+        min_seconds_per_item=settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM,
+        fast_window=settings.CROWDNET_GATE_FAST_WINDOW,
+        fast_max=settings.CROWDNET_GATE_FAST_MAX,
+        gold_fail_streak=settings.CROWDNET_GATE_GOLD_FAIL_STREAK,
+        gold_min_seen=settings.CROWDNET_GATE_GOLD_MIN_SEEN,
+        gold_min_accuracy=settings.CROWDNET_GATE_GOLD_MIN_ACCURACY,
+    )
+
+
+def worker_stats(profile: WorkerProfile) -> dict[str, Any]:
+    """What a worker may see of their own record (nothing about gold)."""
+    return {
+        "answered_tasks": profile.answered_tasks,
+        "answered_items": profile.answered_items,
+        "streak": profile.streak,
+        "paused": profile.paused,
+        "pause_reason": profile.pause_reason,
+    }
+
+
+def _specs(items: list[TaskItem]) -> list[ItemSpec]:
+    return [
+        ItemSpec(
+            uid=str(item.uid), width=item.candidate.image.width, height=item.candidate.image.height
+        )
+        for item in items
+    ]
+
+
+def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[bool]:
+    return [
+        (answer.answer == "yes") == item.candidate.gold.answer
+        for item, answer in zip(items, parsed, strict=True)
+        if item.is_gold
+    ]
+
+
+def _apply_label_counts(votes: list[Vote]) -> None:
+    """Add counted, non-gold verify/grid votes to their candidates' tallies."""
+    fields = {"yes": "yes_votes", "no": "no_votes", "unsure": "unsure_votes"}
+    tally = Counter((v.candidate_id, v.answer) for v in votes if v.counted and not v.is_gold)
+    for (candidate_id, answer), n in tally.items():
+        Candidate.objects.filter(pk=candidate_id).update(**{fields[answer]: F(fields[answer]) + n})
+
+
+def _apply_draw(worker: User, item: TaskItem, answer: ItemAnswer) -> None:
+    Box.objects.bulk_create(
+        Box(candidate=item.candidate, worker=worker, x0=b[0], y0=b[1], x1=b[2], y1=b[3])
+        for b in answer.boxes
+    )
+    stage = "verify" if answer.boxes else "coverage"
+    Candidate.objects.filter(pk=item.candidate_id).update(box_state=stage)
+
+
+def _apply_verify_box(item: TaskItem, answer: ItemAnswer) -> None:
+    box = Box.objects.select_for_update().get(pk=item.box_id)
+    if answer.answer == "yes":
+        box.yes_votes += 1
+    else:
+        box.no_votes += 1
+    if box.yes_votes + box.no_votes >= settings.CROWDNET_BOX_VERIFY_VOTES:
+        box.state = Box.State.ACCEPTED if box.yes_votes > box.no_votes else Box.State.REJECTED
+    box.save(update_fields=["yes_votes", "no_votes", "state"])
+    boxes = Box.objects.filter(candidate_id=item.candidate_id)
+    if not boxes.filter(state=Box.State.PROPOSED).exists():
+        accepted = boxes.filter(state=Box.State.ACCEPTED).exists()
+        Candidate.objects.filter(pk=item.candidate_id).update(
+            box_state="coverage" if accepted else "draw"
+        )
+
+
+def _apply_boxes(task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer]) -> None:
+    for item, answer in zip(items, parsed, strict=True):
+        if task.kind == TaskKind.DRAW:
+            _apply_draw(task.worker, item, answer)
+        elif task.kind == TaskKind.VERIFY_BOX:
+            _apply_verify_box(item, answer)
+        elif task.kind == TaskKind.COVERAGE:
+            stage = "done" if answer.answer == "yes" else "draw"
+            Candidate.objects.filter(pk=item.candidate_id).update(box_state=stage)
+
+
+def _update_profile(
+    profile: WorkerProfile, *, items: int, seconds_per_item: float, gold: list[bool]
+) -> None:
+    gates = gate_settings()
+    record = record_task(
+        WorkerRecord(
+            profile.gold_seen,
+            profile.gold_correct,
+            profile.gold_failed_streak,
+            tuple(profile.recent_fast),
+        ),
+        seconds_per_item=seconds_per_item,
+        gold=gold,
+        gates=gates,
+    )
+    now = timezone.now()
+    same_day = profile.last_answer_at and profile.last_answer_at.date() == now.date()
+    profile.streak = profile.streak + 1 if same_day else 1
+    profile.answered_tasks += 1
+    profile.answered_items += items
+    profile.last_answer_at = now
+    profile.gold_seen, profile.gold_correct = record.gold_seen, record.gold_correct
+    profile.gold_failed_streak, profile.recent_fast = (
+        record.gold_failed_streak,
+        list(record.recent_fast),
+    )
+    reason = pause_reason(record, gates)
+    if reason:
+        profile.paused, profile.pause_reason, profile.paused_at = True, reason, now
+        # A paused worker's other leases go back to the pool at once.
+        TaskItem.objects.filter(
+            task__worker=profile.user, task__status=MicroTask.Status.LEASED
+        ).update(leased_until=now)
+    profile.save()
+
+
+def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | Submitted:
+    if client_token:
+        earlier = MicroTask.objects.filter(worker=worker, client_token=client_token).first()
+        if earlier is not None:
+            if str(earlier.uid) != str(task_uid):
+                raise TaskConflict("This client_token was already used for another task.")
+            return Submitted(body=earlier.response or {}, replayed=True)
+    task = MicroTask.objects.select_for_update().filter(uid=task_uid, worker=worker).first()
+    if task is None:
+        raise TaskNotFound
+    if task.status == MicroTask.Status.ANSWERED:
+        raise TaskConflict("This task was already answered.")
+    if task.expires_at <= timezone.now():
+        raise TaskConflict("This task's time ran out; ask for the next one.")
+    return task
+
+
+def answer_submit(
+    *, worker: User, task_uid: str, answers: Any, client_token: str = ""
+) -> Submitted:
+    """Record the answers to one leased task; writes votes, candidate tallies, boxes, the
+    worker's profile and the task. Raises TaskNotFound, TaskConflict, WorkerPaused or
+    AnswerInvalid, each before anything is written."""
+    with transaction.atomic():
+        found = _locked_task(worker, task_uid, client_token)
+        if isinstance(found, Submitted):
+            return found
+        task = found
+        profile = worker_profile(worker, lock=True)
+        if profile.paused:
+            raise WorkerPaused(profile.pause_reason)
+        items = list(task.items.select_related("candidate__image", "candidate__gold", "box"))
+        limits = BoxLimits(settings.CROWDNET_MAX_BOXES, settings.CROWDNET_MIN_BOX_SIDE)
+        parsed = parse_answers(task.kind, answers, _specs(items), limits)
+        now = timezone.now()
+        seconds = max(0.0, (now - task.issued_at).total_seconds()) / len(items)
+        gold = _gold_results(items, parsed)
+        counted = all(gold)  # reCAPTCHA's rule: the unknowns count only when the control is right
+        votes = [
+            Vote(
+                worker=worker,
+                task=task,
+                kind=task.kind,
+                question=QUESTION_OF_KIND[task.kind],
+                candidate=item.candidate,
+                box=item.box,
+                answer=answer.answer,
+                is_gold=item.is_gold,
+                correct=((answer.answer == "yes") == item.candidate.gold.answer)
+                if item.is_gold
+                else None,
+                counted=counted and not item.is_gold,
+                seconds=seconds,
+            )
+            for item, answer in zip(items, parsed, strict=True)
+        ]
+        Vote.objects.bulk_create(votes)
+        if task.kind in (TaskKind.VERIFY, TaskKind.GRID):
+            _apply_label_counts(votes)
+        elif counted:
+            _apply_boxes(task, items, parsed)
+        _update_profile(profile, items=len(items), seconds_per_item=seconds, gold=gold)
+        body = worker_stats(profile)
+        task.status, task.answered_at = MicroTask.Status.ANSWERED, now
+        task.client_token, task.response = client_token or None, body
+        task.save(update_fields=["status", "answered_at", "client_token", "response"])
+        TaskItem.objects.filter(task=task).update(leased_until=now)
+    return Submitted(body=body, replayed=False)

@@ -1,0 +1,232 @@
+"""task_assign: the next micro-task for a worker.
+
+Correct under concurrency on PostgreSQL: pool rows are taken with ``FOR UPDATE SKIP LOCKED``,
+and the open leases of the rows we hold are counted again in a fresh statement after the locks
+are taken, so no item gets more leases than the votes it still needs. (Anyone adding a lease to
+a candidate must hold its row lock first.) On SQLite, transactions are IMMEDIATE, so writers are
+serialised and the same reasoning holds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from labeling.models import (
+    Box,
+    Candidate,
+    MicroTask,
+    TaskItem,
+    TaskKind,
+    User,
+    Vote,
+    WorkerProfile,
+)
+
+KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GRID, TaskKind.VERIFY)
+
+
+class WorkerPaused(Exception):
+    """The worker is paused by a quality gate; ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One item to lease: a candidate, maybe a box, and whether it is a control (gold) item."""
+
+    candidate: Candidate
+    box: Box | None = None
+    is_gold: bool = False
+
+
+def worker_profile(worker: User, *, lock: bool = False) -> WorkerProfile:
+    """The worker's profile, created on first use."""
+    WorkerProfile.objects.get_or_create(user=worker)
+    queryset = WorkerProfile.objects.select_for_update() if lock else WorkerProfile.objects
+    return queryset.get(user=worker)
+
+
+def _active(now: datetime) -> Q:
+    return Q(leased_until__gt=now, task__status=MicroTask.Status.LEASED)
+
+
+def _lease_counts(candidate_ids: Sequence[int], now: datetime) -> dict[int, int]:
+    rows = (
+        TaskItem.objects.filter(_active(now), candidate_id__in=candidate_ids, box__isnull=True)
+        .values("candidate_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["candidate_id"]: row["n"] for row in rows}
+
+
+def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
+    """Open, non-gold candidates this worker has neither answered nor holds."""
+    answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question="label")
+    held = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), task__worker=worker)
+    return (
+        Candidate.objects.filter(state=Candidate.State.OPEN, gold__isnull=True)
+        .exclude(Exists(answered))
+        .exclude(Exists(held))
+        .filter(votes_cast__lt=F("votes_needed"))
+    )
+
+
+def _lock_label_cells(
+    worker: User, now: datetime, limit: int, category_id: int | None = None
+) -> list[Cell]:
+    """Up to ``limit`` pool candidates, locked, that still need a vote beyond their leases."""
+    pool = _label_pool(worker, now)
+    if category_id is not None:
+        pool = pool.filter(category_id=category_id)
+    locked = list(
+        pool.order_by("-priority", "-votes_cast", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("image", "category")[: limit * 3]
+    )
+    counts = _lease_counts([c.pk for c in locked], now)
+    free = [c for c in locked if c.votes_cast + counts.get(c.pk, 0) < c.votes_needed]
+    return [Cell(candidate) for candidate in free[:limit]]
+
+
+def _gold_cells(
+    worker: User, now: datetime, limit: int, category_id: int | None = None
+) -> list[Cell]:
+    """Up to ``limit`` gold candidates this worker has not answered, in random order."""
+    answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question="label")
+    held = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), task__worker=worker)
+    gold = Candidate.objects.filter(gold__isnull=False).exclude(Exists(answered))
+    gold = gold.exclude(Exists(held))
+    if category_id is not None:
+        gold = gold.filter(category_id=category_id)
+    chosen = list(gold.select_related("image", "category").order_by("?")[:limit])
+    return [Cell(candidate, is_gold=True) for candidate in chosen]
+
+
+def _verify_cells(worker: User, now: datetime) -> list[Cell]:
+    if random.random() < settings.CROWDNET_GOLD_RATE:
+        gold = _gold_cells(worker, now, 1)
+        if gold:
+            return gold
+    return _lock_label_cells(worker, now, 1)
+
+
+def _grid_cells(worker: User, now: datetime) -> list[Cell]:
+    """A grid of one category: pool cells plus at least one gold cell, shuffled."""
+    size = settings.CROWDNET_GRID_SIZE
+    first = _lock_label_cells(worker, now, 1)
+    if not first:
+        return []
+    category_id = first[0].candidate.category_id
+    gold = _gold_cells(worker, now, max(1, round(size * settings.CROWDNET_GOLD_RATE)), category_id)
+    if not gold:
+        return []  # a grid without a control item would be trusted blindly
+    # The first cell is ours already and may come back from the pool: ask for one more.
+    rest = _lock_label_cells(worker, now, size - len(gold), category_id)
+    rest = [cell for cell in rest if cell.candidate.pk != first[0].candidate.pk]
+    cells = first + rest[: size - len(gold) - 1] + gold
+    random.shuffle(cells)
+    return cells
+
+
+def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> list[Cell]:
+    """One candidate waiting for drawing or a coverage check, with no open lease on it."""
+    answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question=question)
+    leased = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), box__isnull=True)
+    drew = Box.objects.filter(candidate=OuterRef("pk"), worker=worker)
+    pool = (
+        Candidate.objects.filter(box_state=stage).exclude(Exists(answered)).exclude(Exists(leased))
+    )
+    if stage == "coverage":
+        pool = pool.exclude(Exists(drew))  # the coverage check is someone else's eyes
+    chosen = list(
+        pool.order_by("-priority", "id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .select_related("image", "category")[:1]
+    )
+    return [Cell(candidate) for candidate in chosen]
+
+
+def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
+    """One proposed box drawn by someone else that still needs verification votes."""
+    voted = Vote.objects.filter(worker=worker, box=OuterRef("pk"))
+    pool = (
+        Box.objects.filter(state=Box.State.PROPOSED)
+        .exclude(worker=worker)
+        .exclude(Exists(voted))
+        .filter(yes_votes__lt=settings.CROWDNET_BOX_VERIFY_VOTES)
+    )
+    for box in pool.order_by("id").select_for_update(skip_locked=True, of=("self",))[:5]:
+        leases = TaskItem.objects.filter(_active(now), box=box).count()
+        if box.yes_votes + box.no_votes + leases < settings.CROWDNET_BOX_VERIFY_VOTES:
+            candidate = Candidate.objects.select_related("image", "category").get(
+                pk=box.candidate_id
+            )
+            return [Cell(candidate, box=box)]
+    return []
+
+
+def _cells(kind: str, worker: User, now: datetime) -> list[Cell]:
+    if kind == TaskKind.VERIFY:
+        return _verify_cells(worker, now)
+    if kind == TaskKind.GRID:
+        return _grid_cells(worker, now)
+    if kind == TaskKind.DRAW:
+        return _box_stage_cells(worker, now, "draw", "draw")
+    if kind == TaskKind.COVERAGE:
+        return _box_stage_cells(worker, now, "coverage", "coverage")
+    return _verify_box_cells(worker, now)
+
+
+def _lease(worker: User, kind: str, cells: list[Cell], now: datetime) -> MicroTask:
+    expires = now + timedelta(seconds=settings.CROWDNET_LEASE_SECONDS)
+    task = MicroTask.objects.create(
+        worker=worker, kind=kind, category=cells[0].candidate.category, expires_at=expires
+    )
+    TaskItem.objects.bulk_create(
+        TaskItem(
+            task=task,
+            position=position,
+            candidate=cell.candidate,
+            box=cell.box,
+            is_gold=cell.is_gold,
+            leased_until=expires,
+        )
+        for position, cell in enumerate(cells)
+    )
+    return task
+
+
+def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:
+    """The next micro-task for ``worker`` (of ``kind`` when given), or None when there is none.
+
+    Writes a MicroTask and its TaskItems (the lease). A worker holds at most
+    CROWDNET_MAX_OPEN_TASKS open tasks (the one shown and one prefetched); past that, the oldest
+    open one is returned again. Raises WorkerPaused for a paused worker."""
+    now = timezone.now()
+    with transaction.atomic():
+        profile = worker_profile(worker, lock=True)
+        if profile.paused:
+            raise WorkerPaused(profile.pause_reason)
+        open_tasks = MicroTask.objects.filter(
+            worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
+        )
+        if kind is not None:
+            open_tasks = open_tasks.filter(kind=kind)
+        if open_tasks.count() >= settings.CROWDNET_MAX_OPEN_TASKS:
+            return open_tasks.order_by("issued_at").first()
+        for candidate_kind in [kind] if kind else KIND_ORDER:
+            cells = _cells(candidate_kind, worker, now)
+            if cells:
+                return _lease(worker, candidate_kind, cells, now)
+    return None

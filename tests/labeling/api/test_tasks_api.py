@@ -1,0 +1,307 @@
+"""The worker API: next task, answers, gold, quality gates, the box chain."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from labeling.models import Box, Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
+from labeling.services.ingest import images_ingest
+from tests.factories import UserFactory, image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _no_speed_gate(settings):
+    """Test clients answer in milliseconds; only the gate's own test keeps the floor."""
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+
+
+def _pool(category, count: int, start: int = 0) -> list[Candidate]:
+    files = [(f"{i}.jpg", image_bytes(1000 + start + i, size=(80, 60))) for i in range(count)]
+    images_ingest(files=files, category=category, source="upload", uploader=None)
+    return list(Candidate.objects.filter(category=category).order_by("id"))
+
+
+def _client(username: str) -> tuple[APIClient, object]:
+    user = UserFactory(username=username, role="worker")
+    client = APIClient()
+    client.force_login(user)
+    client.force_authenticate(user)
+    return client, user
+
+
+def _answer(client, task, answers, token="t1"):
+    return client.post(
+        f"/api/tasks/{task['id']}/answer/",
+        {"answers": answers, "client_token": token},
+        format="json",
+    )
+
+
+def _yes(task, value="yes"):
+    return [{"item": item["id"], "answer": value} for item in task["items"]]
+
+
+def test_verify_task_shape_and_what_it_hides(worker_api, category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    _pool(category, 1)
+
+    response = worker_api.get("/api/tasks/next/?kind=verify")
+
+    assert response.status_code == 200
+    task = response.json()
+    assert set(task) == {"id", "kind", "prompt", "category", "examples", "items", "expires_at"}
+    assert (task["kind"], task["prompt"]) == ("verify", "Is there a cat in this image?")
+    assert task["category"]["definition"] == "a small domesticated feline"
+    [item] = task["items"]
+    assert set(item) == {"id", "image_url", "width", "height"}
+    assert re.fullmatch(r"/img/task/[0-9a-f-]{36}/", item["image_url"])
+    assert (item["width"], item["height"]) == (80, 60)
+    assert worker_api.get(item["image_url"]).status_code == 200
+
+
+def test_nothing_to_do_is_204_and_unknown_kind_is_400(worker_api, category):
+    assert worker_api.get("/api/tasks/next/").status_code == 204
+    response = worker_api.get("/api/tasks/next/?kind=paint")
+    assert response.status_code == 400
+    assert "kind" in response.json()
+
+
+def test_a_worker_never_gets_an_item_twice_and_holds_at_most_two_tasks(category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    _pool(category, 3)
+    client, _ = _client("ann")
+
+    first = client.get("/api/tasks/next/?kind=verify").json()
+    second = client.get("/api/tasks/next/?kind=verify").json()
+    third = client.get("/api/tasks/next/?kind=verify").json()
+
+    assert first["items"][0]["id"] != second["items"][0]["id"]
+    assert third["id"] == first["id"]  # two open already: the oldest comes back
+    assert _answer(client, first, _yes(first)).status_code == 201
+    assert _answer(client, second, _yes(second), token="t2").status_code == 201
+    last = client.get("/api/tasks/next/?kind=verify").json()
+    assert _answer(client, last, _yes(last), token="t3").status_code == 201
+    assert client.get("/api/tasks/next/?kind=verify").status_code == 204
+
+
+def test_no_item_gets_more_leases_than_the_votes_it_needs(category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    [candidate] = _pool(category, 1)
+    clients = [_client(f"w{i}")[0] for i in range(4)]
+
+    codes = [c.get("/api/tasks/next/?kind=verify").status_code for c in clients]
+
+    assert codes == [200, 200, 200, 204]
+    assert TaskItem.objects.filter(candidate=candidate).count() == 3
+
+    # when one lease expires, its place goes back to the pool
+    MicroTask.objects.filter(worker__username="w0").update(expires_at=timezone.now())
+    TaskItem.objects.filter(task__worker__username="w0").update(leased_until=timezone.now())
+    assert clients[3].get("/api/tasks/next/?kind=verify").status_code == 200
+
+
+def test_breadth_first_and_priority(category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    _fresh, nearly, urgent = _pool(category, 3)
+    Candidate.objects.filter(pk=nearly.pk).update(yes_votes=2)
+    client, _ = _client("ann")
+
+    first = client.get("/api/tasks/next/?kind=verify").json()
+    assert TaskItem.objects.get(uid=first["items"][0]["id"]).candidate == nearly
+
+    Candidate.objects.filter(pk=urgent.pk).update(priority=5)
+    second = client.get("/api/tasks/next/?kind=verify").json()
+    assert TaskItem.objects.get(uid=second["items"][0]["id"]).candidate == urgent
+
+
+def test_answer_records_one_vote_and_is_idempotent(worker_api, worker, category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    [candidate] = _pool(category, 1)
+    task = worker_api.get("/api/tasks/next/").json()
+
+    first = _answer(worker_api, task, _yes(task), token="abc")
+    again = _answer(worker_api, task, _yes(task, "no"), token="abc")
+
+    assert first.status_code == again.status_code == 201
+    assert (
+        first.json()
+        == again.json()
+        == {
+            "answered_tasks": 1,
+            "answered_items": 1,
+            "streak": 1,
+            "paused": False,
+            "pause_reason": "",
+        }
+    )
+    assert list(Vote.objects.values_list("answer", "counted", "question")) == [
+        ("yes", True, "label")
+    ]
+    candidate.refresh_from_db()
+    assert (candidate.yes_votes, candidate.no_votes, candidate.votes_cast) == (1, 0, 1)
+    other_token = _answer(worker_api, task, _yes(task), token="other")
+    assert other_token.status_code == 409
+    assert other_token.json() == {"detail": "This task was already answered."}
+    assert Vote.objects.count() == 1
+
+
+def test_other_workers_task_is_404_and_expired_is_409(worker_api, category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    _pool(category, 2)
+    task = worker_api.get("/api/tasks/next/").json()
+    intruder, _ = _client("mallory")
+
+    assert _answer(intruder, task, _yes(task)).status_code == 404
+    assert intruder.get(task["items"][0]["image_url"]).status_code == 404
+
+    MicroTask.objects.filter(uid=task["id"]).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    late = _answer(worker_api, task, _yes(task))
+    assert late.status_code == 409
+    assert late.json() == {"detail": "This task's time ran out; ask for the next one."}
+    assert Vote.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("answers", "error"),
+    [
+        ("yes", {"answers": ['Expected a list of items but got type "str".']}),
+        ([], {"answers": ["1 item(s) of this task have no answer."]}),
+        (
+            [{"item": "nope", "answer": "yes"}],
+            {"answers[0].item": ["That item is not part of this task."]},
+        ),
+        (
+            [{"item": None, "answer": "maybe"}],
+            {"answers[0].item": ["Each answer needs the item's id as 'item'."]},
+        ),
+    ],
+)
+def test_malformed_answers_are_400_with_the_field(answers, error, worker_api, category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    _pool(category, 1)
+    task = worker_api.get("/api/tasks/next/").json()
+
+    response = _answer(worker_api, task, answers)
+
+    assert response.status_code == 400
+    assert response.json() == error
+    assert Vote.objects.count() == 0
+
+
+def test_bad_choice_names_the_answer_field(worker_api, category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    _pool(category, 1)
+    task = worker_api.get("/api/tasks/next/").json()
+
+    response = _answer(worker_api, task, _yes(task, "maybe"))
+
+    assert response.json() == {"answers[0].answer": ["Answer with one of: yes, no, unsure."]}
+
+
+def _with_gold(category, count: int, gold: int) -> list[Candidate]:
+    candidates = _pool(category, count)
+    for candidate in candidates[:gold]:
+        GoldAnswer.objects.create(candidate=candidate, answer=True)
+        Candidate.objects.filter(pk=candidate.pk).update(state="accepted")
+    return candidates
+
+
+def test_grid_carries_gold_that_the_worker_cannot_see(worker_api, category):
+    _with_gold(category, 12, gold=3)
+
+    response = worker_api.get("/api/tasks/next/?kind=grid")
+
+    task = response.json()
+    assert (task["kind"], len(task["items"])) == ("grid", 9)
+    assert task["prompt"] == "Select all images with a cat."
+    items = TaskItem.objects.filter(task__uid=task["id"])
+    assert items.filter(is_gold=True).count() == 1
+    body = json.dumps(task)
+    for leak in ["gold", "is_gold", "state", "accepted", "votes", "confidence"]:
+        assert leak not in body
+    assert len({item["image_url"] for item in task["items"]}) == 9
+
+
+def test_grid_votes_count_only_when_the_control_is_right(category):
+    _with_gold(category, 12, gold=1)
+    client, _ = _client("ann")
+    task = client.get("/api/tasks/next/?kind=grid").json()
+    gold_item = str(TaskItem.objects.get(task__uid=task["id"], is_gold=True).uid)
+
+    # the worker leaves the gold cell (a cat) unselected and selects all others
+    answers = [{"item": i["id"], "selected": i["id"] != gold_item} for i in task["items"]]
+    assert _answer(client, task, answers).status_code == 201
+
+    assert Vote.objects.filter(counted=False, is_gold=False).count() == 8
+    assert Vote.objects.get(is_gold=True).correct is False
+    assert sum(Candidate.objects.values_list("votes_cast", flat=True)) == 0
+    profile = WorkerProfile.objects.get(user__username="ann")
+    assert (profile.gold_seen, profile.gold_correct, profile.gold_failed_streak) == (1, 0, 1)
+
+
+def test_too_fast_worker_is_paused_with_a_reason(category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 60.0
+    settings.CROWDNET_GATE_FAST_MAX = 2
+    _pool(category, 4)
+    client, _ = _client("speedy")
+
+    for token in ["a", "b"]:
+        task = client.get("/api/tasks/next/").json()
+        body = _answer(client, task, _yes(task), token=token).json()
+
+    assert body["paused"] is True
+    assert body["pause_reason"].startswith("2 of your last 2 tasks were answered faster than 60 s")
+    response = client.get("/api/tasks/next/")
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("Your account is paused: 2 of your last 2")
+    assert not TaskItem.objects.filter(
+        task__worker__username="speedy", leased_until__gt=timezone.now()
+    ).exists()
+
+
+def test_box_chain_draw_verify_coverage(category):
+    [candidate] = _pool(category, 1)
+    Candidate.objects.filter(pk=candidate.pk).update(state="accepted", box_state="draw")
+    drawer, _ = _client("drawer")
+    checker, _ = _client("checker")
+    closer, _ = _client("closer")
+
+    # draw: one box inside the 80x60 image
+    task = drawer.get("/api/tasks/next/?kind=draw").json()
+    assert task["prompt"] == "Draw a box around each cat."
+    bad = _answer(drawer, task, [{"item": task["items"][0]["id"], "boxes": [[10, 10, 90, 50]]}])
+    assert bad.status_code == 400
+    assert bad.json() == {
+        "answers[0].boxes[0]": ["The box must lie inside the image (0-80 x 0-60 px)."]
+    }
+    ok = _answer(drawer, task, [{"item": task["items"][0]["id"], "boxes": [[10, 10, 40, 50]]}])
+    assert ok.status_code == 201
+    box = Box.objects.get()
+    assert (box.x0, box.y0, box.x1, box.y1, box.state) == (10, 10, 40, 50, "proposed")
+    assert drawer.get("/api/tasks/next/?kind=verify_box").status_code == 204  # not your own box
+
+    # verify_box by someone else
+    task = checker.get("/api/tasks/next/?kind=verify_box").json()
+    assert task["items"][0]["box"] == [10.0, 10.0, 40.0, 50.0]
+    assert _answer(checker, task, _yes(task)).status_code == 201
+    box.refresh_from_db()
+    assert box.state == "accepted"
+    assert Candidate.objects.get(pk=candidate.pk).box_state == "coverage"
+
+    # coverage by a third worker, who sees the accepted boxes
+    assert drawer.get("/api/tasks/next/?kind=coverage").status_code == 204
+    task = closer.get("/api/tasks/next/?kind=coverage").json()
+    assert task["items"][0]["boxes"] == [[10.0, 10.0, 40.0, 50.0]]
+    assert _answer(closer, task, _yes(task)).status_code == 201
+    assert Candidate.objects.get(pk=candidate.pk).box_state == "done"
