@@ -1,0 +1,77 @@
+"""task_assign and answer_submit under real concurrency on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from labeling.models import Candidate, Category, TaskItem, Vote
+from labeling.services.answers import answer_submit
+from labeling.services.ingest import images_ingest
+from labeling.services.microtasks import task_assign
+from tests.factories import UserFactory, image_bytes
+
+WORKERS = 24
+ROUNDS = 6
+ITEMS = 20
+NEEDED = 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_workers_never_over_assign(settings):
+    # given 20 items that each need 3 votes, and 24 workers hammering the engine at once
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED are PostgreSQL's; SQLite serialises writers")
+    settings.CROWDNET_GOLD_RATE = 0.0
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    category = Category.objects.create(name="cat", slug="cat")
+    files = [(f"{i}.jpg", image_bytes(500 + i, size=(40, 30))) for i in range(ITEMS)]
+    images_ingest(files=files, category=category, source="upload", uploader=None)
+    Candidate.objects.update(votes_needed=NEEDED)
+    workers = [UserFactory(username=f"w{i}") for i in range(WORKERS)]
+    barrier = threading.Barrier(WORKERS)
+    errors: list[BaseException] = []
+    leases_seen: list[tuple[int, int]] = []
+    lock = threading.Lock()
+
+    def work(worker) -> None:
+        try:
+            barrier.wait()
+            for round_ in range(ROUNDS):
+                task = task_assign(worker=worker, kind="verify")
+                if task is None:
+                    continue
+                items = list(task.items.all())
+                with lock:
+                    leases_seen.extend((worker.pk, item.candidate_id) for item in items)
+                answers = [{"item": str(item.uid), "answer": "yes"} for item in items]
+                answer_submit(
+                    worker=worker,
+                    task_uid=str(task.uid),
+                    answers=answers,
+                    client_token=f"{worker.pk}-{round_}",
+                )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    # when they all run
+    threads = [threading.Thread(target=work, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then nothing failed, every item got exactly the votes it needed, and no worker was
+    # ever handed the same item twice
+    assert errors == []
+    assert sorted(Candidate.objects.values_list("votes_cast", flat=True)) == [NEEDED] * ITEMS
+    assert Vote.objects.count() == NEEDED * ITEMS
+    per_worker_item = Counter(Vote.objects.values_list("worker_id", "candidate_id"))
+    assert max(per_worker_item.values()) == 1
+    assert max(Counter(leases_seen).values()) == 1
+    assert TaskItem.objects.count() == NEEDED * ITEMS
