@@ -7,6 +7,7 @@ from labeling import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("label/", views.label, name="label"),
     path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),

@@ -27,13 +27,31 @@ from labeling.forms import (
     UploadForm,
     WorkerCreateForm,
 )
-from labeling.models import Candidate, Category, Image, ImportJob, User
+from labeling.models import (
+    Candidate,
+    Category,
+    Image,
+    ImportJob,
+    TaskKind,
+    User,
+    WorkerProfile,
+)
 from labeling.services import accounts, imports
+from labeling.services.answers import worker_stats
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.throttle import LIMITS, login_blocked, login_failed
 
 REPORT_ROWS_SHOWN = 1000
 """Most report rows a page lists; the counts above the table always cover every file."""
+
+KIND_LINKS = [
+    (TaskKind.VERIFY, "Yes or no", "Is the thing in the picture?"),
+    (TaskKind.GRID, "Pick pictures", "Select every picture that shows it."),
+    (TaskKind.DRAW, "Draw boxes", "Draw a box around each one."),
+    (TaskKind.VERIFY_BOX, "Check a box", "Is this box tight around one?"),
+    (TaskKind.COVERAGE, "Check coverage", "Is every one boxed?"),
+]
+"""The task kinds a worker can pick on the home page: kind, short name, what it asks."""
 
 View = Callable[..., HttpResponse]
 
@@ -75,9 +93,10 @@ class ThrottledLoginView(LoginView):
 @login_required
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    """Workers: their (placeholder) task page. Curators: what the collection holds."""
+    """Workers: their record and where to start labeling. Curators: what the collection holds."""
     if not request.user.is_curator:
-        return render(request, "labeling/home_worker.html", {"answered": 0, "waiting": 0})
+        context = {"stats": _own_stats(request.user), "kinds": KIND_LINKS}
+        return render(request, "labeling/home_worker.html", context)
     rows = Candidate.objects.order_by().values("state").annotate(n=Count("id"))
     by_state = {row["state"]: row["n"] for row in rows}
     states = [(label, by_state.get(value, 0)) for value, label in Candidate.State.choices]
@@ -89,6 +108,26 @@ def home(request: HttpRequest) -> HttpResponse:
         "recent_jobs": ImportJob.objects.select_related("category").order_by("-id")[:5],
     }
     return render(request, "labeling/home_curator.html", context)
+
+
+def _own_stats(user: User) -> dict[str, Any]:
+    """The signed-in user's answer counts and pause state; zeros before their first task."""
+    profile = WorkerProfile.objects.filter(user=user).first() or WorkerProfile(user=user)
+    return worker_stats(profile)
+
+
+@login_required
+@require_GET
+def label(request: HttpRequest) -> HttpResponse:
+    """The labeling app: label/app.js asks the task API for work and sends the answers.
+
+    ``?kind=`` narrows the tasks to one kind; an unknown kind is ignored."""
+    kind = request.GET.get("kind", "")
+    context = {
+        "kind": kind if kind in TaskKind.values else "",
+        "stats": _own_stats(request.user),
+    }
+    return render(request, "labeling/label.html", context)
 
 
 def _report_context(

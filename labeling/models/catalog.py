@@ -226,6 +226,11 @@ class Candidate(models.Model):
                 condition=Q(state="open"),
                 name="candidate_pool",
             ),
+            models.Index(
+                fields=["box_state", "priority", "id"],
+                condition=~Q(box_state="none"),
+                name="candidate_box_stage",
+            ),
         ]
 
     def __str__(self) -> str:

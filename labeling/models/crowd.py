@@ -96,6 +96,9 @@ class Box(models.Model):
                 name="box_geometry",
             ),
         ]
+        indexes = [
+            models.Index(fields=["id"], condition=Q(state="proposed"), name="box_proposed"),
+        ]
 
     def __str__(self) -> str:
         return f"box {self.uid}"

@@ -98,7 +98,8 @@ def _apply_label_counts(votes: list[Vote]) -> None:
     """Add counted, non-gold verify/grid votes to their candidates' tallies."""
     fields = {"yes": "yes_votes", "no": "no_votes", "unsure": "unsure_votes"}
     tally = Counter((v.candidate_id, v.answer) for v in votes if v.counted and not v.is_gold)
-    for (candidate_id, answer), n in tally.items():
+    # Rows are updated in id order, so two grids sharing candidates can't deadlock.
+    for (candidate_id, answer), n in sorted(tally.items()):
         Candidate.objects.filter(pk=candidate_id).update(**{fields[answer]: F(fields[answer]) + n})
 
 

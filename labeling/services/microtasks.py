@@ -22,6 +22,7 @@ from django.utils import timezone
 from labeling.models import (
     Box,
     Candidate,
+    GoldAnswer,
     MicroTask,
     TaskItem,
     TaskKind,
@@ -71,11 +72,12 @@ def _lease_counts(candidate_ids: Sequence[int], now: datetime) -> dict[int, int]
 
 
 def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
-    """Open, non-gold candidates this worker has neither answered nor holds."""
+    """Open candidates this worker has neither answered nor holds (gold ones are decided, so
+    never open: see gold_mark)."""
     answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question="label")
     held = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), task__worker=worker)
     return (
-        Candidate.objects.filter(state=Candidate.State.OPEN, gold__isnull=True)
+        Candidate.objects.filter(state=Candidate.State.OPEN)
         .exclude(Exists(answered))
         .exclude(Exists(held))
         .filter(votes_cast__lt=F("votes_needed"))
@@ -205,6 +207,18 @@ def _lease(worker: User, kind: str, cells: list[Cell], now: datetime) -> MicroTa
         for position, cell in enumerate(cells)
     )
     return task
+
+
+def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> GoldAnswer:
+    """Make a candidate a control item with a known answer; writes the gold row and decides the
+    candidate (accepted or rejected), which also takes it out of the voting pool."""
+    with transaction.atomic():
+        gold, _ = GoldAnswer.objects.update_or_create(
+            candidate=candidate, defaults={"answer": answer, "created_by": by}
+        )
+        state = Candidate.State.ACCEPTED if answer else Candidate.State.REJECTED
+        Candidate.objects.filter(pk=candidate.pk).update(state=state, confidence=1.0)
+    return gold
 
 
 def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:

@@ -10,8 +10,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from labeling.models import Box, Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
+from labeling.models import Box, Candidate, MicroTask, TaskItem, Vote, WorkerProfile
 from labeling.services.ingest import images_ingest
+from labeling.services.microtasks import gold_mark
 from tests.factories import UserFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
@@ -211,8 +212,7 @@ def test_bad_choice_names_the_answer_field(worker_api, category, settings):
 def _with_gold(category, count: int, gold: int) -> list[Candidate]:
     candidates = _pool(category, count)
     for candidate in candidates[:gold]:
-        GoldAnswer.objects.create(candidate=candidate, answer=True)
-        Candidate.objects.filter(pk=candidate.pk).update(state="accepted")
+        gold_mark(candidate=candidate, answer=True)
     return candidates
 
 
