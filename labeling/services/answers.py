@@ -187,6 +187,9 @@ def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | 
     if task is None:
         raise TaskNotFound
     if task.status == MicroTask.Status.ANSWERED:
+        if client_token and task.client_token == client_token:
+            # The same POST raced itself: the first one won the lock; replay its result.
+            return Submitted(body=task.response or {}, replayed=True)
         raise TaskConflict("This task was already answered.")
     if task.expires_at <= timezone.now():
         raise TaskConflict("This task's time ran out; ask for the next one.")

@@ -75,3 +75,46 @@ def test_parallel_workers_never_over_assign(settings):
     assert max(per_worker_item.values()) == 1
     assert max(Counter(leases_seen).values()) == 1
     assert TaskItem.objects.count() == NEEDED * ITEMS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_same_answer_posted_twice_at_once_is_recorded_once(settings):
+    # given one leased task and a client that sends its answer twice at the same moment
+    if connection.vendor != "postgresql":
+        pytest.skip("needs two real concurrent transactions: PostgreSQL")
+    settings.CROWDNET_GOLD_RATE = 0.0
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    category = Category.objects.create(name="cat", slug="cat")
+    images_ingest(
+        files=[("a.jpg", image_bytes(900))], category=category, source="upload", uploader=None
+    )
+    worker = UserFactory(username="twice")
+    task = task_assign(worker=worker, kind="verify")
+    answers = [{"item": str(item.uid), "answer": "no"} for item in task.items.all()]
+    barrier = threading.Barrier(2)
+    results: list[object] = []
+
+    def post() -> None:
+        try:
+            barrier.wait()
+            results.append(
+                answer_submit(
+                    worker=worker, task_uid=str(task.uid), answers=answers, client_token="same"
+                )
+            )
+        except BaseException as error:
+            results.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # then both calls return the same body, exactly one of them replayed, and one vote exists
+    assert sorted(r.replayed for r in results) == [False, True]
+    assert results[0].body == results[1].body
+    assert Vote.objects.count() == 1
+    assert Candidate.objects.get().no_votes == 1
