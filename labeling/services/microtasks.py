@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from labeling.models import (
@@ -59,7 +60,8 @@ def worker_profile(worker: User, *, lock: bool = False) -> WorkerProfile:
 
 
 def _active(now: datetime) -> Q:
-    return Q(leased_until__gt=now, task__status=MicroTask.Status.LEASED)
+    """Items under an open lease: answering or pausing sets leased_until to that moment."""
+    return Q(leased_until__gt=now)
 
 
 def _lease_counts(candidate_ids: Sequence[int], now: datetime) -> dict[int, int]:
@@ -76,11 +78,18 @@ def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
     never open: see gold_mark)."""
     answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question="label")
     held = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), task__worker=worker)
+    leases = (
+        TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), box__isnull=True)
+        .values("candidate")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     return (
         Candidate.objects.filter(state=Candidate.State.OPEN)
         .exclude(Exists(answered))
         .exclude(Exists(held))
-        .filter(votes_cast__lt=F("votes_needed"))
+        .alias(leases=Coalesce(Subquery(leases), 0))
+        .filter(votes_cast__lt=F("votes_needed") - F("leases"))
     )
 
 
