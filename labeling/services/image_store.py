@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -271,7 +272,13 @@ def _write_batch(
                     uploader=arrival.uploader,
                 )
             )
-            candidates.append(Candidate(image=image, category=arrival.category))
+            candidates.append(
+                Candidate(
+                    image=image,
+                    category=arrival.category,
+                    votes_needed=settings.CROWDNET_VOTES_PER_ITEM,
+                )
+            )
             items.append(item)
         ImageArrival.objects.bulk_create(arrival_rows)
         Candidate.objects.bulk_create(candidates, ignore_conflicts=True)

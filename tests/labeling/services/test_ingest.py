@@ -127,6 +127,16 @@ def test_distinct_mnist_digits_are_never_merged(category):
     assert Image.objects.count() == unique
 
 
+def test_candidates_ask_for_the_configured_number_of_votes(settings, category):
+    settings.CROWDNET_VOTES_PER_ITEM = 5
+
+    image_ingest(
+        data=image_bytes(9), name="v.jpg", category=category, source="upload", uploader=None
+    )
+
+    assert Candidate.objects.get().votes_needed == 5
+
+
 def test_exif_orientation_is_applied_to_size(category):
     # given a 64x48 JPEG whose EXIF says "rotate 90 degrees"
     exif = PILImage.Exif()
