@@ -85,7 +85,7 @@ def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
         .values("n")
     )
     return (
-        Candidate.objects.filter(state=Candidate.State.OPEN)
+        Candidate.objects.filter(state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed"))
         .exclude(Exists(answered))
         .exclude(Exists(held))
         .alias(leases=Coalesce(Subquery(leases), 0))
