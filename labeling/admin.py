@@ -4,15 +4,21 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from labeling.models import (
+    Box,
     Candidate,
     Category,
     DemoTruth,
+    GoldAnswer,
     Image,
     ImageArrival,
     ImportJob,
     Invitation,
+    MicroTask,
     User,
+    Vote,
+    WorkerProfile,
 )
+from labeling.services.microtasks import gold_mark, worker_resume
 
 
 @admin.register(User)
@@ -57,6 +63,17 @@ class CandidateAdmin(admin.ModelAdmin):
     list_display = ["image", "category", "state", "yes_votes", "no_votes", "confidence"]
     list_filter = ["state", "category"]
     list_select_related = ["image", "category"]
+    actions = ["gold_yes", "gold_no"]
+
+    @admin.action(description="Make gold: the image shows the category")
+    def gold_yes(self, request, queryset):  # type: ignore[no-untyped-def]
+        for candidate in queryset:
+            gold_mark(candidate=candidate, answer=True, by=request.user)
+
+    @admin.action(description="Make gold: the image does not show the category")
+    def gold_no(self, request, queryset):  # type: ignore[no-untyped-def]
+        for candidate in queryset:
+            gold_mark(candidate=candidate, answer=False, by=request.user)
 
 
 @admin.register(DemoTruth)
@@ -74,3 +91,51 @@ class ImportJobAdmin(admin.ModelAdmin):
 class InvitationAdmin(admin.ModelAdmin):
     list_display = ["note", "role", "created_by", "expires_at", "used_by"]
     readonly_fields = ["token"]
+
+
+@admin.register(WorkerProfile)
+class WorkerProfileAdmin(admin.ModelAdmin):
+    list_display = [
+        "user",
+        "answered_tasks",
+        "gold_seen",
+        "gold_correct",
+        "paused",
+        "pause_reason",
+    ]
+    list_filter = ["paused"]
+    list_select_related = ["user"]
+    actions = ["resume"]
+
+    @admin.action(description="Resume the selected workers")
+    def resume(self, request, queryset):  # type: ignore[no-untyped-def]
+        for profile in queryset:
+            worker_resume(profile=profile)
+
+
+@admin.register(GoldAnswer)
+class GoldAnswerAdmin(admin.ModelAdmin):
+    list_display = ["candidate", "answer", "created_by", "created_at"]
+    list_select_related = ["candidate", "created_by"]
+    raw_id_fields = ["candidate"]
+
+
+@admin.register(MicroTask)
+class MicroTaskAdmin(admin.ModelAdmin):
+    list_display = ["uid", "worker", "kind", "category", "status", "issued_at", "expires_at"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["worker", "category"]
+
+
+@admin.register(Vote)
+class VoteAdmin(admin.ModelAdmin):
+    list_display = ["worker", "kind", "candidate", "answer", "is_gold", "correct", "counted"]
+    list_filter = ["kind", "answer", "is_gold", "counted"]
+    list_select_related = ["worker", "candidate"]
+
+
+@admin.register(Box)
+class BoxAdmin(admin.ModelAdmin):
+    list_display = ["uid", "candidate", "worker", "state", "yes_votes", "no_votes"]
+    list_filter = ["state"]
+    list_select_related = ["candidate", "worker"]

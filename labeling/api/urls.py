@@ -19,6 +19,8 @@ urlpatterns = [
     path("tasks/next/", tasks.NextTaskView.as_view(), name="api-task-next"),
     path("tasks/<uuid:uid>/answer/", tasks.AnswerView.as_view(), name="api-task-answer"),
     path("workers/", views.WorkerListCreateView.as_view(), name="api-workers"),
+    path("workers/<int:pk>/resume/", views.WorkerResumeView.as_view(), name="api-worker-resume"),
+    path("candidates/<int:pk>/gold/", views.GoldMarkView.as_view(), name="api-gold-mark"),
     path("invitations/", views.InvitationCreateView.as_view(), name="api-invitations"),
     path("", include(router.urls)),
 ]

@@ -7,9 +7,10 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import Prefetch, QuerySet
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import generics, mixins, status, viewsets
+from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -35,6 +36,7 @@ from labeling.api.serializers import (
 from labeling.ingest.archives import ArchiveRejected
 from labeling.models import Candidate, Category, Image, ImportJob, User
 from labeling.services import accounts, imports
+from labeling.services.microtasks import gold_mark, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
 
 
@@ -203,3 +205,35 @@ class InvitationCreateView(APIView):
             raise PermissionDenied(str(error)) from None
         invitation.url = request.build_absolute_uri(reverse("invite-accept", args=[token]))
         return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class GoldMarkSerializer(serializers.Serializer):
+    answer = serializers.BooleanField()
+
+
+class GoldMarkView(APIView):
+    """Curators make a candidate a control (gold) item with a known answer."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(request=GoldMarkSerializer, responses={201: GoldMarkSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        serializer = GoldMarkSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        candidate = get_object_or_404(Candidate, pk=pk)
+        gold = gold_mark(
+            candidate=candidate, answer=serializer.validated_data["answer"], by=request.user
+        )
+        return Response({"answer": gold.answer}, status=status.HTTP_201_CREATED)
+
+
+class WorkerResumeView(APIView):
+    """Curators lift a worker's quality-gate pause."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(request=None, responses={200: UserSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        worker = get_object_or_404(User, pk=pk)
+        worker_resume(profile=worker_profile(worker))
+        return Response(UserSerializer(worker).data)

@@ -230,6 +230,15 @@ def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> 
     return gold
 
 
+def worker_resume(*, profile: WorkerProfile) -> None:
+    """Lift a quality-gate pause and clear the record that caused it; writes the profile."""
+    profile.paused, profile.pause_reason, profile.paused_at = False, "", None
+    profile.gold_failed_streak, profile.recent_fast = 0, []
+    profile.save(
+        update_fields=["paused", "pause_reason", "paused_at", "gold_failed_streak", "recent_fast"]
+    )
+
+
 def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:
     """The next micro-task for ``worker`` (of ``kind`` when given), or None when there is none.
 

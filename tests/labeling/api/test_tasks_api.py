@@ -10,7 +10,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from labeling.models import Box, Candidate, MicroTask, TaskItem, Vote, WorkerProfile
+from labeling.models import Box, Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
 from tests.factories import UserFactory, image_bytes
@@ -305,3 +305,45 @@ def test_box_chain_draw_verify_coverage(category):
     assert task["items"][0]["boxes"] == [[10.0, 10.0, 40.0, 50.0]]
     assert _answer(closer, task, _yes(task)).status_code == 201
     assert Candidate.objects.get(pk=candidate.pk).box_state == "done"
+
+
+def test_curators_mark_gold_and_workers_cannot(curator_api, worker_api, category):
+    [candidate] = _pool(category, 1)
+
+    assert (
+        worker_api.post(
+            f"/api/candidates/{candidate.pk}/gold/", {"answer": True}, format="json"
+        ).status_code
+        == 403
+    )
+    assert not GoldAnswer.objects.exists()
+    response = curator_api.post(
+        f"/api/candidates/{candidate.pk}/gold/", {"answer": False}, format="json"
+    )
+
+    assert response.status_code == 201
+    candidate.refresh_from_db()
+    assert (candidate.state, candidate.gold.answer, candidate.confidence) == (
+        "rejected",
+        False,
+        1.0,
+    )
+    assert worker_api.get("/api/tasks/next/?kind=verify").status_code in (200, 204)
+
+
+def test_curator_resumes_a_paused_worker(curator_api, category, settings):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    _pool(category, 2)
+    client, user = _client("paused")
+    WorkerProfile.objects.create(
+        user=user, paused=True, pause_reason="too fast", recent_fast=[1, 1, 1]
+    )
+    assert client.get("/api/tasks/next/").status_code == 403
+
+    assert client.post(f"/api/workers/{user.pk}/resume/").status_code == 403  # not a curator
+    response = curator_api.post(f"/api/workers/{user.pk}/resume/")
+
+    assert response.status_code == 200
+    profile = WorkerProfile.objects.get(user=user)
+    assert (profile.paused, profile.pause_reason, profile.recent_fast) == (False, "", [])
+    assert client.get("/api/tasks/next/").status_code == 200
