@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 
 from labeling.models import Candidate, Category, DemoTruth, Image, ImageSource, User
 from labeling.services.ingest import IngestItem, IngestReport, images_ingest
+from labeling.services.microtasks import gold_mark
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
@@ -163,21 +164,37 @@ def _record_truth(pool: Pool, report: IngestReport) -> None:
     DemoTruth.objects.bulk_create(truths, ignore_conflicts=True)
 
 
+def _mark_gold(pool: Pool, share: float, rng: np.random.Generator) -> None:
+    """Make ``share`` of a pool (at least one, positives and negatives alike) control items,
+    as a curator would from answers they checked themselves."""
+    truths = list(
+        DemoTruth.objects.filter(candidate__category=pool.category)
+        .select_related("candidate")
+        .order_by("candidate_id")
+    )
+    count = max(1, round(len(truths) * share))
+    for index in sorted(rng.choice(len(truths), size=count, replace=False).tolist()):
+        gold_mark(candidate=truths[index].candidate, answer=truths[index].is_positive)
+
+
 def demo_data_load(
     *,
     limit: int = 5000,
     wrong_share: float = 0.1,
     seed: int = 2009,
     photos: bool = True,
+    gold_share: float = 0.05,
     progress: Callable[[IngestItem], None] | None = None,
 ) -> IngestReport:
     """Create the demo categories and ingest MNIST digits (and sample photos) through the
-    ingestion service; writes categories, images, candidates and DemoTruth rows."""
+    ingestion service; writes categories, images, candidates, DemoTruth rows, and makes
+    ``gold_share`` of each pool gold so that grids have their control items."""
     digits, photo_categories = _categories()
     pools = list(digit_pools(digits, limit=limit, wrong_share=wrong_share, seed=seed))
     if photos:
         pools += list(photo_pools(photo_categories))
     total = IngestReport()
+    rng = np.random.default_rng(seed + 1)
     for pool in pools:
         report = images_ingest(
             files=[(name, data) for name, data, _ in pool.items],
@@ -188,6 +205,7 @@ def demo_data_load(
         )
         with transaction.atomic():
             _record_truth(pool, report)
+            _mark_gold(pool, gold_share, rng)
         total.items.extend(report.items)
     return total
 

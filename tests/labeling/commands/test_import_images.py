@@ -7,7 +7,7 @@ import zipfile
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.models import Candidate, Category, DemoTruth, Image, User
+from labeling.models import Candidate, Category, DemoTruth, GoldAnswer, Image, User
 from tests.conftest import stored_files
 from tests.factories import image_bytes
 
@@ -98,6 +98,12 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
         assert truths.filter(is_positive=True).count() == own
         assert truths.filter(is_positive=False).count() == wrong
         assert Candidate.objects.filter(category__slug=name).count() == own + wrong
+        gold = GoldAnswer.objects.filter(candidate__category__slug=name).select_related("candidate")
+        assert gold.count() == 1  # round(22 * 0.05)
+        [mark] = gold
+        truth = DemoTruth.objects.get(candidate=mark.candidate)
+        assert mark.answer == truth.is_positive
+        assert mark.candidate.state == ("accepted" if truth.is_positive else "rejected")
     assert Image.objects.count() == 200
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Demo data: ")
