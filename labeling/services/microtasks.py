@@ -53,10 +53,13 @@ class Cell:
 
 
 def worker_profile(worker: User, *, lock: bool = False) -> WorkerProfile:
-    """The worker's profile, created on first use."""
-    WorkerProfile.objects.get_or_create(user=worker)
+    """The worker's profile (row-locked with ``lock``), created on first use."""
     queryset = WorkerProfile.objects.select_for_update() if lock else WorkerProfile.objects
-    return queryset.get(user=worker)
+    profile = queryset.filter(user=worker).first()
+    if profile is None:
+        WorkerProfile.objects.get_or_create(user=worker)  # unique user: a racing twin is fine
+        profile = queryset.get(user=worker)
+    return profile
 
 
 def _active(now: datetime) -> Q:
