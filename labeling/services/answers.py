@@ -214,7 +214,10 @@ def answer_submit(
         limits = BoxLimits(settings.CROWDNET_MAX_BOXES, settings.CROWDNET_MIN_BOX_SIDE)
         parsed = parse_answers(task.kind, answers, _specs(items), limits)
         now = timezone.now()
-        seconds = max(0.0, (now - task.issued_at).total_seconds()) / len(items)
+        # A prefetched task was issued while the previous one was on screen: time it from
+        # whichever came later, its issue or the worker's previous answer.
+        shown = max(filter(None, [task.issued_at, profile.last_answer_at]))
+        seconds = max(0.0, (now - shown).total_seconds()) / len(items)
         gold = _gold_results(items, parsed)
         counted = all(gold)  # reCAPTCHA's rule: the unknowns count only when the control is right
         votes = [

@@ -347,3 +347,23 @@ def test_curator_resumes_a_paused_worker(curator_api, category, settings):
     profile = WorkerProfile.objects.get(user=user)
     assert (profile.paused, profile.pause_reason, profile.recent_fast) == (False, "", [])
     assert client.get("/api/tasks/next/").status_code == 200
+
+
+def test_a_prefetched_task_is_timed_from_the_previous_answer(category, settings):
+    # given two tasks issued 20 s ago (one shown, one prefetched) and a 5 s floor per image
+    settings.CROWDNET_GOLD_RATE = 0.0
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 5.0
+    _pool(category, 2)
+    client, user = _client("ann")
+    first = client.get("/api/tasks/next/?kind=verify").json()
+    second = client.get("/api/tasks/next/?kind=verify").json()
+    MicroTask.objects.update(issued_at=timezone.now() - timedelta(seconds=20))
+
+    # when the worker answers the first after 20 s, then the second at once
+    assert _answer(client, first, _yes(first), token="a").status_code == 201
+    assert _answer(client, second, _yes(second), token="b").status_code == 201
+
+    # then only the second counts as too fast
+    assert WorkerProfile.objects.get(user=user).recent_fast == [0, 1]
+    seconds = list(Vote.objects.order_by("id").values_list("seconds", flat=True))
+    assert seconds[0] >= 20 and seconds[1] < 5
