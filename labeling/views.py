@@ -38,6 +38,7 @@ from labeling.models import (
 )
 from labeling.services import accounts, imports
 from labeling.services.answers import worker_stats
+from labeling.services.microtasks import worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.throttle import LIMITS, login_blocked, login_failed
 
@@ -225,6 +226,11 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, f"Worker {user.username} can now log in.")
                 return redirect("curate-workers")
+    elif action == "resume":
+        worker = get_object_or_404(User, pk=request.POST.get("worker"), role=User.Role.WORKER)
+        worker_resume(profile=worker_profile(worker))
+        messages.success(request, f"{worker.username} can label again.")
+        return redirect("curate-workers")
     elif action == "invite":
         invite_form = InvitationForm(request.POST, prefix="invite")
         if invite_form.is_valid():
@@ -233,7 +239,11 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
             )
             invite_url = request.build_absolute_uri(reverse("invite-accept", args=[token]))
             invite_form = InvitationForm(prefix="invite")
-    workers = User.objects.filter(role=User.Role.WORKER, is_staff=False).order_by("username")
+    workers = (
+        User.objects.filter(role=User.Role.WORKER, is_staff=False)
+        .select_related("profile")
+        .order_by("username")
+    )
     context = {
         "page": Paginator(workers, 50).get_page(request.GET.get("page")),
         "worker_form": worker_form,

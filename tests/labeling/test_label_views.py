@@ -110,3 +110,22 @@ def test_paused_worker_sees_the_reason_instead_of_the_start_link(worker_client, 
     assert "Start labeling" not in html
     assert 'href="/label/' not in html
     assert '<dd id="stat-tasks">7</dd>' in html
+
+
+def test_curator_sees_a_paused_worker_and_resumes_them(client, curator, worker):
+    from labeling.models import WorkerProfile
+
+    WorkerProfile.objects.create(
+        user=worker, paused=True, pause_reason="3 check questions in a row were wrong."
+    )
+    client.force_login(curator)
+
+    page = client.get("/curate/workers/").content.decode()
+    assert "<strong>Paused:</strong> 3 check questions in a row were wrong." in page
+    assert "Resume wendy" in page
+
+    response = client.post("/curate/workers/", {"action": "resume", "worker": worker.pk})
+
+    assert response.status_code == 302
+    profile = WorkerProfile.objects.get(user=worker)
+    assert (profile.paused, profile.pause_reason) == (False, "")
