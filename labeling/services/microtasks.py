@@ -178,7 +178,8 @@ def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
         Box.objects.filter(state=Box.State.PROPOSED)
         .exclude(worker=worker)
         .exclude(Exists(voted))
-        .filter(yes_votes__lt=settings.CROWDNET_BOX_VERIFY_VOTES)
+        .alias(cast=F("yes_votes") + F("no_votes"))
+        .filter(cast__lt=settings.CROWDNET_BOX_VERIFY_VOTES)
     )
     for box in pool.order_by("id").select_for_update(skip_locked=True, of=("self",))[:5]:
         leases = TaskItem.objects.filter(_active(now), box=box).count()

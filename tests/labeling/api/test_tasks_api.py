@@ -367,3 +367,21 @@ def test_a_prefetched_task_is_timed_from_the_previous_answer(category, settings)
     assert WorkerProfile.objects.get(user=user).recent_fast == [0, 1]
     seconds = list(Vote.objects.order_by("id").values_list("seconds", flat=True))
     assert seconds[0] >= 20 and seconds[1] < 5
+
+
+def test_a_box_gets_as_many_checks_as_configured_then_the_majority_decides(category, settings):
+    settings.CROWDNET_BOX_VERIFY_VOTES = 3
+    [candidate] = _pool(category, 1)
+    Candidate.objects.filter(pk=candidate.pk).update(state="accepted", box_state="verify")
+    drawer = UserFactory(username="drawer")
+    box = Box.objects.create(candidate=candidate, worker=drawer, x0=1, y0=1, x1=30, y1=20)
+    checkers = [_client(f"c{i}")[0] for i in range(4)]
+
+    tasks = [c.get("/api/tasks/next/?kind=verify_box") for c in checkers]
+    assert [t.status_code for t in tasks] == [200, 200, 200, 204]
+    for client, response, answer in zip(checkers, tasks, ["yes", "no", "yes"], strict=False):
+        assert _answer(client, response.json(), _yes(response.json(), answer)).status_code == 201
+
+    box.refresh_from_db()
+    assert (box.yes_votes, box.no_votes, box.state) == (2, 1, "accepted")
+    assert Candidate.objects.get(pk=candidate.pk).box_state == "coverage"
