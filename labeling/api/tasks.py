@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
-from labeling.models import Candidate, MicroTask, TaskItem, TaskKind
+from labeling.models import Box, Candidate, MicroTask, TaskItem, TaskKind
 from labeling.services.answers import (
     AnswerInvalid,
     TaskConflict,
@@ -97,19 +97,18 @@ def _item_body(item: TaskItem, kind: str) -> dict[str, Any]:
     if item.box is not None:
         body["box"] = [item.box.x0, item.box.y0, item.box.x1, item.box.y1]
     if kind == TaskKind.COVERAGE:
-        body["boxes"] = [
-            [b.x0, b.y0, b.x1, b.y1] for b in item.candidate.boxes.all() if b.state == "accepted"
-        ]
+        body["boxes"] = [[b.x0, b.y0, b.x1, b.y1] for b in item.candidate.boxes.all()]
     return body
 
 
 def task_body(task: MicroTask) -> dict[str, Any]:
     """The task as the worker's browser gets it: never gold flags, votes or model output."""
-    items = list(
-        task.items.select_related("candidate__image", "box").prefetch_related(
-            Prefetch("candidate__boxes")
+    items_query = task.items.select_related("candidate__image", "box")
+    if task.kind == TaskKind.COVERAGE:  # only coverage shows the accepted boxes
+        items_query = items_query.prefetch_related(
+            Prefetch("candidate__boxes", queryset=Box.objects.filter(state=Box.State.ACCEPTED))
         )
-    )
+    items = list(items_query)
     examples = (
         Candidate.objects.filter(
             category=task.category, state=Candidate.State.ACCEPTED, gold__isnull=True

@@ -86,11 +86,11 @@ def _specs(items: list[TaskItem]) -> list[ItemSpec]:
     ]
 
 
-def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[bool]:
+def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[bool | None]:
+    """Per item: was the control item answered right? None for items that are not gold."""
     return [
-        (answer.answer == "yes") == item.candidate.gold.answer
+        (answer.answer == "yes") == item.candidate.gold.answer if item.is_gold else None
         for item, answer in zip(items, parsed, strict=True)
-        if item.is_gold
     ]
 
 
@@ -218,7 +218,8 @@ def answer_submit(
         # whichever came later, its issue or the worker's previous answer.
         shown = max(filter(None, [task.issued_at, profile.last_answer_at]))
         seconds = max(0.0, (now - shown).total_seconds()) / len(items)
-        gold = _gold_results(items, parsed)
+        results = _gold_results(items, parsed)
+        gold = [right for right in results if right is not None]
         counted = all(gold)  # reCAPTCHA's rule: the unknowns count only when the control is right
         votes = [
             Vote(
@@ -230,13 +231,11 @@ def answer_submit(
                 box=item.box,
                 answer=answer.answer,
                 is_gold=item.is_gold,
-                correct=((answer.answer == "yes") == item.candidate.gold.answer)
-                if item.is_gold
-                else None,
+                correct=right,
                 counted=counted and not item.is_gold,
                 seconds=seconds,
             )
-            for item, answer in zip(items, parsed, strict=True)
+            for item, answer, right in zip(items, parsed, results, strict=True)
         ]
         Vote.objects.bulk_create(votes)
         if task.kind in (TaskKind.VERIFY, TaskKind.GRID):
