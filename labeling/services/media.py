@@ -10,7 +10,9 @@ from django.utils import timezone
 
 from labeling.models import Image
 
-MEDIA_FOLDERS = ("images", "thumbs", "train")
+# Each folder and the Image field whose files live there.
+MEDIA_FOLDERS = {"images": "file", "thumbs": "thumbnail", "train": "train_copy"}
+CHUNK = 1000
 
 
 def _walk(folder: str) -> Iterator[str]:
@@ -29,16 +31,15 @@ def media_orphans_sweep(*, grace: timedelta = timedelta(hours=1)) -> int:
     many were deleted."""
     cutoff = timezone.now() - grace
     deleted = 0
-    for folder in MEDIA_FOLDERS:
-        for name in _walk(folder):
-            if default_storage.get_modified_time(name) > cutoff:
-                continue
-            referenced = (
-                Image.objects.filter(file=name)
-                | Image.objects.filter(thumbnail=name)
-                | Image.objects.filter(train_copy=name)
+    for folder, field in MEDIA_FOLDERS.items():
+        old = [name for name in _walk(folder) if default_storage.get_modified_time(name) <= cutoff]
+        for start in range(0, len(old), CHUNK):
+            chunk = old[start : start + CHUNK]
+            referenced = set(
+                Image.objects.filter(**{f"{field}__in": chunk}).values_list(field, flat=True)
             )
-            if not referenced.exists():
-                default_storage.delete(name)
-                deleted += 1
+            for name in chunk:
+                if name not in referenced:
+                    default_storage.delete(name)
+                    deleted += 1
     return deleted
