@@ -76,21 +76,27 @@ def _lease_counts(candidate_ids: Sequence[int], now: datetime) -> dict[int, int]
     return {row["candidate_id"]: row["n"] for row in rows}
 
 
+def _new_to(worker: User, now: datetime, candidates: QuerySet[Candidate]) -> QuerySet[Candidate]:
+    """``candidates`` without those the worker already answered (label question) or holds."""
+    answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question="label")
+    held = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), task__worker=worker)
+    return candidates.exclude(Exists(answered)).exclude(Exists(held))
+
+
 def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
     """Open candidates this worker has neither answered nor holds (gold ones are decided, so
     never open: see gold_mark)."""
-    answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question="label")
-    held = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), task__worker=worker)
     leases = (
         TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), box__isnull=True)
         .values("candidate")
         .annotate(n=Count("id"))
         .values("n")
     )
+    open_items = Candidate.objects.filter(
+        state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
+    )
     return (
-        Candidate.objects.filter(state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed"))
-        .exclude(Exists(answered))
-        .exclude(Exists(held))
+        _new_to(worker, now, open_items)
         .alias(leases=Coalesce(Subquery(leases), 0))
         .filter(votes_cast__lt=F("votes_needed") - F("leases"))
     )
@@ -117,10 +123,7 @@ def _gold_cells(
     worker: User, now: datetime, limit: int, category_id: int | None = None
 ) -> list[Cell]:
     """Up to ``limit`` gold candidates this worker has not answered, in random order."""
-    answered = Vote.objects.filter(worker=worker, candidate=OuterRef("pk"), question="label")
-    held = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), task__worker=worker)
-    gold = Candidate.objects.filter(gold__isnull=False).exclude(Exists(answered))
-    gold = gold.exclude(Exists(held))
+    gold = _new_to(worker, now, Candidate.objects.filter(gold__isnull=False))
     if category_id is not None:
         gold = gold.filter(category_id=category_id)
     chosen = list(gold.select_related("image", "category").order_by("?")[:limit])
