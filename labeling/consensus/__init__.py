@@ -1,0 +1,44 @@
+"""Label aggregation in pure numpy, no Django: majority vote, Dawid-Skene EM, ImageNet's
+dynamic consensus, reliability-weighted adaptive voting, worker reliability and box fusion."""
+
+from labeling.consensus.adaptive import allocate, binary_posterior, binary_posteriors
+from labeling.consensus.boxes import FusedBoxes, fuse_boxes, iou
+from labeling.consensus.dawid_skene import dawid_skene, one_coin_dawid_skene
+from labeling.consensus.decisions import ACCEPT, CONTINUE, REJECT, REVIEW, decision_codes
+from labeling.consensus.dynamic import ConfidenceTable, decide, fit_confidence_table
+from labeling.consensus.majority import majority_vote
+from labeling.consensus.reliability import (
+    em_accuracy,
+    gold_accuracy,
+    spammer_score,
+    worker_weights,
+)
+from labeling.consensus.result import AggregateResult
+from labeling.consensus.votes import Gold, Votes
+
+__all__ = [
+    "ACCEPT",
+    "CONTINUE",
+    "REJECT",
+    "REVIEW",
+    "AggregateResult",
+    "ConfidenceTable",
+    "FusedBoxes",
+    "Gold",
+    "Votes",
+    "allocate",
+    "binary_posterior",
+    "binary_posteriors",
+    "dawid_skene",
+    "decide",
+    "decision_codes",
+    "em_accuracy",
+    "fit_confidence_table",
+    "fuse_boxes",
+    "gold_accuracy",
+    "iou",
+    "majority_vote",
+    "one_coin_dawid_skene",
+    "spammer_score",
+    "worker_weights",
+]

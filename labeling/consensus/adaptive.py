@@ -1,0 +1,70 @@
+"""Online decisions on binary items from reliability-weighted votes.
+
+Each worker answers right with his own probability p (one-coin model), so a yes from him
+multiplies the odds of "yes" by p / (1 - p) and a no divides them by it. An item gets votes
+until its posterior passes the threshold either way, or it reaches the vote cap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from labeling.consensus.decisions import CONTINUE, decision_codes
+from labeling.consensus.reliability import ACCURACY_EPS
+from labeling.consensus.votes import as_index_array
+
+
+def binary_posteriors(
+    item: ArrayLike,
+    answers: ArrayLike,
+    accuracies: ArrayLike,
+    n_items: int,
+    prior: float | ArrayLike = 0.5,
+) -> NDArray[np.float64]:
+    """P(yes) per item, shape (n_items,), from one vote per entry of ``item``.
+
+    ``answers``: 1 yes, 0 no; ``accuracies``: the voter's accuracy for each vote, clipped to
+    [ACCURACY_EPS, 1 - ACCURACY_EPS]; ``prior``: P(yes) before any vote, scalar or per item,
+    strictly between 0 and 1. Computed as sigmoid(logit(prior) + sum of ±log(p / (1 - p))),
+    + for yes; a worker below 0.5 counts as evidence for the opposite answer."""
+    items = as_index_array(item, "item")
+    said_yes = as_index_array(answers, "answers")
+    p = np.clip(np.asarray(accuracies, dtype=np.float64), ACCURACY_EPS, 1.0 - ACCURACY_EPS)
+    if not len(items) == len(said_yes) == p.size or p.ndim != 1:
+        raise ValueError("item, answers and accuracies must be 1-D arrays of one length")
+    if said_yes.size and said_yes.max() > 1:
+        raise ValueError("answers must be 1 (yes) or 0 (no)")
+    if items.size and items.max() >= n_items:
+        raise ValueError(f"item holds {items.max()}, out of range for n_items={n_items}")
+    prior_yes = np.asarray(prior, dtype=np.float64)
+    if np.any(prior_yes <= 0) or np.any(prior_yes >= 1):
+        raise ValueError("prior must lie strictly between 0 and 1")
+    evidence = np.where(said_yes == 1, 1.0, -1.0) * (np.log(p) - np.log1p(-p))
+    log_odds = np.log(prior_yes) - np.log1p(-prior_yes)
+    log_odds = log_odds + np.bincount(items, weights=evidence, minlength=n_items)
+    return 0.5 * (1.0 + np.tanh(0.5 * log_odds))  # the sigmoid, without overflow
+
+
+def binary_posterior(answers: ArrayLike, accuracies: ArrayLike, prior: float = 0.5) -> float:
+    """P(yes) for one item from its votes; see :func:`binary_posteriors`."""
+    said_yes = np.asarray(answers)
+    return float(
+        binary_posteriors(np.zeros(said_yes.shape, np.int64), said_yes, accuracies, 1, prior)[0]
+    )
+
+
+def allocate(
+    posterior: ArrayLike, votes: ArrayLike, *, threshold: float = 0.95, cap: int = 7
+) -> tuple[NDArray[np.int8], NDArray[np.int64]]:
+    """Decision codes and asking priority per item, from P(yes) and the vote count so far.
+
+    Codes as in :func:`labeling.consensus.dynamic.decide`: ACCEPT, REJECT, CONTINUE (fewer than
+    ``cap`` votes) or REVIEW. Priority: round(1000 * max(p, 1 - p)) for items that continue, so
+    the one closest to a decision is asked first, and 0 for all others."""
+    p = np.asarray(posterior, dtype=np.float64)
+    if cap < 1:
+        raise ValueError(f"cap must be at least 1, got {cap}")
+    codes = decision_codes(p, votes, threshold=threshold, cap=cap)
+    confidence = np.rint(1000.0 * np.maximum(p, 1.0 - p)).astype(np.int64)
+    return codes, np.where(codes == CONTINUE, confidence, 0)

@@ -1,0 +1,74 @@
+"""Per-worker reliability: accuracy from gold or from EM, spammer score, voting weights."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+ACCURACY_EPS = 1e-3
+"""Accuracies are clipped to [ACCURACY_EPS, 1 - ACCURACY_EPS] before taking log-odds."""
+
+
+def gold_accuracy(
+    correct: ArrayLike, seen: ArrayLike, *, alpha: float = 2.0, beta: float = 1.0
+) -> NDArray[np.float64]:
+    """Posterior mean accuracy (correct + alpha) / (seen + alpha + beta) under a
+    Beta(alpha, beta) prior, from ``correct`` right answers out of ``seen`` gold items.
+
+    The default prior (mean 2/3) gives a new worker the benefit of the doubt without trusting
+    him fully."""
+    right = np.asarray(correct, dtype=np.float64)
+    total = np.asarray(seen, dtype=np.float64)
+    if alpha <= 0 or beta <= 0:
+        raise ValueError(f"alpha and beta must be positive, got {alpha} and {beta}")
+    if np.any(right < 0) or np.any(right > total):
+        raise ValueError("correct must lie between 0 and seen")
+    return (right + alpha) / (total + alpha + beta)
+
+
+def em_accuracy(confusions: ArrayLike, class_priors: ArrayLike) -> NDArray[np.float64]:
+    """Per worker, P(answer is right) = sum_k prior_k * conf[w, k, k]."""
+    conf = _confusions(confusions)
+    priors = np.asarray(class_priors, dtype=np.float64)
+    if priors.shape != conf.shape[1:2]:
+        raise ValueError(f"class_priors must have shape ({conf.shape[1]},), got {priors.shape}")
+    accuracy: NDArray[np.float64] = np.einsum("k,wkk->w", priors, conf)
+    return accuracy
+
+
+def spammer_score(confusions: ArrayLike) -> NDArray[np.float64]:
+    """Raykar & Yu (2012) spammer score per worker, in [0, 1]; low means spammer.
+
+    S_w = 1 / (K (K - 1)) * sum over class pairs c < c' of ||conf[w, c] - conf[w, c']||^2.
+
+    A spammer answers independently of the truth, so all his rows are equal and S = 0; a
+    perfect worker (identity matrix) has K(K-1)/2 pairs at squared distance 2, so S = 1. For
+    K = 2 it is (a + b - 1)^2 with a the sensitivity conf[1, 1] and b the specificity
+    conf[0, 0]."""
+    conf = _confusions(confusions)
+    k = conf.shape[1]
+    # sum over pairs i < j of ||r_i - r_j||^2 = K * sum_i ||r_i||^2 - ||sum_i r_i||^2
+    pair_sum = k * np.square(conf).sum(axis=(1, 2)) - np.square(conf.sum(axis=1)).sum(axis=1)
+    score: NDArray[np.float64] = np.maximum(pair_sum / (k * (k - 1)), 0.0)  # rounding dips < 0
+    return score
+
+
+def worker_weights(accuracy: ArrayLike, n_classes: int) -> NDArray[np.float64]:
+    """Voting weight per worker: the one-coin log-odds log((K - 1) p / (1 - p)), floored at 0.
+
+    p is clipped to [ACCURACY_EPS, 1 - ACCURACY_EPS], so weights stay finite (at most
+    log((K - 1) * 999)). A worker at or below chance (p <= 1/K) weighs 0: majority vote ignores
+    him rather than reading his answers backwards."""
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+    p = np.clip(np.asarray(accuracy, dtype=np.float64), ACCURACY_EPS, 1.0 - ACCURACY_EPS)
+    return np.maximum(np.log((n_classes - 1) * p / (1.0 - p)), 0.0)
+
+
+def _confusions(confusions: ArrayLike) -> NDArray[np.float64]:
+    conf = np.asarray(confusions, dtype=np.float64)
+    if conf.ndim != 3 or conf.shape[1] != conf.shape[2] or conf.shape[1] < 2:
+        raise ValueError(
+            f"confusions must have shape (n_workers, K, K) with K >= 2, got {conf.shape}"
+        )
+    return conf

@@ -1,0 +1,266 @@
+"""Dawid-Skene EM, full and one-coin: exact single rounds, gold, warm starts, a simulated crowd."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from labeling.consensus import (
+    Votes,
+    dawid_skene,
+    majority_vote,
+    one_coin_dawid_skene,
+    spammer_score,
+)
+
+# K = 3. Worker 0 votes 0, 1, 2 on items 0, 1, 2; worker 1 votes 0, 2 on items 0, 1.
+THREE_CLASSES = Votes.from_arrays([0, 0, 1, 1, 2], [0, 1, 0, 1, 0], [0, 0, 1, 2, 2], n_classes=3)
+
+
+def test_one_round_on_three_classes_matches_the_hand_computation():
+    # start (vote shares): T = [[1, 0, 0], [0, .5, .5], [0, 0, 1]]
+    # priors = (T.sum(0) + 1) / (3 + 3) = [2, 1.5, 2.5] / 6 = [1/3, 1/4, 5/12]
+    # worker 0, truth 0: item 0 said 0 with weight 1 -> [1+1, 1, 1] / 4
+    #           truth 1: item 1 said 1 with weight .5 -> [1, 1.5, 1] / 3.5
+    #           truth 2: item 1 said 1 (.5), item 2 said 2 (1) -> [1, 1.5, 2] / 4.5
+    # worker 1, truth 0: [2, 1, 1] / 4; truths 1 and 2: item 1 said 2 (.5) -> [1, 1, 1.5] / 3.5
+    result = dawid_skene(THREE_CLASSES, max_iter=1)
+
+    np.testing.assert_allclose(result.class_priors, [1 / 3, 1 / 4, 5 / 12], rtol=1e-14)
+    np.testing.assert_allclose(
+        result.confusions,
+        [
+            [[1 / 2, 1 / 4, 1 / 4], [2 / 7, 3 / 7, 2 / 7], [2 / 9, 1 / 3, 4 / 9]],
+            [[1 / 2, 1 / 4, 1 / 4], [2 / 7, 2 / 7, 3 / 7], [2 / 7, 2 / 7, 3 / 7]],
+        ],
+        rtol=1e-14,
+    )
+    # E-step, prior * product of the voters' confusion entries:
+    # item 0 (0, 0): 1/3 * 1/2 * 1/2, 1/4 * 2/7 * 2/7, 5/12 * 2/9 * 2/7
+    # item 1 (1, 2): 1/3 * 1/4 * 1/4, 1/4 * 3/7 * 3/7, 5/12 * 1/3 * 3/7
+    # item 2 (2):    1/3 * 1/4,       1/4 * 2/7,       5/12 * 4/9
+    joint = np.array(
+        [[1 / 12, 1 / 49, 5 / 189], [1 / 48, 9 / 196, 5 / 84], [1 / 12, 1 / 14, 5 / 27]]
+    )
+    np.testing.assert_allclose(result.posteriors, joint / joint.sum(axis=1, keepdims=True), 1e-14)
+    np.testing.assert_array_equal(result.labels, [0, 2, 2])
+    assert result.iterations == 1
+    assert result.log_likelihood == pytest.approx(np.log(joint.sum(axis=1)).sum(), rel=1e-14)
+
+
+def test_one_coin_round_on_three_classes_matches_the_hand_computation():
+    # worker 0 agrees with T on item 0 (1), item 1 (.5), item 2 (1): (2.5 + 1) / (3 + 2) = .7
+    # worker 1 agrees on item 0 (1) and item 1 (.5): (1.5 + 1) / (2 + 2) = .625
+    result = one_coin_dawid_skene(THREE_CLASSES, max_iter=1)
+
+    np.testing.assert_allclose(result.class_priors, [1 / 3, 1 / 4, 5 / 12], rtol=1e-14)
+    np.testing.assert_allclose(result.confusions[0], np.full((3, 3), 0.15) + 0.55 * np.eye(3))
+    np.testing.assert_allclose(result.confusions[1], np.full((3, 3), 0.1875) + 0.4375 * np.eye(3))
+    # item 0 (0, 0): 1/3 * .7 * .625, 1/4 * .15 * .1875, 5/12 * .15 * .1875
+    joint0 = np.array([1 / 3 * 0.7 * 0.625, 1 / 4 * 0.15 * 0.1875, 5 / 12 * 0.15 * 0.1875])
+    np.testing.assert_allclose(result.posteriors[0], joint0 / joint0.sum(), rtol=1e-14)
+    np.testing.assert_array_equal(result.labels, [0, 2, 2])
+
+
+def test_rows_of_every_output_are_distributions():
+    for result in (dawid_skene(THREE_CLASSES), one_coin_dawid_skene(THREE_CLASSES)):
+        np.testing.assert_allclose(result.posteriors.sum(axis=1), 1.0, rtol=1e-12)
+        np.testing.assert_allclose(result.confusions.sum(axis=2), 1.0, rtol=1e-12)
+        assert result.class_priors.sum() == pytest.approx(1.0, rel=1e-12)
+
+
+def test_a_worker_who_only_answered_gold_gets_a_smoothed_matrix_from_gold_alone():
+    # workers 0-2 agree on items 0-3; worker 3 answered only gold items 4 (truth 0, said 0)
+    # and 5 (truth 1, said 0)
+    votes = Votes.from_arrays(
+        [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 4, 5],
+        [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3],
+        [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0],
+    )
+
+    result = dawid_skene(votes, gold=([4, 5], [0, 1]))
+
+    # truth 0: said 0 once -> [1 + 1, 0 + 1] / 3; truth 1: said 0 once -> the same
+    np.testing.assert_allclose(result.confusions[3], [[2 / 3, 1 / 3], [2 / 3, 1 / 3]], 1e-14)
+    np.testing.assert_array_equal(result.posteriors[4:], [[1.0, 0.0], [0.0, 1.0]])
+    np.testing.assert_array_equal(result.labels, [0, 1, 0, 1, 0, 1])
+    one_coin = one_coin_dawid_skene(votes, gold=([4, 5], [0, 1]))
+    # one right answer out of two: (1 + 1) / (2 + 2)
+    np.testing.assert_allclose(one_coin.confusions[3], [[0.5, 0.5], [0.5, 0.5]], rtol=1e-14)
+
+
+def test_gold_clamping_changes_the_outcome():
+    # workers 0 and 1 always say x, worker 2 always says 1 - x; gold on items 0-5 sides with
+    # worker 2, so on items 6-8 EM must trust him over the other two
+    x = np.array([0, 1, 0, 1, 0, 1, 0, 1, 0])
+    votes = Votes.from_arrays(
+        np.tile(np.arange(9), 3), np.repeat([0, 1, 2], 9), np.concatenate([x, x, 1 - x])
+    )
+
+    without = dawid_skene(votes)
+    with_gold = dawid_skene(votes, gold=(np.arange(6), 1 - x[:6]))
+
+    np.testing.assert_array_equal(majority_vote(votes).labels, x)
+    np.testing.assert_array_equal(without.labels, x)
+    np.testing.assert_array_equal(with_gold.labels, 1 - x)
+    np.testing.assert_array_equal(with_gold.posteriors[:6], np.eye(2)[1 - x[:6]])
+
+
+def test_an_item_without_votes_is_undecided_with_the_class_prior_as_posterior():
+    votes = Votes.from_arrays([0, 0, 1, 1], [0, 1, 0, 1], [1, 1, 0, 0], n_items=3)
+
+    result = dawid_skene(votes)
+
+    assert result.labels[2] == -1
+    np.testing.assert_allclose(result.posteriors[2], result.class_priors, rtol=1e-14)
+
+
+def test_a_gold_item_without_votes_keeps_its_gold_label():
+    votes = Votes.from_arrays(
+        np.tile(np.arange(4), 3), np.repeat([0, 1, 2], 4), [0, 1] * 6, n_items=5
+    )
+
+    result = dawid_skene(votes, gold=([4], [1]))
+
+    np.testing.assert_array_equal(result.labels, [0, 1, 0, 1, 1])
+    np.testing.assert_array_equal(result.posteriors[4], [0.0, 1.0])
+
+
+def test_items_voted_only_by_a_constant_spammer_fall_back_to_the_prior():
+    # workers 0-2 label items 0-19 correctly; worker 3 says 0 to everything, items 20-21 too
+    truth = np.arange(20) % 2
+    votes = Votes.from_arrays(
+        np.concatenate([np.tile(np.arange(20), 3), np.arange(22)]),
+        np.concatenate([np.repeat([0, 1, 2], 20), np.full(22, 3)]),
+        np.concatenate([np.tile(truth, 3), np.zeros(22, dtype=np.int64)]),
+    )
+
+    result = dawid_skene(votes)
+
+    np.testing.assert_array_equal(majority_vote(votes).posteriors[20:], [[1.0, 0.0], [1.0, 0.0]])
+    np.testing.assert_allclose(result.posteriors[20:], [result.class_priors] * 2, atol=1e-6)
+    np.testing.assert_array_equal(result.labels[:20], truth)
+    assert spammer_score(result.confusions)[3] < 1e-6
+
+
+def test_a_lone_worker_needs_a_diagonal_prior_to_count():
+    # without agreement or gold, a flat prior cannot tell a lone worker from noise: EM drifts
+    # to the fixed point where his answers say nothing; a diagonal prior keeps him informative
+    votes = Votes.from_arrays([0, 1, 2], [0, 0, 0], [0, 1, 1])
+
+    flat = dawid_skene(votes)
+    leaning = dawid_skene(votes, diagonal_prior=1.0)
+
+    np.testing.assert_allclose(flat.posteriors, [flat.class_priors] * 3, atol=1e-5)
+    np.testing.assert_array_equal(leaning.labels, [0, 1, 1])
+    assert leaning.confusions[0, 0, 0] > 0.5
+    assert leaning.confusions[0, 1, 1] > 0.5
+
+
+def _simulated_crowd(seed: int) -> tuple[Votes, np.ndarray, np.ndarray, np.ndarray]:
+    """2,000 items, 3 classes, 5 votes each from 50 workers: workers 0-39 right with
+    probability 0.8 (errors spread evenly), workers 40-49 answer uniformly at random."""
+    rng = np.random.default_rng(seed)
+    n_items, n_classes, n_workers, per_item = 2000, 3, 50, 5
+    truth = rng.integers(0, n_classes, n_items)
+    spammer = np.arange(n_workers) >= 40
+    worker = np.argsort(rng.random((n_items, n_workers)), axis=1)[:, :per_item].ravel()
+    item = np.repeat(np.arange(n_items), per_item)
+    right = rng.random(item.size) < 0.8
+    wrong = (truth[item] + rng.integers(1, n_classes, item.size)) % n_classes
+    honest = np.where(right, truth[item], wrong)
+    label = np.where(spammer[worker], rng.integers(0, n_classes, item.size), honest)
+    true_confusions = np.where(np.eye(n_classes, dtype=bool), 0.8, 0.1)[None].repeat(50, 0)
+    true_confusions[spammer] = 1 / n_classes
+    votes = Votes.from_arrays(item, worker, label, n_classes=n_classes)
+    return votes, truth, spammer, true_confusions
+
+
+def test_simulated_crowd_dawid_skene_beats_majority_and_finds_the_spammers():
+    votes, truth, spammer, true_confusions = _simulated_crowd(seed=0)
+    # a Bayes oracle that knows every worker's true matrix (votes come 5 per item, in order)
+    log_likelihood = np.log(true_confusions[votes.worker, :, votes.label]).reshape(-1, 5, 3)
+    oracle = (log_likelihood.sum(axis=1).argmax(axis=1) == truth).mean()
+
+    majority = (majority_vote(votes).labels == truth).mean()
+    result = dawid_skene(votes)
+    em = (result.labels == truth).mean()
+    one_coin = (one_coin_dawid_skene(votes).labels == truth).mean()
+
+    # observed with seed 0: majority 0.8985, Dawid-Skene 0.9385, one-coin 0.938, oracle 0.94
+    assert majority >= 0.89
+    assert em >= majority + 0.03
+    assert em >= 0.935
+    assert em >= oracle - 0.005
+    assert one_coin >= 0.935
+    scores = spammer_score(result.confusions)
+    assert scores[spammer].max() < scores[~spammer].min()
+
+
+def test_warm_start_reaches_the_same_answer_in_fewer_rounds():
+    votes, _, _, _ = _simulated_crowd(seed=1)
+    cold = dawid_skene(votes)
+
+    warm = dawid_skene(votes, init_confusions=cold.confusions, init_priors=cold.class_priors)
+    from_posteriors = dawid_skene(votes, init=cold.posteriors)
+
+    for rerun in (warm, from_posteriors):
+        assert rerun.iterations < cold.iterations
+        assert rerun.iterations <= 2
+        np.testing.assert_array_equal(rerun.labels, cold.labels)
+        np.testing.assert_allclose(rerun.posteriors, cold.posteriors, atol=1e-5)
+
+
+def test_max_iter_caps_the_rounds():
+    votes, _, _, _ = _simulated_crowd(seed=2)
+
+    assert dawid_skene(votes, max_iter=3).iterations == 3
+    assert dawid_skene(votes, tol=1.0).iterations == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"smoothing": -1.0}, "smoothing must be non-negative, got -1.0"),
+        ({"diagonal_prior": -0.5}, "diagonal_prior must be non-negative, got -0.5"),
+        ({"max_iter": 0}, "max_iter must be at least 1, got 0"),
+        ({"tol": -1e-3}, "tol must be non-negative, got -0.001"),
+        ({"init": np.ones((3, 2)) / 2}, r"init must have shape \(3, 3\), got \(3, 2\)"),
+        ({"init": np.ones((3, 3))}, "init must hold probabilities summing to 1"),
+        ({"init_priors": [0.2, 0.3, 0.5]}, "init_priors needs init_confusions"),
+        (
+            {"init_confusions": np.full((2, 3, 3), 1 / 3), "init": np.full((3, 3), 1 / 3)},
+            "give either init or init_confusions, not both",
+        ),
+        (
+            {"init_confusions": np.full((1, 3, 3), 1 / 3)},
+            r"init_confusions must have shape \(2, 3, 3\), got \(1, 3, 3\)",
+        ),
+        (
+            {"init_confusions": np.full((2, 3, 3), 1 / 3), "init_priors": [0.5, 0.5, 0.5]},
+            "init_priors must hold probabilities summing to 1",
+        ),
+        ({"gold": ([0], [3])}, "gold labels holds 3, out of range for n_classes=3"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        dawid_skene(THREE_CLASSES, **kwargs)
+
+
+def test_one_coin_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="smoothing must be non-negative, got -1"):
+        one_coin_dawid_skene(THREE_CLASSES, smoothing=-1)
+
+
+def test_warm_start_accepts_matrices_stored_rounded():
+    votes, _, _, _ = _simulated_crowd(seed=1)
+    cold = dawid_skene(votes)
+
+    rounded = dawid_skene(
+        votes,
+        init_confusions=np.round(cold.confusions, 4),
+        init_priors=np.round(cold.class_priors, 4),
+    )
+
+    np.testing.assert_array_equal(rounded.labels, cold.labels)
