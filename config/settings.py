@@ -234,6 +234,10 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "sweep-orphan-media": {"task": "labeling.tasks.media_orphans_sweep", "schedule": 6 * 3600.0},
     "fail-stale-import-jobs": {"task": "labeling.tasks.import_jobs_fail_stale", "schedule": 600.0},
+    "consensus-reaggregate": {
+        "task": "labeling.tasks.consensus_reaggregate",
+        "schedule": env_float("CROWDNET_CONSENSUS_EVERY_SECONDS", 900.0, minimum=10.0),
+    },
 }
 
 # --- auth, passwords ------------------------------------------------------------------------
@@ -396,3 +400,20 @@ CROWDNET_GATE_FAST_MAX = env_int("CROWDNET_GATE_FAST_MAX", 3, minimum=1)
 CROWDNET_GATE_GOLD_FAIL_STREAK = env_int("CROWDNET_GATE_GOLD_FAIL_STREAK", 3, minimum=1)
 CROWDNET_GATE_GOLD_MIN_SEEN = env_int("CROWDNET_GATE_GOLD_MIN_SEEN", 10, minimum=1)
 CROWDNET_GATE_GOLD_MIN_ACCURACY = env_float("CROWDNET_GATE_GOLD_MIN_ACCURACY", 0.7)
+# Workers whose Dawid-Skene spammer score stays under this after enough label votes are paused.
+CROWDNET_GATE_SPAMMER_SCORE = env_float("CROWDNET_GATE_SPAMMER_SCORE", 0.05)
+CROWDNET_GATE_SPAMMER_MIN_VOTES = env_int("CROWDNET_GATE_SPAMMER_MIN_VOTES", 30, minimum=1)
+# ... and so are workers whose Dawid-Skene accuracy is below this (they answer against the crowd).
+CROWDNET_GATE_EM_MIN_ACCURACY = env_float("CROWDNET_GATE_EM_MIN_ACCURACY", 0.5)
+
+# Consensus: an item is decided once P(yes) or P(no) reaches the threshold; at the vote cap an
+# undecided item goes to the curators' review queue. "adaptive" weighs each vote by the worker's
+# reliability; "imagenet" uses the category's confidence table when one was fitted.
+CROWDNET_CONSENSUS_RULE = env_str("CROWDNET_CONSENSUS_RULE", "adaptive")
+if CROWDNET_CONSENSUS_RULE not in ("adaptive", "imagenet"):
+    raise ImproperlyConfigured("CROWDNET_CONSENSUS_RULE must be adaptive or imagenet.")
+CROWDNET_CONSENSUS_THRESHOLD = env_float("CROWDNET_CONSENSUS_THRESHOLD", 0.95, minimum=0.5)
+CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 7, minimum=1)
+CROWDNET_CONSENSUS_PRIOR = env_float("CROWDNET_CONSENSUS_PRIOR", 0.5)
+CROWDNET_CONSENSUS_SMOOTHING = env_float("CROWDNET_CONSENSUS_SMOOTHING", 1.0)
+CROWDNET_BOX_IOU = env_float("CROWDNET_BOX_IOU", 0.5)

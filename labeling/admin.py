@@ -7,6 +7,8 @@ from labeling.models import (
     Box,
     Candidate,
     Category,
+    ConfidenceTable,
+    ConsensusRun,
     DemoTruth,
     GoldAnswer,
     Image,
@@ -14,10 +16,12 @@ from labeling.models import (
     ImportJob,
     Invitation,
     MicroTask,
+    ObjectBox,
     User,
     Vote,
     WorkerProfile,
 )
+from labeling.services.consensus import decision_override
 from labeling.services.microtasks import gold_mark, worker_resume
 
 
@@ -60,10 +64,34 @@ class ImageArrivalAdmin(admin.ModelAdmin):
 
 @admin.register(Candidate)
 class CandidateAdmin(admin.ModelAdmin):
-    list_display = ["image", "category", "state", "yes_votes", "no_votes", "confidence"]
-    list_filter = ["state", "category"]
+    list_display = [
+        "image",
+        "category",
+        "state",
+        "yes_votes",
+        "no_votes",
+        "posterior",
+        "confidence",
+        "override",
+    ]
+    list_filter = ["state", "category", "override"]
     list_select_related = ["image", "category"]
-    actions = ["gold_yes", "gold_no"]
+    actions = ["gold_yes", "gold_no", "override_accept", "override_reject", "override_lift"]
+
+    @admin.action(description="Override: accept (wins over the crowd)")
+    def override_accept(self, request, queryset):  # type: ignore[no-untyped-def]
+        for candidate in queryset:
+            decision_override(candidate=candidate, accepted=True, by=request.user)
+
+    @admin.action(description="Override: reject (wins over the crowd)")
+    def override_reject(self, request, queryset):  # type: ignore[no-untyped-def]
+        for candidate in queryset:
+            decision_override(candidate=candidate, accepted=False, by=request.user)
+
+    @admin.action(description="Lift the override: back to the crowd")
+    def override_lift(self, request, queryset):  # type: ignore[no-untyped-def]
+        for candidate in queryset:
+            decision_override(candidate=candidate, accepted=None, by=request.user)
 
     @admin.action(description="Make gold: the image shows the category")
     def gold_yes(self, request, queryset):  # type: ignore[no-untyped-def]
@@ -100,6 +128,8 @@ class WorkerProfileAdmin(admin.ModelAdmin):
         "answered_tasks",
         "gold_seen",
         "gold_correct",
+        "em_accuracy",
+        "spammer_score",
         "paused",
         "pause_reason",
     ]
@@ -139,3 +169,32 @@ class BoxAdmin(admin.ModelAdmin):
     list_display = ["uid", "candidate", "worker", "state", "yes_votes", "no_votes"]
     list_filter = ["state"]
     list_select_related = ["candidate", "worker"]
+
+
+@admin.register(ObjectBox)
+class ObjectBoxAdmin(admin.ModelAdmin):
+    list_display = ["candidate", "x0", "y0", "x1", "y1", "score", "drawers"]
+    list_select_related = ["candidate"]
+
+
+@admin.register(ConsensusRun)
+class ConsensusRunAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "trigger",
+        "status",
+        "started_at",
+        "items",
+        "votes",
+        "workers",
+        "iterations",
+        "changed",
+        "seconds",
+    ]
+    list_filter = ["status", "trigger"]
+
+
+@admin.register(ConfidenceTable)
+class ConfidenceTableAdmin(admin.ModelAdmin):
+    list_display = ["category", "cap", "prior", "calibration_items", "fitted_at"]
+    list_select_related = ["category"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from labeling.services import imports, media
+from labeling.services import consensus, imports, media
 
 
 @shared_task(name="labeling.tasks.ping")
@@ -29,3 +29,12 @@ def media_orphans_sweep() -> int:
 def import_jobs_fail_stale() -> int:
     """Mark import jobs that never finished as failed."""
     return imports.import_jobs_fail_stale()
+
+
+@shared_task(name="labeling.tasks.consensus_reaggregate", soft_time_limit=3600)
+def consensus_reaggregate(trigger: str = "schedule", user_id: int | None = None) -> int:
+    """Re-run Dawid-Skene over every label vote and apply it; returns the run's id."""
+    from labeling.models import User
+
+    by = User.objects.filter(pk=user_id).first() if user_id is not None else None
+    return consensus.consensus_reaggregate(trigger=trigger, by=by).pk

@@ -189,6 +189,20 @@ class Candidate(models.Model):
         db_persist=True,
     )
     confidence = models.FloatField(default=0.0, help_text="P(the state is right), 0-1.")
+    posterior = models.FloatField(
+        default=0.5, help_text="The crowd's P(the image shows the category), 0-1."
+    )
+    override = models.BooleanField(
+        null=True, blank=True, help_text="A curator's decision; it wins over the crowd's."
+    )
+    override_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
     priority = models.IntegerField(default=0, help_text="Higher is asked first.")
     votes_needed = models.PositiveSmallIntegerField(
         default=3, help_text="Counted verify votes wanted before consensus decides."
@@ -214,6 +228,10 @@ class Candidate(models.Model):
             models.CheckConstraint(
                 condition=Q(confidence__gte=0.0, confidence__lte=1.0),
                 name="candidate_confidence_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(posterior__gte=0.0, posterior__lte=1.0),
+                name="candidate_posterior_range",
             ),
         ]
         indexes = [
@@ -247,6 +265,9 @@ class DemoTruth(models.Model):
     candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="+")
     is_positive = models.BooleanField()
     true_label = models.CharField(max_length=100)
+    boxes = models.JSONField(
+        default=list, blank=True, help_text="True object boxes [[x0, y0, x1, y1], ...], if known."
+    )
 
     def __str__(self) -> str:
         return f"{self.candidate_id}: {self.true_label}"

@@ -47,6 +47,15 @@ class WorkerProfile(models.Model):
     paused = models.BooleanField(default=False)
     pause_reason = models.CharField(max_length=300, blank=True)
     paused_at = models.DateTimeField(null=True, blank=True)
+    # Written by the consensus re-aggregation (Dawid-Skene over every label vote).
+    em_accuracy = models.FloatField(null=True, blank=True)
+    spammer_score = models.FloatField(
+        null=True, blank=True, help_text="0 answers like a coin, 1 like a perfect worker."
+    )
+    confusion = models.JSONField(
+        null=True, blank=True, help_text="[[P(no|no), P(yes|no)], [P(no|yes), P(yes|yes)]]"
+    )
+    label_votes = models.PositiveIntegerField(default=0, help_text="As of the last aggregation.")
 
     def __str__(self) -> str:
         return f"profile of {self.user_id}"
@@ -209,3 +218,71 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.answer} by {self.worker_id} on {self.candidate_id}"
+
+
+class ObjectBox(models.Model):
+    """One object on an image: the boxes several workers drew around it, fused into one."""
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="object_boxes")
+    x0 = models.FloatField()
+    y0 = models.FloatField()
+    x1 = models.FloatField()
+    y1 = models.FloatField()
+    score = models.FloatField(help_text="Share of the image's drawers' weight behind this box.")
+    drawers = models.PositiveSmallIntegerField(help_text="Workers whose boxes were fused.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"object on {self.candidate_id}"
+
+
+class ConsensusRun(models.Model):
+    """One Dawid-Skene re-aggregation over every label vote, and what it changed."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    trigger = models.CharField(max_length=10, default="schedule")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    items = models.PositiveIntegerField(default=0)
+    votes = models.PositiveIntegerField(default=0)
+    workers = models.PositiveIntegerField(default=0)
+    iterations = models.PositiveIntegerField(default=0)
+    warm_start = models.BooleanField(default=False)
+    changed = models.PositiveIntegerField(default=0, help_text="Candidates whose state changed.")
+    log_likelihood = models.FloatField(null=True, blank=True)
+    class_priors = models.JSONField(null=True, blank=True)
+    seconds = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"consensus run {self.pk} ({self.status})"
+
+
+class ConfidenceTable(models.Model):
+    """ImageNet's per-category table: P(good | y yes and n no votes), from a calibration sample."""
+
+    category = models.OneToOneField(
+        Category, on_delete=models.CASCADE, related_name="confidence_table"
+    )
+    cap = models.PositiveSmallIntegerField()
+    table = models.JSONField(help_text="table[y][n], null where y + n > cap.")
+    prior = models.FloatField()
+    calibration_items = models.PositiveIntegerField()
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"confidence table of {self.category_id}"

@@ -29,6 +29,7 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
+from labeling.services.consensus import box_accepted, candidates_decide, objects_fuse
 from labeling.services.microtasks import WorkerPaused, worker_profile
 
 __all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
@@ -95,12 +96,14 @@ def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[bool 
 
 
 def _apply_label_counts(votes: list[Vote]) -> None:
-    """Add counted, non-gold verify/grid votes to their candidates' tallies."""
+    """Add counted, non-gold verify/grid votes to their candidates' tallies (a grid counts per
+    cell), then let consensus decide them or ask for one more vote."""
     fields = {"yes": "yes_votes", "no": "no_votes", "unsure": "unsure_votes"}
     tally = Counter((v.candidate_id, v.answer) for v in votes if v.counted and not v.is_gold)
     # Rows are updated in id order, so two grids sharing candidates can't deadlock.
     for (candidate_id, answer), n in sorted(tally.items()):
         Candidate.objects.filter(pk=candidate_id).update(**{fields[answer]: F(fields[answer]) + n})
+    candidates_decide(sorted({candidate_id for candidate_id, _ in tally}))
 
 
 def _apply_draw(worker: User, item: TaskItem, answer: ItemAnswer) -> None:
@@ -119,7 +122,7 @@ def _apply_verify_box(item: TaskItem, answer: ItemAnswer) -> None:
     else:
         box.no_votes += 1
     if box.yes_votes + box.no_votes >= settings.CROWDNET_BOX_VERIFY_VOTES:
-        box.state = Box.State.ACCEPTED if box.yes_votes > box.no_votes else Box.State.REJECTED
+        box.state = Box.State.ACCEPTED if box_accepted(box) else Box.State.REJECTED
     box.save(update_fields=["yes_votes", "no_votes", "state"])
     boxes = Box.objects.filter(candidate_id=item.candidate_id)
     if not boxes.filter(state=Box.State.PROPOSED).exists():
@@ -138,6 +141,8 @@ def _apply_boxes(task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer
         elif task.kind == TaskKind.COVERAGE:
             stage = "done" if answer.answer == "yes" else "draw"
             Candidate.objects.filter(pk=item.candidate_id).update(box_state=stage)
+            if stage == "done":
+                objects_fuse(item.candidate_id)
 
 
 def _update_profile(

@@ -27,6 +27,7 @@ def test_parallel_workers_never_over_assign(settings):
         pytest.skip("row locks with SKIP LOCKED are PostgreSQL's; SQLite serialises writers")
     settings.CROWDNET_GOLD_RATE = 0.0
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    settings.CROWDNET_CONSENSUS_VOTE_CAP = NEEDED  # every item stops at exactly NEEDED votes
     category = Category.objects.create(name="cat", slug="cat")
     files = [(f"{i}.jpg", image_bytes(500 + i, size=(40, 30))) for i in range(ITEMS)]
     images_ingest(files=files, category=category, source="upload", uploader=None)

@@ -1,0 +1,463 @@
+"""Consensus as the crowd answers: posteriors, decisions, the review queue, fused boxes, and the
+Dawid-Skene re-aggregation over every vote. The arithmetic lives in labeling.consensus (pure
+numpy); this module reads votes, calls it and writes the results.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from labeling.consensus import (
+    ACCEPT,
+    REJECT,
+    REVIEW,
+    Votes,
+    allocate,
+    binary_posteriors,
+    dawid_skene,
+    decide,
+    em_accuracy,
+    fuse_boxes,
+    gold_accuracy,
+    spammer_score,
+)
+from labeling.consensus.dynamic import ConfidenceTable as Table
+from labeling.models import (
+    Box,
+    Candidate,
+    ConfidenceTable,
+    ConsensusRun,
+    GoldAnswer,
+    MicroTask,
+    ObjectBox,
+    TaskItem,
+    User,
+    Vote,
+    WorkerProfile,
+)
+
+log = logging.getLogger(__name__)
+
+YES, NO = "yes", "no"
+PAUSE_SPAMMER = (
+    "Your answers agree with the other workers' no more than chance would; "
+    "a curator will look at your record."
+)
+PAUSE_DISAGREES = (
+    "Your answers disagree with the consensus more often than they agree; "
+    "a curator will look at your record."
+)
+
+
+def worker_accuracies(worker_ids: Iterable[int]) -> dict[int, float]:
+    """Each worker's accuracy on yes/no questions: from the last Dawid-Skene run when there was
+    one, else from gold answers with a Beta(2, 1) prior (a new worker counts as 2/3 right)."""
+    ids = set(worker_ids)
+    rows = WorkerProfile.objects.filter(user_id__in=ids).values_list(
+        "user_id", "em_accuracy", "gold_seen", "gold_correct"
+    )
+    known = {user_id: (em, seen, correct) for user_id, em, seen, correct in rows}
+    accuracy = {}
+    for worker_id in ids:
+        em, seen, correct = known.get(worker_id, (None, 0, 0))
+        accuracy[worker_id] = float(em) if em is not None else float(gold_accuracy(correct, seen))
+    return accuracy
+
+
+def _tables(category_ids: set[int]) -> dict[int, Table]:
+    if settings.CROWDNET_CONSENSUS_RULE != "imagenet":
+        return {}
+    tables = {}
+    for row in ConfidenceTable.objects.filter(category_id__in=category_ids):
+        values = np.array(row.table, dtype=np.float64)  # JSON null -> nan
+        tables[row.category_id] = Table(cap=row.cap, table=values, prior=row.prior)
+    return tables
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Where the crowd stands on one candidate after its latest vote."""
+
+    posterior: float
+    code: int
+    priority: int
+
+
+def _decisions(candidates: list[Candidate]) -> dict[int, Decision]:
+    """Posterior and decision code per candidate, from its counted yes/no label votes."""
+    ids = [c.pk for c in candidates]
+    votes = list(
+        Vote.objects.filter(
+            candidate_id__in=ids, question="label", counted=True, answer__in=[YES, NO]
+        ).values_list("candidate_id", "worker_id", "answer")
+    )
+    index = {pk: i for i, pk in enumerate(ids)}
+    accuracy = worker_accuracies(worker for _, worker, _ in votes)
+    items = np.array([index[c] for c, _, _ in votes], dtype=np.int64)
+    answers = np.array([a == YES for _, _, a in votes], dtype=np.int64)
+    accuracies = np.array([accuracy[w] for _, w, _ in votes], dtype=np.float64)
+    posterior = binary_posteriors(
+        items, answers, accuracies, len(ids), settings.CROWDNET_CONSENSUS_PRIOR
+    )
+    cast = np.array([c.votes_cast for c in candidates], dtype=np.int64)
+    codes, priority = allocate(
+        posterior,
+        cast,
+        threshold=settings.CROWDNET_CONSENSUS_THRESHOLD,
+        cap=settings.CROWDNET_CONSENSUS_VOTE_CAP,
+    )
+    tables = _tables({c.category_id for c in candidates})
+    for i, candidate in enumerate(candidates):
+        table = tables.get(candidate.category_id)
+        if table is not None and candidate.yes_votes + candidate.no_votes <= table.cap:
+            yes, no = np.array([candidate.yes_votes]), np.array([candidate.no_votes])
+            cap = min(table.cap, settings.CROWDNET_CONSENSUS_VOTE_CAP)
+            codes[i] = decide(
+                table, yes, no, threshold=settings.CROWDNET_CONSENSUS_THRESHOLD, cap=cap
+            )[0]
+            posterior[i] = table.table[candidate.yes_votes, candidate.no_votes]
+    return {
+        pk: Decision(float(posterior[i]), int(codes[i]), int(priority[i]))
+        for pk, i in index.items()
+    }
+
+
+def _state_fields(candidate: Candidate, decision: Decision, now) -> dict[str, object]:
+    """The candidate's new state and counters, or only its posterior while a curator's
+    override stands or before it has the votes it was waiting for."""
+    fields: dict[str, object] = {"posterior": decision.posterior}
+    if candidate.override is not None or candidate.votes_cast < candidate.votes_needed:
+        return fields
+    p = decision.posterior
+    if decision.code == ACCEPT:
+        fields.update(state=Candidate.State.ACCEPTED, confidence=p, decided_at=now, priority=0)
+        if candidate.box_state == "none":
+            fields["box_state"] = "draw"  # boxes are drawn only on accepted images
+    elif decision.code == REJECT:
+        fields.update(state=Candidate.State.REJECTED, confidence=1 - p, decided_at=now, priority=0)
+    elif decision.code == REVIEW:
+        fields.update(state=Candidate.State.NEEDS_REVIEW, confidence=max(p, 1 - p), priority=0)
+    else:  # one more vote, asked early if the item is close to a decision
+        fields.update(
+            state=Candidate.State.OPEN,
+            confidence=max(p, 1 - p),
+            votes_needed=candidate.votes_cast + 1,
+            priority=decision.priority,
+            decided_at=None,
+        )
+    return fields
+
+
+def candidates_decide(candidate_ids: Sequence[int]) -> int:
+    """Bring the posterior and state of these open candidates up to date with their votes;
+    returns how many were decided (accepted, rejected or sent to review). Call inside the
+    transaction that wrote the votes: rows are taken in id order, so grids can't deadlock."""
+    if not candidate_ids:
+        return 0
+    candidates = list(
+        Candidate.objects.select_for_update()
+        .filter(pk__in=candidate_ids, state=Candidate.State.OPEN)
+        .order_by("id")
+    )
+    if not candidates:
+        return 0
+    decisions = _decisions(candidates)
+    now = timezone.now()
+    decided = 0
+    for candidate in candidates:
+        fields = _state_fields(candidate, decisions[candidate.pk], now)
+        decided += fields.get("state", Candidate.State.OPEN) != Candidate.State.OPEN
+        Candidate.objects.filter(pk=candidate.pk).update(**fields)
+    return decided
+
+
+def box_accepted(box: Box) -> bool:
+    """Whether a box's verification votes, weighted by each checker's reliability, say it is
+    tight around one object (posterior above one half)."""
+    votes = list(
+        Vote.objects.filter(
+            box=box, question="box", counted=True, answer__in=[YES, NO]
+        ).values_list("worker_id", "answer")
+    )
+    if not votes:
+        return False
+    accuracy = worker_accuracies(worker for worker, _ in votes)
+    posterior = binary_posteriors(
+        np.zeros(len(votes), dtype=np.int64),
+        np.array([answer == YES for _, answer in votes], dtype=np.int64),
+        np.array([accuracy[worker] for worker, _ in votes]),
+        1,
+        0.5,
+    )[0]
+    return bool(posterior > 0.5)
+
+
+def objects_fuse(candidate_id: int) -> list[ObjectBox]:
+    """Replace the candidate's objects with its accepted boxes fused by IoU (one object per
+    cluster, coordinates weighted by the drawers' reliability)."""
+    boxes = list(
+        Box.objects.filter(candidate_id=candidate_id, state=Box.State.ACCEPTED).values_list(
+            "worker_id", "x0", "y0", "x1", "y1"
+        )
+    )
+    ObjectBox.objects.filter(candidate_id=candidate_id).delete()
+    if not boxes:
+        return []
+    workers = np.array([w or 0 for w, *_ in boxes], dtype=np.int64)
+    accuracy = worker_accuracies(int(w) for w in workers)
+    fused = fuse_boxes(
+        np.array([coords for _, *coords in boxes], dtype=np.float64),
+        workers,
+        np.array([accuracy[int(w)] for w in workers]),
+        iou_threshold=settings.CROWDNET_BOX_IOU,
+    )
+    return ObjectBox.objects.bulk_create(
+        ObjectBox(
+            candidate_id=candidate_id,
+            x0=float(box[0]),
+            y0=float(box[1]),
+            x1=float(box[2]),
+            y1=float(box[3]),
+            score=float(min(1.0, score)),
+            drawers=int(drawers),
+        )
+        for box, score, drawers in zip(fused.boxes, fused.scores, fused.n_workers, strict=True)
+    )
+
+
+def decision_override(*, candidate: Candidate, accepted: bool | None, by: User) -> Candidate:
+    """A curator's decision, which wins over the crowd's now and in every later aggregation;
+    ``accepted=None`` lifts it and gives the candidate back to the crowd."""
+    now = timezone.now()
+    with transaction.atomic():
+        candidate = Candidate.objects.select_for_update().get(pk=candidate.pk)
+        if accepted is None:
+            candidate.override, candidate.override_by = None, None
+            candidate.state = Candidate.State.OPEN
+            candidate.votes_needed = max(candidate.votes_needed, candidate.votes_cast + 1)
+            candidate.decided_at = None
+        else:
+            candidate.override, candidate.override_by = accepted, by
+            candidate.state = Candidate.State.ACCEPTED if accepted else Candidate.State.REJECTED
+            candidate.confidence, candidate.decided_at = 1.0, now
+            if accepted and candidate.box_state == "none":
+                candidate.box_state = "draw"
+        candidate.save(
+            update_fields=[
+                "override",
+                "override_by",
+                "state",
+                "votes_needed",
+                "decided_at",
+                "confidence",
+                "box_state",
+            ]
+        )
+    return candidate
+
+
+# --- re-aggregation -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelVotes:
+    """Every yes/no label vote that moves consensus, as index arrays, with the id maps."""
+
+    votes: Votes
+    candidate_ids: np.ndarray
+    worker_ids: np.ndarray
+    gold_items: np.ndarray
+    gold_labels: np.ndarray
+
+
+def label_votes() -> LabelVotes:
+    """Counted label votes plus every answer to a gold item (their truth is known, so they
+    teach the model each worker's confusion), as arrays."""
+    rows = np.array(
+        list(
+            Vote.objects.filter(question="label", answer__in=[YES, NO])
+            .filter(Q(counted=True) | Q(is_gold=True))
+            .values_list("candidate_id", "worker_id", "answer")
+            .order_by()
+            .iterator(chunk_size=20_000)
+        ),
+        dtype=object,
+    ).reshape(-1, 3)
+    candidate_ids, items = np.unique(rows[:, 0].astype(np.int64), return_inverse=True)
+    worker_ids, workers = np.unique(rows[:, 1].astype(np.int64), return_inverse=True)
+    labels = (rows[:, 2] == YES).astype(np.int64)
+    gold = dict(
+        GoldAnswer.objects.filter(candidate_id__in=candidate_ids.tolist()).values_list(
+            "candidate_id", "answer"
+        )
+    )
+    gold_ids = np.array(sorted(gold), dtype=np.int64)
+    return LabelVotes(
+        votes=Votes.from_arrays(
+            items,
+            workers,
+            labels,
+            n_items=len(candidate_ids),
+            n_workers=len(worker_ids),
+            n_classes=2,
+        ),
+        candidate_ids=candidate_ids,
+        worker_ids=worker_ids,
+        gold_items=np.searchsorted(candidate_ids, gold_ids),
+        gold_labels=np.array([int(gold[g]) for g in gold_ids.tolist()], dtype=np.int64),
+    )
+
+
+def _warm_start(worker_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Last run's worker matrices and class priors, for the workers that have them (the
+    others start from a Beta(2, 1) worker: right two times in three)."""
+    last = ConsensusRun.objects.filter(status=ConsensusRun.Status.DONE).first()
+    stored = dict(
+        WorkerProfile.objects.filter(
+            user_id__in=worker_ids.tolist(), confusion__isnull=False
+        ).values_list("user_id", "confusion")
+    )
+    if last is None or not last.class_priors or not stored:
+        return None, None
+    default = [[2 / 3, 1 / 3], [1 / 3, 2 / 3]]
+    confusions = np.array([stored.get(int(w), default) for w in worker_ids], dtype=np.float64)
+    return confusions, np.array(last.class_priors, dtype=np.float64)
+
+
+def _new_state(candidate: dict, posterior: float) -> dict[str, object] | None:
+    """What re-aggregation changes on one candidate, or None when nothing changes."""
+    threshold, cap = settings.CROWDNET_CONSENSUS_THRESHOLD, settings.CROWDNET_CONSENSUS_VOTE_CAP
+    fields: dict[str, object] = {}
+    if abs(candidate["posterior"] - posterior) > 1e-6:
+        fields["posterior"] = posterior
+    if candidate["override"] is None and candidate["votes_cast"] >= candidate["votes_needed"]:
+        if posterior >= threshold:
+            state = Candidate.State.ACCEPTED
+        elif 1 - posterior >= threshold:
+            state = Candidate.State.REJECTED
+        elif candidate["votes_cast"] >= cap:
+            state = Candidate.State.NEEDS_REVIEW
+        else:
+            state = Candidate.State.OPEN
+        if state != candidate["state"]:
+            fields["state"] = state
+            fields["confidence"] = max(posterior, 1 - posterior)
+            if state == Candidate.State.OPEN:
+                fields["votes_needed"] = candidate["votes_cast"] + 1
+            if state == Candidate.State.ACCEPTED and candidate["box_state"] == "none":
+                fields["box_state"] = "draw"
+    return fields or None
+
+
+def _apply_posteriors(data: LabelVotes, posteriors: np.ndarray) -> int:
+    """Write changed posteriors and states; a candidate that got a vote since the votes were
+    read is left alone (its next answer decides it). Returns how many changed state."""
+    changed = 0
+    p_yes = dict(zip(data.candidate_ids.tolist(), posteriors[:, 1].tolist(), strict=True))
+    gold = set(data.candidate_ids[data.gold_items].tolist())
+    ids = [pk for pk in p_yes if pk not in gold]
+    now = timezone.now()
+    for start in range(0, len(ids), 1000):
+        chunk = ids[start : start + 1000]
+        rows = Candidate.objects.filter(pk__in=chunk).values(
+            "id", "posterior", "override", "votes_cast", "votes_needed", "state", "box_state"
+        )
+        with transaction.atomic():
+            for row in rows:
+                fields = _new_state(row, p_yes[row["id"]])
+                if fields is None:
+                    continue
+                if "state" in fields:
+                    decided = fields["state"] in (
+                        Candidate.State.ACCEPTED,
+                        Candidate.State.REJECTED,
+                    )
+                    fields["decided_at"] = now if decided else None
+                updated = Candidate.objects.filter(
+                    pk=row["id"], votes_cast=row["votes_cast"], state=row["state"]
+                ).update(**fields)
+                changed += updated and "state" in fields
+    return changed
+
+
+def _apply_workers(data: LabelVotes, confusions: np.ndarray, priors: np.ndarray) -> None:
+    """Write each worker's matrix, accuracy and spammer score; pause workers who answer like
+    a coin (spammer score) or against the crowd (accuracy below the gate), once they have
+    answered enough for the model to know them."""
+    accuracy = em_accuracy(confusions, priors)
+    spam = spammer_score(confusions)
+    cast = np.bincount(data.votes.worker, minlength=len(data.worker_ids))
+    profiles = {
+        p.user_id: p for p in WorkerProfile.objects.filter(user_id__in=data.worker_ids.tolist())
+    }
+    now = timezone.now()
+    for i, worker_id in enumerate(data.worker_ids.tolist()):
+        profile = profiles.get(worker_id) or WorkerProfile(user_id=worker_id)
+        profile.em_accuracy, profile.spammer_score = float(accuracy[i]), float(spam[i])
+        profile.confusion = np.round(confusions[i], 6).tolist()
+        profile.label_votes = int(cast[i])
+        reason = ""
+        if cast[i] >= settings.CROWDNET_GATE_SPAMMER_MIN_VOTES:
+            if spam[i] < settings.CROWDNET_GATE_SPAMMER_SCORE:
+                reason = PAUSE_SPAMMER
+            elif accuracy[i] < settings.CROWDNET_GATE_EM_MIN_ACCURACY:
+                reason = PAUSE_DISAGREES
+        if reason and not profile.paused:
+            profile.paused, profile.pause_reason, profile.paused_at = True, reason, now
+            TaskItem.objects.filter(
+                task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
+            ).update(leased_until=now)
+        profile.save()
+
+
+def consensus_reaggregate(*, trigger: str = "schedule", by: User | None = None) -> ConsensusRun:
+    """Re-run Dawid-Skene over every label vote, warm-started from the last run's worker
+    matrices, then update candidates (overrides and gold untouched), worker scores and the
+    review queue. Writes a ConsensusRun with what it did; safe to run again at any time."""
+    run = ConsensusRun.objects.create(trigger=trigger, requested_by=by)
+    started = time.perf_counter()
+    try:
+        data = label_votes()
+        if data.votes.n_votes == 0:
+            run.status, run.finished_at = ConsensusRun.Status.DONE, timezone.now()
+            run.save()
+            return run
+        init_confusions, init_priors = _warm_start(data.worker_ids)
+        result = dawid_skene(
+            data.votes,
+            gold=(data.gold_items, data.gold_labels),
+            smoothing=settings.CROWDNET_CONSENSUS_SMOOTHING,
+            init_confusions=init_confusions,
+            init_priors=init_priors,
+        )
+        run.changed = _apply_posteriors(data, result.posteriors)
+        _apply_workers(data, result.confusions, result.class_priors)
+        run.items, run.votes = data.votes.n_items, data.votes.n_votes
+        run.workers, run.iterations = data.votes.n_workers, result.iterations
+        run.warm_start = init_confusions is not None
+        run.log_likelihood = result.log_likelihood
+        run.class_priors = result.class_priors.tolist()
+        run.status = ConsensusRun.Status.DONE
+    except Exception as error:
+        log.exception("consensus run %s failed", run.pk)
+        run.status, run.error = ConsensusRun.Status.FAILED, f"{type(error).__name__}: {error}"
+    run.finished_at = timezone.now()
+    run.seconds = time.perf_counter() - started
+    run.save()
+    return run
+
+
+def review_queue() -> QuerySet[Candidate]:
+    """Candidates the crowd could not decide within the vote cap, oldest first."""
+    return Candidate.objects.filter(state=Candidate.State.NEEDS_REVIEW).order_by(
+        F("updated_at").asc(), "id"
+    )
