@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from labeling.api import tasks, views
+from labeling.api import consensus, tasks, views
 
 router = DefaultRouter()
 router.register("categories", views.CategoryViewSet, basename="category")
@@ -21,6 +21,9 @@ urlpatterns = [
     path("workers/", views.WorkerListCreateView.as_view(), name="api-workers"),
     path("workers/<int:pk>/resume/", views.WorkerResumeView.as_view(), name="api-worker-resume"),
     path("candidates/<int:pk>/gold/", views.GoldMarkView.as_view(), name="api-gold-mark"),
+    path("candidates/<int:pk>/decision/", consensus.DecisionView.as_view(), name="api-decision"),
+    path("review/", consensus.ReviewQueueView.as_view(), name="api-review"),
+    path("consensus/runs/", consensus.ConsensusRunsView.as_view(), name="api-consensus-runs"),
     path("invitations/", views.InvitationCreateView.as_view(), name="api-invitations"),
     path("", include(router.urls)),
 ]

@@ -1,0 +1,123 @@
+"""Curators' consensus API: the review queue, overrides, and re-aggregation runs."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.shortcuts import get_object_or_404
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.api.permissions import IsCurator
+from labeling.models import Candidate, ConsensusRun
+from labeling.services.consensus import decision_override, review_queue
+
+
+class ReviewItemSerializer(serializers.ModelSerializer):
+    """A candidate as a curator reviews it: the image, the category and the crowd's tally."""
+
+    category_name = serializers.CharField(source="category.name", read_only=True)
+    thumbnail_url = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Candidate
+        fields = [
+            "id",
+            "category",
+            "category_name",
+            "state",
+            "yes_votes",
+            "no_votes",
+            "unsure_votes",
+            "posterior",
+            "confidence",
+            "override",
+            "thumbnail_url",
+            "image_url",
+        ]
+        read_only_fields = fields
+
+    def get_thumbnail_url(self, candidate: Candidate) -> str:
+        return reverse("image-file", args=[candidate.image.uid, "thumb"])
+
+    def get_image_url(self, candidate: Candidate) -> str:
+        return reverse("image-file", args=[candidate.image.uid, "original"])
+
+
+class DecisionSerializer(serializers.Serializer):
+    accepted = serializers.BooleanField(
+        allow_null=True, help_text="true accepts, false rejects, null gives it back to the crowd."
+    )
+
+
+class ConsensusRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ConsensusRun
+        fields = [
+            "id",
+            "trigger",
+            "status",
+            "started_at",
+            "finished_at",
+            "items",
+            "votes",
+            "workers",
+            "iterations",
+            "warm_start",
+            "changed",
+            "log_likelihood",
+            "seconds",
+            "error",
+        ]
+        read_only_fields = fields
+
+
+class ReviewQueueView(generics.ListAPIView):
+    """Candidates the crowd could not decide within the vote cap, for a curator's decision."""
+
+    permission_classes = [IsCurator]
+    serializer_class = ReviewItemSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return review_queue().select_related("image", "category")
+
+
+class DecisionView(APIView):
+    """A curator's decision on a candidate; it wins over the crowd's, now and later."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(request=DecisionSerializer, responses={200: ReviewItemSerializer})
+    def post(self, request: Request, pk: int) -> Response:
+        serializer = DecisionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        candidate = get_object_or_404(Candidate, pk=pk)
+        candidate = decision_override(
+            candidate=candidate, accepted=serializer.validated_data["accepted"], by=request.user
+        )
+        return Response(ReviewItemSerializer(candidate).data)
+
+
+class ConsensusRunsView(APIView):
+    """Re-aggregation runs: list them, or queue one now."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(responses={200: ConsensusRunSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        runs = ConsensusRun.objects.all()[:50]
+        return Response(ConsensusRunSerializer(runs, many=True).data)
+
+    @extend_schema(
+        request=None, responses={202: OpenApiResponse(description="Queued for a Celery worker.")}
+    )
+    def post(self, request: Request) -> Response:
+        from labeling.tasks import consensus_reaggregate
+
+        user_id = request.user.pk
+        transaction.on_commit(lambda: consensus_reaggregate.delay("manual", user_id))
+        return Response({"detail": "Re-aggregation queued."}, status=status.HTTP_202_ACCEPTED)
