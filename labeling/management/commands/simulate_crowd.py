@@ -1,0 +1,116 @@
+"""manage.py simulate_crowd: simulated workers of a chosen mix drive the real HTTP API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from labeling.crowd.simulate import mix_parse
+from labeling.models import DemoTruth, TaskKind
+from labeling.services.consensus import consensus_reaggregate
+from labeling.services.simulation import (
+    SimulationConfig,
+    box_category_generate,
+    server_check,
+    simulation_run,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run a simulated crowd against a running CrowdNet over HTTP (honest workers, "
+        "confusers, spammers, always-yes, too-fast clickers, adversaries) and score the "
+        "consensus against the known truth of the demo data."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000", help="The server to drive.")
+        parser.add_argument("--workers", type=int, default=20, help="Simulated workers.")
+        parser.add_argument(
+            "--mix",
+            default="honest=0.7,confuser=0.1,spammer=0.1,yes=0.05,adversary=0.05",
+            help="Shares of worker kinds: honest, confuser, spammer, yes, fast, adversary.",
+        )
+        parser.add_argument(
+            "--accuracy",
+            default="0.8-0.95",
+            help="Honest workers' accuracy range, drawn uniformly (LOW-HIGH).",
+        )
+        parser.add_argument(
+            "--seconds-per-item",
+            type=float,
+            default=0.5,
+            help="Time a worker spends per item (the too-fast gate pauses those under it).",
+        )
+        parser.add_argument("--seconds", type=float, default=60.0, help="How long to run.")
+        parser.add_argument("--max-tasks", type=int, default=None, help="Stop after this many.")
+        parser.add_argument("--kind", choices=TaskKind.values, default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--generate-boxes",
+            type=int,
+            default=0,
+            metavar="N",
+            help="First add N generated images with known rectangles (for the draw task).",
+        )
+        parser.add_argument(
+            "--no-reaggregate",
+            action="store_true",
+            help="Skip the Dawid-Skene re-aggregation run after the crowd stops.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            mix = mix_parse(options["mix"])
+        except ValueError as error:
+            raise CommandError(f"--mix: {error}") from None
+        low, _, high = options["accuracy"].partition("-")
+        try:
+            accuracy = (float(low), float(high))
+        except ValueError:
+            raise CommandError("--accuracy: give a range such as 0.8-0.95.") from None
+        if not 0.0 <= accuracy[0] <= accuracy[1] <= 1.0:
+            raise CommandError("--accuracy: LOW-HIGH with 0 <= LOW <= HIGH <= 1.")
+        if options["workers"] < 1:
+            raise CommandError("--workers must be at least 1.")
+        problem = server_check(options["url"].rstrip("/"))
+        if problem:
+            raise CommandError(f"{problem}: start it (make demo) or pass --url.")
+        if options["generate_boxes"]:
+            category = box_category_generate(count=options["generate_boxes"], seed=options["seed"])
+            self.stdout.write(f"Added {options['generate_boxes']} images to {category.name}.")
+        if not DemoTruth.objects.exists():
+            raise CommandError(
+                "No items with a known truth: run `manage.py load_demo` (or --generate-boxes N)."
+            )
+        config = SimulationConfig(
+            url=options["url"].rstrip("/"),
+            workers=options["workers"],
+            mix=mix,
+            accuracy=accuracy,
+            seconds_per_item=options["seconds_per_item"],
+            seconds=options["seconds"],
+            max_tasks=options["max_tasks"],
+            kind=options["kind"],
+            seed=options["seed"],
+        )
+        after = None if options["no_reaggregate"] else self._reaggregate
+        with tqdm(
+            total=options["max_tasks"], unit="task", desc="crowd", disable=options["verbosity"] == 0
+        ) as bar:
+
+            def progress(answered: int) -> None:
+                bar.update(answered - bar.n)
+
+            report = simulation_run(config, after=after, progress=progress)
+        for line in report.lines():
+            self.stdout.write(line)
+
+    def _reaggregate(self) -> None:
+        run = consensus_reaggregate(trigger="simulator")
+        self.stdout.write(
+            f"re-aggregation: {run.status}, {run.votes} votes, {run.iterations} iterations, "
+            f"{run.changed} changed, {run.seconds:.2f} s"
+        )

@@ -1,0 +1,444 @@
+"""The crowd simulator: simulated workers drive the real HTTP API, and the outcome is measured
+against the truth that only the simulator knows (DemoTruth and gold).
+
+Each simulated worker is a thread with its own token, doing what a browser does: ask for the
+next task, spend its time on it, answer. The personas (labeling.crowd.simulate) decide the
+answers; this module talks HTTP, looks the truth up, and writes the report.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import urllib3
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from PIL import Image as PILImage
+from PIL import ImageDraw
+from rest_framework.authtoken.models import Token
+
+from labeling.consensus import iou
+from labeling.crowd.simulate import (
+    BAD_KINDS,
+    ItemTruth,
+    Persona,
+    box_check,
+    boxes_draw,
+    coverage_check,
+    label_answer,
+    personas_draw,
+)
+from labeling.models import (
+    Candidate,
+    Category,
+    DemoTruth,
+    ObjectBox,
+    TaskItem,
+    User,
+    WorkerProfile,
+)
+from labeling.services.ingest import images_ingest
+from labeling.services.microtasks import gold_mark
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    url: str
+    workers: int = 20
+    mix: dict[str, float] = field(default_factory=lambda: {"honest": 1.0})
+    accuracy: tuple[float, float] = (0.8, 0.95)
+    seconds_per_item: float = 0.5
+    seconds: float = 60.0
+    max_tasks: int | None = None
+    kind: str | None = None
+    patience: int = 10
+    seed: int = 0
+    prefix: str = "sim"
+
+
+@dataclass
+class _Tally:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    answered: int = 0
+    items: int = 0
+    conflicts: int = 0
+    empty: int = 0
+    paused: set[int] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    by_kind: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class SimulationReport:
+    """What a run did and how right the crowd's consensus came out."""
+
+    seconds: float
+    answered_tasks: int
+    answered_items: int
+    tasks_per_second: float
+    tasks_by_kind: dict[str, int]
+    decided: int
+    correct: int
+    review: int
+    still_open: int
+    votes_per_decided_item: float
+    flagged: dict[str, tuple[int, int]]
+    box_objects: int
+    box_mean_iou: float | None
+    errors: list[str]
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.decided if self.decided else None
+
+    def flagged_share(self, bad: bool) -> tuple[int, int]:
+        """(flagged, workers) over the bad kinds, or over honest workers and confusers."""
+        rows = [v for k, v in self.flagged.items() if (k in BAD_KINDS) == bad]
+        return sum(f for f, _ in rows), sum(n for _, n in rows)
+
+    def lines(self) -> list[str]:
+        """The report as a person reads it."""
+        accuracy = f"{self.accuracy:.3f}" if self.accuracy is not None else "n/a"
+        box = f"{self.box_mean_iou:.3f}" if self.box_mean_iou is not None else "n/a"
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.tasks_by_kind.items())) or "none"
+        return [
+            f"answered tasks: {self.answered_tasks} ({self.answered_items} items) in "
+            f"{self.seconds:.1f} s = {self.tasks_per_second:.1f} tasks/s [{kinds}]",
+            f"label accuracy against the truth: {accuracy} "
+            f"({self.correct}/{self.decided} decided items)",
+            f"votes per decided item: {self.votes_per_decided_item:.2f}; "
+            f"review queue: {self.review}; still open: {self.still_open}",
+            "workers flagged (paused, or under a gate at the last aggregation), by kind: "
+            + ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(self.flagged.items())),
+            f"boxes: mean IoU of fused objects against the truth: {box} "
+            f"({self.box_objects} true objects)",
+            f"errors: {len(self.errors)} {self.errors[:3]}",
+        ]
+
+
+def simulated_workers_create(count: int, prefix: str) -> list[tuple[User, str]]:
+    """``count`` worker accounts ``<prefix>-0``... with API tokens (reused when they exist);
+    their records are reset so every run starts from a clean slate."""
+    people = []
+    for index in range(count):
+        user, created = User.objects.get_or_create(
+            username=f"{prefix}-{index}", defaults={"role": User.Role.WORKER}
+        )
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        WorkerProfile.objects.update_or_create(
+            user=user,
+            defaults={
+                "paused": False,
+                "pause_reason": "",
+                "gold_failed_streak": 0,
+                "recent_fast": [],
+            },
+        )
+        token, _ = Token.objects.get_or_create(user=user)
+        people.append((user, token.key))
+    return people
+
+
+def truth_lookup(item_uids: list[str]) -> dict[str, ItemTruth]:
+    """The truth behind each task item, by the item's opaque id (DemoTruth first, then gold)."""
+    items = list(
+        TaskItem.objects.filter(uid__in=item_uids).select_related(
+            "candidate__category", "candidate__gold"
+        )
+    )
+    truths = {
+        t.candidate_id: t
+        for t in DemoTruth.objects.filter(candidate_id__in=[i.candidate_id for i in items])
+    }
+    found = {}
+    for item in items:
+        candidate = item.candidate
+        truth = truths.get(candidate.pk)
+        gold = getattr(candidate, "gold", None)
+        if truth is not None:
+            positive, label, boxes = truth.is_positive, truth.true_label, truth.boxes
+        elif gold is not None:
+            positive, label, boxes = gold.answer, "", []
+        else:
+            continue
+        found[str(item.uid)] = ItemTruth(
+            category=candidate.category.slug,
+            is_positive=positive,
+            true_label=label,
+            is_gold=item.is_gold,
+            boxes=boxes,
+        )
+    return found
+
+
+def _answers(
+    task: dict, truths: dict[str, ItemTruth], persona: Persona, rng: np.random.Generator
+) -> list[dict]:
+    answers = []
+    for item in task["items"]:
+        truth = truths.get(item["id"]) or ItemTruth("", bool(rng.random() < 0.5), "")
+        if task["kind"] == "grid":
+            answers.append({"item": item["id"], "selected": label_answer(persona, truth, rng)})
+        elif task["kind"] == "verify":
+            yes = label_answer(persona, truth, rng)
+            answers.append({"item": item["id"], "answer": "yes" if yes else "no"})
+        elif task["kind"] == "draw":
+            drawn = boxes_draw(persona, truth, item["width"], item["height"], rng)
+            answers.append({"item": item["id"], "boxes": drawn})
+        elif task["kind"] == "verify_box":
+            yes = box_check(persona, item["box"], truth, rng)
+            answers.append({"item": item["id"], "answer": "yes" if yes else "no"})
+        else:
+            yes = coverage_check(persona, item.get("boxes", []), truth, rng)
+            answers.append({"item": item["id"], "answer": "yes" if yes else "no"})
+    return answers
+
+
+def _worker_loop(
+    config: SimulationConfig,
+    index: int,
+    persona: Persona,
+    token: str,
+    deadline: float,
+    tally: _Tally,
+) -> None:
+    """One simulated worker until the deadline, the task budget, a pause, or an empty pool."""
+    http = urllib3.PoolManager(maxsize=1, retries=False, timeout=60)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
+    rng = np.random.default_rng(config.seed * 1000 + index)
+    query = f"?kind={config.kind}" if config.kind else ""
+    empties = 0
+    try:
+        while time.monotonic() < deadline:
+            with tally.lock:
+                if config.max_tasks is not None and tally.answered >= config.max_tasks:
+                    return
+            response = http.request("GET", f"{config.url}/api/tasks/next/{query}", headers=headers)
+            if response.status == 204:
+                empties += 1
+                with tally.lock:
+                    tally.empty += 1
+                if empties >= config.patience:
+                    return
+                time.sleep(0.2)
+                continue
+            if response.status == 403:
+                with tally.lock:
+                    tally.paused.add(index)
+                return
+            if response.status != 200:
+                with tally.lock:
+                    tally.errors.append(f"next {response.status}: {response.data[:200]!r}")
+                time.sleep(0.5)
+                continue
+            empties = 0
+            task = json.loads(response.data)
+            truths = truth_lookup([item["id"] for item in task["items"]])
+            answers = _answers(task, truths, persona, rng)
+            time.sleep(persona.seconds_per_item * len(task["items"]))
+            body = json.dumps({"answers": answers, "client_token": uuid.uuid4().hex})
+            response = http.request(
+                "POST", f"{config.url}/api/tasks/{task['id']}/answer/", body=body, headers=headers
+            )
+            with tally.lock:
+                if response.status == 201:
+                    tally.answered += 1
+                    tally.items += len(task["items"])
+                    tally.by_kind[task["kind"]] += 1
+                elif response.status == 409:
+                    tally.conflicts += 1
+                elif response.status == 403:
+                    tally.paused.add(index)
+                    return
+                else:
+                    tally.errors.append(f"answer {response.status}: {response.data[:200]!r}")
+    except urllib3.exceptions.HTTPError as error:
+        with tally.lock:
+            tally.errors.append(f"{config.url}: {error}")
+    finally:
+        close_old_connections()
+        connection.close()
+
+
+def _box_quality() -> tuple[int, float | None]:
+    """(true objects, mean IoU of the best fused object for each) over images with both."""
+    truths = DemoTruth.objects.exclude(boxes=[]).values_list("candidate_id", "boxes")
+    fused: dict[int, list[list[float]]] = {}
+    for candidate_id, *coords in ObjectBox.objects.values_list(
+        "candidate_id", "x0", "y0", "x1", "y1"
+    ):
+        fused.setdefault(candidate_id, []).append(coords)
+    scores = []
+    for candidate_id, boxes in truths:
+        if candidate_id not in fused:
+            continue
+        overlap = iou(np.array(boxes, dtype=np.float64), np.array(fused[candidate_id]))
+        scores.extend(overlap.max(axis=1).tolist())
+    return len(scores), (float(np.mean(scores)) if scores else None)
+
+
+def _under_gate(profile: WorkerProfile) -> bool:
+    """Whether the last aggregation put this worker under a gate (paused or not yet, for
+    want of votes)."""
+    if profile.spammer_score is None or profile.em_accuracy is None:
+        return False
+    return (
+        profile.spammer_score < settings.CROWDNET_GATE_SPAMMER_SCORE
+        or profile.em_accuracy < settings.CROWDNET_GATE_EM_MIN_ACCURACY
+    )
+
+
+def simulation_report(
+    tally: _Tally, personas: list[Persona], people: list[tuple[User, str]], seconds: float
+) -> SimulationReport:
+    """Score the crowd's decisions against DemoTruth, and the gates against the personas."""
+    rows = list(
+        DemoTruth.objects.filter(candidate__gold__isnull=True).values_list(
+            "is_positive", "candidate__state", "candidate__votes_cast"
+        )
+    )
+    decided = [(p, s, v) for p, s, v in rows if s in ("accepted", "rejected")]
+    correct = sum((s == "accepted") == p for p, s, _ in decided)
+    profiles = {p.user_id: p for p in WorkerProfile.objects.filter(user__in=[u for u, _ in people])}
+    flagged: dict[str, tuple[int, int]] = {}
+    for (user, _), persona in zip(people, personas, strict=True):
+        profile = profiles.get(user.pk)
+        hit = bool(profile and (profile.paused or _under_gate(profile)))
+        done, total = flagged.get(persona.kind, (0, 0))
+        flagged[persona.kind] = (done + hit, total + 1)
+    objects, mean_iou = _box_quality()
+    return SimulationReport(
+        seconds=seconds,
+        answered_tasks=tally.answered,
+        answered_items=tally.items,
+        tasks_per_second=tally.answered / seconds if seconds else 0.0,
+        tasks_by_kind=dict(tally.by_kind),
+        decided=len(decided),
+        correct=correct,
+        review=sum(s == "needs_review" for _, s, _ in rows),
+        still_open=sum(s == "open" for _, s, _ in rows),
+        votes_per_decided_item=float(np.mean([v for *_, v in decided])) if decided else 0.0,
+        flagged=flagged,
+        box_objects=objects,
+        box_mean_iou=mean_iou,
+        errors=tally.errors,
+    )
+
+
+def server_check(url: str) -> str | None:
+    """None when ``url`` answers HTTP, else what went wrong, in words."""
+    try:
+        urllib3.request("GET", f"{url}/accounts/login/", timeout=10, retries=False)
+    except urllib3.exceptions.HTTPError as error:
+        return f"Can't reach {url} ({type(error).__name__})"
+    return None
+
+
+def simulation_run(
+    config: SimulationConfig,
+    *,
+    after: Callable[[], object] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> SimulationReport:
+    """Run the simulated crowd against ``config.url``; ``after`` runs once the crowd stops
+    (a re-aggregation, say) and before the report is scored. Writes worker accounts."""
+    rng = np.random.default_rng(config.seed)
+    personas = personas_draw(
+        config.workers,
+        config.mix,
+        accuracy=config.accuracy,
+        seconds_per_item=config.seconds_per_item,
+        rng=rng,
+    )
+    people = simulated_workers_create(config.workers, config.prefix)
+    tally = _Tally()
+    started = time.monotonic()
+    deadline = started + config.seconds
+    threads = [
+        threading.Thread(
+            target=_worker_loop, args=(config, i, persona, token, deadline, tally), daemon=True
+        )
+        for i, (persona, (_, token)) in enumerate(zip(personas, people, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)
+        if progress is not None:
+            progress(tally.answered)
+    seconds = time.monotonic() - started
+    if after is not None:
+        after()
+    return simulation_report(tally, personas, people, seconds)
+
+
+def box_category_generate(*, count: int, seed: int = 0, gold_share: float = 0.1) -> Category:
+    """A category "rectangle" of generated images with one to three filled rectangles each
+    (and a third with none), their true boxes in DemoTruth: the draw task's known truth."""
+    rng = np.random.default_rng(seed)
+    category, _ = Category.objects.get_or_create(
+        slug="rectangle",
+        defaults={"name": "rectangle", "definition": "a filled, axis-aligned rectangle"},
+    )
+    files, truths = [], []
+    for index in range(count):
+        width, height = 160, 120
+        background = tuple(int(v) for v in rng.integers(0, 60, 3))
+        picture = PILImage.new("RGB", (width, height), background)
+        draw = ImageDraw.Draw(picture)
+        boxes: list[list[float]] = []
+        wanted = 0 if index % 3 == 2 else int(rng.integers(1, 4))
+        for _ in range(wanted * 5):
+            if len(boxes) == wanted:
+                break
+            w, h = rng.integers(24, 60), rng.integers(20, 50)
+            x0, y0 = rng.integers(0, width - w), rng.integers(0, height - h)
+            box = [float(x0), float(y0), float(x0 + w), float(y0 + h)]
+            if boxes and iou(np.array([box]), np.array(boxes)).max() > 0:
+                continue
+            boxes.append(box)
+        for y in range(0, height, 4):  # faint noise rows, so no two images are near-duplicates
+            draw.line([(0, y), (width, y)], fill=tuple(int(v) for v in rng.integers(0, 40, 3)))
+        for box in boxes:
+            x0, y0, x1, y1 = (int(v) for v in box)
+            colour = tuple(int(v) for v in rng.integers(120, 256, 3))
+            draw.rectangle([x0, y0, x1 - 1, y1 - 1], fill=colour)
+        buffer = io.BytesIO()
+        picture.save(buffer, "PNG")
+        files.append((f"rectangle-{seed}-{index:05d}.png", buffer.getvalue()))
+        truths.append(boxes)
+    report = images_ingest(files=files, category=category, source="folder", uploader=None)
+    uids = [item.image_uid for item in report.items]  # a near-duplicate keeps no truth
+    candidates = dict(
+        Candidate.objects.filter(
+            category=category, image__uid__in=[u for u in uids if u]
+        ).values_list("image__uid", "id")
+    )
+    with transaction.atomic():
+        for uid, boxes in zip(uids, truths, strict=True):
+            if uid is None:
+                continue
+            DemoTruth.objects.update_or_create(
+                candidate_id=candidates[uuid.UUID(str(uid))],
+                defaults={
+                    "is_positive": bool(boxes),
+                    "true_label": "rectangle" if boxes else "none",
+                    "boxes": boxes,
+                },
+            )
+    ids = sorted(candidates.values())
+    for candidate_id in rng.choice(ids, size=max(1, round(len(ids) * gold_share)), replace=False):
+        truth = DemoTruth.objects.get(candidate_id=int(candidate_id))
+        gold_mark(candidate=Candidate.objects.get(pk=int(candidate_id)), answer=truth.is_positive)
+    return category
