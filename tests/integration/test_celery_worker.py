@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
@@ -20,51 +14,7 @@ from labeling.models import Category, Image, ImportJob
 from labeling.tasks import import_job_run, ping
 from tests.factories import image_bytes
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.celery_worker
-
-
-def _database_url() -> str:
-    """DATABASE_URL for the test database this process is using."""
-    db = connection.settings_dict
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-
-
-@pytest.fixture
-def worker(media_root: Path) -> Iterator[str]:
-    """A worker subprocess consuming a queue of its own; yields the queue name."""
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "CROWDNET_MEDIA_ROOT": str(media_root), "PYTHONUNBUFFERED": "1"}
-    env.setdefault("CELERY_TASK_ALWAYS_EAGER", "0")
-    if connection.vendor == "postgresql":
-        env["DATABASE_URL"] = _database_url()
-    env["CROWDNET_FETCH_ALLOW_NETWORKS"] = "127.0.0.0/8"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "--pool",
-            "solo",
-            "-Q",
-            queue,
-            "--loglevel",
-            "warning",
-            "--without-heartbeat",
-            "--without-mingle",
-            "--without-gossip",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
-    try:
-        yield queue
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def test_task_round_trips_through_a_real_worker(worker):

@@ -1,0 +1,71 @@
+"""A real Celery worker process for the integration tests, on a queue of its own."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _database_url() -> str:
+    """DATABASE_URL for the test database this process is using."""
+    db = connection.settings_dict
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@pytest.fixture
+def worker_start(media_root: Path) -> Iterator[Callable[..., str]]:
+    """Start a worker subprocess with extra environment (settings); returns its queue name."""
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start(**extra_env: str) -> str:
+        queue = f"test-{uuid.uuid4().hex[:8]}"
+        env = {**os.environ, "CROWDNET_MEDIA_ROOT": str(media_root), "PYTHONUNBUFFERED": "1"}
+        env.setdefault("CELERY_TASK_ALWAYS_EAGER", "0")
+        if connection.vendor == "postgresql":
+            env["DATABASE_URL"] = _database_url()
+        env["CROWDNET_FETCH_ALLOW_NETWORKS"] = "127.0.0.0/8"
+        env.update(extra_env)
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "--pool",
+                    "solo",
+                    "-Q",
+                    queue,
+                    "--loglevel",
+                    "warning",
+                    "--without-heartbeat",
+                    "--without-mingle",
+                    "--without-gossip",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        return queue
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def worker(worker_start: Callable[..., str]) -> str:
+    """A worker with the settings everyone else has; yields its queue name."""
+    return worker_start()

@@ -1,0 +1,69 @@
+"""End to end: a seeded simulated crowd labels the demo digits through a live server over HTTP,
+a real Celery worker re-aggregates, and the consensus is scored against the known truth."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+
+from labeling.models import Candidate, ConsensusRun, DemoTruth
+from labeling.services.demo import demo_data_load
+from labeling.services.simulation import SimulationConfig, simulation_run
+from labeling.tasks import consensus_reaggregate
+
+pytestmark = pytest.mark.celery_worker
+
+GATES = {"CROWDNET_GATE_SPAMMER_MIN_VOTES": "10"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_seeded_crowd_labels_the_digits_right_and_the_spammers_are_caught(
+    live_server, settings, worker_start: Callable[..., str]
+):
+    # given 110 digit candidates (10 % of each pool wrong, 10 % of it gold), a live server,
+    # and a real worker that re-aggregates with the same gates
+    if connection.vendor != "postgresql":
+        pytest.skip("the live server, the crowd and the worker share one database: PostgreSQL")
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    settings.CROWDNET_GATE_SPAMMER_MIN_VOTES = 10
+    settings.CROWDNET_CONSENSUS_THRESHOLD = 0.95
+    settings.CROWDNET_CONSENSUS_VOTE_CAP = 7
+    demo_data_load(limit=100, photos=False, gold_share=0.1, seed=4)
+    queue = worker_start(**GATES)
+    open_items = Candidate.objects.filter(state="open").count()
+
+    # when eight workers, six honest (85-95 % right) and two who always say yes, work until
+    # the pool is empty, and the worker then re-aggregates every vote
+    def reaggregate() -> None:
+        run_id = consensus_reaggregate.apply_async(("simulator", None), queue=queue).get(
+            timeout=120
+        )
+        assert ConsensusRun.objects.get(pk=run_id).status == "done"
+
+    report = simulation_run(
+        SimulationConfig(
+            url=live_server.url,
+            workers=8,
+            mix={"honest": 0.75, "yes": 0.25},
+            accuracy=(0.85, 0.95),
+            seconds_per_item=0.0,
+            seconds=240,
+            patience=5,
+            seed=1,
+        ),
+        after=reaggregate,
+    )
+
+    print("\n".join(report.lines()))
+
+    # then every answer went through, nearly every item was decided, the decisions match the
+    # truth, and both always-yes workers are flagged while no honest one is
+    assert report.errors == []
+    assert report.answered_tasks > 0
+    assert report.decided + report.review + report.still_open == open_items
+    assert report.decided >= 0.9 * open_items
+    assert report.accuracy >= 0.95
+    assert report.flagged == {"honest": (0, 6), "yes": (2, 2)}
+    assert DemoTruth.objects.count() == 110
