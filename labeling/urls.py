@@ -17,4 +17,5 @@ urlpatterns = [
     path("curate/imports/", views.curate_imports, name="curate-imports"),
     path("curate/imports/<uuid:uid>/", views.curate_import, name="curate-import"),
     path("curate/workers/", views.curate_workers, name="curate-workers"),
+    path("curate/review/", views.curate_review, name="curate-review"),
 ]

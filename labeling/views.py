@@ -13,6 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -30,6 +31,7 @@ from labeling.forms import (
 from labeling.models import (
     Candidate,
     Category,
+    ConsensusRun,
     Image,
     ImportJob,
     TaskKind,
@@ -38,8 +40,10 @@ from labeling.models import (
 )
 from labeling.services import accounts, imports
 from labeling.services.answers import worker_stats
+from labeling.services.consensus import decision_override, review_queue
 from labeling.services.microtasks import worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
+from labeling.tasks import consensus_reaggregate as consensus_reaggregate_task
 from labeling.throttle import LIMITS, login_blocked, login_failed
 
 REPORT_ROWS_SHOWN = 1000
@@ -256,6 +260,34 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
         # The link is a secret shown once: no cache may keep a copy of this page.
         add_never_cache_headers(response)
     return response
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_review(request: HttpRequest) -> HttpResponse:
+    """The review queue: items the crowd could not decide within the vote cap. A curator's
+    decision overrides the crowd's; "Run consensus now" queues a Dawid-Skene re-aggregation."""
+    action = request.POST.get("action")
+    if action == "decide":
+        candidate = get_object_or_404(Candidate, pk=request.POST.get("candidate"))
+        accepted = request.POST.get("accepted") == "yes"
+        decision_override(candidate=candidate, accepted=accepted, by=request.user)
+        verdict = "accepted" if accepted else "rejected"
+        messages.success(request, f"Item {candidate.pk} {verdict}.")
+        return redirect(f"{reverse('curate-review')}?page={request.POST.get('page', 1)}")
+    if action == "reaggregate":
+        user_id = request.user.pk
+        transaction.on_commit(lambda: consensus_reaggregate_task.delay("manual", user_id))
+        messages.success(request, "Re-aggregation queued; the queue updates when it is done.")
+        return redirect("curate-review")
+    queue = review_queue().select_related("image", "category")
+    context = {
+        "page": Paginator(queue, 24).get_page(request.GET.get("page")),
+        "last_run": ConsensusRun.objects.first(),
+        "threshold": settings.CROWDNET_CONSENSUS_THRESHOLD,
+        "cap": settings.CROWDNET_CONSENSUS_VOTE_CAP,
+    }
+    return render(request, "labeling/curate_review.html", context)
 
 
 def _gone(request: HttpRequest) -> HttpResponse:

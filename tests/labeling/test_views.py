@@ -13,7 +13,13 @@ from labeling.models import Candidate, Category, Image, ImportJob, Invitation, U
 from labeling.throttle import LIMITS
 from tests.factories import PASSWORD, CategoryFactory, UserFactory, image_bytes
 
-CURATE_PAGES = ["curate-upload", "curate-scrape", "curate-imports", "curate-workers"]
+CURATE_PAGES = [
+    "curate-upload",
+    "curate-scrape",
+    "curate-imports",
+    "curate-workers",
+    "curate-review",
+]
 JOB_UID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 
 
