@@ -4,9 +4,11 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8000
+# Seconds a simulated crowd labels the demo data after start-up, filling the dashboards (0: none).
+DEMO_CROWD ?= 90
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: venv demo test lint format bench-ingest clean
+.PHONY: venv demo test lint format bench-ingest bench-consensus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,9 +25,14 @@ demo: venv
 	@echo ""
 	@echo "CrowdNet is starting at http://127.0.0.1:$(PORT)/  (API docs: /api/docs/, admin: /admin/)"
 	@echo "Logins are listed above (also in var/demo-logins.txt). Ctrl-C stops web, worker and beat."
+	@if [ "$(DEMO_CROWD)" != "0" ]; then echo "A simulated crowd labels for $(DEMO_CROWD) s (DEMO_CROWD=0 skips it); its report goes to var/demo-crowd.txt."; fi
 	@trap 'kill 0' INT TERM EXIT; \
 	$(BIN)/celery -A config worker -Q default,training --concurrency 1 --loglevel warning & \
 	$(BIN)/celery -A config beat --loglevel warning & \
+	if [ "$(DEMO_CROWD)" != "0" ]; then \
+	  (sleep 8; $(MANAGE) simulate_crowd --url http://127.0.0.1:$(PORT) --workers 10 \
+	    --seconds $(DEMO_CROWD) --verbosity 0 > var/demo-crowd.txt 2>&1) & \
+	fi; \
 	$(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --timeout 120 --access-logfile -
 
 test: venv
@@ -42,6 +49,11 @@ format: venv
 
 bench-ingest: venv
 	$(BIN)/python bench/ingest.py
+
+bench-consensus: venv
+	$(BIN)/python bench/consensus_aggregators.py
+	$(BIN)/python bench/consensus_adaptive.py
+	$(BIN)/python bench/consensus_boxes.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
