@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
@@ -423,10 +424,25 @@ def _apply_workers(data: LabelVotes, confusions: np.ndarray, priors: np.ndarray)
         profile.save()
 
 
+RUN_LOCK = "crowdnet:consensus-run"
+
+
 def consensus_reaggregate(*, trigger: str = "schedule", by: User | None = None) -> ConsensusRun:
     """Re-run Dawid-Skene over every label vote, warm-started from the last run's worker
     matrices, then update candidates (overrides and gold untouched), worker scores and the
-    review queue. Writes a ConsensusRun with what it did; safe to run again at any time."""
+    review queue. Writes a ConsensusRun with what it did; safe to run again at any time. One
+    run at a time: while another is going, returns that one and does nothing."""
+    if not cache.add(RUN_LOCK, 1, timeout=3600):
+        running = ConsensusRun.objects.filter(status=ConsensusRun.Status.RUNNING).first()
+        if running is not None:
+            return running
+    try:
+        return _reaggregate(trigger, by)
+    finally:
+        cache.delete(RUN_LOCK)
+
+
+def _reaggregate(trigger: str, by: User | None) -> ConsensusRun:
     run = ConsensusRun.objects.create(trigger=trigger, requested_by=by)
     started = time.perf_counter()
     try:

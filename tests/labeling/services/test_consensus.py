@@ -4,6 +4,7 @@ overrides, Dawid-Skene re-aggregation, box verification and fusion."""
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
 from labeling.models import (
@@ -19,6 +20,7 @@ from labeling.services.answers import answer_submit
 from labeling.services.consensus import (
     PAUSE_DISAGREES,
     PAUSE_SPAMMER,
+    RUN_LOCK,
     box_accepted,
     consensus_reaggregate,
     decision_override,
@@ -292,3 +294,17 @@ def test_boxes_of_several_drawers_are_fused_into_one_object_each(category):
     # fusing again replaces, never duplicates
     objects_fuse(candidate.pk)
     assert ObjectBox.objects.filter(candidate=candidate).count() == 2
+
+
+def test_only_one_reaggregation_runs_at_a_time():
+    # given a run in progress, holding the lock
+    running = ConsensusRun.objects.create(trigger="schedule")
+    cache.add(RUN_LOCK, 1)
+
+    # when another is asked for, it is that one, and nothing new is written
+    assert consensus_reaggregate(trigger="manual") == running
+    assert ConsensusRun.objects.count() == 1
+
+    # and once the lock is free, runs go ahead
+    cache.delete(RUN_LOCK)
+    assert consensus_reaggregate(trigger="manual").status == "done"
