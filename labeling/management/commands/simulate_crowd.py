@@ -75,16 +75,16 @@ class Command(BaseCommand):
             raise CommandError("--accuracy: LOW-HIGH with 0 <= LOW <= HIGH <= 1.")
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
+        if not options["generate_boxes"] and not DemoTruth.objects.exists():
+            raise CommandError(
+                "No items with a known truth: run `manage.py load_demo` (or --generate-boxes N)."
+            )
         problem = server_check(options["url"].rstrip("/"))
         if problem:
             raise CommandError(f"{problem}: start it (make demo) or pass --url.")
         if options["generate_boxes"]:
             category = box_category_generate(count=options["generate_boxes"], seed=options["seed"])
             self.stdout.write(f"Added {options['generate_boxes']} images to {category.name}.")
-        if not DemoTruth.objects.exists():
-            raise CommandError(
-                "No items with a known truth: run `manage.py load_demo` (or --generate-boxes N)."
-            )
         config = SimulationConfig(
             url=options["url"].rstrip("/"),
             workers=options["workers"],

@@ -5,7 +5,19 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
+from labeling.models import Candidate, DemoTruth, Image
+from labeling.services.ingest import images_ingest
+from tests.factories import image_bytes
+
 pytestmark = pytest.mark.django_db
+
+
+def _image() -> Image:
+    images_ingest(
+        files=[("a.jpg", image_bytes(4242))], category=None, source="upload", uploader=None
+    )
+    return Image.objects.get()
+
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
@@ -24,15 +36,20 @@ CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
         ([], f"Can't reach {CLOSED} (NewConnectionError): start it (make demo) or pass --url."),
     ],
 )
-def test_bad_arguments_say_what_to_fix(args, message):
+def test_bad_arguments_say_what_to_fix(args, message, category):
+    DemoTruth.objects.create(
+        candidate=Candidate.objects.create(image=_image(), category=category),
+        is_positive=True,
+        true_label="cat",
+    )
     with pytest.raises(CommandError) as raised:
         call_command("simulate_crowd", "--url", CLOSED, *args)
     assert str(raised.value) == message
 
 
-def test_without_known_truth_it_says_to_load_the_demo(live_server):
+def test_without_known_truth_it_says_to_load_the_demo():
     with pytest.raises(CommandError) as raised:
-        call_command("simulate_crowd", "--url", live_server.url)
+        call_command("simulate_crowd", "--url", CLOSED)
     assert str(raised.value) == (
         "No items with a known truth: run `manage.py load_demo` (or --generate-boxes N)."
     )
