@@ -27,7 +27,9 @@ demo: venv
 	@echo "Logins are listed above (also in var/demo-logins.txt). Ctrl-C stops web, worker and beat."
 	@if [ "$(DEMO_CROWD)" != "0" ]; then echo "A simulated crowd labels for $(DEMO_CROWD) s (DEMO_CROWD=0 skips it); its report goes to var/demo-crowd.txt."; fi
 	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker -Q default,training --concurrency 1 --loglevel warning & \
+	$(BIN)/celery -A config worker -Q default -n default@%h --concurrency 1 --loglevel warning & \
+	$(BIN)/celery -A config worker -Q training -n training@%h --concurrency 1 --prefetch-multiplier 1 \
+	  --loglevel warning & \
 	$(BIN)/celery -A config beat --loglevel warning & \
 	if [ "$(DEMO_CROWD)" != "0" ]; then \
 	  (sleep 8; $(MANAGE) simulate_crowd --url http://127.0.0.1:$(PORT) --workers 10 \
