@@ -63,6 +63,12 @@ class Backbone:
     std: tuple[float, float, float]
     in_channels: int
     feature_dim: int
+    max_size: int | None = None  # largest input that runs, when there is one (LeNet-5: 35)
+
+    def size_for(self, wanted: int | None) -> int:
+        """The input size to use when ``wanted`` is asked for: within what the net takes."""
+        size = max(wanted or self.input_size, self.min_size)
+        return min(size, self.max_size) if self.max_size is not None else size
 
 
 class LeNet5(nn.Module):
@@ -142,6 +148,7 @@ class _Spec:
     last_block: tuple[str, ...]
     min_size: int
     input_size: int = 224
+    max_size: int | None = None
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     in_channels: int = 3
@@ -172,6 +179,7 @@ _SPECS: dict[str, _Spec] = {
         last_block=("c5", "f6"),
         min_size=32,  # C5 must come out 1x1 for F6: runs at 32 to 35 px only
         input_size=32,
+        max_size=35,
         mean=LENET_MEAN,
         std=LENET_STD,
         in_channels=1,
@@ -274,6 +282,7 @@ def backbone_build(name: str, num_classes: int) -> Backbone:
         std=spec.std,
         in_channels=spec.in_channels,
         feature_dim=feature_dim,
+        max_size=spec.max_size,
     )
 
 

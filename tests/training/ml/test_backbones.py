@@ -339,3 +339,10 @@ def test_unknown_mode_names_the_choices(call):
         "unknown mode 'linear_probe'; choose one of: feature_extraction, fine_tune, full"
     )
     assert all(p.requires_grad for p in backbone.net.parameters())
+
+
+def test_size_for_keeps_each_net_within_the_inputs_it_takes():
+    lenet = backbone_build("lenet5", 3)
+    resnet = backbone_build("resnet18", 3)
+    assert [lenet.size_for(s) for s in (None, 16, 96, 224)] == [32, 32, 35, 35]
+    assert [resnet.size_for(s) for s in (None, 1, 96)] == [224, 1, 96]
