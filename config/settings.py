@@ -228,12 +228,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"training.tasks.*": {"queue": "training"}}
+# Only the long training job goes to the training worker; its housekeeping (stale runs, the
+# automatic trigger) must run while that worker is busy.
+CELERY_TASK_ROUTES = {
+    "training.tasks.run_train": {"queue": "training"},
+    "training.tasks.candidates_score": {"queue": "training"},
+}
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "sweep-orphan-media": {"task": "labeling.tasks.media_orphans_sweep", "schedule": 6 * 3600.0},
     "fail-stale-import-jobs": {"task": "labeling.tasks.import_jobs_fail_stale", "schedule": 600.0},
+    "training-auto": {"task": "training.tasks.training_auto", "schedule": 300.0},
+    "training-fail-stale": {"task": "training.tasks.runs_fail_stale", "schedule": 120.0},
     "consensus-reaggregate": {
         "task": "labeling.tasks.consensus_reaggregate",
         "schedule": env_float("CROWDNET_CONSENSUS_EVERY_SECONDS", 900.0, minimum=10.0),
@@ -417,3 +424,32 @@ CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 7, minimum=
 CROWDNET_CONSENSUS_PRIOR = env_float("CROWDNET_CONSENSUS_PRIOR", 0.5)
 CROWDNET_CONSENSUS_SMOOTHING = env_float("CROWDNET_CONSENSUS_SMOOTHING", 1.0)
 CROWDNET_BOX_IOU = env_float("CROWDNET_BOX_IOU", 0.5)
+
+# Training: dataset versions, runs, the automatic retrain, active learning.
+CROWDNET_TRAIN_VAL_SHARE = env_float("CROWDNET_TRAIN_VAL_SHARE", 0.2)
+CROWDNET_TRAIN_MIN_PER_CLASS = env_int("CROWDNET_TRAIN_MIN_PER_CLASS", 5, minimum=1)
+CROWDNET_TRAIN_AUTO_NEW_LABELS = env_int("CROWDNET_TRAIN_AUTO_NEW_LABELS", 200, minimum=1)
+CROWDNET_TRAIN_AUTO_BACKBONE = env_str("CROWDNET_TRAIN_AUTO_BACKBONE", "efficientnet_lite0")
+CROWDNET_TRAIN_AUTO_WEIGHTS = env_str("CROWDNET_TRAIN_AUTO_WEIGHTS", "imagenet")
+CROWDNET_TRAIN_AUTO_MODE = env_str("CROWDNET_TRAIN_AUTO_MODE", "feature_extraction")
+CROWDNET_TRAIN_AUTO_EPOCHS = env_int("CROWDNET_TRAIN_AUTO_EPOCHS", 30, minimum=1)
+CROWDNET_TRAIN_IMAGE_SIZE = env_int("CROWDNET_TRAIN_IMAGE_SIZE", 96, minimum=16)
+CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS = env_int(
+    "CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS", 600, minimum=10
+)
+CROWDNET_TRAIN_MAX_ATTEMPTS = env_int("CROWDNET_TRAIN_MAX_ATTEMPTS", 2, minimum=1)
+CROWDNET_TRAIN_TIME_LIMIT = env_int("CROWDNET_TRAIN_TIME_LIMIT", 4 * 3600, minimum=60)
+CROWDNET_TRAIN_DEVICE = env_str("CROWDNET_TRAIN_DEVICE", "auto")
+# CPU threads for training (0: torch's default, one per core). On a small shared machine 1 is
+# often faster: threads that wait on each other's cores cost more than they give.
+CROWDNET_TRAIN_THREADS = env_int("CROWDNET_TRAIN_THREADS", 0)
+# After an automatic run: make it the current model when it beats the current one's top-1
+# error (or there is none), then score the open candidates with it.
+CROWDNET_TRAIN_AUTO_PROMOTE = env_bool("CROWDNET_TRAIN_AUTO_PROMOTE", True)
+CROWDNET_CHECKPOINT_DIR = Path(env_str("CROWDNET_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints")))
+CROWDNET_EMBEDDING_DIR = Path(env_str("CROWDNET_EMBEDDING_DIR", str(VAR_DIR / "embeddings")))
+# Active learning: the current model scores open candidates; the less sure it is, the sooner
+# the crowd is asked. Where it is at least this sure and the crowd agrees, an item may be
+# decided with fewer votes, never fewer than the floor (0 turns that off).
+CROWDNET_AL_CONFIDENT = env_float("CROWDNET_AL_CONFIDENT", 0.0)
+CROWDNET_AL_VOTE_FLOOR = env_int("CROWDNET_AL_VOTE_FLOOR", 2, minimum=1)

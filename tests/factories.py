@@ -46,3 +46,29 @@ def image_bytes(seed: int, fmt: str = "JPEG", size: tuple[int, int] = (64, 48)) 
     buffer = io.BytesIO()
     noise_image(seed, size).save(buffer, fmt, **({"quality": 95} if fmt == "JPEG" else {}))
     return buffer.getvalue()
+
+
+def digits_version(digits: tuple[int, ...] = (0, 1), per_class: int = 40, val_share: float = 0.25):
+    """scikit-learn's 8x8 digits (upscaled to 32x32 PNGs) of the given classes, ingested,
+    accepted and frozen into a dataset version: a small real training set."""
+    from sklearn.datasets import load_digits
+
+    from labeling.models import Candidate
+    from labeling.services.ingest import images_ingest
+    from training.services.datasets import dataset_snapshot
+
+    data = load_digits()
+    for digit in digits:
+        category = Category.objects.create(name=str(digit), slug=f"digit-{digit}")
+        chosen = np.flatnonzero(digit == data.target)[:per_class]
+        files = []
+        for i in chosen:
+            picture = PILImage.fromarray((data.images[i] * 255 / 16).astype(np.uint8)).resize(
+                (32, 32)
+            )
+            buffer = io.BytesIO()
+            picture.save(buffer, "PNG")
+            files.append((f"{digit}-{i}.png", buffer.getvalue()))
+        images_ingest(files=files, category=category, source="folder", uploader=None)
+    Candidate.objects.update(state="accepted")
+    return dataset_snapshot(val_share=val_share, min_per_class=5)

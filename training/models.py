@@ -1,1 +1,135 @@
-"""The model side's data: training runs and their metrics arrive with the training issue."""
+"""The model side's data: frozen dataset versions, training runs with their epochs, and which
+run is the current model. No logic in save() and no signals: writes live in training.services."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from labeling.models import Image
+
+
+class DatasetVersion(models.Model):
+    """A frozen snapshot of accepted labels with a train/val split that is stable per image."""
+
+    number = models.PositiveIntegerField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    classes = models.JSONField(help_text='[{"id", "slug", "name"}] in label order.')
+    counts = models.JSONField(help_text='{"train": [n per class], "val": [n per class]}')
+    val_share = models.FloatField()
+    images = models.PositiveIntegerField()
+    labels_at = models.PositiveIntegerField(
+        default=0, help_text="Accepted labels in the collection when it was taken."
+    )
+    skipped = models.JSONField(default=dict, help_text="Images left out, by reason.")
+
+    class Meta:
+        ordering = ["-number"]
+
+    def __str__(self) -> str:
+        return f"dataset v{self.number}"
+
+
+class DatasetItem(models.Model):
+    """One image of a version, with its class index and split."""
+
+    class Split(models.TextChoices):
+        TRAIN = "train", "Train"
+        VAL = "val", "Validation"
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    label = models.PositiveSmallIntegerField()
+    split = models.CharField(max_length=5, choices=Split.choices)
+    boxes = models.JSONField(default=list, blank=True, help_text="Fused object boxes, if any.")
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "image"], name="dataset_item_once"),
+        ]
+        indexes = [models.Index(fields=["version", "split"], name="dataset_item_split")]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} in v{self.version_id}"
+
+
+class TrainingRun(models.Model):
+    """One fine-tuning of a backbone on a dataset version, and what came of it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
+    backbone = models.CharField(max_length=40)
+    weights = models.CharField(max_length=300, help_text="imagenet, random, or checkpoint:...")
+    mode = models.CharField(max_length=20)
+    params = models.JSONField(default=dict, help_text="epochs, batch_size, lr, image_size...")
+    trigger = models.CharField(max_length=10, default="manual")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    # True while queued or running, NULL after: unique, so the database itself lets only one
+    # run go at a time, whoever starts it.
+    active = models.BooleanField(null=True, blank=True, unique=True, default=True, editable=False)
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    device = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    top1_error = models.FloatField(null=True, blank=True)
+    top5_error = models.FloatField(null=True, blank=True)
+    per_class_error = models.JSONField(null=True, blank=True)
+    confusion = models.JSONField(null=True, blank=True)
+    best_epoch = models.PositiveSmallIntegerField(null=True, blank=True)
+    checkpoint = models.CharField(max_length=300, blank=True, help_text="Under the var dir.")
+    checkpoint_sha256 = models.CharField(max_length=64, blank=True)
+    current = models.BooleanField(default=False, help_text="The model that predicts.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["current"], condition=Q(current=True), name="one_current_model"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="training_run_live")]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} ({self.backbone}, {self.status})"
+
+
+class TrainingEpoch(models.Model):
+    """One epoch of a run, written as it ends, so dashboards can draw live curves."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="epochs")
+    epoch = models.PositiveSmallIntegerField()
+    train_loss = models.FloatField()
+    val_loss = models.FloatField()
+    top1_error = models.FloatField()
+    top5_error = models.FloatField()
+    images_per_second = models.FloatField()
+    seconds = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "epoch"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "epoch"], name="training_epoch_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} epoch {self.epoch}"

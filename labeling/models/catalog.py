@@ -203,6 +203,11 @@ class Candidate(models.Model):
         related_name="+",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    model_p = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The current model's P(the image shows the category); never shown to workers.",
+    )
     priority = models.IntegerField(default=0, help_text="Higher is asked first.")
     votes_needed = models.PositiveSmallIntegerField(
         default=3, help_text="Counted verify votes wanted before consensus decides."

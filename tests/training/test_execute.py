@@ -1,0 +1,105 @@
+"""run_execute in this process: a real small run end to end, the embedding cache across runs,
+cancellation, and a failure that says why."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.factories import digits_version
+from training.ml.loop import checkpoint_read
+from training.models import TrainingRun
+from training.services.execute import run_execute
+from training.services.runs import run_create
+
+pytestmark = pytest.mark.django_db
+
+SMALL = {"epochs": 3, "batch_size": 16, "lr": 0.003, "image_size": 32, "patience": 10}
+
+
+@pytest.fixture(autouse=True)
+def _dirs(settings, tmp_path):
+    settings.CROWDNET_CHECKPOINT_DIR = tmp_path / "checkpoints"
+    settings.CROWDNET_EMBEDDING_DIR = tmp_path / "embeddings"
+    settings.CROWDNET_TRAIN_DEVICE = "cpu"
+    settings.CROWDNET_TRAIN_THREADS = 1
+
+
+def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
+    version = digits_version()
+    run = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="full",
+        params=SMALL,
+        enqueue=False,
+    )
+    seen = []
+
+    done = run_execute(run.pk, progress=lambda stats: seen.append(stats.epoch))
+
+    assert (done.status, done.attempts, done.device, done.error) == ("done", 1, "cpu", "")
+    assert seen == [1, 2, 3]
+    assert list(done.epochs.values_list("epoch", flat=True)) == [1, 2, 3]
+    assert done.top1_error <= 0.2
+    assert done.best_epoch in (1, 2, 3)
+    saved = checkpoint_read(tmp_path / "checkpoints" / f"run-{run.pk}.pt", done.checkpoint_sha256)
+    assert saved["extra"]["version"] == version.number
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [f"run-{run.pk}.pt"]
+    # claimed once: running it again changes nothing
+    assert run_execute(run.pk).attempts == 1
+
+
+def test_feature_extraction_embeds_each_image_once_across_runs(tmp_path):
+    version = digits_version()
+    first = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="feature_extraction",
+        params=SMALL,
+        enqueue=False,
+    )
+    assert run_execute(first.pk).status == "done"
+    shards = {p: p.stat().st_mtime_ns for p in (tmp_path / "embeddings").rglob("*") if p.is_file()}
+    assert shards
+
+    second = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="feature_extraction",
+        params={**SMALL, "seed": 1},
+        enqueue=False,
+    )
+    # "random" weights are built under a fixed seed: the same trunk, so the same embeddings
+    assert run_execute(second.pk).status == "done"
+    after = {p: p.stat().st_mtime_ns for p in (tmp_path / "embeddings").rglob("*") if p.is_file()}
+    assert after == shards  # every embedding came from the cache: nothing was written
+
+
+def test_a_cancel_request_stops_the_run_and_a_bad_weights_choice_fails_with_the_reason():
+    version = digits_version()
+    run = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="full",
+        params=SMALL,
+        enqueue=False,
+    )
+    TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    assert run_execute(run.pk).status == "cancelled"
+
+    bad = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="imagenet",
+        mode="full",
+        params=SMALL,
+        enqueue=False,
+    )
+    failed = run_execute(bad.pk)
+    assert failed.status == "failed"
+    assert failed.error.startswith("ValueError: ")
+    assert "lenet5" in failed.error

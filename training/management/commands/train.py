@@ -1,0 +1,140 @@
+"""manage.py train: dataset versions and training runs from the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from tqdm import tqdm
+
+from training.ml.backbones import MODES, backbone_names
+from training.ml.loop import EpochStats
+from training.models import DatasetVersion, TrainingRun
+from training.services.datasets import DatasetTooSmall, dataset_snapshot
+from training.services.execute import run_execute
+from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create, run_promote
+
+
+class Command(BaseCommand):
+    help = (
+        "Train a backbone on a dataset version of the crowd's accepted labels. Queues the run "
+        "for the training worker, or with --now trains here with a progress bar. Also "
+        "--list, --cancel RUN and --promote RUN."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--snapshot", action="store_true", help="Take a new version first.")
+        parser.add_argument("--version", type=int, help="Version number (default: the newest).")
+        parser.add_argument("--backbone", default="efficientnet_lite0", choices=backbone_names())
+        parser.add_argument(
+            "--weights",
+            default="imagenet",
+            help="imagenet, random, run:<id> or checkpoint:<path>[#sha256].",
+        )
+        parser.add_argument("--mode", default="feature_extraction", choices=MODES)
+        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument("--batch-size", type=int, default=32)
+        parser.add_argument("--lr", type=float, default=1e-3)
+        parser.add_argument("--image-size", type=int, default=None)
+        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--now", action="store_true", help="Train in this process.")
+        parser.add_argument("--list", action="store_true", help="List versions and runs.")
+        parser.add_argument("--cancel", type=int, metavar="RUN")
+        parser.add_argument("--promote", type=int, metavar="RUN")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["list"]:
+            return self._list()
+        if options["cancel"] is not None:
+            run = run_cancel(self._run(options["cancel"]))
+            self.stdout.write(
+                f"run {run.pk}: {run.status}, cancel requested: {run.cancel_requested}"
+            )
+            return None
+        if options["promote"] is not None:
+            try:
+                run = run_promote(self._run(options["promote"]))
+            except RunInvalid as error:
+                raise CommandError(str(error)) from None
+            self.stdout.write(f"run {run.pk} is now the current model.")
+            return None
+        version = self._version(options)
+        params = {
+            "epochs": options["epochs"],
+            "batch_size": options["batch_size"],
+            "lr": options["lr"],
+            "seed": options["seed"],
+        }
+        if options["image_size"]:
+            params["image_size"] = options["image_size"]
+        try:
+            run = run_create(
+                version=version,
+                backbone=options["backbone"],
+                weights=options["weights"],
+                mode=options["mode"],
+                params=params,
+                enqueue=not options["now"],
+            )
+        except RunInvalid as error:
+            raise CommandError(f"--{error.field.replace('_', '-')}: {error.message}") from None
+        except RunBusy as busy:
+            raise CommandError(str(busy)) from None
+        if not options["now"]:
+            self.stdout.write(f"run {run.pk} queued on version {version.number}.")
+            return None
+        with tqdm(total=run.params["epochs"], unit="epoch", desc=f"run {run.pk}") as bar:
+
+            def progress(stats: EpochStats) -> None:
+                bar.set_postfix(
+                    top1=f"{stats.top1_error:.3f}", img_s=f"{stats.images_per_second:.0f}"
+                )
+                bar.update(1)
+
+            run = run_execute(run.pk, progress=progress)
+        if run.status != TrainingRun.Status.DONE:
+            raise CommandError(f"run {run.pk} {run.status}: {run.error}")
+        self.stdout.write(
+            f"run {run.pk} done on {run.device}: top-1 error {run.top1_error:.4f}, top-5 error "
+            f"{run.top5_error:.4f}, best epoch {run.best_epoch}; checkpoint {run.checkpoint}"
+        )
+        return None
+
+    def _run(self, pk: int) -> TrainingRun:
+        run = TrainingRun.objects.filter(pk=pk).first()
+        if run is None:
+            raise CommandError(f"No run {pk}; see --list.")
+        return run
+
+    def _version(self, options: dict[str, Any]) -> DatasetVersion:
+        if options["snapshot"]:
+            try:
+                version = dataset_snapshot()
+            except DatasetTooSmall as error:
+                raise CommandError(str(error)) from None
+            self.stdout.write(
+                f"version {version.number}: {version.images} images in "
+                f"{len(version.classes)} classes"
+            )
+            return version
+        versions = DatasetVersion.objects.all()
+        if options["version"] is not None:
+            versions = versions.filter(number=options["version"])
+        version = versions.first()
+        if version is None:
+            raise CommandError("No such dataset version: take one with --snapshot.")
+        return version
+
+    def _list(self) -> None:
+        for version in DatasetVersion.objects.all()[:10]:
+            self.stdout.write(
+                f"version {version.number}: {version.images} images, "
+                f"{len(version.classes)} classes, {version.created_at:%Y-%m-%d %H:%M}"
+            )
+        for run in TrainingRun.objects.select_related("version")[:20]:
+            error = f"{run.top1_error:.4f}" if run.top1_error is not None else "-"
+            current = " (current)" if run.current else ""
+            self.stdout.write(
+                f"run {run.pk}: v{run.version.number} {run.backbone} {run.mode} {run.weights} "
+                f"{run.status}{current}, top-1 error {error}"
+            )

@@ -1,0 +1,242 @@
+"""Running one training run: claim it, train, write epochs and a checkpoint, finish it.
+
+Called by the Celery task on the training queue (and by ``manage.py train --now``). The run's
+row is claimed with a conditional update, so a message delivered twice trains once. While it
+trains, each epoch is written as it ends and the heartbeat is refreshed; a cancel request is
+seen between two batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db.models import F
+from django.utils import timezone
+
+from training.ml.backbones import Backbone, backbone_build
+from training.ml.data import ImageDataset, data_loader, preprocess_for, preprocess_key
+from training.ml.embeddings import EmbeddingCache, embed
+from training.ml.loop import (
+    EpochStats,
+    TrainConfig,
+    TrainingCancelled,
+    TrainResult,
+    checkpoint_save,
+    device_resolve,
+    train,
+    train_head_on_features,
+)
+from training.ml.weights import WeightsSpec, weights_load, weights_parse
+from training.models import DatasetItem, TrainingEpoch, TrainingRun
+from training.services.runs import run_finish, run_promote_if_better
+
+log = logging.getLogger(__name__)
+
+
+def weights_resolve(text: str) -> WeightsSpec:
+    """A weights text as a spec; "run:<id>" means that finished run's checkpoint."""
+    if text.startswith("run:"):
+        run = TrainingRun.objects.filter(pk=text[4:], status=TrainingRun.Status.DONE).first()
+        if run is None or not run.checkpoint:
+            raise ValueError(f"{text}: no finished run with a checkpoint has that id.")
+        return WeightsSpec("checkpoint", run.checkpoint, run.checkpoint_sha256)
+    return weights_parse(text)
+
+
+def _items(run: TrainingRun) -> tuple[list[tuple[bytes, int, str]], list[tuple[bytes, int, str]]]:
+    """(image bytes, label, sha256) for the train and validation splits, read through the
+    storage API (the training copies: shorter side 256)."""
+    train_items, val_items = [], []
+    rows = DatasetItem.objects.filter(version=run.version).values_list(
+        "image__train_copy", "image__sha256", "label", "split"
+    )
+    for name, sha256, label, split in rows.iterator(chunk_size=2000):
+        with default_storage.open(name, "rb") as handle:
+            entry = (handle.read(), label, sha256)
+        (val_items if split == DatasetItem.Split.VAL else train_items).append(entry)
+    return train_items, val_items
+
+
+class _Beat:
+    """Heartbeat and cancel check, at most once a second, between batches."""
+
+    def __init__(self, run_id: int) -> None:
+        self.run_id = run_id
+        self.last = 0.0
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < 1.0:
+            return False
+        self.last = now
+        TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
+        return TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()
+
+
+def _epoch_writer(
+    run_id: int, progress: Callable[[EpochStats], None] | None
+) -> Callable[[EpochStats], None]:
+    def write(stats: EpochStats) -> None:
+        TrainingEpoch.objects.update_or_create(
+            run_id=run_id,
+            epoch=stats.epoch,
+            defaults={
+                "train_loss": stats.train_loss,
+                "val_loss": stats.val_loss,
+                "top1_error": stats.top1_error,
+                "top5_error": stats.top5_error,
+                "images_per_second": stats.images_per_second,
+                "seconds": stats.seconds,
+            },
+        )
+        TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+        if progress is not None:
+            progress(stats)
+
+    return write
+
+
+def _train(
+    run: TrainingRun,
+    backbone: Backbone,
+    weights_id: str,
+    config: TrainConfig,
+    on_epoch: Callable[[EpochStats], None],
+    should_stop: Callable[[], bool],
+) -> TrainResult:
+    size = config.image_size or backbone.input_size
+    train_items, val_items = _items(run)
+    if not train_items or not val_items:
+        raise ValueError(
+            f"Version {run.version.number} has {len(train_items)} training and "
+            f"{len(val_items)} validation images; both splits need some."
+        )
+    if run.mode == "feature_extraction":
+        # The trunk is frozen: embed each image once (cached across runs) and train the head.
+        cache = EmbeddingCache(settings.CROWDNET_EMBEDDING_DIR)
+
+        def features(items: list[tuple[bytes, int, str]]) -> np.ndarray:
+            return embed(
+                backbone,
+                [(data, sha256) for data, _, sha256 in items],
+                cache,
+                weights_id=weights_id,
+                size=size,
+                device=config.device,
+                batch_size=config.batch_size,
+                should_stop=should_stop,
+            )
+
+        head_state, result = train_head_on_features(
+            features(train_items),
+            np.array([label for _, label, _ in train_items]),
+            features(val_items),
+            np.array([label for _, label, _ in val_items]),
+            len(run.version.classes),
+            config,
+            on_epoch=on_epoch,
+            should_stop=should_stop,
+        )
+        backbone.net.head.load_state_dict(head_state)
+        return result
+    preprocess = preprocess_for(backbone, size)
+    loaders = [
+        data_loader(
+            ImageDataset([(data, label) for data, label, _ in items], preprocess),
+            config.batch_size,
+            shuffle=shuffle,
+            seed=config.seed,
+        )
+        for items, shuffle in ((train_items, True), (val_items, False))
+    ]
+    return train(backbone, *loaders, config, on_epoch=on_epoch, should_stop=should_stop)
+
+
+def run_execute(
+    run_id: int, *, progress: Callable[[EpochStats], None] | None = None
+) -> TrainingRun:
+    """Train a queued run to its end; writes epochs, the checkpoint and the outcome. A run
+    that is not queued (already taken, finished or cancelled) is returned untouched."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING,
+        attempts=F("attempts") + 1,
+        started_at=now,
+        heartbeat_at=now,
+    )
+    run = TrainingRun.objects.select_related("version").get(pk=run_id)
+    if not claimed:
+        return run
+    TrainingEpoch.objects.filter(run=run).delete()  # a retry starts its curve over
+    params = run.params
+    try:
+        classes = run.version.classes
+        backbone = backbone_build(run.backbone, len(classes))
+        weights_id = weights_load(backbone, weights_resolve(run.weights))
+        size = backbone.size_for(params.get("image_size"))
+        if settings.CROWDNET_TRAIN_THREADS:
+            torch.set_num_threads(settings.CROWDNET_TRAIN_THREADS)
+        config = TrainConfig(
+            mode=run.mode,
+            epochs=params["epochs"],
+            batch_size=params["batch_size"],
+            lr=params["lr"],
+            weight_decay=params["weight_decay"],
+            seed=params["seed"],
+            patience=params["patience"],
+            device=settings.CROWDNET_TRAIN_DEVICE,
+            image_size=size,
+        )
+        device = str(device_resolve(config.device))
+        TrainingRun.objects.filter(pk=run.pk).update(device=device)
+        result = _train(
+            run, backbone, weights_id, config, _epoch_writer(run.pk, progress), _Beat(run.pk)
+        )
+        path = Path(settings.CROWDNET_CHECKPOINT_DIR) / f"run-{run.pk}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sha256 = checkpoint_save(
+            path,
+            backbone,
+            len(classes),
+            [c["slug"] for c in classes],
+            {
+                "run": run.pk,
+                "version": run.version.number,
+                "weights": weights_id,
+                "image_size": size,
+                "preprocess": preprocess_key(backbone, size),
+            },
+        )
+        run_finish(
+            run,
+            TrainingRun.Status.DONE,
+            device=result.device,
+            top1_error=result.top1_error,
+            top5_error=result.top5_error,
+            per_class_error=result.per_class_error,
+            confusion=result.confusion,
+            best_epoch=result.best_epoch,
+            checkpoint=str(path),
+            checkpoint_sha256=sha256,
+        )
+    except TrainingCancelled:
+        run_finish(run, TrainingRun.Status.CANCELLED)
+    except Exception as error:
+        log.exception("training run %s failed", run.pk)
+        run_finish(run, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+    run.refresh_from_db()
+    if (
+        run.status == TrainingRun.Status.DONE
+        and run.trigger == "schedule"
+        and settings.CROWDNET_TRAIN_AUTO_PROMOTE
+    ):
+        run_promote_if_better(run)
+        run.refresh_from_db()
+    return run

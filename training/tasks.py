@@ -1,0 +1,39 @@
+"""Training's Celery tasks. run_train goes to the training queue (one worker, concurrency 1,
+prefetch 1, acks late); the housekeeping runs on the default queue, so it works while the
+training worker is busy."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.conf import settings
+
+from training.services import execute, runs, scoring
+
+
+@shared_task(
+    name="training.tasks.run_train",
+    acks_late=True,
+    soft_time_limit=settings.CROWDNET_TRAIN_TIME_LIMIT,
+    time_limit=settings.CROWDNET_TRAIN_TIME_LIMIT + 60,
+)
+def run_train(run_id: int) -> str:
+    """Train one queued run; a run that is not queued any more is left as it is."""
+    return execute.run_execute(run_id).status
+
+
+@shared_task(name="training.tasks.training_auto")
+def training_auto() -> str:
+    """Snapshot and queue a run when enough new labels arrived."""
+    return runs.training_auto().message
+
+
+@shared_task(name="training.tasks.runs_fail_stale")
+def runs_fail_stale() -> list[int]:
+    """Retry once, then fail, runs whose worker stopped beating."""
+    return runs.runs_fail_stale()
+
+
+@shared_task(name="training.tasks.candidates_score", acks_late=True)
+def candidates_score() -> int:
+    """Score the open candidates with the current model (active learning)."""
+    return scoring.candidates_score()
