@@ -59,10 +59,12 @@ def worker_start(media_root: Path) -> Iterator[Callable[..., str]]:
         )
         return queue
 
+    start.processes = processes  # type: ignore[attr-defined]  # for tests that kill one
     yield start
     for process in processes:
-        process.terminate()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
 
 
 @pytest.fixture
