@@ -9,6 +9,7 @@ from drf_spectacular.views import (
 )
 
 from labeling.api.files import image_file, task_item_image
+from training.views import curate_predict
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -16,8 +17,11 @@ urlpatterns = [
     # The split view serves its start-up script as a file, so the CSP needs no inline script.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/training/", include("training.api_urls")),
     path("api/", include("labeling.api.urls")),
     path("img/<uuid:uid>/<str:variant>/", image_file, name="image-file"),
     path("img/task/<uuid:uid>/", task_item_image, name="task-item-image"),
+    path("curate/training/", include("training.urls")),
+    path("curate/predict/", curate_predict, name="curate-predict"),
     path("", include("labeling.urls")),
 ]

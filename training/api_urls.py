@@ -1,0 +1,14 @@
+"""Training API routes, mounted under /api/training/."""
+
+from django.urls import path
+
+from training import api
+
+urlpatterns = [
+    path("versions/", api.VersionsView.as_view(), name="api-training-versions"),
+    path("runs/", api.RunsView.as_view(), name="api-training-runs"),
+    path("runs/<int:pk>/", api.RunDetailView.as_view(), name="api-training-run"),
+    path("runs/<int:pk>/cancel/", api.RunCancelView.as_view(), name="api-training-run-cancel"),
+    path("runs/<int:pk>/promote/", api.RunPromoteView.as_view(), name="api-training-run-promote"),
+    path("predict/", api.PredictView.as_view(), name="api-training-predict"),
+]

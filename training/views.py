@@ -1,0 +1,230 @@
+"""Curators' training pages: dataset versions and runs, one run's curves, and a prediction.
+Each POST validates a form, calls one service, and redirects or shows what went wrong."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods
+
+from labeling.ingest.validation import ImageRejected
+from labeling.views import curator_required
+from training.api import CHECKPOINT_UNREADABLE, upload_read
+from training.ml.backbones import MODES, backbone_names
+from training.ml.loop import CheckpointCorrupt
+from training.models import DatasetVersion, TrainingRun
+from training.services.datasets import DatasetTooSmall, dataset_snapshot
+from training.services.runs import (
+    ACTIVE,
+    DEFAULT_PARAMS,
+    RunBusy,
+    RunInvalid,
+    current_model,
+    run_cancel,
+    run_create,
+    run_promote,
+)
+from training.services.scoring import NoCurrentModel, predict
+
+log = logging.getLogger(__name__)
+
+MODE_LABELS = {
+    "feature_extraction": "Feature extraction (head only)",
+    "fine_tune": "Fine-tune (last block too)",
+    "full": "Full (every layer)",
+}
+
+
+class VersionChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"v{obj.number}: {obj.images} images in {len(obj.classes)} classes"
+
+
+class RunStartForm(forms.Form):
+    """A run's settings; the service checks them again and has the last word."""
+
+    version = VersionChoiceField(
+        queryset=DatasetVersion.objects.all(),
+        to_field_name="number",
+        empty_label=None,
+        label="Dataset version",
+    )
+    backbone = forms.ChoiceField()
+    weights = forms.CharField(
+        max_length=300,
+        initial="imagenet",
+        label="Starting weights",
+        help_text="imagenet, lite0, random[:seed] or checkpoint:/path/file.pt[#sha256]",
+    )
+    mode = forms.ChoiceField(choices=[(mode, MODE_LABELS.get(mode, mode)) for mode in MODES])
+    epochs = forms.IntegerField(min_value=1, max_value=500, initial=DEFAULT_PARAMS["epochs"])
+    image_size = forms.IntegerField(
+        min_value=16, max_value=1024, label="Image size", help_text="Pixels, square."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = backbone_names()
+        backbone: Any = self.fields["backbone"]
+        backbone.choices = [(name, name) for name in names]
+        if settings.CROWDNET_TRAIN_AUTO_BACKBONE in names:
+            backbone.initial = settings.CROWDNET_TRAIN_AUTO_BACKBONE
+        self.fields["image_size"].initial = settings.CROWDNET_TRAIN_IMAGE_SIZE
+
+
+class PredictForm(forms.Form):
+    image = forms.FileField(widget=forms.FileInput(attrs={"accept": "image/*"}))
+
+
+def _run_or_404(value: str | None) -> TrainingRun:
+    try:
+        pk = int(value or "")
+    except ValueError:
+        raise Http404("No such run.") from None
+    return get_object_or_404(TrainingRun, pk=pk)
+
+
+def _run_start(request: HttpRequest, form: RunStartForm) -> TrainingRun | None:
+    """The queued run, or None with the service's complaint added to the form."""
+    data = form.cleaned_data
+    try:
+        return run_create(
+            version=data["version"],
+            backbone=data["backbone"],
+            weights=data["weights"],
+            mode=data["mode"],
+            params={"epochs": data["epochs"], "image_size": data["image_size"]},
+            by=request.user,
+        )
+    except RunInvalid as error:
+        form.add_error(error.field if error.field in form.fields else None, error.message)
+    except RunBusy as busy:
+        form.add_error(None, str(busy))
+    return None
+
+
+def _snapshot(request: HttpRequest) -> HttpResponse:
+    try:
+        version = dataset_snapshot(by=request.user)
+    except DatasetTooSmall as error:
+        messages.error(request, str(error))
+    else:
+        messages.success(
+            request,
+            f"Dataset version {version.number}: {version.images} images in "
+            f"{len(version.classes)} classes.",
+        )
+    return redirect("curate-training")
+
+
+def _run_action(request: HttpRequest, action: str) -> HttpResponse:
+    run = _run_or_404(request.POST.get("run"))
+    if action == "cancel":
+        run = run_cancel(run)
+        if run.status == TrainingRun.Status.CANCELLED:
+            messages.success(request, f"Run {run.pk} cancelled.")
+        elif run.cancel_requested:
+            messages.success(request, f"Run {run.pk} stops after its current batch.")
+        else:
+            messages.error(request, f"Run {run.pk} is {run.status}; there is nothing to cancel.")
+    else:
+        try:
+            run_promote(run)
+        except RunInvalid as error:
+            messages.error(request, error.message)
+        else:
+            messages.success(request, f"Run {run.pk} is now the current model.")
+    if request.POST.get("back") == "run":
+        return redirect("curate-training-run", pk=run.pk)
+    return redirect("curate-training")
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_training(request: HttpRequest) -> HttpResponse:
+    """The current model, dataset versions, a form to start a run, and every run."""
+    action = request.POST.get("action")
+    form = RunStartForm()
+    if action == "start":
+        form = RunStartForm(request.POST)
+        if form.is_valid():
+            run = _run_start(request, form)
+            if run is not None:
+                messages.success(request, f"Run {run.pk} queued.")
+                return redirect("curate-training-run", pk=run.pk)
+    elif action == "snapshot":
+        return _snapshot(request)
+    elif action in ("cancel", "promote"):
+        return _run_action(request, action)
+    runs = TrainingRun.objects.select_related("version")
+    current = current_model()
+    context = {
+        "form": form,
+        "current": current,
+        "current_version": current.version if current else None,
+        "versions": DatasetVersion.objects.all()[:5],
+        "page": Paginator(runs, 25).get_page(request.GET.get("page")),
+        "active": ACTIVE,
+    }
+    return render(request, "training/curate_training.html", context)
+
+
+@curator_required
+@require_GET
+def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run: settings, outcome, learning curves, per-class error and confusion matrix;
+    the page reloads itself every 10 s while the run is queued or running."""
+    run = get_object_or_404(TrainingRun.objects.select_related("version", "created_by"), pk=pk)
+    classes = run.version.classes
+    names = [c["name"] for c in classes]
+    val_counts = run.version.counts.get("val", [])
+    per_class = [
+        {"name": name, "val": val, "error": error}
+        for name, val, error in zip(names, val_counts, run.per_class_error or [], strict=False)
+    ]
+    confusion = [
+        {"name": name, "cells": [{"count": n, "hit": i == j} for j, n in enumerate(row)]}
+        for i, (name, row) in enumerate(zip(names, run.confusion or [], strict=False))
+    ]
+    context = {
+        "run": run,
+        "epochs": list(run.epochs.all()),
+        "live": run.status in ACTIVE,
+        "names": names,
+        "per_class": per_class,
+        "confusion": confusion,
+    }
+    return render(request, "training/curate_training_run.html", context)
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_predict(request: HttpRequest) -> HttpResponse:
+    """Upload an image and see the current model's top-5 classes with their probabilities."""
+    form = PredictForm(request.POST, request.FILES) if request.method == "POST" else PredictForm()
+    context: dict[str, Any] = {"form": form}
+    if request.method == "POST" and form.is_valid():
+        try:
+            run, predictions = predict(upload_read(form.cleaned_data["image"]))
+        except ImageRejected as rejected:
+            form.add_error("image", rejected.message[:1].upper() + rejected.message[1:] + ".")
+        except NoCurrentModel as error:
+            form.add_error(None, str(error))
+        except (CheckpointCorrupt, OSError):
+            log.exception("the current model's checkpoint cannot be read")
+            form.add_error(None, CHECKPOINT_UNREADABLE)
+        else:
+            context |= {
+                "run": run,
+                "predictions": predictions,
+                "file_name": form.cleaned_data["image"].name,
+            }
+    context["current"] = context.get("run") or current_model()
+    return render(request, "training/curate_predict.html", context)
