@@ -72,3 +72,31 @@ def digits_version(digits: tuple[int, ...] = (0, 1), per_class: int = 40, val_sh
         images_ingest(files=files, category=category, source="folder", uploader=None)
     Candidate.objects.update(state="accepted")
     return dataset_snapshot(val_share=val_share, min_per_class=5)
+
+
+def promoted_lenet(version, path, **fields):
+    """A real, tiny promoted model: LeNet-5 with random weights over the version's classes,
+    saved at ``path``. The process-wide model cache is emptied first: test databases reuse ids.
+    """
+    from training.ml.backbones import backbone_build
+    from training.ml.loop import checkpoint_save
+    from training.models import TrainingRun
+    from training.services import scoring
+
+    scoring._cache.clear()
+    classes = [c["slug"] for c in version.classes]
+    sha256 = checkpoint_save(
+        path, backbone_build("lenet5", len(classes)), len(classes), classes, {"image_size": 32}
+    )
+    return TrainingRun.objects.create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="full",
+        status="done",
+        active=None,
+        current=True,
+        checkpoint=str(path),
+        checkpoint_sha256=sha256,
+        **fields,
+    )

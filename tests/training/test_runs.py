@@ -27,14 +27,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def queued(monkeypatch) -> list[int]:
-    """Run ids sent to the training queue (the real worker's side is tests/integration's)."""
-    sent: list[int] = []
-    monkeypatch.setattr(runs, "_enqueue", sent.append)
-    return sent
-
-
-@pytest.fixture
 def version() -> DatasetVersion:
     return DatasetVersion.objects.create(
         number=1,

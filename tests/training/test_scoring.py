@@ -11,10 +11,8 @@ from django.conf import settings as django_settings
 from config.celery import app as celery_app
 from labeling.models import Candidate, Category
 from labeling.services.ingest import images_ingest
-from tests.factories import image_bytes
-from training.ml.backbones import backbone_build
-from training.ml.loop import checkpoint_save
-from training.models import DatasetVersion, TrainingRun
+from tests.factories import image_bytes, promoted_lenet
+from training.models import DatasetVersion
 from training.services.scoring import candidates_score
 
 pytestmark = pytest.mark.django_db
@@ -33,20 +31,7 @@ def current(tmp_path):
         val_share=0.2,
         images=4,
     )
-    backbone = backbone_build("lenet5", 2)
-    path = tmp_path / "run.pt"
-    sha256 = checkpoint_save(path, backbone, 2, ["cat", "dog"], {"image_size": 32})
-    TrainingRun.objects.create(
-        version=version,
-        backbone="lenet5",
-        weights="random",
-        mode="full",
-        status="done",
-        active=None,
-        current=True,
-        checkpoint=str(path),
-        checkpoint_sha256=sha256,
-    )
+    promoted_lenet(version, tmp_path / "run.pt")
     files = [(f"{i}.png", image_bytes(1200 + i, size=(40, 40))) for i in range(4)]
     images_ingest(files=files, category=cats, source="upload", uploader=None)
     return cats

@@ -10,11 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labeling.models import Candidate, Category
 from labeling.services.ingest import images_ingest
-from tests.factories import image_bytes
-from training.ml.backbones import backbone_build
-from training.ml.loop import checkpoint_save
+from tests.factories import image_bytes, promoted_lenet
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun
-from training.services import runs, scoring
+from training.services import runs
 from training.services.runs import run_create
 
 pytestmark = pytest.mark.django_db
@@ -35,15 +33,6 @@ PARAMS = {
 
 
 @pytest.fixture
-def queued(monkeypatch) -> list[int]:
-    """Run ids sent to the training queue. Only the hand-off is replaced here: the real
-    worker's round trip (claim, train, checkpoint) is tested in tests/integration."""
-    sent: list[int] = []
-    monkeypatch.setattr(runs, "_enqueue", sent.append)
-    return sent
-
-
-@pytest.fixture
 def version() -> DatasetVersion:
     return DatasetVersion.objects.create(
         number=1,
@@ -58,25 +47,7 @@ def version() -> DatasetVersion:
 
 @pytest.fixture
 def current(version, tmp_path) -> TrainingRun:
-    """A real, tiny promoted model: LeNet-5 with random weights over the version's classes.
-    The process-wide model cache starts empty: database ids repeat between tests."""
-    scoring._cache.clear()
-    path = tmp_path / "run.pt"
-    sha256 = checkpoint_save(
-        path, backbone_build("lenet5", 2), 2, ["cat", "dog"], {"image_size": 32}
-    )
-    return TrainingRun.objects.create(
-        version=version,
-        backbone="lenet5",
-        weights="random",
-        mode="full",
-        status="done",
-        active=None,
-        current=True,
-        checkpoint=str(path),
-        checkpoint_sha256=sha256,
-        top1_error=0.25,
-    )
+    return promoted_lenet(version, tmp_path / "run.pt", top1_error=0.25)
 
 
 def _upload(name: str, data: bytes) -> SimpleUploadedFile:
