@@ -122,11 +122,23 @@ def _lock_label_cells(
 def _gold_cells(
     worker: User, now: datetime, limit: int, category_id: int | None = None
 ) -> list[Cell]:
-    """Up to ``limit`` gold candidates this worker has not answered, in random order."""
-    gold = _new_to(worker, now, Candidate.objects.filter(gold__isnull=False))
+    """Up to ``limit`` gold candidates this worker has not answered, in random order.
+
+    The gold ids are read from the (small) gold table first and shuffled here: asking the
+    database to order a category's candidates by random() scanned all of them."""
+    ids = GoldAnswer.objects.values_list("candidate_id", flat=True)
     if category_id is not None:
-        gold = gold.filter(category_id=category_id)
-    chosen = list(gold.select_related("image", "category").order_by("?")[:limit])
+        ids = ids.filter(candidate__category_id=category_id)
+    shuffled = list(ids)
+    random.shuffle(shuffled)
+    chosen: list[Candidate] = []
+    for start in range(0, len(shuffled), 200):
+        window = shuffled[start : start + 200]
+        fresh = _new_to(worker, now, Candidate.objects.filter(pk__in=window))
+        found = {c.pk: c for c in fresh.select_related("image", "category")}
+        chosen += [found[pk] for pk in window if pk in found][: limit - len(chosen)]
+        if len(chosen) == limit:
+            break
     return [Cell(candidate, is_gold=True) for candidate in chosen]
 
 
