@@ -5,18 +5,18 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.models import Candidate, DemoTruth, Image
+from labeling.models import Candidate, DemoTruth
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes
 
 pytestmark = pytest.mark.django_db
 
 
-def _image() -> Image:
+def _candidate(category) -> Candidate:
     images_ingest(
-        files=[("a.jpg", image_bytes(4242))], category=None, source="upload", uploader=None
+        files=[("a.jpg", image_bytes(4242))], category=category, source="upload", uploader=None
     )
-    return Image.objects.get()
+    return Candidate.objects.get()
 
 
 CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
@@ -37,11 +37,7 @@ CLOSED = "http://127.0.0.1:9"  # the discard port: nothing listens there
     ],
 )
 def test_bad_arguments_say_what_to_fix(args, message, category):
-    DemoTruth.objects.create(
-        candidate=Candidate.objects.create(image=_image(), category=category),
-        is_positive=True,
-        true_label="cat",
-    )
+    DemoTruth.objects.create(candidate=_candidate(category), is_positive=True, true_label="cat")
     with pytest.raises(CommandError) as raised:
         call_command("simulate_crowd", "--url", CLOSED, *args)
     assert str(raised.value) == message
