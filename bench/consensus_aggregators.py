@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/consensus_aggregators.py            # 20,000 and 200,000 items
     .venv/bin/python bench/consensus_aggregators.py --small    # 2,000 items, a quick check
+    .venv/bin/python bench/consensus_aggregators.py --skip-mace  # no MACE (minutes at 1M votes)
 
 Simulates a crowd (bench/consensus_crowds.py) of 300 workers on 5 classes: 15 % spammers
 (half uniform, half always the same class), 10 % confusers (0 <-> 1 and 2 <-> 3), 3 %
@@ -201,6 +202,8 @@ def bench_size(n_items: int, seed: int, args: argparse.Namespace) -> list[str]:
                 gold_labels=crowd.truth[crowd.gold],
             )
             for method in CROWDKIT_METHODS:
+                if method == "MACE" and args.skip_mace:
+                    continue
                 theirs[method] = run_crowdkit(args.crowdkit_python, votes_path, method, args)
                 outcome = theirs[method]
                 shown = outcome if isinstance(outcome, str) else f"{outcome[1]:.2f} s"
@@ -247,6 +250,7 @@ def main() -> None:
     parser.add_argument("--crowdkit-python", default="/work/benchenv/bin/python")
     parser.add_argument("--crowdkit-timeout", type=int, default=3600, help="seconds per method")
     parser.add_argument("--skip-crowdkit", action="store_true")
+    parser.add_argument("--skip-mace", action="store_true", help="leave out crowd-kit's MACE")
     parser.add_argument("--mace-restarts", type=int, default=10, help="crowd-kit's default: 10")
     parser.add_argument("--mace-iter", type=int, default=50, help="crowd-kit's default: 50")
     parser.add_argument("--crowdkit-worker", action="store_true", help=argparse.SUPPRESS)

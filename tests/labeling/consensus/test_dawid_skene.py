@@ -264,3 +264,101 @@ def test_warm_start_accepts_matrices_stored_rounded():
     )
 
     np.testing.assert_array_equal(rounded.labels, cold.labels)
+
+
+def _ragged_crowd(seed: int) -> tuple[Votes, tuple[np.ndarray, np.ndarray]]:
+    """3 classes; 3,000 items with 1 + Poisson(2.5) votes each (over a thousand items at each of
+    the first four vote ranks), 10 of them with 60 more, and 4 items without votes; workers 5,
+    40 and 82 of 83 never vote; votes in random order. Gold: 50 items, one without votes."""
+    rng = np.random.default_rng(seed)
+    n_items, n_classes = 3004, 3
+    per_item = np.r_[1 + rng.poisson(2.5, 3000), np.zeros(4, dtype=np.int64)]
+    per_item[rng.choice(3000, 10, replace=False)] += 60
+    item = rng.permutation(np.repeat(np.arange(n_items), per_item))
+    active = np.setdiff1d(np.arange(83), [5, 40, 82])
+    worker = active[rng.integers(0, active.size, item.size)]
+    truth = rng.integers(0, n_classes, n_items)
+    right = rng.random(item.size) < rng.uniform(0.4, 0.9, 83)[worker]
+    label = np.where(right, truth[item], (truth[item] + rng.integers(1, 3, item.size)) % 3)
+    votes = Votes.from_arrays(item, worker, label, n_items=n_items, n_workers=83, n_classes=3)
+    gold_items = np.r_[rng.choice(3000, 49, replace=False), 3001]
+    return votes, (gold_items, truth[gold_items])
+
+
+def _reference_em(votes, gold, rounds, *, one_coin=False, warm=None, diagonal_prior=0.0):
+    """EM as the docstrings state it, vote by vote with np.add.at (smoothing 1): posteriors,
+    confusions, priors and log-likelihood after ``rounds`` rounds."""
+    n_items, n_workers, k = votes.n_items, votes.n_workers, votes.n_classes
+    gold_items, gold_labels = gold
+
+    def e_step(priors, confusions):
+        log_joint = np.tile(np.log(priors), (n_items, 1))
+        np.add.at(log_joint, votes.item, np.log(confusions[votes.worker, :, votes.label]))
+        log_marginal = np.logaddexp.reduce(log_joint, axis=1)
+        posteriors = np.exp(log_joint - log_marginal[:, None])
+        log_marginal[gold_items] = log_joint[gold_items, gold_labels]
+        posteriors[gold_items] = np.eye(k)[gold_labels]
+        return posteriors, log_marginal.sum()
+
+    def m_step(posteriors):
+        priors = (posteriors.sum(axis=0) + 1) / (n_items + k)
+        if one_coin:
+            correct = np.zeros(n_workers)
+            np.add.at(correct, votes.worker, posteriors[votes.item, votes.label])
+            accuracy = (correct + 1) / (np.bincount(votes.worker, minlength=n_workers) + 2)
+            wrong = (1 - accuracy) / (k - 1)
+            diagonal = np.eye(k, dtype=bool)
+            return priors, np.where(diagonal, accuracy[:, None, None], wrong[:, None, None])
+        counts = np.zeros((n_workers, k, k))
+        np.add.at(counts, (votes.worker, slice(None), votes.label), posteriors[votes.item])
+        counts += 1 + diagonal_prior * np.eye(k)
+        return priors, counts / counts.sum(axis=2, keepdims=True)
+
+    if warm is None:
+        shares = votes.counts()
+        totals = shares.sum(axis=1, keepdims=True)
+        posteriors = np.where(totals > 0, shares / np.maximum(totals, 1), 1 / k)
+        posteriors[gold_items] = np.eye(k)[gold_labels]
+    else:
+        posteriors, _ = e_step(warm[1], warm[0])
+    for _ in range(rounds):
+        priors, confusions = m_step(posteriors)
+        posteriors, log_likelihood = e_step(priors, confusions)
+    return posteriors, confusions, priors, log_likelihood
+
+
+@pytest.mark.parametrize("case", ["cold", "diagonal prior", "warm", "one-coin"])
+def test_rounds_match_a_reference_em_on_a_ragged_crowd(case):
+    votes, gold = _ragged_crowd(seed=3)
+    rng = np.random.default_rng(4)
+    warm = (rng.dirichlet([4, 1, 1], size=(83, 3)), np.array([0.5, 0.3, 0.2]))
+    fits = {
+        "cold": lambda: dawid_skene(votes, gold=gold, max_iter=6, tol=0.0),
+        "diagonal prior": lambda: dawid_skene(
+            votes, gold=gold, diagonal_prior=2.0, max_iter=6, tol=0.0
+        ),
+        "warm": lambda: dawid_skene(
+            votes, gold=gold, init_confusions=warm[0], init_priors=warm[1], max_iter=3, tol=0.0
+        ),
+        "one-coin": lambda: one_coin_dawid_skene(votes, gold=gold, max_iter=6, tol=0.0),
+    }
+    posteriors, confusions, priors, log_likelihood = _reference_em(
+        votes,
+        gold,
+        3 if case == "warm" else 6,
+        one_coin=case == "one-coin",
+        warm=warm if case == "warm" else None,
+        diagonal_prior=2.0 if case == "diagonal prior" else 0.0,
+    )
+
+    result = fits[case]()
+
+    np.testing.assert_allclose(result.posteriors, posteriors, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(result.confusions, confusions, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(result.class_priors, priors, rtol=1e-10)
+    assert result.log_likelihood == pytest.approx(log_likelihood, rel=1e-10)
+    labels = posteriors.argmax(axis=1)
+    labels[3000:] = -1
+    labels[3001] = gold[1][-1]
+    np.testing.assert_array_equal(result.labels, labels)
+    assert result.iterations == (3 if case == "warm" else 6)
