@@ -57,5 +57,13 @@ bench-consensus: venv
 	$(BIN)/python bench/consensus_adaptive.py
 	$(BIN)/python bench/consensus_boxes.py
 
+.PHONY: bench-train
+bench-train: venv
+	$(BIN)/python bench/train_transfer.py
+	$(BIN)/python bench/train_speed.py
+	@if $(BIN)/python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  $(BIN)/python bench/train_gpu.py; \
+	else echo "no CUDA GPU here: bench/train_gpu.py skipped (docs/benchmarks.md: Training)"; fi
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
