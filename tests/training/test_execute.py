@@ -24,16 +24,21 @@ def _dirs(settings, tmp_path):
     settings.CROWDNET_TRAIN_THREADS = 1
 
 
-def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
-    version = digits_version()
-    run = run_create(
+def _queued(version, mode: str, *, weights: str = "random", params=SMALL):
+    """A LeNet-5 run on ``version``, queued but not sent: the test runs it here."""
+    return run_create(
         version=version,
         backbone="lenet5",
-        weights="random",
-        mode="full",
-        params=SMALL,
+        weights=weights,
+        mode=mode,
+        params=params,
         enqueue=False,
     )
+
+
+def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
+    version = digits_version()
+    run = _queued(version, "full")
     seen = []
 
     done = run_execute(run.pk, progress=lambda stats: seen.append(stats.epoch))
@@ -52,26 +57,12 @@ def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
 
 def test_feature_extraction_embeds_each_image_once_across_runs(tmp_path):
     version = digits_version()
-    first = run_create(
-        version=version,
-        backbone="lenet5",
-        weights="random",
-        mode="feature_extraction",
-        params=SMALL,
-        enqueue=False,
-    )
+    first = _queued(version, "feature_extraction")
     assert run_execute(first.pk).status == "done"
     shards = {p: p.stat().st_mtime_ns for p in (tmp_path / "embeddings").rglob("*") if p.is_file()}
     assert shards
 
-    second = run_create(
-        version=version,
-        backbone="lenet5",
-        weights="random",
-        mode="feature_extraction",
-        params={**SMALL, "seed": 1},
-        enqueue=False,
-    )
+    second = _queued(version, "feature_extraction", params={**SMALL, "seed": 1})
     # "random" weights are built under a fixed seed: the same trunk, so the same embeddings
     assert run_execute(second.pk).status == "done"
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "embeddings").rglob("*") if p.is_file()}
@@ -80,24 +71,14 @@ def test_feature_extraction_embeds_each_image_once_across_runs(tmp_path):
 
 def test_a_cancel_request_stops_the_run_and_a_bad_weights_choice_fails_with_the_reason():
     version = digits_version()
-    run = run_create(
-        version=version,
-        backbone="lenet5",
-        weights="random",
-        mode="full",
-        params=SMALL,
-        enqueue=False,
-    )
+    run = _queued(version, "full")
     TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
     assert run_execute(run.pk).status == "cancelled"
 
-    bad = run_create(
-        version=version,
-        backbone="lenet5",
+    bad = _queued(
+        version,
+        "full",
         weights="imagenet",
-        mode="full",
-        params=SMALL,
-        enqueue=False,
     )
     failed = run_execute(bad.pk)
     assert failed.status == "failed"
