@@ -411,6 +411,8 @@ CROWDNET_GATE_GOLD_MIN_ACCURACY = env_float("CROWDNET_GATE_GOLD_MIN_ACCURACY", 0
 # Workers whose Dawid-Skene spammer score stays under this after enough label votes are paused.
 CROWDNET_GATE_SPAMMER_SCORE = env_float("CROWDNET_GATE_SPAMMER_SCORE", 0.05)
 CROWDNET_GATE_SPAMMER_MIN_VOTES = env_int("CROWDNET_GATE_SPAMMER_MIN_VOTES", 30, minimum=1)
+# ... of which at least this many (in expectation) on items of each true class.
+CROWDNET_GATE_SPAMMER_MIN_PER_CLASS = env_float("CROWDNET_GATE_SPAMMER_MIN_PER_CLASS", 10.0)
 # ... and so are workers whose Dawid-Skene accuracy is below this (they answer against the crowd).
 CROWDNET_GATE_EM_MIN_ACCURACY = env_float("CROWDNET_GATE_EM_MIN_ACCURACY", 0.5)
 

@@ -394,13 +394,35 @@ def _apply_posteriors(data: LabelVotes, posteriors: np.ndarray) -> int:
     return changed
 
 
-def _apply_workers(data: LabelVotes, confusions: np.ndarray, priors: np.ndarray) -> None:
+def class_evidence(data: LabelVotes, posteriors: np.ndarray) -> np.ndarray:
+    """(workers, classes): how many of each worker's votes fell, in expectation, on items of
+    each true class. A confusion row learned from a handful of items says little."""
+    workers = len(data.worker_ids)
+    return np.stack(
+        [
+            np.bincount(
+                data.votes.worker, weights=posteriors[data.votes.item, k], minlength=workers
+            )
+            for k in range(posteriors.shape[1])
+        ],
+        axis=1,
+    )
+
+
+def _apply_workers(
+    data: LabelVotes, confusions: np.ndarray, priors: np.ndarray, posteriors: np.ndarray
+) -> None:
     """Write each worker's matrix, accuracy and spammer score; pause workers who answer like
     a coin (spammer score) or against the crowd (accuracy below the gate), once they have
-    answered enough for the model to know them."""
+    answered enough for the model to know them: enough votes, and enough on items of every
+    class (on a mostly-positive pool an honest worker's "no" row rests on few items early on,
+    and looks like a spammer's)."""
     accuracy = em_accuracy(confusions, priors)
     spam = spammer_score(confusions)
     cast = np.bincount(data.votes.worker, minlength=len(data.worker_ids))
+    known = (cast >= settings.CROWDNET_GATE_SPAMMER_MIN_VOTES) & (
+        class_evidence(data, posteriors).min(axis=1) >= settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS
+    )
     profiles = {
         p.user_id: p for p in WorkerProfile.objects.filter(user_id__in=data.worker_ids.tolist())
     }
@@ -411,7 +433,7 @@ def _apply_workers(data: LabelVotes, confusions: np.ndarray, priors: np.ndarray)
         profile.confusion = np.round(confusions[i], 6).tolist()
         profile.label_votes = int(cast[i])
         reason = ""
-        if cast[i] >= settings.CROWDNET_GATE_SPAMMER_MIN_VOTES:
+        if known[i]:
             if spam[i] < settings.CROWDNET_GATE_SPAMMER_SCORE:
                 reason = PAUSE_SPAMMER
             elif accuracy[i] < settings.CROWDNET_GATE_EM_MIN_ACCURACY:
@@ -460,7 +482,7 @@ def _reaggregate(trigger: str, by: User | None) -> ConsensusRun:
             init_priors=init_priors,
         )
         run.changed = _apply_posteriors(data, result.posteriors)
-        _apply_workers(data, result.confusions, result.class_priors)
+        _apply_workers(data, result.confusions, result.class_priors, result.posteriors)
         run.items, run.votes = data.votes.n_items, data.votes.n_votes
         run.workers, run.iterations = data.votes.n_workers, result.iterations
         run.warm_start = init_confusions is not None

@@ -15,7 +15,7 @@ from labeling.tasks import consensus_reaggregate
 
 pytestmark = pytest.mark.celery_worker
 
-GATES = {"CROWDNET_GATE_SPAMMER_MIN_VOTES": "10"}
+GATES = {"CROWDNET_GATE_SPAMMER_MIN_VOTES": "10", "CROWDNET_GATE_SPAMMER_MIN_PER_CLASS": "3"}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -28,6 +28,7 @@ def test_a_seeded_crowd_labels_the_digits_right_and_the_spammers_are_caught(
         pytest.skip("the live server, the crowd and the worker share one database: PostgreSQL")
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
     settings.CROWDNET_GATE_SPAMMER_MIN_VOTES = 10
+    settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS = 3
     settings.CROWDNET_CONSENSUS_THRESHOLD = 0.95
     settings.CROWDNET_CONSENSUS_VOTE_CAP = 7
     demo_data_load(limit=100, photos=False, gold_share=0.1, seed=4)

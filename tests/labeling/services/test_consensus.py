@@ -187,6 +187,7 @@ def test_reaggregation_learns_each_worker_decides_items_and_pauses_a_spammer(cat
     # worker who always says yes and one who answers gold right and the rest wrong, everyone
     # answering everything
     settings.CROWDNET_GATE_SPAMMER_MIN_VOTES = 10
+    settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS = 5  # 8 of the 24 items are negatives
     candidates = _pool(category, 24)
     truth = [i % 3 != 0 for i in range(24)]
     for i in range(4):
@@ -308,3 +309,30 @@ def test_only_one_reaggregation_runs_at_a_time():
     # and once the lock is free, runs go ahead
     cache.delete(RUN_LOCK)
     assert consensus_reaggregate(trigger="manual").status == "done"
+
+
+def test_nobody_is_paused_on_a_class_they_have_hardly_seen(category, settings):
+    # given a mostly-positive pool: 11 yes items and 1 no, four workers answering all of it
+    # right, and one who always says yes
+    settings.CROWDNET_GATE_SPAMMER_MIN_VOTES = 5
+    settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS = 5
+    settings.CROWDNET_GATE_SPAMMER_SCORE = 0.1  # the always-yes worker scores about 0.06
+    candidates = _pool(category, 12)
+    truth = [i != 0 for i in range(12)]
+    honest = [_worker(f"h{i}") for i in range(4)]
+    always = _worker("always-yes")
+    _crowd_votes(candidates, truth, [*honest, always], lambda w, i, t: True if w == always else t)
+
+    # when the re-aggregation runs
+    consensus_reaggregate()
+
+    # then no one is paused: each saw about one "no" item, too few to judge a "no" row by
+    assert not WorkerProfile.objects.filter(paused=True).exists()
+    assert WorkerProfile.objects.get(user=always).spammer_score < 0.1
+
+    # and without the per-class minimum the same scores would have paused him
+    settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS = 0
+    consensus_reaggregate()
+    assert list(WorkerProfile.objects.filter(paused=True).values_list("user", flat=True)) == [
+        always.pk
+    ]
