@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +23,7 @@ from labeling.api.permissions import IsCurator
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
 from training.ml.backbones import MODES
-from training.ml.loop import CheckpointCorrupt
+from training.ml.loop import CheckpointCorrupt, sha256_file
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create, run_promote
@@ -279,6 +282,42 @@ class RunPromoteView(APIView):
         except RunInvalid as error:
             return Response({"detail": error.message}, status=status.HTTP_400_BAD_REQUEST)
         return Response(RunSerializer(run).data)
+
+
+class RunCheckpointView(APIView):
+    """Download a finished run's checkpoint, after its sha256 is checked against the one
+    recorded when it was written (a checkpoint is only ever renamed into place whole)."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(description="The .pt file."),
+            404: OpenApiResponse(description="No such run, or it has no checkpoint."),
+            409: OpenApiResponse(description="The file no longer matches its recorded hash."),
+        }
+    )
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        run = _run(pk)
+        path = Path(run.checkpoint) if run.checkpoint else None
+        if path is None or not path.is_file():
+            raise NotFound("This run has no checkpoint.")
+        if sha256_file(path) != run.checkpoint_sha256:
+            return Response(
+                {
+                    "detail": "The checkpoint no longer matches its recorded sha256; it was "
+                    "changed or damaged, so it is not served."
+                },
+                status=status.HTTP_409_CONFLICT,
+            )
+        response = FileResponse(
+            path.open("rb"),
+            as_attachment=True,
+            filename=f"crowdnet-run-{run.pk}-{run.backbone}.pt",
+            content_type="application/octet-stream",
+        )
+        response["X-Checkpoint-SHA256"] = run.checkpoint_sha256
+        return response
 
 
 class PredictView(APIView):

@@ -10,5 +10,10 @@ urlpatterns = [
     path("runs/<int:pk>/", api.RunDetailView.as_view(), name="api-training-run"),
     path("runs/<int:pk>/cancel/", api.RunCancelView.as_view(), name="api-training-run-cancel"),
     path("runs/<int:pk>/promote/", api.RunPromoteView.as_view(), name="api-training-run-promote"),
+    path(
+        "runs/<int:pk>/checkpoint/",
+        api.RunCheckpointView.as_view(),
+        name="api-training-run-checkpoint",
+    ),
     path("predict/", api.PredictView.as_view(), name="api-training-predict"),
 ]

@@ -68,6 +68,8 @@ def test_a_curator_sees_the_curves_and_gets_a_prediction(page: Page, curator, tm
     charts = page.locator("svg[role=img]")
     expect(charts).to_have_count(2)
     assert page.locator("svg[role=img] polyline").count() >= 2
+    download = page.get_by_role("link", name="Download")
+    assert download.get_attribute("href") == f"/api/training/runs/{run.pk}/checkpoint/"
 
     page.goto("/curate/predict/")
     page.locator("#id_image").set_input_files(

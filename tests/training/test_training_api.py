@@ -425,3 +425,27 @@ def test_the_schema_documents_the_training_endpoints(curator_api):
         assert "post" in paths[f"/api/training/runs/{{id}}/{action}/"]
     predict = paths["/api/training/predict/"]["post"]["requestBody"]["content"]
     assert list(predict) == ["multipart/form-data"]
+
+
+def test_a_checkpoint_downloads_only_while_it_matches_its_hash(curator_api, worker_api, current):
+    url = f"/api/training/runs/{current.pk}/checkpoint/"
+
+    response = curator_api.get(url)
+
+    assert response.status_code == 200
+    body = b"".join(response.streaming_content)
+    assert body == Path(current.checkpoint).read_bytes()
+    assert response["X-Checkpoint-SHA256"] == current.checkpoint_sha256
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="crowdnet-run-{current.pk}-lenet5.pt"'
+    )
+    assert worker_api.get(url).status_code == 403
+
+    with Path(current.checkpoint).open("ab") as handle:  # damaged on disk
+        handle.write(b"x")
+    damaged = curator_api.get(url)
+    assert damaged.status_code == 409
+    assert damaged.json()["detail"].startswith("The checkpoint no longer matches")
+
+    TrainingRun.objects.filter(pk=current.pk).update(checkpoint="")
+    assert curator_api.get(url).json() == {"detail": "This run has no checkpoint."}
