@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from labeling.consensus import (
     ACCEPT,
+    CONTINUE,
     REJECT,
     REVIEW,
     Votes,
@@ -31,6 +32,7 @@ from labeling.consensus import (
     gold_accuracy,
     spammer_score,
 )
+from labeling.consensus.decisions import decision_codes
 from labeling.consensus.dynamic import ConfidenceTable as Table
 from labeling.consensus.dynamic import fit_confidence_table
 from labeling.models import (
@@ -59,6 +61,13 @@ PAUSE_DISAGREES = (
     "Your answers disagree with the consensus more often than they agree; "
     "a curator will look at your record."
 )
+
+STATE_OF_CODE = {
+    ACCEPT: Candidate.State.ACCEPTED,
+    REJECT: Candidate.State.REJECTED,
+    REVIEW: Candidate.State.NEEDS_REVIEW,
+    CONTINUE: Candidate.State.OPEN,
+}
 
 
 def worker_accuracies(worker_ids: Iterable[int]) -> dict[int, float]:
@@ -143,22 +152,15 @@ def _state_fields(candidate: Candidate, decision: Decision, now) -> dict[str, ob
     if candidate.override is not None or candidate.votes_cast < candidate.votes_needed:
         return fields
     p = decision.posterior
-    if decision.code == ACCEPT:
-        fields.update(state=Candidate.State.ACCEPTED, confidence=p, decided_at=now, priority=0)
-        if candidate.box_state == "none":
-            fields["box_state"] = "draw"  # boxes are drawn only on accepted images
-    elif decision.code == REJECT:
-        fields.update(state=Candidate.State.REJECTED, confidence=1 - p, decided_at=now, priority=0)
-    elif decision.code == REVIEW:
-        fields.update(state=Candidate.State.NEEDS_REVIEW, confidence=max(p, 1 - p), priority=0)
-    else:  # one more vote, asked early if the item is close to a decision
-        fields.update(
-            state=Candidate.State.OPEN,
-            confidence=max(p, 1 - p),
-            votes_needed=candidate.votes_cast + 1,
-            priority=decision.priority,
-            decided_at=None,
-        )
+    state = STATE_OF_CODE[decision.code]
+    # allocate gives a priority only to items that go on; decided ones leave the pool
+    fields.update(state=state, confidence=max(p, 1 - p), priority=decision.priority)
+    if state in (Candidate.State.ACCEPTED, Candidate.State.REJECTED):
+        fields["decided_at"] = now
+    elif state == Candidate.State.OPEN:  # one more vote, asked early if close to a decision
+        fields.update(votes_needed=candidate.votes_cast + 1, decided_at=None)
+    if state == Candidate.State.ACCEPTED and candidate.box_state == "none":
+        fields["box_state"] = "draw"  # boxes are drawn only on accepted images
     return fields
 
 
@@ -338,21 +340,14 @@ def _warm_start(worker_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray |
     return confusions, np.array(last.class_priors, dtype=np.float64)
 
 
-def _new_state(candidate: dict, posterior: float) -> dict[str, object] | None:
-    """What re-aggregation changes on one candidate, or None when nothing changes."""
-    threshold, cap = settings.CROWDNET_CONSENSUS_THRESHOLD, settings.CROWDNET_CONSENSUS_VOTE_CAP
+def _new_state(candidate: dict, posterior: float, code: int) -> dict[str, object] | None:
+    """What re-aggregation changes on one candidate (``code`` from decision_codes), or None
+    when nothing changes."""
     fields: dict[str, object] = {}
     if abs(candidate["posterior"] - posterior) > 1e-6:
         fields["posterior"] = posterior
     if candidate["override"] is None and candidate["votes_cast"] >= candidate["votes_needed"]:
-        if posterior >= threshold:
-            state = Candidate.State.ACCEPTED
-        elif 1 - posterior >= threshold:
-            state = Candidate.State.REJECTED
-        elif candidate["votes_cast"] >= cap:
-            state = Candidate.State.NEEDS_REVIEW
-        else:
-            state = Candidate.State.OPEN
+        state = STATE_OF_CODE[code]
         if state != candidate["state"]:
             fields["state"] = state
             fields["confidence"] = max(posterior, 1 - posterior)
@@ -373,12 +368,20 @@ def _apply_posteriors(data: LabelVotes, posteriors: np.ndarray) -> int:
     now = timezone.now()
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        rows = Candidate.objects.filter(pk__in=chunk).values(
-            "id", "posterior", "override", "votes_cast", "votes_needed", "state", "box_state"
+        rows = list(
+            Candidate.objects.filter(pk__in=chunk).values(
+                "id", "posterior", "override", "votes_cast", "votes_needed", "state", "box_state"
+            )
+        )
+        codes = decision_codes(
+            [p_yes[row["id"]] for row in rows],
+            [row["votes_cast"] for row in rows],
+            threshold=settings.CROWDNET_CONSENSUS_THRESHOLD,
+            cap=settings.CROWDNET_CONSENSUS_VOTE_CAP,
         )
         with transaction.atomic():
-            for row in rows:
-                fields = _new_state(row, p_yes[row["id"]])
+            for row, code in zip(rows, codes.tolist(), strict=True):
+                fields = _new_state(row, p_yes[row["id"]], code)
                 if fields is None:
                     continue
                 if "state" in fields:
