@@ -397,6 +397,15 @@ def _apply_posteriors(data: LabelVotes, posteriors: np.ndarray) -> int:
     return changed
 
 
+def model_gate_reason(spammer: float, accuracy: float) -> str:
+    """Why the model's view of a worker calls for a pause ("" when it doesn't)."""
+    if spammer < settings.CROWDNET_GATE_SPAMMER_SCORE:
+        return PAUSE_SPAMMER
+    if accuracy < settings.CROWDNET_GATE_EM_MIN_ACCURACY:
+        return PAUSE_DISAGREES
+    return ""
+
+
 def class_evidence(data: LabelVotes, posteriors: np.ndarray) -> np.ndarray:
     """(workers, classes): how many of each worker's votes fell, in expectation, on items of
     each true class. A confusion row learned from a handful of items says little."""
@@ -435,12 +444,7 @@ def _apply_workers(
         profile.em_accuracy, profile.spammer_score = float(accuracy[i]), float(spam[i])
         profile.confusion = np.round(confusions[i], 6).tolist()
         profile.label_votes = int(cast[i])
-        reason = ""
-        if known[i]:
-            if spam[i] < settings.CROWDNET_GATE_SPAMMER_SCORE:
-                reason = PAUSE_SPAMMER
-            elif accuracy[i] < settings.CROWDNET_GATE_EM_MIN_ACCURACY:
-                reason = PAUSE_DISAGREES
+        reason = model_gate_reason(spam[i], accuracy[i]) if known[i] else ""
         if reason and not profile.paused:
             profile.paused, profile.pause_reason, profile.paused_at = True, reason, now
             TaskItem.objects.filter(

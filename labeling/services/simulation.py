@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import urllib3
-from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from PIL import Image as PILImage
 from PIL import ImageDraw
@@ -45,6 +44,7 @@ from labeling.models import (
     User,
     WorkerProfile,
 )
+from labeling.services.consensus import model_gate_reason
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
 
@@ -292,10 +292,7 @@ def _under_gate(profile: WorkerProfile) -> bool:
     want of votes)."""
     if profile.spammer_score is None or profile.em_accuracy is None:
         return False
-    return (
-        profile.spammer_score < settings.CROWDNET_GATE_SPAMMER_SCORE
-        or profile.em_accuracy < settings.CROWDNET_GATE_EM_MIN_ACCURACY
-    )
+    return bool(model_gate_reason(profile.spammer_score, profile.em_accuracy))
 
 
 def simulation_report(
