@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import urllib3
 from django.db import close_old_connections, connection, transaction
+from django.db.models import F
 from PIL import Image as PILImage
 from PIL import ImageDraw
 from rest_framework.authtoken.models import Token
@@ -59,6 +60,9 @@ class SimulationConfig:
     seconds: float = 60.0
     max_tasks: int | None = None
     kind: str | None = None
+    # empty polls (0.2 s apart) after which a worker leaves, counted only while nobody else
+    # has an answer in flight or lands one: an item a slow answer is still deciding may need
+    # this worker's vote next
     patience: int = 10
     seed: int = 0
     prefix: str = "sim"
@@ -71,6 +75,7 @@ class _Tally:
     items: int = 0
     conflicts: int = 0
     empty: int = 0
+    in_flight: int = 0
     paused: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     by_kind: Counter[str] = field(default_factory=Counter)
@@ -218,6 +223,8 @@ def _worker_loop(
     rng = np.random.default_rng(config.seed * 1000 + index)
     query = f"?kind={config.kind}" if config.kind else ""
     empties = 0
+    quiet_since = -1
+    holding = False
     try:
         while time.monotonic() < deadline:
             with tally.lock:
@@ -225,9 +232,11 @@ def _worker_loop(
                     return
             response = http.request("GET", f"{config.url}/api/tasks/next/{query}", headers=headers)
             if response.status == 204:
-                empties += 1
                 with tally.lock:
                     tally.empty += 1
+                    busy = tally.in_flight > 0 or tally.answered != quiet_since
+                    quiet_since = tally.answered
+                empties = 0 if busy else empties + 1
                 if empties >= config.patience:
                     return
                 time.sleep(0.2)
@@ -242,6 +251,9 @@ def _worker_loop(
                 time.sleep(0.5)
                 continue
             empties = 0
+            with tally.lock:
+                tally.in_flight += 1
+                holding = True
             task = json.loads(response.data)
             truths = truth_lookup([item["id"] for item in task["items"]])
             answers = _answers(task, truths, persona, rng)
@@ -251,6 +263,8 @@ def _worker_loop(
                 "POST", f"{config.url}/api/tasks/{task['id']}/answer/", body=body, headers=headers
             )
             with tally.lock:
+                tally.in_flight -= 1
+                holding = False
                 if response.status == 201:
                     tally.answered += 1
                     tally.items += len(task["items"])
@@ -266,6 +280,9 @@ def _worker_loop(
         with tally.lock:
             tally.errors.append(f"{config.url}: {error}")
     finally:
+        if holding:
+            with tally.lock:
+                tally.in_flight -= 1
         close_old_connections()
         connection.close()
 
@@ -341,14 +358,48 @@ def server_check(url: str) -> str | None:
     return None
 
 
+def _crowd_round(
+    config: SimulationConfig,
+    personas: list[Persona],
+    people: list[tuple[User, str]],
+    tally: _Tally,
+    deadline: float,
+    progress: Callable[[int], None] | None,
+) -> None:
+    """Every worker not yet paused works until the crowd goes quiet or the deadline."""
+    threads = [
+        threading.Thread(
+            target=_worker_loop, args=(config, i, persona, token, deadline, tally), daemon=True
+        )
+        for i, (persona, (_, token)) in enumerate(zip(personas, people, strict=True))
+        if i not in tally.paused
+    ]
+    for thread in threads:
+        thread.start()
+    while any(thread.is_alive() for thread in threads):
+        for thread in threads:
+            thread.join(timeout=0.5)
+        if progress is not None:
+            progress(tally.answered)
+
+
+def _label_work_left() -> bool:
+    return Candidate.objects.filter(
+        state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
+    ).exists()
+
+
 def simulation_run(
     config: SimulationConfig,
     *,
     after: Callable[[], object] | None = None,
     progress: Callable[[int], None] | None = None,
+    rounds: int = 3,
 ) -> SimulationReport:
     """Run the simulated crowd against ``config.url``; ``after`` runs once the crowd stops
-    (a re-aggregation, say) and before the report is scored. Writes worker accounts."""
+    (a re-aggregation, say) and before the report is scored. A re-aggregation can reopen
+    items (those decided on a spammer's votes): while it did, time is left and fewer than
+    ``rounds`` rounds ran, the crowd comes back for them. Writes worker accounts."""
     rng = np.random.default_rng(config.seed)
     personas = personas_draw(
         config.workers,
@@ -359,24 +410,17 @@ def simulation_run(
     )
     people = simulated_workers_create(config.workers, config.prefix)
     tally = _Tally()
-    started = time.monotonic()
-    deadline = started + config.seconds
-    threads = [
-        threading.Thread(
-            target=_worker_loop, args=(config, i, persona, token, deadline, tally), daemon=True
-        )
-        for i, (persona, (_, token)) in enumerate(zip(personas, people, strict=True))
-    ]
-    for thread in threads:
-        thread.start()
-    while any(thread.is_alive() for thread in threads):
-        for thread in threads:
-            thread.join(timeout=0.5)
-        if progress is not None:
-            progress(tally.answered)
-    seconds = time.monotonic() - started
-    if after is not None:
-        after()
+    deadline = time.monotonic() + config.seconds
+    seconds = 0.0  # the crowd's time, without the re-aggregations
+    for _ in range(rounds):
+        started = time.monotonic()
+        _crowd_round(config, personas, people, tally, deadline, progress)
+        seconds += time.monotonic() - started
+        if after is not None:
+            after()
+        budget_left = config.max_tasks is None or tally.answered < config.max_tasks
+        if not (after and budget_left and time.monotonic() < deadline and _label_work_left()):
+            break
     return simulation_report(tally, personas, people, seconds)
 
 

@@ -64,7 +64,8 @@ def test_a_seeded_crowd_labels_the_digits_right_and_the_spammers_are_caught(
     assert report.errors == []
     assert report.answered_tasks > 0
     assert report.decided + report.review + report.still_open == open_items
-    # (an item can run out of workers who haven't answered it yet: at most a few stay open)
+    # (the re-aggregation reopens items decided on the spammers' votes and the crowd comes back
+    # for them; an item can still run out of workers who haven't answered it: a few stay open)
     assert report.decided >= 0.85 * open_items
     assert report.accuracy >= 0.95
     assert report.flagged == {"honest": (0, 8), "yes": (2, 2)}
