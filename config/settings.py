@@ -446,6 +446,12 @@ CROWDNET_TRAIN_DEVICE = env_str("CROWDNET_TRAIN_DEVICE", "auto")
 # CPU threads for training (0: torch's default, one per core). On a small shared machine 1 is
 # often faster: threads that wait on each other's cores cost more than they give.
 CROWDNET_TRAIN_THREADS = env_int("CROWDNET_TRAIN_THREADS", 0)
+# Runs that train through the trunk (fine_tune, full) decode each image once and keep its
+# uint8 pixels (on the GPU when training there) while they fit in this many MiB (96 px: 27 KiB
+# an image, 224 px: 147 KiB); past it, images are decoded again every epoch. The first pass
+# decodes in this many loader processes (0: in line with training).
+CROWDNET_TRAIN_DECODED_MIB = env_int("CROWDNET_TRAIN_DECODED_MIB", 4096, minimum=0)
+CROWDNET_TRAIN_LOADER_WORKERS = env_int("CROWDNET_TRAIN_LOADER_WORKERS", 0, minimum=0)
 # After an automatic run: make it the current model when it beats the current one's top-1
 # error (or there is none), then score the open candidates with it.
 CROWDNET_TRAIN_AUTO_PROMOTE = env_bool("CROWDNET_TRAIN_AUTO_PROMOTE", True)

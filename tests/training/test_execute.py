@@ -55,6 +55,26 @@ def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
     assert run_execute(run.pk).attempts == 1
 
 
+def test_images_kept_decoded_or_decoded_every_epoch_train_the_same_first_epoch(settings, caplog):
+    # given one version trained twice from the same seed: its decoded pixels kept (the
+    # default), then with no room to keep them (decoded again every epoch)
+    version = digits_version()
+    runs, streamed = [], []
+    for budget in (4096, 0):
+        settings.CROWDNET_TRAIN_DECODED_MIB = budget
+        caplog.clear()
+        done = run_execute(_queued(version, "full").pk)
+        assert done.status == "done", done.error
+        runs.append(list(done.epochs.values_list("train_loss", "val_loss", "top1_error")))
+        streamed.append("decoding every epoch" in caplog.text)
+
+    # then the first epoch, where both decode in the loader's seeded order, is the same; later
+    # ones shuffle with their own generators
+    assert runs[0][0] == runs[1][0]
+    assert len(runs[0]) == len(runs[1]) == 3
+    assert streamed == [False, True]
+
+
 def test_feature_extraction_embeds_each_image_once_across_runs(tmp_path):
     version = digits_version()
     first = _queued(version, "feature_extraction")

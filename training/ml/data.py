@@ -13,7 +13,7 @@ import hashlib
 import io
 import os
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +40,10 @@ class Preprocess:
     std: tuple[float, ...]
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
+        return pixels_normalise(self.pixels(image), self.mean, self.std)
+
+    def pixels(self, image: Image.Image) -> torch.Tensor:
+        """Resized and centre-cropped, not yet normalised: uint8 (channels, size, size)."""
         image = image.convert("L" if self.channels == 1 else "RGB")
         width, height = image.size
         scale = self.resize / min(width, height)
@@ -48,11 +52,19 @@ class Preprocess:
         left = (new_size[0] - self.size) // 2
         top = (new_size[1] - self.size) // 2
         image = image.crop((left, top, left + self.size, top + self.size))
-        array = np.asarray(image, dtype=np.float32).reshape(self.size, self.size, self.channels)
-        mean = np.asarray(self.mean, dtype=np.float32)
-        std = np.asarray(self.std, dtype=np.float32)
-        array = (array / 255.0 - mean) / std
-        return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+        array = np.asarray(image, dtype=np.uint8).reshape(self.size, self.size, self.channels)
+        return torch.from_numpy(array.transpose(2, 0, 1).copy())
+
+
+def pixels_normalise(
+    pixels: torch.Tensor, mean: Sequence[float] | torch.Tensor, std: Sequence[float] | torch.Tensor
+) -> torch.Tensor:
+    """uint8 pixels (..., channels, height, width) to float32 ``(x / 255 - mean) / std``, on
+    whatever device they are: the CPU in `Preprocess`, the GPU for batches decoded once."""
+    channels = pixels.shape[-3]
+    mean = torch.as_tensor(mean, dtype=torch.float32, device=pixels.device).reshape(channels, 1, 1)
+    std = torch.as_tensor(std, dtype=torch.float32, device=pixels.device).reshape(channels, 1, 1)
+    return (pixels.to(torch.float32) / 255.0 - mean) / std
 
 
 def preprocess_for(
@@ -143,3 +155,90 @@ def data_loader(
         worker_init_fn=_worker_seed if num_workers else None,
         persistent_workers=num_workers > 0,
     )
+
+
+class PixelDataset(Dataset[tuple[torch.Tensor, int, int]]):
+    """(image path or bytes, label) pairs -> (uint8 pixels, label, index): what
+    `DecodedBatches` keeps."""
+
+    def __init__(self, items: Sequence[tuple[ImageSource, int]], preprocess: Preprocess) -> None:
+        self.items = list(items)
+        self.preprocess = preprocess
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        source, label = self.items[index]
+        image = image_decode(source, draft=self.preprocess.resize)
+        return self.preprocess.pixels(image), int(label), index
+
+
+def decoded_bytes(count: int, preprocess: Preprocess) -> int:
+    """Bytes `DecodedBatches` holds for `count` images."""
+    return count * preprocess.channels * preprocess.size**2
+
+
+class DecodedBatches:
+    """Batches of images decoded once: the first pass decodes through a DataLoader (in
+    `num_workers` processes) and yields each batch as it keeps it; later passes come from
+    the kept uint8 pixels, on `device` (the GPU's memory, when training there), in a new
+    seeded order each pass when `shuffle`. Batches are (uint8 pixels, labels): the training
+    loop normalises them on the device (`pixels_normalise` with the backbone's mean and std).
+
+    The first pass counts as done only when it was iterated to its end; one cut short (a
+    cancelled run) is decoded again next time. Memory: `decoded_bytes`.
+    """
+
+    def __init__(
+        self,
+        items: Sequence[tuple[ImageSource, int]],
+        preprocess: Preprocess,
+        batch_size: int,
+        *,
+        shuffle: bool,
+        seed: int = 0,
+        num_workers: int = 0,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.count = len(items)
+        size, channels = preprocess.size, preprocess.channels
+        self.pixels = torch.empty(
+            (self.count, channels, size, size), dtype=torch.uint8, device=self.device
+        )
+        self.labels = torch.tensor([int(label) for _, label in items], device=self.device)
+        self.decoded = False
+        self._first = data_loader(
+            PixelDataset(items, preprocess),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            num_workers=num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+        self._generator = torch.Generator().manual_seed(seed + 1)
+
+    def __len__(self) -> int:
+        return -(-self.count // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if not self.decoded:
+            yield from self._decode()
+            return
+        if self.shuffle:
+            order = torch.randperm(self.count, generator=self._generator).to(self.device)
+        else:
+            order = torch.arange(self.count, device=self.device)
+        for start in range(0, self.count, self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.pixels[index], self.labels[index]
+
+    def _decode(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for pixels, labels, index in self._first:
+            pixels = pixels.to(self.device, non_blocking=True)
+            self.pixels[index.to(self.device)] = pixels
+            yield pixels, labels
+        self.decoded = True

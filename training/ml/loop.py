@@ -17,7 +17,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.ml.backbones import MODES, Backbone, frozen_eval, mode_apply, param_groups
+from training.ml.data import pixels_normalise
 
 CHECKPOINT_FORMAT = "crowdnet-checkpoint/1"
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
@@ -112,6 +113,9 @@ class _Runtime:
     device: torch.device
     amp_dtype: torch.dtype | None
     channels_last: bool
+    # the backbone's per-channel mean and std: uint8 batches are normalised on the device
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.amp_dtype is None:
@@ -120,6 +124,10 @@ class _Runtime:
 
     def inputs(self, x: torch.Tensor) -> torch.Tensor:
         x = x.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            if self.mean is None or self.std is None:
+                raise ValueError("uint8 inputs need the backbone's mean and std to normalise")
+            x = pixels_normalise(x, self.mean, self.std)
         if self.channels_last and x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -214,8 +222,16 @@ def train(
     on_epoch: Callable[[EpochStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train `backbone.net` in `config.mode`; the net ends on the device with its best weights."""
-    runtime = _runtime(config, images=True)
+    """Train `backbone.net` in `config.mode`; the net ends on the device with its best weights.
+
+    Batches are (inputs, labels): float inputs as `Preprocess` makes them, or uint8 pixels
+    (`DecodedBatches`) that are normalised on the device with the backbone's mean and std."""
+    channels = backbone.in_channels
+    runtime = replace(
+        _runtime(config, images=True),
+        mean=tuple(backbone.mean[:channels]),
+        std=tuple(backbone.std[:channels]),
+    )
     seed_everything(config.seed)
     net = backbone.net.to(runtime.device)
     if runtime.channels_last:

@@ -21,9 +21,17 @@ from django.db.models import F
 from django.utils import timezone
 
 from training.ml.backbones import Backbone, backbone_build
-from training.ml.data import ImageDataset, data_loader, preprocess_for, preprocess_key
+from training.ml.data import (
+    DecodedBatches,
+    ImageDataset,
+    data_loader,
+    decoded_bytes,
+    preprocess_for,
+    preprocess_key,
+)
 from training.ml.embeddings import EmbeddingCache, embed
 from training.ml.loop import (
+    Batches,
     EpochStats,
     TrainConfig,
     TrainingCancelled,
@@ -146,17 +154,59 @@ def _train(
         )
         backbone.net.head.load_state_dict(head_state)
         return result
+    return train(
+        backbone,
+        *_loaders(train_items, val_items, backbone, size, config),
+        config,
+        on_epoch=on_epoch,
+        should_stop=should_stop,
+    )
+
+
+def _loaders(
+    train_items: list[tuple[bytes, int, str]],
+    val_items: list[tuple[bytes, int, str]],
+    backbone: Backbone,
+    size: int,
+    config: TrainConfig,
+) -> list[Batches]:
+    """Batches decoded once and kept (on the training device) while they fit in
+    CROWDNET_TRAIN_DECODED_MIB, else decoded again every epoch."""
     preprocess = preprocess_for(backbone, size)
-    loaders = [
+    splits = [
+        ([(data, label) for data, label, _ in items], shuffle)
+        for items, shuffle in ((train_items, True), (val_items, False))
+    ]
+    kept = decoded_bytes(len(train_items) + len(val_items), preprocess)
+    workers = settings.CROWDNET_TRAIN_LOADER_WORKERS
+    if kept <= settings.CROWDNET_TRAIN_DECODED_MIB * 2**20:
+        device = device_resolve(config.device)
+        return [
+            DecodedBatches(
+                pairs,
+                preprocess,
+                config.batch_size,
+                shuffle=shuffle,
+                seed=config.seed,
+                num_workers=workers,
+                device=device,
+            )
+            for pairs, shuffle in splits
+        ]
+    log.info(
+        "%d MiB of decoded images would pass CROWDNET_TRAIN_DECODED_MIB: decoding every epoch",
+        kept // 2**20,
+    )
+    return [
         data_loader(
-            ImageDataset([(data, label) for data, label, _ in items], preprocess),
+            ImageDataset(pairs, preprocess),
             config.batch_size,
             shuffle=shuffle,
             seed=config.seed,
+            num_workers=workers,
         )
-        for items, shuffle in ((train_items, True), (val_items, False))
+        for pairs, shuffle in splits
     ]
-    return train(backbone, *loaders, config, on_epoch=on_epoch, should_stop=should_stop)
 
 
 def run_execute(

@@ -12,9 +12,12 @@ from PIL import Image
 
 from training.ml.backbones import backbone_build
 from training.ml.data import (
+    DecodedBatches,
     ImageDataset,
     data_loader,
+    decoded_bytes,
     image_decode,
+    pixels_normalise,
     preprocess_for,
     preprocess_key,
 )
@@ -129,3 +132,71 @@ def test_loader_order_depends_only_on_the_seed() -> None:
     assert order(3) == order(3)
     assert order(3) != order(4)
     assert sorted(order(3)) == list(range(20))
+
+
+def _digit_items(count: int) -> list[tuple[bytes, int]]:
+    """`count` images whose every pixel is its index (so a batch says which images it holds)."""
+    return [(_encoded(Image.new("L", (20, 20), index)), index % 3) for index in range(count)]
+
+
+def test_preprocess_is_its_pixels_normalised_bit_for_bit() -> None:
+    backbone = backbone_build("resnet18", 4)
+    image = Image.effect_mandelbrot((70, 50), (-2.0, -1.5, 1.0, 1.5), 50).convert("RGB")
+    preprocess = preprocess_for(backbone, 32)
+
+    pixels = preprocess.pixels(image)
+
+    assert pixels.dtype == torch.uint8
+    assert pixels.shape == (3, 32, 32)
+    expected = (pixels.numpy().astype(np.float32) / 255.0 - np.float32(0.485)) / np.float32(0.229)
+    assert torch.equal(preprocess(image)[0], torch.from_numpy(expected[0]))
+    assert torch.equal(pixels_normalise(pixels, preprocess.mean, preprocess.std), preprocess(image))
+
+
+def test_decoded_batches_decode_once_then_serve_the_kept_pixels_in_a_new_order() -> None:
+    # given 10 images (pixel value = index) in batches of 4
+    items = _digit_items(10)
+    preprocess = preprocess_for(backbone_build("lenet5", 3), 32)
+    batches = DecodedBatches(items, preprocess, 4, shuffle=True, seed=5)
+
+    def epoch() -> list[tuple[list[int], list[int]]]:
+        return [
+            ([int(image[0, 0, 0]) for image in pixels], labels.tolist())
+            for pixels, labels in batches
+        ]
+
+    # when three passes run
+    first = epoch()
+    assert batches.decoded is True
+    batches._first = None  # type: ignore[assignment]  # a second decode would now fail
+    second, third = epoch(), epoch()
+
+    # then the first pass decoded every image once, later ones reuse the pixels, and every
+    # pass holds each image once with its own label, in batches of 4, 4, 2
+    for run in (first, second, third):
+        assert [len(values) for values, _ in run] == [4, 4, 2]
+        values = [v for batch, _ in run for v in batch]
+        labels = [label for _, batch in run for label in batch]
+        assert sorted(values) == list(range(10))
+        assert labels == [v % 3 for v in values]
+    assert len({tuple(v for batch, _ in run for v in batch) for run in (first, second, third)}) == 3
+    assert len(batches) == 3
+    assert decoded_bytes(10, preprocess) == 10 * 32 * 32
+    assert torch.equal(batches.pixels[7], preprocess.pixels(image_decode(items[7][0])))
+
+
+def test_decoded_batches_in_order_and_a_cut_pass_decodes_again() -> None:
+    items = _digit_items(6)
+    batches = DecodedBatches(
+        items, preprocess_for(backbone_build("lenet5", 3), 32), 4, shuffle=False
+    )
+
+    for _ in batches:
+        break  # a cancelled run stops in its first pass
+    assert batches.decoded is False
+
+    values = [int(image[0, 0, 0]) for pixels, _ in batches for image in pixels]
+    again = [int(image[0, 0, 0]) for pixels, _ in batches for image in pixels]
+
+    assert values == again == [0, 1, 2, 3, 4, 5]
+    assert batches.decoded is True

@@ -13,7 +13,7 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from training.ml.backbones import backbone_build
-from training.ml.data import ImageDataset, data_loader, preprocess_for
+from training.ml.data import DecodedBatches, ImageDataset, data_loader, preprocess_for
 from training.ml.loop import (
     CheckpointCorrupt,
     EpochStats,
@@ -137,6 +137,35 @@ def test_seeded_runs_repeat_and_feature_extraction_leaves_the_trunk_alone(
         runs.append((result.epochs[0].train_loss, result.epochs[0].val_loss, result.confusion))
 
     assert runs[0] == runs[1]
+
+
+def test_decoded_uint8_batches_train_as_the_float_ones_do(
+    digits: list[tuple[bytes, int]],
+) -> None:
+    # given the same 200 + 100 digits, in order, once as float tensors decoded every epoch and
+    # once as uint8 pixels decoded once and normalised by the loop
+    preprocess = preprocess_for(backbone_build("lenet5", 10))
+    train_items, val_items = digits[:200], digits[200:300]
+    floats = (
+        data_loader(ImageDataset(train_items, preprocess), 32, shuffle=False),
+        data_loader(ImageDataset(val_items, preprocess), 128, shuffle=False),
+    )
+    pixels = (
+        DecodedBatches(train_items, preprocess, 32, shuffle=False),
+        DecodedBatches(val_items, preprocess, 128, shuffle=False),
+    )
+    config = TrainConfig(mode="full", epochs=2, lr=1e-2, patience=None, device="cpu")
+
+    # when each trains a net from the same seed
+    runs = []
+    for loaders in (floats, pixels):
+        torch.manual_seed(3)
+        result = train(backbone_build("lenet5", 10), *loaders, config)
+        runs.append([(e.train_loss, e.val_loss, e.top1_error) for e in result.epochs])
+
+    # then the losses and errors are the same, epoch for epoch
+    assert runs[0] == runs[1]
+    assert pixels[0].decoded and pixels[1].decoded
 
 
 def test_early_stopping_after_one_epoch_without_improvement(
