@@ -133,6 +133,7 @@ def steps_config(mode: str, n_images: int, steps: int, seed: int) -> TrainConfig
         mode=mode,
         epochs=epochs_for(n_images, steps, 32),
         batch_size=32,
+        feature_batch_size=32,
         lr=1e-3,
         seed=seed,
         patience=None,

@@ -46,11 +46,15 @@ class TrainConfig:
     """How to train. `patience`: stop after that many epochs without a lower validation top-1
     error (None: never). `amp` and `channels_last` apply on CUDA only; `amp_dtype` is "auto"
     (bf16 where supported, else fp16), "bf16" or "fp16". `num_workers` and `image_size` are for
-    whoever builds the loaders."""
+    whoever builds the loaders. `feature_batch_size`: the batch of a head trained on cached
+    features (`train_head_on_features`); a step there costs little more at 256 than at 32, so
+    an epoch takes a fraction of the time for the same error on the digits (docs/benchmarks.md).
+    """
 
     mode: str = "fine_tune"
     epochs: int = 10
     batch_size: int = 32
+    feature_batch_size: int = 256
     lr: float = 1e-3
     backbone_lr_scale: float = 0.1
     weight_decay: float = 1e-4
@@ -66,8 +70,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; choose one of: {', '.join(MODES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be at least 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.feature_batch_size < 1:
+            raise ValueError("epochs, batch_size and feature_batch_size must be at least 1")
         if self.lr < 0 or self.weight_decay < 0 or self.backbone_lr_scale < 0:
             raise ValueError("lr, weight_decay and backbone_lr_scale must not be negative")
         if self.patience is not None and self.patience < 1:
@@ -295,8 +299,8 @@ def train_head_on_features(
 
     def train_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = torch.randperm(len(x), generator=generator).to(runtime.device)
-        for start in range(0, len(x), config.batch_size):
-            index = order[start : start + config.batch_size]
+        for start in range(0, len(x), config.feature_batch_size):
+            index = order[start : start + config.feature_batch_size]
             yield x[index], y[index]
 
     def val_batches() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -227,6 +227,32 @@ def test_linear_head_on_features_separates_clusters_and_fits_the_backbone_head()
     assert predicted.tolist() == labels[1::2].tolist()
 
 
+@pytest.mark.parametrize(("feature_batch_size", "batches"), [(32, 4), (256, 1), (100, 1), (99, 2)])
+def test_a_head_on_features_takes_batches_of_feature_batch_size(
+    feature_batch_size: int, batches: int
+) -> None:
+    # given 100 training features, one epoch, and a check asked once a batch
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(120, 8)).astype(np.float32)
+    labels = np.arange(120) % 2
+    config = TrainConfig(
+        mode="feature_extraction", epochs=1, feature_batch_size=feature_batch_size, device="cpu"
+    )
+    asked: list[int] = []
+
+    train_head_on_features(
+        features[:100],
+        labels[:100],
+        features[100:],
+        labels[100:],
+        2,
+        config,
+        should_stop=lambda: bool(asked.append(1)),
+    )
+
+    assert len(asked) == batches
+
+
 def test_checkpoint_round_trips_and_its_hash_is_checked(tmp_path: Path) -> None:
     backbone = backbone_build("lenet5", 3)
     path = tmp_path / "runs" / "run-7.pt"
