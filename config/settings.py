@@ -239,6 +239,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "sweep-orphan-media": {"task": "labeling.tasks.media_orphans_sweep", "schedule": 6 * 3600.0},
     "fail-stale-import-jobs": {"task": "labeling.tasks.import_jobs_fail_stale", "schedule": 600.0},
+    "expire-exports": {"task": "labeling.tasks.exports_expire", "schedule": 3600.0},
     "training-auto": {"task": "training.tasks.training_auto", "schedule": 300.0},
     "training-fail-stale": {"task": "training.tasks.runs_fail_stale", "schedule": 120.0},
     "consensus-reaggregate": {
@@ -455,6 +456,11 @@ CROWDNET_TRAIN_LOADER_WORKERS = env_int("CROWDNET_TRAIN_LOADER_WORKERS", 0, mini
 # After an automatic run: make it the current model when it beats the current one's top-1
 # error (or there is none), then score the open candidates with it.
 CROWDNET_TRAIN_AUTO_PROMOTE = env_bool("CROWDNET_TRAIN_AUTO_PROMOTE", True)
+# Dataset exports: archives under CROWDNET_EXPORT_DIR, kept this many hours; a selection of
+# at most CROWDNET_EXPORT_DIRECT_MAX images may also stream straight to the browser.
+CROWDNET_EXPORT_DIR = Path(env_str("CROWDNET_EXPORT_DIR", str(VAR_DIR / "exports")))
+CROWDNET_EXPORT_RETENTION_HOURS = env_int("CROWDNET_EXPORT_RETENTION_HOURS", 72, minimum=1)
+CROWDNET_EXPORT_DIRECT_MAX = env_int("CROWDNET_EXPORT_DIRECT_MAX", 2000, minimum=0)
 CROWDNET_CHECKPOINT_DIR = Path(env_str("CROWDNET_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints")))
 CROWDNET_EMBEDDING_DIR = Path(env_str("CROWDNET_EMBEDDING_DIR", str(VAR_DIR / "embeddings")))
 # Active learning: the current model scores open candidates; the less sure it is, the sooner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from labeling.services import consensus, imports, media
+from labeling.services import consensus, exports, imports, media
 
 
 @shared_task(name="labeling.tasks.ping")
@@ -38,3 +38,15 @@ def consensus_reaggregate(trigger: str = "schedule", user_id: int | None = None)
 
     by = User.objects.filter(pk=user_id).first() if user_id is not None else None
     return consensus.consensus_reaggregate(trigger=trigger, by=by).pk
+
+
+@shared_task(name="labeling.tasks.export_build", acks_late=True, soft_time_limit=4 * 3600)
+def export_build_task(export_id: int) -> str:
+    """Build one dataset export's archive; one already taken or finished is left alone."""
+    return exports.export_build(export_id).status
+
+
+@shared_task(name="labeling.tasks.exports_expire")
+def exports_expire() -> int:
+    """Delete export archives past their retention period."""
+    return exports.exports_expire()

@@ -100,3 +100,48 @@ def promoted_lenet(version, path, **fields):
         checkpoint_sha256=sha256,
         **fields,
     )
+
+
+def photos_version(per_class: int = 6, val_share: float = 0.34):
+    """A small version with a hierarchy and boxes: "cat" and "dog" under "animal", and "car";
+    noise photos ingested (64x48 JPEGs, the cars 400x300), accepted with votes and
+    confidence, two boxes on the first cat and one on the first car, then frozen."""
+    from labeling.models import Candidate, ObjectBox
+    from labeling.services.ingest import images_ingest
+    from training.services.datasets import dataset_snapshot
+
+    animal = Category.objects.create(name="animal", slug="animal", wnid="n00015388")
+    classes = [
+        Category.objects.create(name="cat", slug="cat", wnid="n02121808", parent=animal),
+        Category.objects.create(name="dog", slug="dog", parent=animal),
+        Category.objects.create(name="car", slug="car", wnid="n02958343"),
+    ]
+    for offset, category in enumerate(classes):
+        size = (400, 300) if category.slug == "car" else (64, 48)
+        files = [
+            (f"{category.slug}-{i}.jpg", image_bytes(100 * offset + i, size=size))
+            for i in range(per_class)
+        ]
+        images_ingest(files=files, category=category, source="folder", uploader=None)
+    for number, candidate in enumerate(Candidate.objects.order_by("id")):
+        candidate.state = "accepted"
+        candidate.yes_votes, candidate.no_votes = 3 + number % 3, number % 2
+        candidate.confidence = 0.80 + (number % 5) / 25
+        candidate.save()
+    first_cat = Candidate.objects.filter(category=classes[0]).order_by("id").first()
+    first_car = Candidate.objects.filter(category=classes[2]).order_by("id").first()
+    for candidate, coords in (
+        (first_cat, (4.0, 6.0, 30.0, 40.0)),
+        (first_cat, (32.5, 10.0, 60.0, 47.0)),
+        (first_car, (0.0, 0.0, 400.0, 300.0)),
+    ):
+        ObjectBox.objects.create(
+            candidate=candidate,
+            x0=coords[0],
+            y0=coords[1],
+            x1=coords[2],
+            y1=coords[3],
+            score=1.0,
+            drawers=3,
+        )
+    return dataset_snapshot(val_share=val_share, min_per_class=2)

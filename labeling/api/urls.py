@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from labeling.api import consensus, tasks, views
+from labeling.api import consensus, exports, tasks, views
 
 router = DefaultRouter()
 router.register("categories", views.CategoryViewSet, basename="category")
@@ -24,6 +24,17 @@ urlpatterns = [
     path("candidates/<int:pk>/decision/", consensus.DecisionView.as_view(), name="api-decision"),
     path("review/", consensus.ReviewQueueView.as_view(), name="api-review"),
     path("consensus/runs/", consensus.ConsensusRunsView.as_view(), name="api-consensus-runs"),
+    path("exports/", exports.ExportListCreateView.as_view(), name="api-exports"),
+    path("exports/direct/", exports.ExportDirectView.as_view(), name="api-export-direct"),
+    path("exports/<uuid:uid>/", exports.ExportDetailView.as_view(), name="api-export"),
+    path(
+        "exports/<uuid:uid>/cancel/", exports.ExportCancelView.as_view(), name="api-export-cancel"
+    ),
+    path(
+        "exports/<uuid:uid>/download/",
+        exports.ExportDownloadView.as_view(),
+        name="api-export-download",
+    ),
     path("invitations/", views.InvitationCreateView.as_view(), name="api-invitations"),
     path("", include(router.urls)),
 ]

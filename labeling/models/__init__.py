@@ -24,6 +24,7 @@ from labeling.models.crowd import (
     Vote,
     WorkerProfile,
 )
+from labeling.models.exports import DatasetExport
 
 __all__ = [
     "QUESTION_OF_KIND",
@@ -32,6 +33,7 @@ __all__ = [
     "Category",
     "ConfidenceTable",
     "ConsensusRun",
+    "DatasetExport",
     "DemoTruth",
     "GoldAnswer",
     "Image",

@@ -1,0 +1,124 @@
+"""Archives written as they are read, byte for byte the same each time.
+
+Every member has fixed metadata (1980-01-01 in zip, mtime 0 and root ownership in tar, mode
+0644), members go in the order they are added, and the output is treated as unseekable even
+when it is a file, so an archive written to disk and one streamed to a browser are the same
+bytes. A member is spooled (in memory up to SPOOL_BYTES, then a temporary file) to learn its
+size and sha256 before it is added: memory stays flat whatever the dataset's size. The
+manifest, ``SHA256SUMS`` in ``sha256sum`` format, is the last member.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from collections.abc import Callable
+from typing import BinaryIO, Literal
+
+ArchiveKind = Literal["zip", "tar"]
+SPOOL_BYTES = 8 * 2**20
+MANIFEST = "SHA256SUMS"
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# already compressed: storing them again costs time and gains nothing
+_STORED = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".tar")
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only view of a stream that says it cannot seek, so zipfile writes data
+    descriptors the same way whether the target is a file or an HTTP response."""
+
+    def __init__(self, target: BinaryIO) -> None:
+        self.target = target
+        self.written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.target.write(data)
+        self.written += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+class ArchiveWriter:
+    """Add members by path; `close` writes the manifest and ends the archive."""
+
+    def __init__(self, target: BinaryIO, kind: ArchiveKind) -> None:
+        if kind not in ("zip", "tar"):
+            raise ValueError(f"archive kind must be zip or tar, not {kind!r}")
+        self.kind = kind
+        self.stream = _Unseekable(target)
+        self.sums: list[tuple[str, str]] = []
+        self._paths: set[str] = set()
+        if kind == "zip":
+            self._zip: zipfile.ZipFile | None = zipfile.ZipFile(self.stream, "w", allowZip64=True)
+            self._tar: tarfile.TarFile | None = None
+        else:
+            self._zip = None
+            self._tar = tarfile.open(  # noqa: SIM115  closed in close()
+                fileobj=self.stream, mode="w|", format=tarfile.PAX_FORMAT
+            )
+
+    @property
+    def bytes_written(self) -> int:
+        return self.stream.written
+
+    def add_bytes(self, path: str, data: bytes) -> str:
+        """Add one member; returns its sha256."""
+        return self.add_writer(path, lambda out: out.write(data))
+
+    def add_writer(self, path: str, write: Callable[[BinaryIO], object]) -> str:
+        """Add one member whose content `write` produces into a file; returns its sha256."""
+        if path in self._paths or path == MANIFEST:
+            raise ValueError(f"{path!r} is in the archive already")
+        self._paths.add(path)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+            write(spool)  # type: ignore[arg-type]
+            size = spool.tell()
+            spool.seek(0)
+            digest = hashlib.sha256()
+            for block in iter(lambda: spool.read(2**20), b""):
+                digest.update(block)
+            spool.seek(0)
+            self._member(path, spool, size)  # type: ignore[arg-type]
+        self.sums.append((digest.hexdigest(), path))
+        return digest.hexdigest()
+
+    def _member(self, path: str, source: BinaryIO, size: int) -> None:
+        if self._zip is not None:
+            info = zipfile.ZipInfo(path, date_time=_ZIP_TIME)
+            info.create_system = 3  # unix, whatever this machine is
+            info.external_attr = 0o100644 << 16
+            stored = path.lower().endswith(_STORED)
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            with self._zip.open(info, "w", force_zip64=size >= 2**31) as out:
+                shutil.copyfileobj(source, out, 2**20)
+        else:
+            assert self._tar is not None
+            info = tarfile.TarInfo(path)
+            info.size, info.mtime, info.mode = size, 0, 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            self._tar.addfile(info, source)
+
+    def close(self) -> str:
+        """Write the manifest and end the archive; returns the manifest's text."""
+        manifest = "".join(f"{digest}  {path}\n" for digest, path in self.sums)
+        data = manifest.encode()
+        self._member(MANIFEST, io.BytesIO(data), len(data))
+        if self._zip is not None:
+            self._zip.close()
+        if self._tar is not None:
+            self._tar.close()
+        self.stream.flush()
+        return manifest
