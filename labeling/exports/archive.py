@@ -49,6 +49,10 @@ class _Unseekable(io.RawIOBase):
     def flush(self) -> None:
         self.target.flush()
 
+    def discard(self) -> None:
+        """Send whatever is written from now on nowhere."""
+        self.target = io.BytesIO()
+
 
 class ArchiveWriter:
     """Add members by path; `close` writes the manifest and ends the archive."""
@@ -110,6 +114,14 @@ class ArchiveWriter:
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             self._tar.addfile(info, source)
+
+    def abort(self) -> None:
+        """End an archive cut short (by an error or a cancel) without writing to the target."""
+        self.stream.discard()
+        if self._zip is not None:
+            self._zip.close()
+        if self._tar is not None:
+            self._tar.close()
 
     def close(self) -> str:
         """Write the manifest and end the archive; returns the manifest's text."""

@@ -311,19 +311,23 @@ def export_stream(
         if on_image is not None:
             on_image(done, written)
 
-    export_write(
-        kind,
-        writer,
-        selection.categories,
-        kept(),
-        FormatOptions(
-            include_images=options.include_images,
-            folder_naming=options.folder_naming,
-            shard_size=options.shard_size,
-            name=f"crowdnet-v{selection.version.number}",
-        ),
-        progress,
-    )
+    try:
+        export_write(
+            kind,
+            writer,
+            selection.categories,
+            kept(),
+            FormatOptions(
+                include_images=options.include_images,
+                folder_naming=options.folder_naming,
+                shard_size=options.shard_size,
+                name=f"crowdnet-v{selection.version.number}",
+            ),
+            progress,
+        )
+    except BaseException:
+        writer.abort()
+        raise
     writer.close()
     return written
 

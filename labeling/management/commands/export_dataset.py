@@ -28,6 +28,10 @@ class Command(BaseCommand):
         "place when whole. The same version and options give the same bytes every time."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # --version names a dataset version here, in place of Django's "print its version"
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--format", required=True, choices=FORMATS)
         parser.add_argument("--out", required=True, type=Path, help="The archive to write.")

@@ -46,7 +46,7 @@ def _built(curator, kind, version, **options) -> tuple[DatasetExport, zipfile.Zi
     export = export_create(by=curator, kind=kind, options=options, version=version, enqueue=False)
     export = export_build(export.pk)
     assert export.status == "done", export.error
-    return export, zipfile.ZipFile(export_path(export))
+    return export, zipfile.ZipFile(io.BytesIO(export_path(export).read_bytes()))
 
 
 def _jsonl(archive: zipfile.ZipFile) -> list[dict]:

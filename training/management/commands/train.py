@@ -22,6 +22,10 @@ class Command(BaseCommand):
         "--list, --cancel RUN and --promote RUN."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
+        # --version names a dataset version here, in place of Django's "print its version"
+        return super().create_parser(prog_name, subcommand, conflict_handler="resolve", **kwargs)
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--snapshot", action="store_true", help="Take a new version first.")
         parser.add_argument("--version", type=int, help="Version number (default: the newest).")
