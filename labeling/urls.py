@@ -18,4 +18,5 @@ urlpatterns = [
     path("curate/imports/<uuid:uid>/", views.curate_import, name="curate-import"),
     path("curate/workers/", views.curate_workers, name="curate-workers"),
     path("curate/review/", views.curate_review, name="curate-review"),
+    path("curate/exports/", views.curate_exports, name="curate-exports"),
 ]

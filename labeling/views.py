@@ -22,6 +22,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.forms import (
+    ExportForm,
     InvitationForm,
     NewAccountForm,
     ScrapeForm,
@@ -32,6 +33,7 @@ from labeling.models import (
     Candidate,
     Category,
     ConsensusRun,
+    DatasetExport,
     Image,
     ImportJob,
     TaskKind,
@@ -41,6 +43,7 @@ from labeling.models import (
 from labeling.services import accounts, imports
 from labeling.services.answers import worker_stats
 from labeling.services.consensus import decision_override, review_queue
+from labeling.services.exports import ExportRequestError, export_cancel, export_create
 from labeling.services.microtasks import worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.tasks import consensus_reaggregate as consensus_reaggregate_task
@@ -260,6 +263,58 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
         # The link is a secret shown once: no cache may keep a copy of this page.
         add_never_cache_headers(response)
     return response
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_exports(request: HttpRequest) -> HttpResponse:
+    """Ask for an export, follow the jobs (exports.js polls them), download or cancel them."""
+    from training.models import DatasetVersion
+
+    versions = [
+        (v.number, f"v{v.number}: {v.images} images, {len(v.classes)} classes")
+        for v in DatasetVersion.objects.order_by("-number")[:50]
+    ]
+    form = ExportForm(versions=versions)
+    if request.POST.get("action") == "cancel":
+        export = get_object_or_404(_own_exports(request), uid=request.POST.get("export"))
+        export_cancel(export=export)
+        messages.success(request, "The export is cancelled.")
+        return redirect("curate-exports")
+    if request.method == "POST":
+        form = ExportForm(request.POST, versions=versions)
+        if form.is_valid():
+            number = form.cleaned_data["version"]
+            try:
+                export = export_create(
+                    by=request.user,
+                    kind=form.cleaned_data["format"],
+                    options=form.options(),
+                    version=None
+                    if number is None
+                    else get_object_or_404(DatasetVersion, number=number),
+                )
+            except ExportRequestError as error:
+                form.add_error(None, str(error))
+            else:
+                messages.success(
+                    request,
+                    f"Exporting {export.images_total} images of version "
+                    f"{export.version.number} as {export.format}.",
+                )
+                return redirect("curate-exports")
+    page = Paginator(_own_exports(request), 25).get_page(request.GET.get("page"))
+    context = {
+        "form": form,
+        "page": page,
+        "retention_hours": settings.CROWDNET_EXPORT_RETENTION_HOURS,
+    }
+    return render(request, "labeling/curate_exports.html", context)
+
+
+def _own_exports(request: HttpRequest):  # type: ignore[no-untyped-def]
+    exports = DatasetExport.objects.select_related("version", "requested_by")
+    return exports if request.user.is_staff else exports.filter(requested_by=request.user)
 
 
 @curator_required

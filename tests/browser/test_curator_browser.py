@@ -3,6 +3,8 @@ database, results show, and nothing breaks the content security policy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -80,4 +82,43 @@ def test_a_curator_sees_the_curves_and_gets_a_prediction(page: Page, curator, tm
     expect(page.locator(".prediction-list li")).to_have_count(2)
     names = page.locator(".prediction-name").all_inner_texts()
     assert sorted(names) == ["cat", "dog"]
+    assert page.problems() == []
+
+
+def test_a_curator_exports_a_version_and_downloads_it(
+    page: Page, curator, monkeypatch, settings, tmp_path
+):
+    import hashlib
+
+    from labeling.models import DatasetExport
+    from labeling.services import exports
+    from tests.factories import photos_version
+
+    settings.CROWDNET_EXPORT_DIR = tmp_path / "exports"
+    sent: list[int] = []
+    monkeypatch.setattr(exports, "_enqueue", sent.append)
+    version = photos_version()
+    curator("cora", "/curate/exports/")
+
+    page.get_by_label("Dataset version").select_option(str(version.number))
+    page.get_by_label("Format").select_option("coco")
+    page.get_by_text("Options").click()
+    page.get_by_label("car").check()
+    page.get_by_role("button", name="Export").click()
+
+    expect(
+        page.get_by_text(f"Exporting 6 images of version {version.number} as coco.")
+    ).to_be_visible()
+    row = page.locator("#exports tr[data-export]")
+    expect(row.locator("[data-role=status]")).to_have_text("Queued")
+    # the worker's part, here: the page follows the job on its own
+    exports.export_build(sent[0])
+    expect(row.locator("[data-role=status]")).to_have_text("Done")
+    expect(row.locator("[data-role=written]")).to_have_text("6")
+    with page.expect_download() as download:
+        row.get_by_role("link", name="Download").click()
+    export = DatasetExport.objects.get()
+    data = Path(download.value.path()).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == export.sha256
+    assert export.options["categories"] == ["car"]
     assert page.problems() == []

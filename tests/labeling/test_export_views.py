@@ -1,0 +1,68 @@
+"""The exports page: workers are kept out, a bad choice is shown on the form, and a curator
+cancels only their own exports."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from labeling.models import DatasetExport
+from tests.factories import UserFactory, photos_version
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_workers_cannot_open_the_exports_page(worker):
+    response = _client(worker).get("/curate/exports/")
+
+    assert response.status_code == 403
+
+
+def test_a_service_refusal_shows_on_the_form_and_writes_nothing(curator, monkeypatch):
+    from labeling.services import exports
+
+    monkeypatch.setattr(exports, "_enqueue", lambda export_id: None)
+    version = photos_version()
+
+    response = _client(curator).post(
+        "/curate/exports/",
+        {
+            "version": version.number,
+            "format": "imagefolder",
+            "archive": "zip",
+            "min_confidence": "0",
+            "splits": ["train", "val"],
+            "image_size": "original",
+            "folder_naming": "slug",
+        },
+    )
+
+    assert response.status_code == 200
+    assert (
+        "imagefolder is made of the images: it cannot leave them out." in response.content.decode()
+    )
+    assert DatasetExport.objects.count() == 0
+
+
+def test_a_curator_cancels_their_own_export_only(curator):
+    version = photos_version()
+    mine = DatasetExport.objects.create(version=version, format="csv", requested_by=curator)
+    other = UserFactory(username="otto", role="curator")
+    theirs = DatasetExport.objects.create(version=version, format="csv", requested_by=other)
+    client = _client(curator)
+
+    cancelled = client.post("/curate/exports/", {"action": "cancel", "export": str(mine.uid)})
+    refused = client.post("/curate/exports/", {"action": "cancel", "export": str(theirs.uid)})
+
+    assert cancelled.status_code == 302 and refused.status_code == 404
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert (mine.status, theirs.status) == ("cancelled", "queued")
+    page = client.get("/curate/exports/").content.decode()
+    assert page.count("data-export=") == 1
