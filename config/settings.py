@@ -460,6 +460,10 @@ CROWDNET_TRAIN_AUTO_PROMOTE = env_bool("CROWDNET_TRAIN_AUTO_PROMOTE", True)
 # at most CROWDNET_EXPORT_DIRECT_MAX images may also stream straight to the browser.
 CROWDNET_EXPORT_DIR = Path(env_str("CROWDNET_EXPORT_DIR", str(VAR_DIR / "exports")))
 CROWDNET_EXPORT_RETENTION_HOURS = env_int("CROWDNET_EXPORT_RETENTION_HOURS", 72, minimum=1)
+# The largest annotation file (COCO JSON, VOC XML...) an annotation import reads.
+CROWDNET_IMPORT_MAX_ANNOTATION_BYTES = env_int(
+    "CROWDNET_IMPORT_MAX_ANNOTATION_BYTES", 200 * 2**20, minimum=1024
+)
 CROWDNET_EXPORT_DIRECT_MAX = env_int("CROWDNET_EXPORT_DIRECT_MAX", 2000, minimum=0)
 CROWDNET_CHECKPOINT_DIR = Path(env_str("CROWDNET_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints")))
 CROWDNET_EMBEDDING_DIR = Path(env_str("CROWDNET_EMBEDDING_DIR", str(VAR_DIR / "embeddings")))

@@ -1,5 +1,6 @@
-"""Curators' dataset exports: create a job, follow it, cancel it, download it; or download a
-small selection directly. Only the curator who asked for an export (or staff) sees it."""
+"""Curators' datasets in and out: exports (create a job, follow it, cancel it, download it; or
+download a small selection directly; only the curator who asked, or staff, sees one) and
+imports of existing annotations."""
 
 from __future__ import annotations
 
@@ -12,13 +13,17 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.permissions import IsCurator
+from labeling.api.views import ImportThrottle
+from labeling.exports.annotations import IMPORT_FORMATS
 from labeling.exports.formats import FORMATS
 from labeling.models import DatasetExport
+from labeling.services.annotation_imports import annotations_import
 from labeling.services.exports import (
     ExportRequestError,
     export_cancel,
@@ -203,3 +208,35 @@ class ExportDirectView(APIView):
         out.seek(0)
         name = f"crowdnet-v{version.number}-{kind}.{options.archive}"
         return FileResponse(out, as_attachment=True, filename=name)
+
+
+class AnnotationImportSerializer(serializers.Serializer):
+    archive = serializers.FileField(help_text="A zip or tar of images and annotation files.")
+    format = serializers.ChoiceField(choices=IMPORT_FORMATS)
+    prefill = serializers.BooleanField(
+        default=False, help_text="Open labels and proposed boxes for the crowd to verify."
+    )
+
+
+class AnnotationImportView(APIView):
+    """Import existing annotations (COCO, VOC, YOLO, ImageFolder, Label Studio): 201 with what
+    was written, or 400 with every bad record and nothing written."""
+
+    permission_classes = [IsCurator]
+    parser_classes = [MultiPartParser]
+    throttle_classes = [ImportThrottle]
+    throttle_scope = "imports"
+
+    @extend_schema(request={"multipart/form-data": AnnotationImportSerializer})
+    def post(self, request: Request) -> Response:
+        asked = AnnotationImportSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        upload = asked.validated_data["archive"]
+        report = annotations_import(
+            source=upload.file,
+            kind=asked.validated_data["format"],
+            by=request.user,
+            prefill=asked.validated_data["prefill"],
+        )
+        code = status.HTTP_201_CREATED if report.ok else status.HTTP_400_BAD_REQUEST
+        return Response(report.as_dict(), status=code)

@@ -16,6 +16,11 @@ urlpatterns = [
     path("imports/upload/", views.UploadView.as_view(), name="api-upload"),
     path("imports/archive/", views.ArchiveUploadView.as_view(), name="api-archive"),
     path("imports/scrape/", views.ScrapeView.as_view(), name="api-scrape"),
+    path(
+        "imports/annotations/",
+        exports.AnnotationImportView.as_view(),
+        name="api-annotation-import",
+    ),
     path("tasks/next/", tasks.NextTaskView.as_view(), name="api-task-next"),
     path("tasks/<uuid:uid>/answer/", tasks.AnswerView.as_view(), name="api-task-answer"),
     path("workers/", views.WorkerListCreateView.as_view(), name="api-workers"),

@@ -7,8 +7,8 @@ Layouts (``<folder>`` is a category's slug, or its WordNet-style id when asked f
 - imagefolder: ``<split>/<folder>/<file>`` (torchvision's ImageFolder reads each split as is)
   and ``synsets.txt``, ``<folder> <name>`` per line in label order, like ILSVRC's mapping;
 - coco: ``annotations/instances_<split>.json`` (category ids are labels + 1, supercategory from
-  the hierarchy, one annotation per box: bbox [x, y, w, h], area, iscrowd 0) and
-  ``images/<split>/<file>``;
+  the hierarchy, one annotation per box: bbox [x, y, w, h], area, iscrowd 0; each image also
+  carries its ``category_id``) and ``images/<split>/<file>``;
 - voc: ``Annotations/<stem>.xml`` per image (its boxes as objects), ``JPEGImages/<file>``,
   ``ImageSets/Main/<split>.txt`` and, per class, ``<slug>_<split>.txt`` with its positives;
 - yolo: ``images/<split>/<file>``, ``labels/<split>/<stem>.txt`` (class cx cy w h, relative)
@@ -162,11 +162,14 @@ def _coco(
             if options.include_images:
                 writer.add_bytes(f"images/{image.split}/{image.file_name}", image.read())
             image_rows, box_rows = spools[image.split]
+            # category_id on the image (not in COCO's schema, ignored by its readers) keeps
+            # the label of an image without boxes, so an import gets every label back
             entry = {
                 "id": image.id,
                 "file_name": image.file_name,
                 "width": image.width,
                 "height": image.height,
+                "category_id": image.label + 1,
             }
             image_rows.write(("," if image_rows.count else "") + json.dumps(entry))
             image_rows.count += 1
