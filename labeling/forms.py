@@ -271,3 +271,24 @@ class ExportForm(forms.Form):
             "include_images": data["include_images"],
             "folder_naming": data["folder_naming"],
         }
+
+
+class AnnotationImportForm(forms.Form):
+    """An archive of images and annotations someone already made elsewhere."""
+
+    archive = forms.FileField(help_text="A zip or tar holding the images and the annotation files.")
+    format = forms.ChoiceField(
+        choices=[
+            ("coco", "COCO JSON"),
+            ("voc", "Pascal VOC XML"),
+            ("yolo", "YOLO (data.yaml, labels/)"),
+            ("imagefolder", "ImageFolder (a folder per class)"),
+            ("labelstudio", "Label Studio JSON export"),
+        ],
+        label="Annotation format",
+    )
+    prefill = forms.BooleanField(
+        required=False,
+        label="Let the crowd verify them",
+        help_text="Open labels and proposed boxes, instead of accepted ones.",
+    )

@@ -22,6 +22,7 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.forms import (
+    AnnotationImportForm,
     ExportForm,
     InvitationForm,
     NewAccountForm,
@@ -41,6 +42,7 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services import accounts, imports
+from labeling.services.annotation_imports import annotations_import
 from labeling.services.answers import worker_stats
 from labeling.services.consensus import decision_override, review_queue
 from labeling.services.exports import ExportRequestError, export_cancel, export_create
@@ -271,18 +273,14 @@ def curate_exports(request: HttpRequest) -> HttpResponse:
     """Ask for an export, follow the jobs (exports.js polls them), download or cancel them."""
     from training.models import DatasetVersion
 
-    versions = [
-        (v.number, f"v{v.number}: {v.images} images, {len(v.classes)} classes")
-        for v in DatasetVersion.objects.order_by("-number")[:50]
-    ]
-    form = ExportForm(versions=versions)
+    form = ExportForm(versions=_version_choices())
     if request.POST.get("action") == "cancel":
         export = get_object_or_404(_own_exports(request), uid=request.POST.get("export"))
         export_cancel(export=export)
         messages.success(request, "The export is cancelled.")
         return redirect("curate-exports")
     if request.method == "POST":
-        form = ExportForm(request.POST, versions=versions)
+        form = ExportForm(request.POST, versions=_version_choices())
         if form.is_valid():
             number = form.cleaned_data["version"]
             try:
@@ -303,13 +301,58 @@ def curate_exports(request: HttpRequest) -> HttpResponse:
                     f"{export.version.number} as {export.format}.",
                 )
                 return redirect("curate-exports")
+    return _exports_page(request, form, AnnotationImportForm())
+
+
+@curator_required
+@require_http_methods(["POST"])
+def curate_annotations_import(request: HttpRequest) -> HttpResponse:
+    """Import an archive of annotations made elsewhere; every bad record is listed."""
+    import_form = AnnotationImportForm(request.POST, request.FILES)
+    report = None
+    if import_form.is_valid():
+        report = annotations_import(
+            source=import_form.cleaned_data["archive"].file,
+            kind=import_form.cleaned_data["format"],
+            by=request.user,
+            prefill=import_form.cleaned_data["prefill"],
+        )
+        if report.ok:
+            messages.success(
+                request,
+                f"Imported {report.images} images, {report.labels} labels and "
+                f"{report.boxes} boxes.",
+            )
+            return redirect("curate-exports")
+    form = ExportForm(versions=_version_choices())
+    return _exports_page(request, form, import_form, report, status=400)
+
+
+def _version_choices() -> list[tuple[int, str]]:
+    from training.models import DatasetVersion
+
+    return [
+        (v.number, f"v{v.number}: {v.images} images, {len(v.classes)} classes")
+        for v in DatasetVersion.objects.order_by("-number")[:50]
+    ]
+
+
+def _exports_page(
+    request: HttpRequest,
+    form: ExportForm,
+    import_form: AnnotationImportForm,
+    import_report: object = None,
+    status: int = 200,
+) -> HttpResponse:
     page = Paginator(_own_exports(request), 25).get_page(request.GET.get("page"))
     context = {
         "form": form,
         "page": page,
         "retention_hours": settings.CROWDNET_EXPORT_RETENTION_HOURS,
+        "import_form": import_form,
+        "import_report": import_report,
     }
-    return render(request, "labeling/curate_exports.html", context)
+    return render(request, "labeling/curate_exports.html", context, status=status)
 
 
 def _own_exports(request: HttpRequest):  # type: ignore[no-untyped-def]

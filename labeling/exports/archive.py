@@ -62,8 +62,10 @@ class ArchiveWriter:
             raise ValueError(f"archive kind must be zip or tar, not {kind!r}")
         self.kind = kind
         self.stream = _Unseekable(target)
-        self.sums: list[tuple[str, str]] = []
-        self._paths: set[str] = set()
+        # the manifest grows on disk past a few MiB, and paths are remembered by an 8-byte
+        # digest: a million members cost tens of MiB here, not hundreds
+        self._manifest = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+        self._paths: set[bytes] = set()
         if kind == "zip":
             self._zip: zipfile.ZipFile | None = zipfile.ZipFile(self.stream, "w", allowZip64=True)
             self._tar: tarfile.TarFile | None = None
@@ -83,9 +85,10 @@ class ArchiveWriter:
 
     def add_writer(self, path: str, write: Callable[[BinaryIO], object]) -> str:
         """Add one member whose content `write` produces into a file; returns its sha256."""
-        if path in self._paths or path == MANIFEST:
+        key = hashlib.blake2b(path.encode(), digest_size=8).digest()
+        if key in self._paths or path == MANIFEST:
             raise ValueError(f"{path!r} is in the archive already")
-        self._paths.add(path)
+        self._paths.add(key)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
             write(spool)  # type: ignore[arg-type]
             size = spool.tell()
@@ -95,7 +98,7 @@ class ArchiveWriter:
                 digest.update(block)
             spool.seek(0)
             self._member(path, spool, size)  # type: ignore[arg-type]
-        self.sums.append((digest.hexdigest(), path))
+        self._manifest.write(f"{digest.hexdigest()}  {path}\n".encode())
         return digest.hexdigest()
 
     def _member(self, path: str, source: BinaryIO, size: int) -> None:
@@ -117,20 +120,21 @@ class ArchiveWriter:
 
     def abort(self) -> None:
         """End an archive cut short (by an error or a cancel) without writing to the target."""
+        self._manifest.close()
         self.stream.discard()
         if self._zip is not None:
             self._zip.close()
         if self._tar is not None:
             self._tar.close()
 
-    def close(self) -> str:
-        """Write the manifest and end the archive; returns the manifest's text."""
-        manifest = "".join(f"{digest}  {path}\n" for digest, path in self.sums)
-        data = manifest.encode()
-        self._member(MANIFEST, io.BytesIO(data), len(data))
+    def close(self) -> None:
+        """Write the manifest and end the archive."""
+        size = self._manifest.tell()
+        self._manifest.seek(0)
+        self._member(MANIFEST, self._manifest, size)  # type: ignore[arg-type]
+        self._manifest.close()
         if self._zip is not None:
             self._zip.close()
         if self._tar is not None:
             self._tar.close()
         self.stream.flush()
-        return manifest

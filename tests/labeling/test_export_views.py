@@ -66,3 +66,36 @@ def test_a_curator_cancels_their_own_export_only(curator):
     assert (mine.status, theirs.status) == ("cancelled", "queued")
     page = client.get("/curate/exports/").content.decode()
     assert page.count("data-export=") == 1
+
+
+def test_an_annotation_import_from_the_page_lists_bad_records_or_lands(curator):
+    import io
+    import zipfile
+
+    from labeling.models import Candidate
+    from tests.factories import image_bytes
+
+    def archive(files: dict[str, bytes]) -> io.BytesIO:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as zipped:
+            for name, data in files.items():
+                zipped.writestr(name, data)
+        buffer.seek(0)
+        buffer.name = "set.zip"
+        return buffer
+
+    client = _client(curator)
+    bad = client.post(
+        "/curate/exports/import/",
+        {"archive": archive({"stray.jpg": image_bytes(1)}), "format": "imagefolder"},
+    )
+    good = client.post(
+        "/curate/exports/import/",
+        {"archive": archive({"owl/a.jpg": image_bytes(2)}), "format": "imagefolder"},
+        follow=True,
+    )
+
+    assert bad.status_code == 400
+    assert "<code>stray.jpg</code>: an image outside any class folder" in bad.content.decode()
+    assert "Imported 1 images, 1 labels and 0 boxes." in good.content.decode()
+    assert list(Candidate.objects.values_list("category__slug", "state")) == [("owl", "accepted")]
