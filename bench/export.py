@@ -234,9 +234,9 @@ def main() -> None:
                     )
                     r = json.loads(result.stdout.strip().splitlines()[-1])
                     os.unlink(out)
+                    files = "" if "include_images" in options else ", with images"
                     print(
-                        f"| {kind}, {archive}{'' if 'include_images' in options else ', with images'}"
-                        f" | {r['images']:,} | "
+                        f"| {kind}, {archive}{files} | {r['images']:,} | "
                         f"{r['seconds']:.1f} | {r['images'] / r['seconds']:,.0f} | "
                         f"{r['bytes'] / 2**20:,.1f} | {r['rss']:,.0f} |",
                         flush=True,
