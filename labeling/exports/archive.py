@@ -117,6 +117,7 @@ class ArchiveWriter:
             info.uid = info.gid = 0
             info.uname = info.gname = ""
             self._tar.addfile(info, source)
+            self._tar.members.clear()  # a streamed tar has no index to write: keep none
 
     def abort(self) -> None:
         """End an archive cut short (by an error or a cancel) without writing to the target."""

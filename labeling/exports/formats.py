@@ -366,6 +366,7 @@ class _Shards:
         spool, tar, samples = self.open[split]
         for path, data in files:
             _tar_add(tar, path, data)
+        tar.members.clear()  # written as it goes: the index tarfile keeps is not needed
         self.open[split] = (spool, tar, samples + 1)
         if samples + 1 >= self.size:
             self.flush(split)
