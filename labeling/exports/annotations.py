@@ -141,7 +141,8 @@ def _add(
 
 def _json(parsed: ParsedAnnotations, path: str, data: bytes) -> object | None:
     try:
-        return json.loads(data)
+        document: object = json.loads(data)
+        return document
     except (ValueError, UnicodeDecodeError) as error:
         parsed.error(path, f"not valid JSON ({error})")
         return None
@@ -259,7 +260,7 @@ def read_voc(view: ArchiveView) -> ParsedAnnotations:
         for label, boxes in sorted(per_class.items()):
             _add(parsed, view, resolved, name, label, boxes, path)
     # images without objects get their class from ImageSets/Main/<class>_<split>.txt
-    boxed = {(image.path, image.category) for image in parsed.images}
+    boxed: set[tuple[str | None, str]] = {(image.path, image.category) for image in parsed.images}
     for path, data in sorted(view.texts.items()):
         match = re.fullmatch(r"(?:.*/)?ImageSets/Main/(.+)_(train|val|trainval|test)\.txt", path)
         if not match:
@@ -320,14 +321,12 @@ def read_yolo(view: ArchiveView) -> ParsedAnnotations:
             if not line.strip():
                 continue
             try:
-                label, cx, cy, w, h = line.split()[:5]
-                index, cx, cy, w, h = (
-                    int(label),
-                    float(cx) * width,
-                    float(cy) * height,
-                    float(w) * width,
-                    float(h) * height,
-                )
+                fields = line.split()
+                if len(fields) < 5:
+                    raise ValueError(line)
+                index = int(fields[0])
+                cx, w = float(fields[1]) * width, float(fields[3]) * width
+                cy, h = float(fields[2]) * height, float(fields[4]) * height
             except ValueError:
                 parsed.error(f"{path}: line {number}", "needs: class cx cy w h")
                 continue

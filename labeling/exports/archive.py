@@ -112,12 +112,13 @@ class ArchiveWriter:
                 shutil.copyfileobj(source, out, 2**20)
         else:
             assert self._tar is not None
-            info = tarfile.TarInfo(path)
-            info.size, info.mtime, info.mode = size, 0, 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = ""
-            self._tar.addfile(info, source)
-            self._tar.members.clear()  # a streamed tar has no index to write: keep none
+            entry = tarfile.TarInfo(path)
+            entry.size, entry.mtime, entry.mode = size, 0, 0o644
+            entry.uid = entry.gid = 0
+            entry.uname = entry.gname = ""
+            self._tar.addfile(entry, source)
+            # a streamed tar has no index to write: keep none
+            self._tar.members.clear()  # type: ignore[attr-defined]
 
     def abort(self) -> None:
         """End an archive cut short (by an error or a cancel) without writing to the target."""

@@ -354,7 +354,7 @@ class _Shards:
         if size < 1:
             raise ValueError("shard_size must be at least 1")
         self.writer, self.size = writer, size
-        self.open: dict[str, tuple[BinaryIO, tarfile.TarFile, int]] = {}
+        self.open: dict[str, tuple[tempfile.SpooledTemporaryFile[bytes], tarfile.TarFile, int]] = {}
         self.numbers = dict.fromkeys(SPLITS, 0)
 
     def add(self, split: str, files: list[tuple[str, bytes]]) -> None:
@@ -362,11 +362,11 @@ class _Shards:
             # both live until the shard is full: closed in flush()
             spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
             tar = tarfile.open(fileobj=spool, mode="w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
-            self.open[split] = (spool, tar, 0)  # type: ignore[assignment]
+            self.open[split] = (spool, tar, 0)
         spool, tar, samples = self.open[split]
         for path, data in files:
             _tar_add(tar, path, data)
-        tar.members.clear()  # written as it goes: the index tarfile keeps is not needed
+        tar.members.clear()  # type: ignore[attr-defined]  # written as it goes: no index needed
         self.open[split] = (spool, tar, samples + 1)
         if samples + 1 >= self.size:
             self.flush(split)
