@@ -145,3 +145,57 @@ def photos_version(per_class: int = 6, val_share: float = 0.34):
             drawers=3,
         )
     return dataset_snapshot(val_share=val_share, min_per_class=2)
+
+
+def run_history():
+    """Finished runs over three versions (100, 400, 900 images) for two backbones, one of
+    them current, plus a failed and a running one that dashboards leave out."""
+    from datetime import UTC, datetime, timedelta
+
+    from training.models import DatasetVersion, TrainingRun
+
+    versions = [
+        DatasetVersion.objects.create(number=n, classes=[], counts={}, val_share=0.2, images=images)
+        for n, images in ((1, 100), (2, 400), (3, 900))
+    ]
+    start = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
+    rows = [
+        (0, "efficientnet_lite0", "feature_extraction", 0.30, 0.10, False),
+        (1, "efficientnet_lite0", "feature_extraction", 0.20, 0.05, False),
+        (2, "efficientnet_lite0", "feature_extraction", 0.12, 0.02, True),
+        (1, "resnet18", "fine_tune", 0.25, 0.08, False),
+        (2, "resnet18", "fine_tune", 0.15, 0.04, False),
+    ]
+    runs = []
+    for day, (version, backbone, mode, top1, top5, current) in enumerate(rows):
+        runs.append(
+            TrainingRun.objects.create(
+                version=versions[version],
+                backbone=backbone,
+                weights="imagenet",
+                mode=mode,
+                status="done",
+                active=None,
+                current=current,
+                top1_error=top1,
+                top5_error=top5,
+                finished_at=start + timedelta(days=day),
+            )
+        )
+    TrainingRun.objects.create(
+        version=versions[2],
+        backbone="resnet18",
+        weights="imagenet",
+        mode="full",
+        status="failed",
+        active=None,
+        error="boom",
+    )
+    TrainingRun.objects.create(
+        version=versions[2],
+        backbone="resnet18",
+        weights="imagenet",
+        mode="full",
+        status="running",
+    )
+    return runs

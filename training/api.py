@@ -25,6 +25,7 @@ from labeling.models import Category
 from training.ml.backbones import MODES
 from training.ml.loop import CheckpointCorrupt, sha256_file
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun
+from training.services.dashboards import model_error_history
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create, run_promote
 from training.services.scoring import NoCurrentModel, predict
@@ -354,3 +355,14 @@ class PredictView(APIView):
             "predictions": [PredictionSerializer(p).data for p in predictions],
         }
         return Response(body)
+
+
+class ModelErrorView(APIView):
+    """Top-1 and top-5 validation error of every finished run, by date and labelled-set size,
+    one series per backbone and mode; the current model flagged."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(responses={200: OpenApiResponse(description="runs and series")})
+    def get(self, request: Request) -> Response:
+        return Response(model_error_history())

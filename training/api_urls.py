@@ -16,4 +16,5 @@ urlpatterns = [
         name="api-training-run-checkpoint",
     ),
     path("predict/", api.PredictView.as_view(), name="api-training-predict"),
+    path("model-error/", api.ModelErrorView.as_view(), name="api-training-model-error"),
 ]

@@ -7,4 +7,5 @@ from training import views
 urlpatterns = [
     path("", views.curate_training, name="curate-training"),
     path("runs/<int:pk>/", views.curate_training_run, name="curate-training-run"),
+    path("error/", views.curate_model_error, name="curate-model-error"),
 ]

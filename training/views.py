@@ -20,6 +20,7 @@ from training.api import CHECKPOINT_UNREADABLE, upload_read
 from training.ml.backbones import MODES, backbone_names
 from training.ml.loop import CheckpointCorrupt
 from training.models import DatasetVersion, TrainingRun
+from training.services.dashboards import model_error_history
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import (
     ACTIVE,
@@ -202,6 +203,13 @@ def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
         "confusion": confusion,
     }
     return render(request, "training/curate_training_run.html", context)
+
+
+@curator_required
+@require_GET
+def curate_model_error(request: HttpRequest) -> HttpResponse:
+    """Top-1 and top-5 error of every finished run against date and labelled-set size."""
+    return render(request, "training/model_error.html", {"history": model_error_history()})
 
 
 @curator_required

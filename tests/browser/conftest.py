@@ -83,3 +83,23 @@ def log_in(page: Page) -> Callable[[str, str], None]:
         page.wait_for_url(f"**{next_path}")
 
     return go
+
+
+SCREENSHOTS = Path(
+    os.environ.get(
+        "CROWDNET_SCREENSHOTS", Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+    )
+)
+
+
+@pytest.fixture
+def screenshot(page: Page) -> Callable[[str], Path]:
+    """Save a full-page screenshot for people to look at (test-output/screenshots/)."""
+
+    def take(name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take

@@ -122,3 +122,42 @@ def test_a_curator_exports_a_version_and_downloads_it(
     assert hashlib.sha256(data).hexdigest() == export.sha256
     assert export.options["categories"] == ["car"]
     assert page.problems() == []
+
+
+def test_model_error_charts_show_every_finished_run(page: Page, curator, screenshot):
+    from tests.factories import run_history
+
+    runs = run_history()
+    curator("cora", "/curate/training/error/")
+
+    points = page.evaluate(
+        """() => Object.fromEntries(["error-by-date", "error-by-size"].map((id) => [id,
+            Chart.getChart(document.getElementById(id)).data.datasets.map((d) =>
+                [d.label, d.data.map((p) => [p.run.id, p.x, Math.round(p.y * 100) / 100])])]))"""
+    )
+
+    by_size = dict(points["error-by-size"])
+    lite = [r for r in runs if r.backbone == "efficientnet_lite0"]
+    assert by_size["efficientnet_lite0 · feature_extraction, top-1"] == [
+        [r.pk, r.version.images, round(r.top1_error * 100, 2)] for r in lite
+    ]
+    assert by_size["resnet18 · fine_tune, top-5"] == [
+        [r.pk, r.version.images, round(r.top5_error * 100, 2)] for r in runs[3:]
+    ]
+    by_date = dict(points["error-by-date"])
+    assert [p[1] for p in by_date["resnet18 · fine_tune, top-1"]] == [
+        int(r.finished_at.timestamp() * 1000) for r in runs[3:]
+    ]
+    assert len(points["error-by-date"]) == 4
+    screenshot("model-error")
+    # a click on the current model's point (run 3, the third of the first series) opens it
+    x, y = page.evaluate(
+        """() => { const chart = Chart.getChart(document.getElementById("error-by-size"));
+            const point = chart.getDatasetMeta(0).data[2];
+            return [point.x, point.y]; }"""
+    )
+    page.locator("#error-by-size").scroll_into_view_if_needed()
+    box = page.locator("#error-by-size").bounding_box()
+    page.mouse.click(box["x"] + x, box["y"] + y)
+    page.wait_for_url(f"**/curate/training/runs/{runs[2].pk}/")
+    assert page.problems() == []
