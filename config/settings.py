@@ -456,6 +456,8 @@ CROWDNET_TRAIN_LOADER_WORKERS = env_int("CROWDNET_TRAIN_LOADER_WORKERS", 0, mini
 # After an automatic run: make it the current model when it beats the current one's top-1
 # error (or there is none), then score the open candidates with it.
 CROWDNET_TRAIN_AUTO_PROMOTE = env_bool("CROWDNET_TRAIN_AUTO_PROMOTE", True)
+# Accepted images wanted per category where it sets no target of its own (progress pages).
+CROWDNET_CATEGORY_TARGET = env_int("CROWDNET_CATEGORY_TARGET", 1000, minimum=1)
 # Dataset exports: archives under CROWDNET_EXPORT_DIR, kept this many hours; a selection of
 # at most CROWDNET_EXPORT_DIRECT_MAX images may also stream straight to the browser.
 CROWDNET_EXPORT_DIR = Path(env_str("CROWDNET_EXPORT_DIR", str(VAR_DIR / "exports")))

@@ -19,6 +19,7 @@ urlpatterns = [
     path("curate/workers/", views.curate_workers, name="curate-workers"),
     path("curate/review/", views.curate_review, name="curate-review"),
     path("curate/exports/", views.curate_exports, name="curate-exports"),
+    path("curate/progress/", views.curate_progress, name="curate-progress"),
     path(
         "curate/exports/import/",
         views.curate_annotations_import,

@@ -45,6 +45,7 @@ from labeling.services import accounts, imports
 from labeling.services.annotation_imports import annotations_import
 from labeling.services.answers import worker_stats
 from labeling.services.consensus import decision_override, review_queue
+from labeling.services.dashboards import labeling_progress
 from labeling.services.exports import ExportRequestError, export_cancel, export_create
 from labeling.services.microtasks import worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
@@ -265,6 +266,13 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
         # The link is a secret shown once: no cache may keep a copy of this page.
         add_never_cache_headers(response)
     return response
+
+
+@curator_required
+@require_GET
+def curate_progress(request: HttpRequest) -> HttpResponse:
+    """Labeling progress per category and the crowd's votes per hour (charts by progress.js)."""
+    return render(request, "labeling/curate_progress.html", {"progress": labeling_progress()})
 
 
 @curator_required

@@ -199,3 +199,57 @@ def run_history():
         status="running",
     )
     return runs
+
+
+def progress_seed(worker) -> dict[str, Category]:
+    """cat (target 4): 2 accepted (3-0 and 2-1, one boxed), 1 rejected (1-3), 1 open, 1 in
+    review; dog (default target): 1 accepted (2-0); owl: no candidates. Label votes from six
+    workers: 3 two hours ago, 2 in this hour, 1 four days ago."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling.models import Candidate, MicroTask, Vote
+    from labeling.services.ingest import images_ingest
+
+    cat = Category.objects.create(name="cat", slug="cat", target_images=4)
+    dog = Category.objects.create(name="dog", slug="dog")
+    Category.objects.create(name="owl", slug="owl")
+    images_ingest(
+        files=[(f"c{i}.jpg", image_bytes(i)) for i in range(5)],
+        category=cat,
+        source="upload",
+        uploader=None,
+    )
+    images_ingest(files=[("d.jpg", image_bytes(50))], category=dog, source="upload", uploader=None)
+    cats = list(Candidate.objects.filter(category=cat).order_by("id"))
+    states = [
+        ("accepted", 3, 0, "done"),
+        ("accepted", 2, 1, "draw"),
+        ("rejected", 1, 3, "none"),
+        ("open", 1, 0, "none"),
+        ("needs_review", 3, 4, "none"),
+    ]
+    for candidate, (state, yes, no, box_state) in zip(cats, states, strict=True):
+        Candidate.objects.filter(pk=candidate.pk).update(
+            state=state, yes_votes=yes, no_votes=no, box_state=box_state
+        )
+    Candidate.objects.filter(category=dog).update(state="accepted", yes_votes=2)
+    task = MicroTask.objects.create(
+        worker=worker, kind="verify", category=cat, expires_at=timezone.now()
+    )
+    now = timezone.now().replace(minute=30, second=0, microsecond=0)
+    voters = iter(UserFactory(username=f"voter{i}") for i in range(6))
+    for offset, count in ((timedelta(hours=2), 3), (timedelta(0), 2), (timedelta(days=4), 1)):
+        for _ in range(count):
+            vote = Vote.objects.create(
+                worker=next(voters),
+                task=task,
+                kind="verify",
+                question="label",
+                candidate=cats[0],
+                answer="yes",
+                seconds=1.0,
+            )
+            Vote.objects.filter(pk=vote.pk).update(created_at=now - offset)
+    return {"cat": cat, "dog": dog}

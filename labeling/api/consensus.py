@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from labeling.api.permissions import IsCurator
 from labeling.models import Candidate, ConsensusRun
 from labeling.services.consensus import decision_override, review_queue
+from labeling.services.dashboards import labeling_progress
 
 
 class ReviewItemSerializer(serializers.ModelSerializer):
@@ -121,3 +122,23 @@ class ConsensusRunsView(APIView):
         user_id = request.user.pk
         transaction.on_commit(lambda: consensus_reaggregate.delay("manual", user_id))
         return Response({"detail": "Re-aggregation queued."}, status=status.HTTP_202_ACCEPTED)
+
+
+class LabelingProgressView(APIView):
+    """Per category: candidates by state, boxed images, votes per decided item, agreement and
+    progress toward the target; label votes per hour (``?hours=``, 1-720, default 72)."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(responses={200: OpenApiResponse(description="categories and votes per hour")})
+    def get(self, request: Request) -> Response:
+        try:
+            hours = int(request.query_params.get("hours", 72))
+        except ValueError:
+            hours = -1
+        if not 1 <= hours <= 720:
+            return Response(
+                {"detail": "hours must be a whole number from 1 to 720."},
+                status=status.HTTP_400_BAD_REQUEST,
+            )
+        return Response(labeling_progress(hours=hours))

@@ -29,6 +29,7 @@ urlpatterns = [
     path("candidates/<int:pk>/decision/", consensus.DecisionView.as_view(), name="api-decision"),
     path("review/", consensus.ReviewQueueView.as_view(), name="api-review"),
     path("consensus/runs/", consensus.ConsensusRunsView.as_view(), name="api-consensus-runs"),
+    path("progress/", consensus.LabelingProgressView.as_view(), name="api-labeling-progress"),
     path("exports/", exports.ExportListCreateView.as_view(), name="api-exports"),
     path("exports/direct/", exports.ExportDirectView.as_view(), name="api-export-direct"),
     path("exports/<uuid:uid>/", exports.ExportDetailView.as_view(), name="api-export"),

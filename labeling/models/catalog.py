@@ -67,6 +67,11 @@ class Category(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.PROTECT, related_name="children"
     )
+    target_images = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Accepted images wanted (ImageNet aimed at 500-1,000); empty: the default.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -161,3 +161,39 @@ def test_model_error_charts_show_every_finished_run(page: Page, curator, screens
     page.mouse.click(box["x"] + x, box["y"] + y)
     page.wait_for_url(f"**/curate/training/runs/{runs[2].pk}/")
     assert page.problems() == []
+
+
+def test_labeling_progress_charts_match_the_database(page: Page, curator, screenshot):
+    from labeling.models import Candidate
+    from tests.factories import progress_seed
+
+    progress_seed(UserFactory(username="wendy", role="worker"))
+    curator("cora", "/curate/progress/")
+
+    charts = page.evaluate(
+        """() => ["states-chart", "hourly-chart"].map((id) => {
+            const chart = Chart.getChart(document.getElementById(id));
+            return {labels: chart.data.labels,
+                    sets: chart.data.datasets.map((d) => [d.label, d.data])}; })"""
+    )
+
+    states, hourly = charts
+    assert states["labels"] == ["cat", "dog", "owl"]
+    for label, key in (
+        ("accepted", "accepted"),
+        ("in review", "needs_review"),
+        ("open", "open"),
+        ("rejected", "rejected"),
+    ):
+        counts = [
+            Candidate.objects.filter(category__name=n, state=key).count() for n in states["labels"]
+        ]
+        assert dict(states["sets"])[label] == counts
+    assert [point["y"] for point in hourly["sets"][0][1]] == [3, 2]
+    hours = [point["x"] for point in hourly["sets"][0][1]]
+    assert hours[1] - hours[0] == 2 * 3600 * 1000  # the bars stand two hours apart
+    expect(page.locator("#progress-table tr[data-slug=cat] progress")).to_have_attribute(
+        "value", "0.5000"
+    )
+    screenshot("labeling-progress")
+    assert page.problems() == []

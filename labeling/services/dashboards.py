@@ -1,0 +1,90 @@
+"""What the curators' labeling dashboards show, aggregated in the database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Avg, Case, Count, F, FloatField, Q, Sum, When
+from django.db.models.functions import Cast, Greatest, TruncHour
+from django.utils import timezone
+
+from labeling.models import Candidate, Category, Vote
+
+DECIDED = (Candidate.State.ACCEPTED, Candidate.State.REJECTED)
+
+
+def labeling_progress(*, hours: int = 72) -> dict[str, Any]:
+    """Per category: candidates by state, accepted images with boxes, votes per decided item,
+    agreement on decided items (the majority's share of their votes), accepted against the
+    target; and label votes per hour over the last `hours`. Three queries."""
+    decided = Q(state__in=DECIDED)
+    rows = (
+        Candidate.objects.values("category_id")
+        .annotate(
+            open=Count("id", filter=Q(state=Candidate.State.OPEN)),
+            accepted=Count("id", filter=Q(state=Candidate.State.ACCEPTED)),
+            rejected=Count("id", filter=Q(state=Candidate.State.REJECTED)),
+            review=Count("id", filter=Q(state=Candidate.State.NEEDS_REVIEW)),
+            boxed=Count(
+                "id",
+                filter=Q(state=Candidate.State.ACCEPTED, box_state="done"),
+            ),
+            decided_votes=Sum("votes_cast", filter=decided),
+            agreement=Avg(
+                Case(
+                    When(
+                        votes_cast__gt=0,
+                        then=Cast(Greatest("yes_votes", "no_votes"), FloatField())
+                        / F("votes_cast"),
+                    ),
+                    output_field=FloatField(),
+                ),
+                filter=decided,
+            ),
+        )
+        .order_by()
+    )
+    by_category = {row["category_id"]: row for row in rows}
+    categories = []
+    for category in Category.objects.order_by("name").values("id", "name", "slug", "target_images"):
+        row = by_category.get(category["id"], {})
+        accepted, rejected = row.get("accepted", 0), row.get("rejected", 0)
+        target = category["target_images"] or settings.CROWDNET_CATEGORY_TARGET
+        decided_count = accepted + rejected
+        categories.append(
+            {
+                "id": category["id"],
+                "name": category["name"],
+                "slug": category["slug"],
+                "open": row.get("open", 0),
+                "accepted": accepted,
+                "rejected": rejected,
+                "review": row.get("review", 0),
+                "boxed": row.get("boxed", 0),
+                "votes_per_decided": (
+                    round(row["decided_votes"] / decided_count, 3) if decided_count else None
+                ),
+                "agreement": (
+                    round(row["agreement"], 4) if row.get("agreement") is not None else None
+                ),
+                "target": target,
+                "progress": round(min(1.0, accepted / target), 4),
+            }
+        )
+    since = timezone.now() - timedelta(hours=hours)
+    hourly = (
+        Vote.objects.filter(created_at__gte=since, question="label")
+        .annotate(hour=TruncHour("created_at"))
+        .values("hour")
+        .annotate(votes=Count("id"))
+        .order_by("hour")
+    )
+    return {
+        "categories": categories,
+        "votes_per_hour": [
+            {"hour": row["hour"].isoformat(), "votes": row["votes"]} for row in hourly
+        ],
+        "hours": hours,
+    }

@@ -1,0 +1,80 @@
+/** Labeling progress: a stacked bar per category (accepted, review, open, rejected) and the
+ * crowd's label votes per hour. */
+const data = JSON.parse(document.getElementById("progress-data").textContent);
+const STATES = [
+  ["accepted", "accepted", "#009E73"],
+  ["review", "in review", "#E69F00"],
+  ["open", "open", "#56B4E9"],
+  ["rejected", "rejected", "#999999"],
+];
+
+const states = document.getElementById("states-chart");
+if (states) {
+  // eslint-disable-next-line no-undef
+  new Chart(states, {
+    type: "bar",
+    data: {
+      labels: data.categories.map((c) => c.name),
+      datasets: STATES.map(([key, label, colour]) => ({
+        label,
+        backgroundColor: colour,
+        data: data.categories.map((c) => c[key]),
+      })),
+    },
+    options: {
+      indexAxis: "y",
+      animation: false,
+      maintainAspectRatio: false,
+      scales: {
+        x: {
+          stacked: true,
+          ticks: { precision: 0 },
+          title: { display: true, text: "candidates (images)" },
+        },
+        y: { stacked: true },
+      },
+    },
+  });
+}
+
+const HOUR = 3600 * 1000;
+const hourly = document.getElementById("hourly-chart");
+if (hourly) {
+  const times = data.votes_per_hour.map((row) => Date.parse(row.hour));
+  // eslint-disable-next-line no-undef
+  new Chart(hourly, {
+    type: "bar",
+    data: {
+      datasets: [
+        {
+          label: "label votes",
+          backgroundColor: "#0072B2",
+          // each bar spans its hour
+          data: data.votes_per_hour.map((row) => ({ x: Date.parse(row.hour) + HOUR / 2, y: row.votes })),
+        },
+      ],
+    },
+    options: {
+      parsing: false,
+      animation: false,
+      maintainAspectRatio: false,
+      scales: {
+        x: {
+          type: "linear",
+          min: Math.min(...times),
+          max: Math.max(...times) + HOUR,
+          title: { display: true, text: "hour (UTC)" },
+          ticks: {
+            stepSize: HOUR,
+            callback: (v) => `${new Date(v).toISOString().slice(5, 13).replace("T", " ")}h`,
+          },
+        },
+        y: {
+          beginAtZero: true,
+          ticks: { precision: 0 },
+          title: { display: true, text: "votes per hour" },
+        },
+      },
+    },
+  });
+}
