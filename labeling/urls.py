@@ -20,6 +20,10 @@ urlpatterns = [
     path("curate/review/", views.curate_review, name="curate-review"),
     path("curate/exports/", views.curate_exports, name="curate-exports"),
     path("curate/progress/", views.curate_progress, name="curate-progress"),
+    path("curate/crowd/", views.curate_crowd, name="curate-crowd"),
+    path(
+        "curate/crowd/<int:pk>/answers/", views.curate_worker_answers, name="curate-worker-answers"
+    ),
     path(
         "curate/exports/import/",
         views.curate_annotations_import,

@@ -45,9 +45,9 @@ from labeling.services import accounts, imports
 from labeling.services.annotation_imports import annotations_import
 from labeling.services.answers import worker_stats
 from labeling.services.consensus import decision_override, review_queue
-from labeling.services.dashboards import labeling_progress
+from labeling.services.dashboards import crowd_quality, labeling_progress, worker_answers
 from labeling.services.exports import ExportRequestError, export_cancel, export_create
-from labeling.services.microtasks import worker_profile, worker_resume
+from labeling.services.microtasks import worker_pause, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.tasks import consensus_reaggregate as consensus_reaggregate_task
 from labeling.throttle import LIMITS, login_blocked, login_failed
@@ -266,6 +266,34 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
         # The link is a secret shown once: no cache may keep a copy of this page.
         add_never_cache_headers(response)
     return response
+
+
+@curator_required
+@require_http_methods(["GET", "POST"])
+def curate_crowd(request: HttpRequest) -> HttpResponse:
+    """Crowd quality: every worker's record and the accuracy distributions; pause or restore."""
+    action = request.POST.get("action")
+    if action in ("pause", "resume"):
+        worker = get_object_or_404(User, pk=request.POST.get("worker"), role=User.Role.WORKER)
+        profile = worker_profile(worker)
+        if action == "resume":
+            worker_resume(profile=profile)
+            messages.success(request, f"{worker.username} can label again.")
+        else:
+            reason = request.POST.get("reason", "").strip() or "Paused by a curator."
+            worker_pause(profile=profile, reason=reason)
+            messages.success(request, f"{worker.username} is paused.")
+        return redirect("curate-crowd")
+    return render(request, "labeling/curate_crowd.html", {"crowd": crowd_quality()})
+
+
+@curator_required
+@require_GET
+def curate_worker_answers(request: HttpRequest, pk: int) -> HttpResponse:
+    """One worker's most recent answers, with the gold answer where there was one."""
+    worker = get_object_or_404(User, pk=pk, role=User.Role.WORKER)
+    context = {"worker": worker, "answers": worker_answers(worker.pk)}
+    return render(request, "labeling/curate_worker_answers.html", context)
 
 
 @curator_required

@@ -12,9 +12,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.permissions import IsCurator
-from labeling.models import Candidate, ConsensusRun
+from labeling.models import Candidate, ConsensusRun, User
 from labeling.services.consensus import decision_override, review_queue
-from labeling.services.dashboards import labeling_progress
+from labeling.services.dashboards import crowd_quality, labeling_progress
+from labeling.services.microtasks import worker_pause, worker_profile
 
 
 class ReviewItemSerializer(serializers.ModelSerializer):
@@ -142,3 +143,32 @@ class LabelingProgressView(APIView):
                 status=status.HTTP_400_BAD_REQUEST,
             )
         return Response(labeling_progress(hours=hours))
+
+
+class CrowdQualityView(APIView):
+    """Every worker's answers, gold accuracy, model accuracy, spammer score, speed and state,
+    with histograms of both accuracies."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(responses={200: OpenApiResponse(description="workers and histograms")})
+    def get(self, request: Request) -> Response:
+        return Response(crowd_quality())
+
+
+class PauseSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=300)
+
+
+class WorkerPauseView(APIView):
+    """Curators pause a worker; the reason is what the worker is shown."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(request=PauseSerializer, responses={204: None})
+    def post(self, request: Request, pk: int) -> Response:
+        worker = get_object_or_404(User, pk=pk, role=User.Role.WORKER)
+        asked = PauseSerializer(data=request.data)
+        asked.is_valid(raise_exception=True)
+        worker_pause(profile=worker_profile(worker), reason=asked.validated_data["reason"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -88,3 +88,80 @@ def labeling_progress(*, hours: int = 72) -> dict[str, Any]:
         ],
         "hours": hours,
     }
+
+
+BINS = 10  # histogram bins over [0, 1]
+
+
+def _histogram(values: list[float]) -> list[int]:
+    counts = [0] * BINS
+    for value in values:
+        counts[min(BINS - 1, int(value * BINS))] += 1
+    return counts
+
+
+def crowd_quality() -> dict[str, Any]:
+    """Every worker: answers, gold accuracy, Dawid-Skene accuracy and spammer score, seconds
+    per item, state; with histograms of both accuracies. Two queries: the workers with their
+    profiles, and their label votes aggregated by worker in the database."""
+    from labeling.models import User
+
+    votes = {
+        row["worker_id"]: row
+        for row in Vote.objects.filter(question="label")
+        .values("worker_id")
+        .annotate(n=Count("id"), seconds=Avg("seconds"))
+        .order_by()
+    }
+    workers = []
+    for user in (
+        User.objects.filter(role=User.Role.WORKER, is_staff=False)
+        .select_related("profile")
+        .order_by("username")
+    ):
+        profile = getattr(user, "profile", None)
+        row = votes.get(user.pk, {})
+        gold_seen = profile.gold_seen if profile else 0
+        workers.append(
+            {
+                "id": user.pk,
+                "username": user.username,
+                "answered_tasks": profile.answered_tasks if profile else 0,
+                "label_votes": row.get("n", 0),
+                "gold_seen": gold_seen,
+                "gold_accuracy": (
+                    round(profile.gold_correct / gold_seen, 4) if profile and gold_seen else None
+                ),
+                "em_accuracy": profile.em_accuracy if profile else None,
+                "spammer_score": profile.spammer_score if profile else None,
+                "seconds_per_item": (
+                    round(row["seconds"], 2) if row.get("seconds") is not None else None
+                ),
+                "paused": bool(profile and profile.paused),
+                "pause_reason": profile.pause_reason if profile else "",
+                "last_answer_at": (
+                    profile.last_answer_at.isoformat()
+                    if profile and profile.last_answer_at
+                    else None
+                ),
+            }
+        )
+    return {
+        "workers": workers,
+        "bins": [round(i / BINS, 1) for i in range(BINS + 1)],
+        "gold_accuracy": _histogram(
+            [w["gold_accuracy"] for w in workers if w["gold_accuracy"] is not None]
+        ),
+        "em_accuracy": _histogram(
+            [w["em_accuracy"] for w in workers if w["em_accuracy"] is not None]
+        ),
+    }
+
+
+def worker_answers(worker_id: int, limit: int = 50) -> list[Vote]:
+    """A worker's most recent answers, newest first, with what a curator needs to judge them."""
+    return list(
+        Vote.objects.filter(worker_id=worker_id)
+        .select_related("candidate__category", "candidate__image", "candidate__gold")
+        .order_by("-created_at", "-id")[:limit]
+    )

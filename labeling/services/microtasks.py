@@ -249,6 +249,12 @@ def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> 
     return gold
 
 
+def worker_pause(*, profile: WorkerProfile, reason: str) -> None:
+    """A curator pauses a worker (shown to them as the reason); writes the profile."""
+    profile.paused, profile.pause_reason, profile.paused_at = True, reason[:300], timezone.now()
+    profile.save(update_fields=["paused", "pause_reason", "paused_at"])
+
+
 def worker_resume(*, profile: WorkerProfile) -> None:
     """Lift a quality-gate pause and clear the record that caused it; writes the profile."""
     profile.paused, profile.pause_reason, profile.paused_at = False, "", None

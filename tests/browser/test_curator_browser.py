@@ -197,3 +197,35 @@ def test_labeling_progress_charts_match_the_database(page: Page, curator, screen
     )
     screenshot("labeling-progress")
     assert page.problems() == []
+
+
+def test_crowd_quality_histograms_match_the_records_and_a_worker_is_paused(
+    page: Page, curator, screenshot
+):
+    from labeling.models import WorkerProfile
+
+    for name, correct, estimated in (("ann", 9, 0.95), ("bob", 8, 0.82), ("cy", 3, 0.41)):
+        WorkerProfile.objects.create(
+            user=UserFactory(username=name, role="worker"),
+            gold_seen=10,
+            gold_correct=correct,
+            em_accuracy=estimated,
+        )
+    curator("cora", "/curate/crowd/")
+
+    counts = page.evaluate(
+        """() => ["gold-chart", "em-chart"].map((id) =>
+            Chart.getChart(document.getElementById(id)).data.datasets[0].data)"""
+    )
+
+    assert counts == [[0, 0, 0, 1, 0, 0, 0, 0, 1, 1], [0, 0, 0, 0, 1, 0, 0, 0, 1, 1]]
+    screenshot("crowd-quality")
+    row = page.locator("#crowd-table tr[data-worker=cy]")
+    row.get_by_label("Reason to pause cy").fill("Most control items wrong.")
+    row.get_by_role("button", name="Pause").click()
+    expect(page.get_by_text("cy is paused.")).to_be_visible()
+    expect(page.locator("#crowd-table tr[data-worker=cy]")).to_contain_text(
+        "Most control items wrong."
+    )
+    assert WorkerProfile.objects.get(user__username="cy").paused is True
+    assert page.problems() == []
