@@ -36,6 +36,9 @@ class WorkerProfile(models.Model):
     )
     answered_tasks = models.PositiveIntegerField(default=0)
     answered_items = models.PositiveIntegerField(default=0)
+    seconds_total = models.FloatField(
+        default=0.0, help_text="Time on task over all answered items, seconds (for speed)."
+    )
     streak = models.PositiveIntegerField(default=0, help_text="Tasks answered in a row today.")
     last_answer_at = models.DateTimeField(null=True, blank=True)
     gold_seen = models.PositiveIntegerField(default=0)

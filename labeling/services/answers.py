@@ -165,6 +165,7 @@ def _update_profile(
     profile.streak = profile.streak + 1 if same_day else 1
     profile.answered_tasks += 1
     profile.answered_items += items
+    profile.seconds_total += seconds_per_item * items
     profile.last_answer_at = now
     profile.gold_seen, profile.gold_correct = record.gold_seen, record.gold_correct
     profile.gold_failed_streak, profile.recent_fast = (

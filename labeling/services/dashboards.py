@@ -102,17 +102,10 @@ def _histogram(values: list[float]) -> list[int]:
 
 def crowd_quality() -> dict[str, Any]:
     """Every worker: answers, gold accuracy, Dawid-Skene accuracy and spammer score, seconds
-    per item, state; with histograms of both accuracies. Two queries: the workers with their
-    profiles, and their label votes aggregated by worker in the database."""
+    per item, state; with histograms of both accuracies. One query: the counters live on the
+    profile (kept by each answer and each re-aggregation), so no vote is read here."""
     from labeling.models import User
 
-    votes = {
-        row["worker_id"]: row
-        for row in Vote.objects.filter(question="label")
-        .values("worker_id")
-        .annotate(n=Count("id"), seconds=Avg("seconds"))
-        .order_by()
-    }
     workers = []
     for user in (
         User.objects.filter(role=User.Role.WORKER, is_staff=False)
@@ -120,14 +113,14 @@ def crowd_quality() -> dict[str, Any]:
         .order_by("username")
     ):
         profile = getattr(user, "profile", None)
-        row = votes.get(user.pk, {})
+        items = profile.answered_items if profile else 0
         gold_seen = profile.gold_seen if profile else 0
         workers.append(
             {
                 "id": user.pk,
                 "username": user.username,
                 "answered_tasks": profile.answered_tasks if profile else 0,
-                "label_votes": row.get("n", 0),
+                "answered_items": items,
                 "gold_seen": gold_seen,
                 "gold_accuracy": (
                     round(profile.gold_correct / gold_seen, 4) if profile and gold_seen else None
@@ -135,7 +128,7 @@ def crowd_quality() -> dict[str, Any]:
                 "em_accuracy": profile.em_accuracy if profile else None,
                 "spammer_score": profile.spammer_score if profile else None,
                 "seconds_per_item": (
-                    round(row["seconds"], 2) if row.get("seconds") is not None else None
+                    round(profile.seconds_total / items, 2) if profile and items else None
                 ),
                 "paused": bool(profile and profile.paused),
                 "pause_reason": profile.pause_reason if profile else "",

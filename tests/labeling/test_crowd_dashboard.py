@@ -12,10 +12,10 @@ from tests.factories import UserFactory, progress_seed
 pytestmark = pytest.mark.django_db
 
 
-def test_crowd_quality_lists_workers_with_aggregated_votes_in_two_queries(
+def test_crowd_quality_lists_workers_from_their_profiles_in_one_query(
     curator_api, worker, django_assert_num_queries
 ):
-    progress_seed(worker)  # six voters with one label vote each (1 s), and "wendy" with none
+    progress_seed(worker)  # six voters, and "wendy" with no profile yet
     users = UserFactory._meta.model.objects
     WorkerProfile.objects.create(
         user=users.get(username="voter0"),
@@ -24,6 +24,8 @@ def test_crowd_quality_lists_workers_with_aggregated_votes_in_two_queries(
         em_accuracy=0.93,
         spammer_score=0.71,
         answered_tasks=4,
+        answered_items=20,
+        seconds_total=31.0,
     )
     WorkerProfile.objects.create(
         user=users.get(username="voter1"),
@@ -35,7 +37,7 @@ def test_crowd_quality_lists_workers_with_aggregated_votes_in_two_queries(
         pause_reason="Too fast.",
     )
 
-    with django_assert_num_queries(2):
+    with django_assert_num_queries(1):
         data = curator_api.get("/api/crowd/").json()
 
     rows = {w["username"]: w for w in data["workers"]}
@@ -44,7 +46,7 @@ def test_crowd_quality_lists_workers_with_aggregated_votes_in_two_queries(
         k: rows["voter0"][k]
         for k in (
             "answered_tasks",
-            "label_votes",
+            "answered_items",
             "gold_seen",
             "gold_accuracy",
             "em_accuracy",
@@ -54,12 +56,12 @@ def test_crowd_quality_lists_workers_with_aggregated_votes_in_two_queries(
         )
     } == {
         "answered_tasks": 4,
-        "label_votes": 1,
+        "answered_items": 20,
         "gold_seen": 10,
         "gold_accuracy": 0.9,
         "em_accuracy": 0.93,
         "spammer_score": 0.71,
-        "seconds_per_item": 1.0,
+        "seconds_per_item": 1.55,
         "paused": False,
     }
     assert (
@@ -68,7 +70,7 @@ def test_crowd_quality_lists_workers_with_aggregated_votes_in_two_queries(
         rows["voter1"]["gold_accuracy"],
     ) == (True, "Too fast.", 0.25)
     assert (
-        rows["wendy"]["label_votes"],
+        rows["wendy"]["answered_items"],
         rows["wendy"]["gold_accuracy"],
         rows["wendy"]["seconds_per_item"],
     ) == (0, None, None)

@@ -148,6 +148,9 @@ def test_answer_records_one_vote_and_is_idempotent(worker_api, worker, category,
     ]
     candidate.refresh_from_db()
     assert (candidate.yes_votes, candidate.no_votes, candidate.votes_cast) == (1, 0, 1)
+    # the worker's time on task is kept on the profile, as each vote's seconds
+    vote_seconds = Vote.objects.get().seconds
+    assert worker.profile.__class__.objects.get(user=worker).seconds_total == vote_seconds
     other_token = _answer(worker_api, task, _yes(task), token="other")
     assert other_token.status_code == 409
     assert other_token.json() == {"detail": "This task was already answered."}
