@@ -456,6 +456,9 @@ CROWDNET_TRAIN_LOADER_WORKERS = env_int("CROWDNET_TRAIN_LOADER_WORKERS", 0, mini
 # After an automatic run: make it the current model when it beats the current one's top-1
 # error (or there is none), then score the open candidates with it.
 CROWDNET_TRAIN_AUTO_PROMOTE = env_bool("CROWDNET_TRAIN_AUTO_PROMOTE", True)
+# The review queue also lists decided items the current model contradicts this strongly
+# (accepted while it gives P(yes) <= margin, rejected while it gives >= 1 - margin).
+CROWDNET_REVIEW_MODEL_MARGIN = env_float("CROWDNET_REVIEW_MODEL_MARGIN", 0.2)
 # Accepted images wanted per category where it sets no target of its own (progress pages).
 CROWDNET_CATEGORY_TARGET = env_int("CROWDNET_CATEGORY_TARGET", 1000, minimum=1)
 # Dataset exports: archives under CROWDNET_EXPORT_DIR, kept this many hours; a selection of

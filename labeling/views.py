@@ -44,7 +44,7 @@ from labeling.models import (
 from labeling.services import accounts, imports
 from labeling.services.annotation_imports import annotations_import
 from labeling.services.answers import worker_stats
-from labeling.services.consensus import decision_override, review_queue
+from labeling.services.consensus import decision_override, model_disagreements, review_queue
 from labeling.services.dashboards import crowd_quality, labeling_progress, worker_answers
 from labeling.services.exports import ExportRequestError, export_cancel, export_create
 from labeling.services.microtasks import worker_pause, worker_profile, worker_resume
@@ -415,8 +415,12 @@ def curate_review(request: HttpRequest) -> HttpResponse:
         messages.success(request, "Re-aggregation queued; the queue updates when it is done.")
         return redirect("curate-review")
     queue = review_queue().select_related("image", "category")
+    disagreements = model_disagreements().select_related("image", "category")
     context = {
         "page": Paginator(queue, 24).get_page(request.GET.get("page")),
+        "disagreements": disagreements[:24],
+        "disagreement_count": disagreements.count(),
+        "margin": settings.CROWDNET_REVIEW_MODEL_MARGIN,
         "last_run": ConsensusRun.objects.first(),
         "threshold": settings.CROWDNET_CONSENSUS_THRESHOLD,
         "cap": settings.CROWDNET_CONSENSUS_VOTE_CAP,

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from labeling.api.permissions import IsCurator
 from labeling.models import Candidate, ConsensusRun, User
-from labeling.services.consensus import decision_override, review_queue
+from labeling.services.consensus import decision_override, model_disagreements, review_queue
 from labeling.services.dashboards import crowd_quality, labeling_progress
 from labeling.services.microtasks import worker_pause, worker_profile
 
@@ -86,6 +86,21 @@ class ReviewQueueView(generics.ListAPIView):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return review_queue().select_related("image", "category")
+
+
+class DisagreementSerializer(ReviewItemSerializer):
+    class Meta(ReviewItemSerializer.Meta):
+        fields = [*ReviewItemSerializer.Meta.fields, "model_p"]
+
+
+class DisagreementsView(generics.ListAPIView):
+    """Items the crowd decided and the current model strongly contradicts, strongest first."""
+
+    permission_classes = [IsCurator]
+    serializer_class = DisagreementSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return model_disagreements().select_related("image", "category")
 
 
 class DecisionView(APIView):

@@ -28,6 +28,11 @@ urlpatterns = [
     path("candidates/<int:pk>/gold/", views.GoldMarkView.as_view(), name="api-gold-mark"),
     path("candidates/<int:pk>/decision/", consensus.DecisionView.as_view(), name="api-decision"),
     path("review/", consensus.ReviewQueueView.as_view(), name="api-review"),
+    path(
+        "review/disagreements/",
+        consensus.DisagreementsView.as_view(),
+        name="api-review-disagreements",
+    ),
     path("consensus/runs/", consensus.ConsensusRunsView.as_view(), name="api-consensus-runs"),
     path("progress/", consensus.LabelingProgressView.as_view(), name="api-labeling-progress"),
     path("crowd/", consensus.CrowdQualityView.as_view(), name="api-crowd-quality"),

@@ -14,7 +14,8 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
+from django.db.models.functions import Abs
 from django.utils import timezone
 
 from labeling.consensus import (
@@ -509,6 +510,23 @@ def review_queue() -> QuerySet[Candidate]:
     """Candidates the crowd could not decide within the vote cap, oldest first."""
     return Candidate.objects.filter(state=Candidate.State.NEEDS_REVIEW).order_by(
         F("updated_at").asc(), "id"
+    )
+
+
+def model_disagreements(margin: float | None = None) -> QuerySet[Candidate]:
+    """Items the crowd decided and the current model strongly contradicts (accepted while the
+    model gives at most ``margin``, rejected while it gives at least 1 - ``margin``), that no
+    curator has settled; the strongest disagreement first."""
+    margin = settings.CROWDNET_REVIEW_MODEL_MARGIN if margin is None else margin
+    accepted, rejected = Candidate.State.ACCEPTED, Candidate.State.REJECTED
+    decided_as = Case(
+        When(state=accepted, then=Value(1.0)), default=Value(0.0), output_field=FloatField()
+    )
+    return (
+        Candidate.objects.filter(override__isnull=True)
+        .filter(Q(state=accepted, model_p__lte=margin) | Q(state=rejected, model_p__gte=1 - margin))
+        .annotate(gap=Abs(F("model_p") - decided_as))
+        .order_by("-gap", "id")
     )
 
 

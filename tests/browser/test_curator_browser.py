@@ -35,7 +35,7 @@ def test_a_curator_decides_an_item_from_the_review_queue(page: Page, curator):
     page.get_by_role("button", name="No", exact=True).click()
 
     expect(page.get_by_text(f"Item {candidate.pk} rejected.")).to_be_visible()
-    expect(page.get_by_text("Nothing to review")).to_be_visible()
+    expect(page.get_by_text("Nothing at the vote cap")).to_be_visible()
     candidate.refresh_from_db()
     assert (candidate.state, candidate.override) == ("rejected", False)
     assert page.problems() == []
@@ -228,4 +228,22 @@ def test_crowd_quality_histograms_match_the_records_and_a_worker_is_paused(
         "Most control items wrong."
     )
     assert WorkerProfile.objects.get(user__username="cy").paused is True
+    assert page.problems() == []
+
+
+def test_one_key_press_decides_the_first_item_to_review(page: Page, curator):
+    category = CategoryFactory(name="owl", slug="owl")
+    images_ingest(
+        files=[("a.jpg", image_bytes(71))], category=category, source="upload", uploader=None
+    )
+    Candidate.objects.update(state="accepted", yes_votes=3, model_p=0.04)
+    candidate = Candidate.objects.get()
+    curator("cora", "/curate/review/")
+
+    expect(page.get_by_text("1 decision the model contradicts")).to_be_visible()
+    page.keyboard.press("n")
+
+    expect(page.get_by_text(f"Item {candidate.pk} rejected.")).to_be_visible()
+    candidate.refresh_from_db()
+    assert (candidate.state, candidate.override) == ("rejected", False)
     assert page.problems() == []

@@ -1,0 +1,74 @@
+"""Decisions the current model contradicts: which items count and in what order, the JSON
+endpoint, and the review page listing them for one-key decisions."""
+
+from __future__ import annotations
+
+import pytest
+
+from labeling.models import Candidate, Category
+from labeling.services.consensus import model_disagreements
+from labeling.services.ingest import images_ingest
+from tests.factories import image_bytes
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def decided() -> list[Candidate]:
+    """Seven candidates of "owl": state, model_p and override as each case needs."""
+    owl = Category.objects.create(name="owl", slug="owl")
+    images_ingest(
+        files=[(f"o{i}.jpg", image_bytes(200 + i)) for i in range(7)],
+        category=owl,
+        source="upload",
+        uploader=None,
+    )
+    candidates = list(Candidate.objects.order_by("id"))
+    cases = [
+        ("accepted", 0.10, None),  # contradicted: gap 0.90
+        ("accepted", 0.30, None),  # not enough
+        ("rejected", 0.95, None),  # contradicted: gap 0.95
+        ("rejected", 0.80, None),  # contradicted at the margin: gap 0.80
+        ("rejected", 0.99, False),  # a curator settled it
+        ("open", 0.01, None),  # not decided
+        ("accepted", None, None),  # no model opinion
+    ]
+    for candidate, (state, model_p, override) in zip(candidates, cases, strict=True):
+        Candidate.objects.filter(pk=candidate.pk).update(
+            state=state, model_p=model_p, override=override, yes_votes=3
+        )
+    return candidates
+
+
+def test_only_undecided_by_curators_and_strongly_contradicted_items_strongest_first(decided):
+    assert list(model_disagreements()) == [decided[2], decided[0], decided[3]]
+    assert list(model_disagreements(margin=0.05)) == [decided[2]]
+
+
+def test_the_endpoint_lists_them_with_the_model_and_workers_are_kept_out(
+    curator_api, worker_api, decided, django_assert_max_num_queries
+):
+    with django_assert_max_num_queries(3):
+        data = curator_api.get("/api/review/disagreements/").json()
+
+    assert [(r["id"], r["state"], r["model_p"]) for r in data["results"]] == [
+        (decided[2].pk, "rejected", 0.95),
+        (decided[0].pk, "accepted", 0.10),
+        (decided[3].pk, "rejected", 0.80),
+    ]
+    assert worker_api.get("/api/review/disagreements/").status_code == 403
+
+
+def test_the_review_page_lists_them_and_a_decision_settles_one(client, curator, decided):
+    client.force_login(curator)
+
+    page = client.get("/curate/review/").content.decode()
+    client.post(
+        "/curate/review/", {"action": "decide", "candidate": decided[2].pk, "accepted": "no"}
+    )
+
+    assert "3 decisions the model contradicts" in page
+    assert page.index(f'data-candidate="{decided[2].pk}"') < page.index(
+        f'data-candidate="{decided[0].pk}"'
+    )
+    assert list(model_disagreements()) == [decided[0], decided[3]]
