@@ -7,7 +7,8 @@ Builds a throwaway PostgreSQL test database (``test_<name>``) and fills it in SQ
 (generate_series): 100 categories, 100,000 images with one candidate each (60 % accepted, 15 %
 rejected, 5 % in review, the rest open; a fifth of the accepted boxed), 500 workers with
 profiles, 1,000,000 label votes (10 per candidate from 10 different workers, spread over the
-last 30 days) and 100 finished training runs over 10 dataset versions. Each endpoint is
+last 30 days), a model P(yes) on every candidate (uniform, so about a fifth of the decided
+ones contradict it) and 100 finished training runs over 10 dataset versions. Each endpoint is
 requested `--repeat` times in this process through Django's test client as a signed-in
 curator (server time: routing, the queries, JSON, no network), after one warm-up request.
 """
@@ -24,7 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-ENDPOINTS = ("/api/training/model-error/", "/api/progress/", "/api/crowd/")
+ENDPOINTS = (
+    "/api/training/model-error/",
+    "/api/progress/",
+    "/api/crowd/",
+    "/api/review/disagreements/",
+)
 
 SEED_SQL = [
     """INSERT INTO labeling_category (name, slug, definition, created_at)
@@ -38,12 +44,13 @@ SEED_SQL = [
        FROM generate_series(0, {images} - 1) i""",
     """INSERT INTO labeling_candidate (image_id, category_id, state, yes_votes, no_votes,
          unsure_votes, confidence, posterior, priority, votes_needed, box_state, created_at,
-         updated_at)
+         updated_at, model_p)
        SELECT im.id, (SELECT min(id) FROM labeling_category) + (im.phash % 100),
          CASE WHEN im.phash % 20 < 12 THEN 'accepted' WHEN im.phash % 20 < 15 THEN 'rejected'
               WHEN im.phash % 20 < 16 THEN 'needs_review' ELSE 'open' END,
          7 - im.phash % 3, 3 + im.phash % 3 - 3, 0, 0.96, 0.96, 0, 10,
-         CASE WHEN im.phash % 100 < 12 THEN 'done' ELSE 'none' END, now(), now()
+         CASE WHEN im.phash % 100 < 12 THEN 'done' ELSE 'none' END, now(), now(),
+         (im.phash * 7919 % 1000) / 1000.0
        FROM labeling_image im""",
     """INSERT INTO labeling_user (password, is_superuser, username, first_name, last_name, email,
          is_staff, is_active, date_joined, role)
