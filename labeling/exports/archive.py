@@ -3,8 +3,9 @@
 Every member has fixed metadata (1980-01-01 in zip, mtime 0 and root ownership in tar, mode
 0644), members go in the order they are added, and the output is treated as unseekable even
 when it is a file, so an archive written to disk and one streamed to a browser are the same
-bytes. A member is spooled (in memory up to SPOOL_BYTES, then a temporary file) to learn its
-size and sha256 before it is added: memory stays flat whatever the dataset's size. The
+bytes. A member made by a writer (an index file) is spooled (in memory up to SPOOL_BYTES, then
+a temporary file) to learn its size and sha256 before it is added; one given as bytes (an
+image) goes in as it is. Memory stays flat whatever the dataset's size. The
 manifest, ``SHA256SUMS`` in ``sha256sum`` format, is the last member.
 """
 
@@ -33,7 +34,6 @@ class _Unseekable(io.RawIOBase):
 
     def __init__(self, target: BinaryIO) -> None:
         self.target = target
-        self.written = 0
 
     def writable(self) -> bool:
         return True
@@ -43,7 +43,6 @@ class _Unseekable(io.RawIOBase):
 
     def write(self, data: bytes) -> int:  # type: ignore[override]
         self.target.write(data)
-        self.written += len(data)
         return len(data)
 
     def flush(self) -> None:
@@ -75,20 +74,15 @@ class ArchiveWriter:
                 fileobj=self.stream, mode="w|", format=tarfile.PAX_FORMAT
             )
 
-    @property
-    def bytes_written(self) -> int:
-        return self.stream.written
-
     def add_bytes(self, path: str, data: bytes) -> str:
-        """Add one member; returns its sha256."""
-        return self.add_writer(path, lambda out: out.write(data))
+        """Add one member already in memory (an image, say); returns its sha256."""
+        self._claim(path)
+        self._member(path, io.BytesIO(data), len(data))
+        return self._listed(path, hashlib.sha256(data).hexdigest())
 
     def add_writer(self, path: str, write: Callable[[BinaryIO], object]) -> str:
         """Add one member whose content `write` produces into a file; returns its sha256."""
-        key = hashlib.blake2b(path.encode(), digest_size=8).digest()
-        if key in self._paths or path == MANIFEST:
-            raise ValueError(f"{path!r} is in the archive already")
-        self._paths.add(key)
+        self._claim(path)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
             write(spool)  # type: ignore[arg-type]
             size = spool.tell()
@@ -98,8 +92,17 @@ class ArchiveWriter:
                 digest.update(block)
             spool.seek(0)
             self._member(path, spool, size)  # type: ignore[arg-type]
-        self._manifest.write(f"{digest.hexdigest()}  {path}\n".encode())
-        return digest.hexdigest()
+        return self._listed(path, digest.hexdigest())
+
+    def _claim(self, path: str) -> None:
+        key = hashlib.blake2b(path.encode(), digest_size=8).digest()
+        if key in self._paths or path == MANIFEST:
+            raise ValueError(f"{path!r} is in the archive already")
+        self._paths.add(key)
+
+    def _listed(self, path: str, digest: str) -> str:
+        self._manifest.write(f"{digest}  {path}\n".encode())
+        return digest
 
     def _member(self, path: str, source: BinaryIO, size: int) -> None:
         if self._zip is not None:
