@@ -14,7 +14,7 @@ from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -51,6 +51,7 @@ from labeling.services.microtasks import worker_pause, worker_profile, worker_re
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.tasks import consensus_reaggregate as consensus_reaggregate_task
 from labeling.throttle import LIMITS, login_blocked, login_failed
+from training.models import DatasetVersion
 
 REPORT_ROWS_SHOWN = 1000
 """Most report rows a page lists; the counts above the table always cover every file."""
@@ -307,8 +308,6 @@ def curate_progress(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def curate_exports(request: HttpRequest) -> HttpResponse:
     """Ask for an export, follow the jobs (exports.js polls them), download or cancel them."""
-    from training.models import DatasetVersion
-
     form = ExportForm(versions=_version_choices())
     if request.POST.get("action") == "cancel":
         export = get_object_or_404(_own_exports(request), uid=request.POST.get("export"))
@@ -365,8 +364,6 @@ def curate_annotations_import(request: HttpRequest) -> HttpResponse:
 
 
 def _version_choices() -> list[tuple[int, str]]:
-    from training.models import DatasetVersion
-
     return [
         (v.number, f"v{v.number}: {v.images} images, {len(v.classes)} classes")
         for v in DatasetVersion.objects.order_by("-number")[:50]
@@ -391,7 +388,7 @@ def _exports_page(
     return render(request, "labeling/curate_exports.html", context, status=status)
 
 
-def _own_exports(request: HttpRequest):  # type: ignore[no-untyped-def]
+def _own_exports(request: HttpRequest) -> QuerySet[DatasetExport]:
     exports = DatasetExport.objects.select_related("version", "requested_by")
     return exports if request.user.is_staff else exports.filter(requested_by=request.user)
 

@@ -203,7 +203,7 @@ class ExportDirectView(APIView):
             # spooled: memory up to a few MiB, then a temporary file, never the whole dataset
             out = tempfile.SpooledTemporaryFile(max_size=8 * 2**20)  # noqa: SIM115  FileResponse closes it
             export_stream(selection, kind, out)
-        except (ExportRequestError, ValueError) as error:
+        except ValueError as error:  # ExportRequestError, or a format refusing the options
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         out.seek(0)
         name = f"crowdnet-v{version.number}-{kind}.{options.archive}"

@@ -28,6 +28,7 @@ import tarfile
 import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 from xml.sax.saxutils import escape
 
@@ -65,6 +66,9 @@ class FormatOptions:
 
 
 Progress = Callable[[ExportImage], None]
+FormatWriter = Callable[
+    [ArchiveWriter, list[ExportCategory], Iterable[ExportImage], "FormatOptions"], None
+]
 
 
 def _number(value: float) -> float | int:
@@ -111,15 +115,16 @@ def export_write(
         raise ValueError(f"unknown format {kind!r}; choose one of: {', '.join(FORMATS)}")
     if not options.include_images and kind in ("imagefolder", "webdataset"):
         raise ValueError(f"{kind} is made of the images: it cannot leave them out")
-    write = {
+    writers: dict[str, FormatWriter] = {
         "imagefolder": _imagefolder,
         "coco": _coco,
         "voc": _voc,
         "yolo": _yolo,
-        "csv": _manifest,
-        "jsonl": _manifest,
+        "csv": partial(_manifest, "csv"),
+        "jsonl": partial(_manifest, "jsonl"),
         "webdataset": _webdataset,
-    }[kind]
+    }
+    write = writers[kind]
     count = 0
 
     def counted() -> Iterable[ExportImage]:
@@ -130,12 +135,11 @@ def export_write(
             if progress is not None:
                 progress(image)
 
-    write(kind, writer, list(categories), counted(), options)
+    write(writer, list(categories), counted(), options)
     return count
 
 
 def _imagefolder(
-    kind: str,
     writer: ArchiveWriter,
     categories: list[ExportCategory],
     images: Iterable[ExportImage],
@@ -149,7 +153,6 @@ def _imagefolder(
 
 
 def _coco(
-    kind: str,
     writer: ArchiveWriter,
     categories: list[ExportCategory],
     images: Iterable[ExportImage],
@@ -242,7 +245,6 @@ def _voc_xml(image: ExportImage, categories: list[ExportCategory], options: Form
 
 
 def _voc(
-    kind: str,
     writer: ArchiveWriter,
     categories: list[ExportCategory],
     images: Iterable[ExportImage],
@@ -267,7 +269,6 @@ def _voc(
 
 
 def _yolo(
-    kind: str,
     writer: ArchiveWriter,
     categories: list[ExportCategory],
     images: Iterable[ExportImage],
@@ -307,7 +308,7 @@ def manifest_row(image: ExportImage, category: ExportCategory, path: str) -> dic
 
 
 def _manifest(
-    kind: str,
+    kind: str,  # csv or jsonl
     writer: ArchiveWriter,
     categories: list[ExportCategory],
     images: Iterable[ExportImage],
@@ -386,7 +387,6 @@ class _Shards:
 
 
 def _webdataset(
-    kind: str,
     writer: ArchiveWriter,
     categories: list[ExportCategory],
     images: Iterable[ExportImage],

@@ -10,7 +10,7 @@ from django.db.models import Avg, Case, Count, F, FloatField, Q, Sum, When
 from django.db.models.functions import Cast, Greatest, TruncHour
 from django.utils import timezone
 
-from labeling.models import Candidate, Category, Vote
+from labeling.models import Candidate, Category, User, Vote
 
 DECIDED = (Candidate.State.ACCEPTED, Candidate.State.REJECTED)
 
@@ -104,8 +104,6 @@ def crowd_quality() -> dict[str, Any]:
     """Every worker: answers, gold accuracy, Dawid-Skene accuracy and spammer score, seconds
     per item, state; with histograms of both accuracies. One query: the counters live on the
     profile (kept by each answer and each re-aggregation), so no vote is read here."""
-    from labeling.models import User
-
     workers = []
     for user in (
         User.objects.filter(role=User.Role.WORKER, is_staff=False)

@@ -157,18 +157,11 @@ def data_loader(
     )
 
 
-class PixelDataset(Dataset[tuple[torch.Tensor, int, int]]):
+class PixelDataset(ImageDataset):
     """(image path or bytes, label) pairs -> (uint8 pixels, label, index): what
     `DecodedBatches` keeps."""
 
-    def __init__(self, items: Sequence[tuple[ImageSource, int]], preprocess: Preprocess) -> None:
-        self.items = list(items)
-        self.preprocess = preprocess
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:  # type: ignore[override]
         source, label = self.items[index]
         image = image_decode(source, draft=self.preprocess.resize)
         return self.preprocess.pixels(image), int(label), index
