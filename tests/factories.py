@@ -253,3 +253,16 @@ def progress_seed(worker) -> dict[str, Category]:
             )
             Vote.objects.filter(pk=vote.pk).update(created_at=now - offset)
     return {"cat": cat, "dog": dog}
+
+
+def zip_of(files: dict[str, bytes], name: str = "set.zip") -> io.BytesIO:
+    """A zip archive in memory holding `files` (names as given, "../" included), rewound."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    buffer.seek(0)
+    buffer.name = name
+    return buffer

@@ -182,7 +182,7 @@ def _write(
     first_label: dict[str, AnnotatedImage] = {}
     for label in labels:
         first_label.setdefault(label.path, label)
-    images: dict[str, Image] = {}
+    uids: dict[str, str] = {}
     errors: list[RecordError] = []
     for entry in iter_archive(source, _limits()):
         label = first_label.get(entry.name)
@@ -199,9 +199,12 @@ def _write(
         if item.outcome == "rejected" or uid is None:
             errors.append(RecordError(entry.name, item.reason or "the image was refused"))
             continue
-        images[entry.name] = Image.objects.get(uid=uid)
+        uids[entry.name] = uid
     if errors:
         raise _Abort(errors)
+    found = Image.objects.in_bulk(list(uids.values()), field_name="uid")
+    by_uid = {str(key): image for key, image in found.items()}
+    images = {path: by_uid[str(uid)] for path, uid in uids.items()}
     report.images = len(images)
     now = timezone.now()
     for label in labels:

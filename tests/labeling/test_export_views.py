@@ -69,29 +69,17 @@ def test_a_curator_cancels_their_own_export_only(curator):
 
 
 def test_an_annotation_import_from_the_page_lists_bad_records_or_lands(curator):
-    import io
-    import zipfile
-
     from labeling.models import Candidate
-    from tests.factories import image_bytes
-
-    def archive(files: dict[str, bytes]) -> io.BytesIO:
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as zipped:
-            for name, data in files.items():
-                zipped.writestr(name, data)
-        buffer.seek(0)
-        buffer.name = "set.zip"
-        return buffer
+    from tests.factories import image_bytes, zip_of
 
     client = _client(curator)
     bad = client.post(
         "/curate/exports/import/",
-        {"archive": archive({"stray.jpg": image_bytes(1)}), "format": "imagefolder"},
+        {"archive": zip_of({"stray.jpg": image_bytes(1)}), "format": "imagefolder"},
     )
     good = client.post(
         "/curate/exports/import/",
-        {"archive": archive({"owl/a.jpg": image_bytes(2)}), "format": "imagefolder"},
+        {"archive": zip_of({"owl/a.jpg": image_bytes(2)}), "format": "imagefolder"},
         follow=True,
     )
 

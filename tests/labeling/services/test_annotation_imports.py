@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import zipfile
 
 import pytest
 
@@ -14,7 +13,7 @@ from labeling.exports.annotations import RecordError
 from labeling.models import Box, Candidate, Category, DatasetExport, Image, ObjectBox
 from labeling.services.annotation_imports import annotations_import
 from labeling.services.exports import export_options_parse, export_selection, export_stream
-from tests.factories import image_bytes, photos_version
+from tests.factories import image_bytes, photos_version, zip_of
 from training.models import DatasetItem, DatasetVersion
 
 pytestmark = pytest.mark.django_db
@@ -94,15 +93,6 @@ def test_an_export_imported_into_an_empty_platform_gives_the_same_labels_and_box
         assert sorted(report.categories_created) == ["animal", "car", "cat", "dog"]
 
 
-def _zip(files: dict[str, bytes]) -> io.BytesIO:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, data in files.items():
-            archive.writestr(name, data)
-    buffer.seek(0)
-    return buffer
-
-
 def test_a_label_studio_export_becomes_labels_and_boxes(curator):
     photo = image_bytes(5, size=(200, 100))
     tasks = [
@@ -130,7 +120,7 @@ def test_a_label_studio_export_becomes_labels_and_boxes(curator):
             ],
         }
     ]
-    source = _zip({"export.json": json.dumps(tasks).encode(), "images/d1a2-photo.jpg": photo})
+    source = zip_of({"export.json": json.dumps(tasks).encode(), "images/d1a2-photo.jpg": photo})
 
     report = annotations_import(source=source, kind="labelstudio", by=curator)
 
@@ -211,7 +201,7 @@ def _coco(images, annotations, categories=({"id": 1, "name": "cat"},)) -> bytes:
     ],
 )
 def test_bad_archives_fail_record_by_record_and_write_nothing(curator, files, errors):
-    report = annotations_import(source=_zip(files), kind="coco", by=curator)
+    report = annotations_import(source=zip_of(files), kind="coco", by=curator)
 
     if errors == "path":
         assert [e.record for e in report.errors] == ["../../etc/evil.jpg"]
@@ -225,9 +215,9 @@ def test_a_huge_annotation_file_and_a_non_archive_are_refused(curator, settings)
     settings.CROWDNET_IMPORT_MAX_ANNOTATION_BYTES = 2048
     huge = _coco([{"id": i, "file_name": f"{i}.jpg", "category_id": 1} for i in range(200)], [])
 
-    report = annotations_import(source=_zip({"a.json": huge}), kind="coco", by=curator)
+    report = annotations_import(source=zip_of({"a.json": huge}), kind="coco", by=curator)
     not_zip = annotations_import(source=io.BytesIO(b"plain text"), kind="coco", by=curator)
-    unknown = annotations_import(source=_zip({}), kind="tfrecord", by=curator)
+    unknown = annotations_import(source=zip_of({}), kind="tfrecord", by=curator)
 
     assert report.errors[0] == RecordError(
         "a.json",
@@ -255,7 +245,7 @@ def test_the_api_imports_for_curators_and_reports_bad_records(curator_api, worke
     bad = post(
         curator_api,
         bytes(
-            _zip(
+            zip_of(
                 {"a.json": _coco([{"id": 1, "file_name": "x.jpg", "category_id": 1}], [])}
             ).getvalue()
         ),
@@ -276,9 +266,11 @@ def test_the_command_imports_or_lists_what_to_fix(tmp_path):
 
     good, bad = tmp_path / "good.zip", tmp_path / "bad.zip"
     good.write_bytes(
-        _zip({"train/tabby/a.jpg": image_bytes(1), "train/tabby/b.jpg": image_bytes(2)}).getvalue()
+        zip_of(
+            {"train/tabby/a.jpg": image_bytes(1), "train/tabby/b.jpg": image_bytes(2)}
+        ).getvalue()
     )
-    bad.write_bytes(_zip({"a.jpg": image_bytes(3)}).getvalue())
+    bad.write_bytes(zip_of({"a.jpg": image_bytes(3)}).getvalue())
     out = io.StringIO()
 
     call_command("import_annotations", str(good), "--format", "imagefolder", stdout=out)
