@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -24,8 +25,8 @@ from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
 from training.ml.backbones import MODES
 from training.ml.loop import CheckpointCorrupt, sha256_file
-from training.models import DatasetVersion, TrainingEpoch, TrainingRun
-from training.services.dashboards import model_error_history
+from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.services.dashboards import architecture_summary, model_error_history, run_detail
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create, run_promote
 from training.services.scoring import NoCurrentModel, predict
@@ -125,15 +126,52 @@ class ClassErrorSerializer(serializers.Serializer):
     error = serializers.FloatField(allow_null=True, help_text="None: no validation image.")
 
 
+class MistakeSerializer(serializers.ModelSerializer):
+    """A validation image the run gets most wrong; class indexes count in `classes`."""
+
+    image = serializers.UUIDField(source="image.uid", read_only=True)
+    thumbnail_url = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ValidationMistake
+        fields = [
+            "rank",
+            "image",
+            "thumbnail_url",
+            "image_url",
+            "label",
+            "predicted",
+            "confidence",
+            "label_probability",
+        ]
+        read_only_fields = fields
+
+    def get_thumbnail_url(self, mistake: ValidationMistake) -> str:
+        return reverse("image-file", args=[mistake.image.uid, "thumb"])
+
+    def get_image_url(self, mistake: ValidationMistake) -> str:
+        return reverse("image-file", args=[mistake.image.uid, "original"])
+
+
 class RunDetailSerializer(RunSerializer):
-    """A run with its epochs, per-class error and confusion[true][predicted] in class order."""
+    """A run with its epochs, per-class error, confusion[true][predicted] in class order and
+    the validation images it gets most wrong (the lowest probability on the label first)."""
 
     classes = serializers.SerializerMethodField()
     per_class_error = serializers.SerializerMethodField()
     epochs = EpochSerializer(many=True, read_only=True)
+    mistakes = MistakeSerializer(many=True, read_only=True)
 
     class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "classes", "per_class_error", "confusion", "epochs"]
+        fields = [
+            *RunSerializer.Meta.fields,
+            "classes",
+            "per_class_error",
+            "confusion",
+            "epochs",
+            "mistakes",
+        ]
         read_only_fields = fields
 
     def get_classes(self, run: TrainingRun) -> list[str]:
@@ -252,10 +290,23 @@ class RunDetailView(APIView):
 
     @extend_schema(responses={200: RunDetailSerializer})
     def get(self, request: Request, pk: int) -> Response:
-        run = get_object_or_404(
-            TrainingRun.objects.select_related("version").prefetch_related("epochs"), pk=pk
-        )
-        return Response(RunDetailSerializer(run).data)
+        return Response(RunDetailSerializer(run_detail(pk)).data)
+
+
+class RunArchitectureView(APIView):
+    """The run's layer table: each leaf layer's output shape and parameters, and whether it
+    trains in the run's mode, with the totals."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(responses={200: OpenApiResponse(description="image_size, totals, layers")})
+    def get(self, request: Request, pk: int) -> Response:
+        run = get_object_or_404(TrainingRun.objects.only("architecture"), pk=pk)
+        if run.architecture is None:
+            raise NotFound(
+                f"Run {pk} has no layer table: it is written when a run starts training."
+            )
+        return Response(architecture_summary(run.architecture))
 
 
 class RunCancelView(APIView):

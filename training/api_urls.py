@@ -8,6 +8,11 @@ urlpatterns = [
     path("versions/", api.VersionsView.as_view(), name="api-training-versions"),
     path("runs/", api.RunsView.as_view(), name="api-training-runs"),
     path("runs/<int:pk>/", api.RunDetailView.as_view(), name="api-training-run"),
+    path(
+        "runs/<int:pk>/architecture/",
+        api.RunArchitectureView.as_view(),
+        name="api-training-run-architecture",
+    ),
     path("runs/<int:pk>/cancel/", api.RunCancelView.as_view(), name="api-training-run-cancel"),
     path("runs/<int:pk>/promote/", api.RunPromoteView.as_view(), name="api-training-run-promote"),
     path(

@@ -97,6 +97,12 @@ class TrainingRun(models.Model):
     checkpoint = models.CharField(max_length=300, blank=True, help_text="Under the var dir.")
     checkpoint_sha256 = models.CharField(max_length=64, blank=True)
     current = models.BooleanField(default=False, help_text="The model that predicts.")
+    architecture = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The layer table at the run's image size, written when it starts: "
+        '{"image_size", "layers": [{"name", "kind", "input", "output", "params", "trains"}]}.',
+    )
     error = models.TextField(blank=True)
 
     class Meta:
@@ -117,8 +123,8 @@ class TrainingEpoch(models.Model):
 
     run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="epochs")
     epoch = models.PositiveSmallIntegerField()
-    train_loss = models.FloatField()
-    val_loss = models.FloatField()
+    train_loss = models.FloatField(null=True, help_text="None: not finite (the loss diverged).")
+    val_loss = models.FloatField(null=True, help_text="None: not finite (the loss diverged).")
     top1_error = models.FloatField()
     top5_error = models.FloatField()
     images_per_second = models.FloatField()
@@ -133,3 +139,25 @@ class TrainingEpoch(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} epoch {self.epoch}"
+
+
+class ValidationMistake(models.Model):
+    """A validation image the run's best epoch gets wrong, among the most wrong (the lowest
+    probability on the crowd's label first): often a mislabelled image, else a hard one."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="mistakes")
+    rank = models.PositiveSmallIntegerField(help_text="1 is the most wrong.")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    label = models.PositiveSmallIntegerField(help_text="The crowd's class index.")
+    predicted = models.PositiveSmallIntegerField(help_text="The model's top-1 class index.")
+    confidence = models.FloatField(help_text="The model's probability on its answer.")
+    label_probability = models.FloatField(help_text="The model's probability on the label.")
+
+    class Meta:
+        ordering = ["run", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "rank"], name="validation_mistake_rank"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} mistake {self.rank}"

@@ -16,11 +16,17 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.ingest.validation import ImageRejected
 from labeling.views import curator_required
-from training.api import CHECKPOINT_UNREADABLE, upload_read
+from training.api import CHECKPOINT_UNREADABLE, RunDetailSerializer, upload_read
 from training.ml.backbones import MODES, backbone_names
 from training.ml.loop import CheckpointCorrupt
 from training.models import DatasetVersion, TrainingRun
-from training.services.dashboards import model_error_history
+from training.services.dashboards import (
+    HEAT_LEVELS,
+    architecture_summary,
+    confusion_heat,
+    model_error_history,
+    run_detail,
+)
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import (
     ACTIVE,
@@ -180,29 +186,37 @@ def curate_training(request: HttpRequest) -> HttpResponse:
 @curator_required
 @require_GET
 def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
-    """One run: settings, outcome, learning curves, per-class error and confusion matrix;
-    the page reloads itself every 10 s while the run is queued or running."""
-    run = get_object_or_404(TrainingRun.objects.select_related("version", "created_by"), pk=pk)
-    classes = run.version.classes
-    names = [c["name"] for c in classes]
+    """One run: settings and outcome, learning curves that follow a live run (its script polls
+    the run's API), per-class error, the confusion matrix as a heat map, the images the model
+    gets most wrong, and the layer table."""
+    run = run_detail(pk)
+    names = [c["name"] for c in run.version.classes]
     val_counts = run.version.counts.get("val", [])
     per_class = [
         {"name": name, "val": val, "error": error}
         for name, val, error in zip(names, val_counts, run.per_class_error or [], strict=False)
     ]
-    confusion = [
-        {"name": name, "cells": [{"count": n, "hit": i == j} for j, n in enumerate(row)]}
-        for i, (name, row) in enumerate(zip(names, run.confusion or [], strict=False))
-    ]
+    architecture = TrainingRun.objects.filter(pk=pk).values_list("architecture", flat=True)[0]
     context = {
         "run": run,
+        "run_data": RunDetailSerializer(run).data,
         "epochs": list(run.epochs.all()),
         "live": run.status in ACTIVE,
         "names": names,
         "per_class": per_class,
-        "confusion": confusion,
+        "confusion": confusion_heat(names, run.confusion or []),
+        "heat_levels": range(HEAT_LEVELS + 1),
+        "mistakes": [
+            {"mistake": m, "label": _name(names, m.label), "predicted": _name(names, m.predicted)}
+            for m in run.mistakes.all()
+        ],
+        "architecture": architecture_summary(architecture) if architecture else None,
     }
     return render(request, "training/curate_training_run.html", context)
+
+
+def _name(names: list[str], index: int) -> str:
+    return names[index] if index < len(names) else f"class {index}"
 
 
 @curator_required

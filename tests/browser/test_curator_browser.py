@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from labeling.models import Candidate
+from labeling.models import Candidate, Image
 from labeling.services.ingest import images_ingest
 from tests.factories import CategoryFactory, UserFactory, image_bytes, promoted_lenet
-from training.models import DatasetVersion, TrainingEpoch
+from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.services.runs import run_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -52,24 +53,131 @@ def _version() -> DatasetVersion:
     )
 
 
-def test_a_curator_sees_the_curves_and_gets_a_prediction(page: Page, curator, tmp_path):
-    run = promoted_lenet(_version(), tmp_path / "run.pt", top1_error=0.25, top5_error=0.0)
-    for epoch, error in enumerate([0.5, 0.4, 0.25], start=1):
-        TrainingEpoch.objects.create(
-            run=run,
-            epoch=epoch,
-            train_loss=1 / epoch,
-            val_loss=1.2 / epoch,
-            top1_error=error,
-            top5_error=0.0,
-            images_per_second=100.0,
-            seconds=1.0,
-        )
+def _epoch(run: TrainingRun, epoch: int, error: float) -> None:
+    TrainingEpoch.objects.create(
+        run=run,
+        epoch=epoch,
+        train_loss=1 / epoch,
+        val_loss=1.2 / epoch,
+        top1_error=error,
+        top5_error=0.0,
+        images_per_second=100.0,
+        seconds=1.0,
+    )
+
+
+CURVES = """() => ["chart-errors", "chart-losses"].map((id) =>
+    Chart.getChart(document.getElementById(id)).data.datasets.map((d) =>
+        [d.label, d.data.map((p) => [p.x, Math.round(p.y * 1000) / 1000])]))"""
+
+
+def test_a_live_run_page_follows_its_epochs_then_shows_the_results(page: Page, curator, screenshot):
+    version = _version()
+    run = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="full",
+        params={"epochs": 3},
+        enqueue=False,
+    )
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", device="cpu")
+    _epoch(run, 1, 0.5)
     curator("cora", f"/curate/training/runs/{run.pk}/")
 
-    charts = page.locator("svg[role=img]")
-    expect(charts).to_have_count(2)
-    assert page.locator("svg[role=img] polyline").count() >= 2
+    assert page.evaluate(CURVES) == [
+        [["top-1 error", [[1, 50]]], ["top-5 error", [[1, 0]]]],
+        [["training loss", [[1, 1]]], ["validation loss", [[1, 1.2]]]],
+    ]
+    page.evaluate("window.__samePage = true")
+    _epoch(run, 2, 0.25)
+    page.wait_for_function(
+        "() => Chart.getChart(document.getElementById('chart-errors')).data.datasets[0]"
+        ".data.length === 2"
+    )
+    assert page.evaluate(CURVES)[0][0] == ["top-1 error", [[1, 50], [2, 25]]]
+    assert page.evaluate("window.__samePage") is True  # no reload
+    expect(page.locator("[data-role=epochs-done]")).to_have_text("2 of 3")
+    expect(page.locator("[data-role=epoch-rows] tr")).to_have_count(2)
+
+    # when the run finishes, the page reloads once with what only a finished run has
+    images_ingest(
+        files=[(f"{i}.jpg", image_bytes(80 + i)) for i in range(2)],
+        category=CategoryFactory(name="pets", slug="pets"),
+        source="upload",
+        uploader=None,
+    )
+    images = list(Image.objects.order_by("pk"))
+    for rank, (image, chance) in enumerate(zip(images, (0.1, 0.3), strict=True), start=1):
+        ValidationMistake.objects.create(
+            run=run,
+            rank=rank,
+            image=image,
+            label=rank - 1,
+            predicted=2 - rank,
+            confidence=1 - chance,
+            label_probability=chance,
+        )
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status="done",
+        active=None,
+        top1_error=0.25,
+        top5_error=0.0,
+        best_epoch=2,
+        per_class_error=[0.0, 0.5],
+        confusion=[[1, 0], [1, 1]],
+        architecture={
+            "image_size": 32,
+            "layers": [
+                {
+                    "name": "c1",
+                    "kind": "Conv2d",
+                    "input": [1, 32, 32],
+                    "output": [6, 28, 28],
+                    "params": 156,
+                    "trains": True,
+                },
+                {
+                    "name": "head",
+                    "kind": "Linear",
+                    "input": [84],
+                    "output": [2],
+                    "params": 170,
+                    "trains": True,
+                },
+            ],
+        },
+    )
+    expect(page.locator("#confusion")).to_be_visible(timeout=15_000)
+
+    cells = page.locator("#confusion td").evaluate_all(
+        "(tds) => tds.map((td) => [Number(td.dataset.count), td.className])"
+    )
+    assert cells == [
+        [1, "num heat-8 confusion-hit"],
+        [0, "num heat-0"],
+        [1, "num heat-4"],
+        [1, "num heat-4 confusion-hit"],
+    ]
+    classes = page.evaluate(
+        """() => { const chart = Chart.getChart(document.getElementById("chart-classes"));
+            return [chart.data.labels, chart.data.datasets[0].data]; }"""
+    )
+    assert classes == [["dog", "cat"], [50, 0]]
+    shown = page.locator("#mistakes li").evaluate_all("(lis) => lis.map((li) => li.dataset.image)")
+    assert shown == [str(image.uid) for image in images]
+    expect(page.locator("#mistakes li").first).to_contain_text("cat 10.0%")
+    expect(page.locator("[data-role=parameters]")).to_have_text("326")
+    expect(page.locator("[data-role=status]")).to_have_text("Done")
+    assert page.evaluate(CURVES)[0][0] == ["top-1 error", [[1, 50], [2, 25]]]
+    screenshot("training-run")
+    assert page.problems() == []
+
+
+def test_a_curator_downloads_a_checkpoint_and_gets_a_prediction(page: Page, curator, tmp_path):
+    run = promoted_lenet(_version(), tmp_path / "run.pt", top1_error=0.25, top5_error=0.0)
+    curator("cora", f"/curate/training/runs/{run.pk}/")
+
     download = page.get_by_role("link", name="Download")
     assert download.get_attribute("href") == f"/api/training/runs/{run.pk}/checkpoint/"
 
@@ -231,7 +339,7 @@ def test_crowd_quality_histograms_match_the_records_and_a_worker_is_paused(
     assert page.problems() == []
 
 
-def test_one_key_press_decides_the_first_item_to_review(page: Page, curator):
+def test_one_key_press_decides_the_first_item_to_review(page: Page, curator, screenshot):
     category = CategoryFactory(name="owl", slug="owl")
     images_ingest(
         files=[("a.jpg", image_bytes(71))], category=category, source="upload", uploader=None
@@ -241,6 +349,7 @@ def test_one_key_press_decides_the_first_item_to_review(page: Page, curator):
     curator("cora", "/curate/review/")
 
     expect(page.get_by_text("1 decision the model contradicts")).to_be_visible()
+    screenshot("review")
     page.keyboard.press("n")
 
     expect(page.get_by_text(f"Item {candidate.pk} rejected.")).to_be_visible()

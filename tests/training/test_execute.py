@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from tests.factories import digits_version
+from training.ml.backbones import backbone_build
 from training.ml.loop import checkpoint_read
-from training.models import TrainingRun
+from training.models import DatasetItem, TrainingRun
 from training.services.execute import run_execute
 from training.services.runs import run_create
 
@@ -51,8 +52,40 @@ def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
     saved = checkpoint_read(tmp_path / "checkpoints" / f"run-{run.pk}.pt", done.checkpoint_sha256)
     assert saved["extra"]["version"] == version.number
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == [f"run-{run.pk}.pt"]
+    val = dict(
+        DatasetItem.objects.filter(version=version, split="val").values_list("image_id", "label")
+    )
+    mistakes = done.mistakes.values_list("image_id", "label", "predicted")
+    assert len(mistakes) == min(round(done.top1_error * len(val)), 48)
+    assert all(val[image] == label != predicted for image, label, predicted in mistakes)
     # claimed once: running it again changes nothing
     assert run_execute(run.pk).attempts == 1
+
+
+def test_a_finished_run_keeps_its_layer_table_and_the_images_it_gets_most_wrong(settings):
+    version = digits_version()
+    run = _queued(version, "feature_extraction", params={**SMALL, "epochs": 1})
+
+    done = run_execute(run.pk)
+
+    net = backbone_build("lenet5", len(version.classes)).net
+    layers = done.architecture["layers"]
+    assert done.architecture["image_size"] == 32
+    assert [layer["name"] for layer in layers][-1] == "head"
+    assert sum(layer["params"] for layer in layers) == sum(p.numel() for p in net.parameters())
+    trainable = sum(layer["params"] for layer in layers if layer["trains"])
+    assert trainable == sum(p.numel() for p in net.head.parameters())
+    val = dict(
+        DatasetItem.objects.filter(version=version, split="val").values_list("image_id", "label")
+    )
+    wrong = round(done.top1_error * len(val))
+    mistakes = list(done.mistakes.all())
+    assert len(mistakes) == min(wrong, 48) > 0
+    assert [m.rank for m in mistakes] == list(range(1, len(mistakes) + 1))
+    assert all(val[m.image_id] == m.label != m.predicted for m in mistakes)
+    assert all(m.label_probability < m.confidence for m in mistakes)
+    chances = [m.label_probability for m in mistakes]
+    assert chances == sorted(chances)
 
 
 def test_images_kept_decoded_or_decoded_every_epoch_train_the_same_first_epoch(settings, caplog):

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from labeling.models import Candidate, Category
+from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes, promoted_lenet
-from training.models import DatasetVersion, TrainingEpoch, TrainingRun
+from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services import runs
 from training.services.runs import run_create
 
@@ -70,6 +70,7 @@ def _accepted(name: str, count: int, seed: int) -> Category:
         ("get", "/api/training/runs/"),
         ("post", "/api/training/runs/"),
         ("get", "/api/training/runs/{pk}/"),
+        ("get", "/api/training/runs/{pk}/architecture/"),
         ("post", "/api/training/runs/{pk}/cancel/"),
         ("post", "/api/training/runs/{pk}/promote/"),
         ("post", "/api/training/predict/"),
@@ -258,7 +259,9 @@ def test_runs_list_newest_first_in_two_queries(curator_api, version, django_asse
     assert rows[1]["error"] == "boom"
 
 
-def test_run_detail_has_epochs_class_names_and_confusion(curator_api, current):
+def test_run_detail_has_epochs_class_names_and_confusion(
+    curator_api, current, django_assert_num_queries
+):
     TrainingRun.objects.filter(pk=current.pk).update(
         per_class_error=[0.5, None], confusion=[[1, 1], [0, 0]], best_epoch=2, top5_error=0.0
     )
@@ -274,10 +277,37 @@ def test_run_detail_has_epochs_class_names_and_confusion(curator_api, current):
             seconds=2.5,
         )
 
-    response = curator_api.get(f"/api/training/runs/{current.pk}/")
+    _accepted("Cat", 2, seed=40)
+    images = list(Image.objects.order_by("pk"))
+    for rank, (image, probability) in enumerate(zip(images, (0.125, 0.25), strict=True), 1):
+        ValidationMistake.objects.create(
+            run=current,
+            rank=rank,
+            image=image,
+            label=0,
+            predicted=1,
+            confidence=1 - probability,
+            label_probability=probability,
+        )
+
+    with django_assert_num_queries(3):  # run with its version, epochs, mistakes with images
+        response = curator_api.get(f"/api/training/runs/{current.pk}/")
 
     assert response.status_code == 200
     body = response.json()
+    assert body["mistakes"] == [
+        {
+            "rank": rank,
+            "image": str(image.uid),
+            "thumbnail_url": f"/img/{image.uid}/thumb/",
+            "image_url": f"/img/{image.uid}/original/",
+            "label": 0,
+            "predicted": 1,
+            "confidence": 1 - probability,
+            "label_probability": probability,
+        }
+        for rank, image, probability in ((1, images[0], 0.125), (2, images[1], 0.25))
+    ]
     assert body["classes"] == ["Cat", "Dog"]
     assert body["per_class_error"] == [
         {"slug": "cat", "name": "Cat", "error": 0.5},
@@ -306,6 +336,47 @@ def test_run_detail_has_epochs_class_names_and_confusion(curator_api, current):
         },
     ]
     assert curator_api.get("/api/training/runs/999999/").status_code == 404
+
+
+def test_run_architecture_has_the_layers_and_their_totals(curator_api, current, version):
+    layers = [
+        {
+            "name": "c1",
+            "kind": "Conv2d",
+            "input": [1, 32, 32],
+            "output": [6, 28, 28],
+            "params": 156,
+            "trains": False,
+        },
+        {
+            "name": "head",
+            "kind": "Linear",
+            "input": [84],
+            "output": [2],
+            "params": 170,
+            "trains": True,
+        },
+    ]
+    TrainingRun.objects.filter(pk=current.pk).update(
+        architecture={"image_size": 32, "layers": layers}
+    )
+    queued = run_create(version=version, backbone="lenet5", weights="random", enqueue=False)
+
+    response = curator_api.get(f"/api/training/runs/{current.pk}/architecture/")
+    missing = curator_api.get(f"/api/training/runs/{queued.pk}/architecture/")
+
+    assert response.status_code == 200
+    assert response.json() == {
+        "image_size": 32,
+        "parameters": 326,
+        "trainable": 170,
+        "frozen": 156,
+        "layers": layers,
+    }
+    assert missing.status_code == 404
+    assert missing.json() == {
+        "detail": f"Run {queued.pk} has no layer table: it is written when a run starts training."
+    }
 
 
 def test_cancel_a_queued_run(curator_api, version):

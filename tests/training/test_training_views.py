@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from labeling.models import Candidate, Category
+from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes, promoted_lenet
-from training.models import DatasetVersion, TrainingEpoch, TrainingRun
+from training.ml.loop import EpochStats
+from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.services.execute import _epoch_writer
 from training.services.runs import run_create, run_finish
-from training.templatetags.charts import chart_build, nice_ceiling
 
 pytestmark = pytest.mark.django_db
 
@@ -117,8 +119,8 @@ def test_start_a_run_and_land_on_its_page(
     assert (run.params["epochs"], run.params["image_size"]) == (4, 32)
     page = client.get(response["Location"]).content.decode()
     assert f"Run {run.pk} queued." in page
-    assert '<meta http-equiv="refresh" content="10">' in page
-    assert "No epoch has finished yet." in page
+    assert 'data-live="true"' in page
+    assert "No epoch has finished yet;" in page
 
 
 @pytest.mark.parametrize(
@@ -201,13 +203,10 @@ def test_cancel_and_promote_from_the_pages(client, curator, version, current):
     assert (run.status, list(TrainingRun.objects.filter(current=True))) == ("cancelled", [current])
 
 
-def test_the_run_page_draws_one_point_per_epoch_and_escapes_class_names(client, curator, current):
-    TrainingRun.objects.filter(pk=current.pk).update(
-        per_class_error=[0.5, None], confusion=[[1, 1], [0, 3]], best_epoch=3
-    )
-    for epoch in (1, 2, 3):
+def _epochs(run: TrainingRun, count: int) -> None:
+    for epoch in range(1, count + 1):
         TrainingEpoch.objects.create(
-            run=current,
+            run=run,
             epoch=epoch,
             train_loss=2.0 / epoch,
             val_loss=1.8 / epoch,
@@ -216,40 +215,139 @@ def test_the_run_page_draws_one_point_per_epoch_and_escapes_class_names(client, 
             images_per_second=50.0,
             seconds=1.0,
         )
+
+
+def _mistake_image() -> Image:
+    category = Category.objects.create(name="Cat", slug="cat")
+    images_ingest(
+        files=[("m.jpg", image_bytes(7))], category=category, source="upload", uploader=None
+    )
+    return Image.objects.get()
+
+
+def test_the_run_page_feeds_its_charts_the_runs_json_and_escapes_class_names(
+    client, curator, current, django_assert_max_num_queries
+):
+    TrainingRun.objects.filter(pk=current.pk).update(
+        per_class_error=[0.5, None],
+        confusion=[[1, 1], [0, 3]],
+        best_epoch=3,
+        architecture={
+            "image_size": 32,
+            "layers": [
+                {
+                    "name": "c1",
+                    "kind": "Conv2d",
+                    "input": [1, 32, 32],
+                    "output": [6, 28, 28],
+                    "params": 156,
+                    "trains": False,
+                },
+                {
+                    "name": "relu",
+                    "kind": "ReLU",
+                    "input": [6, 28, 28],
+                    "output": [6, 28, 28],
+                    "params": 0,
+                    "trains": None,
+                },
+                {
+                    "name": "head",
+                    "kind": "Linear",
+                    "input": [84],
+                    "output": [2],
+                    "params": 170,
+                    "trains": True,
+                },
+            ],
+        },
+    )
+    _epochs(current, 3)
+    image = _mistake_image()
+    ValidationMistake.objects.create(
+        run=current,
+        rank=1,
+        image=image,
+        label=0,
+        predicted=1,
+        confidence=0.9,
+        label_probability=0.1,
+    )
     client.force_login(curator)
 
-    page = client.get(reverse("curate-training-run", args=[current.pk])).content.decode()
+    with django_assert_max_num_queries(8):
+        page = client.get(reverse("curate-training-run", args=[current.pk])).content.decode()
 
-    polylines = re.findall(r'<polyline class="chart-line chart-line-(\w+)" points="([^"]*)"', page)
-    assert [name for name, _ in polylines] == ["top1", "top5", "train", "val"]
-    for _, points in polylines:
-        assert len(points.split()) == 3
-    assert dict(polylines)["top1"] == "64.0,89.2 304.0,145.6 544.0,164.4"
-    assert 'role="img" aria-labelledby="chart-errors-title chart-errors-desc"' in page
-    assert '<title id="chart-errors-title">Validation error per epoch</title>' in page
-    assert "Top-1 error 60% after epoch 1, 20% after epoch 3" in page
+    data = json.loads(
+        re.search(
+            r'<script id="run-data" type="application/json">(.*?)</script>', page, re.S
+        ).group(1)
+    )
+    assert [e["top1_error"] for e in data["epochs"]] == [0.6 / n for n in (1, 2, 3)]
+    assert data["per_class_error"][0] == {"slug": "cat", "name": "<b>Cat</b>", "error": 0.5}
+    assert data["mistakes"][0]["image"] == str(image.uid)
+    assert '<canvas id="chart-errors"' in page and '<canvas id="chart-classes"' in page
     assert '<meta http-equiv="refresh"' not in page
     cat_row = '<th scope="row">&lt;b&gt;Cat&lt;/b&gt;</th><td class="num">2</td>'
     assert cat_row + '<td class="num">50.0%</td>' in page
     assert '<th scope="row">Dog</th><td class="num">3</td><td class="num">—</td>' in page
-    assert (
-        '<th scope="row">Dog</th><td class="num">0</td><td class="num confusion-hit">3</td>' in page
-    )
+    cells = re.findall(r'<td class="num (heat-\d)( confusion-hit)?" data-count="(\d+)"', page)
+    assert cells == [
+        ("heat-4", " confusion-hit", "1"),
+        ("heat-4", "", "1"),
+        ("heat-0", "", "0"),
+        ("heat-8", " confusion-hit", "3"),
+    ]
+    assert 'title="&lt;b&gt;Cat&lt;/b&gt; as Dog: 1 of 2 (50%)"' in page
+    assert 'Label</dt><dd>&lt;b&gt;Cat&lt;/b&gt; <span class="hint">10.0%</span>' in page
+    assert 'Model</dt><dd>Dog <span class="hint">90.0%</span>' in page
+    assert '<dd data-role="parameters">326</dd>' in page
+    assert '<dd data-role="trainable">170</dd>' in page
+    assert '<dd data-role="frozen">156</dd>' in page
+    times = " \N{MULTIPLICATION SIGN} "
+    conv = f'<td class="nowrap">6{times}28{times}28</td><td class="num">156</td><td>frozen</td>'
+    assert conv in page
     assert "<b>Cat</b>" not in page
 
 
-@pytest.mark.parametrize(
-    ("value", "ceiling"), [(0.0, 1.0), (0.6, 1.0), (1.7, 2.0), (2.1, 2.5), (3.2, 5.0), (0.04, 0.05)]
-)
-def test_axes_end_on_a_round_number(value, ceiling):
-    assert nice_ceiling(value) == pytest.approx(ceiling)
+def test_a_live_run_page_says_it_follows_the_run_and_a_queued_one_has_no_layers_yet(
+    client, curator, version
+):
+    run = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="full",
+        params={"epochs": 4},
+        by=curator,
+        enqueue=False,
+    )
+    client.force_login(curator)
+
+    page = client.get(reverse("curate-training-run", args=[run.pk])).content.decode()
+
+    assert 'data-live="true"' in page
+    assert "0 of 4" in page
+    assert "No epoch has finished yet" in page
+    assert "The layer table is written when the run starts training." in page
+    assert "Images the model gets most wrong" not in page
 
 
-def test_a_single_epoch_sits_in_the_middle_and_a_non_finite_loss_on_top():
-    chart = chart_build("c", "t", "Loss", [1], [("Loss", "train", [float("nan")])])
+def test_a_diverged_loss_is_stored_and_shown_as_none(client, curator, current):
+    write = _epoch_writer(current.pk, None)
+    write(EpochStats(1, float("nan"), float("inf"), 0.5, 0.0, 10.0, 1.0))
+    client.force_login(curator)
 
-    assert chart.lines[0].points == "304.0,14.0"
-    assert [tick.label for tick in chart.y_ticks] == ["0", "0.2", "0.4", "0.6", "0.8", "1"]
+    page = client.get(reverse("curate-training-run", args=[current.pk])).content.decode()
+    api = client.get(f"/api/training/runs/{current.pk}/").json()
+
+    stored = TrainingEpoch.objects.values_list("train_loss", "val_loss", "top1_error").get()
+    raw = re.search(r'<script id="run-data" type="application/json">(.*?)</script>', page, re.S)
+    epoch = json.loads(raw.group(1))["epochs"][0]
+    assert stored == (None, None, 0.5)
+    assert (epoch["train_loss"], epoch["val_loss"], epoch["top1_error"]) == (None, None, 0.5)
+    assert (api["epochs"][0]["train_loss"], api["epochs"][0]["val_loss"]) == (None, None)
+    assert '<th scope="row">1</th><td class="num">—</td><td class="num">—</td>' in page
 
 
 def test_predict_shows_the_top_classes_as_meters(client, curator, current):

@@ -257,6 +257,22 @@ def table_check(backbone: Backbone, mode: str, input_size: int | None = None) ->
         )
 
 
+def table_data(rows: list[LayerRow]) -> list[dict[str, object]]:
+    """`rows` as JSON-ready dicts: name, kind, input, output (shapes as lists), params,
+    trains (None for a layer without parameters)."""
+    return [
+        {
+            "name": row.name,
+            "kind": row.kind,
+            "input": list(row.input_shape),
+            "output": list(row.output_shape),
+            "params": row.params,
+            "trains": row.trainable if row.params else None,
+        }
+        for row in rows
+    ]
+
+
 def _shape_text(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
 

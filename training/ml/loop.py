@@ -17,7 +17,7 @@ import random
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ class TrainConfig:
     whoever builds the loaders. `feature_batch_size`: the batch of a head trained on cached
     features (`train_head_on_features`); a step there costs little more at 256 than at 32, so
     an epoch takes a fraction of the time for the same error on the digits (docs/benchmarks.md).
+    `mistakes`: how many of the validation examples it gets most wrong a result keeps.
     """
 
     mode: str = "fine_tune"
@@ -66,6 +67,7 @@ class TrainConfig:
     channels_last: bool = True
     num_workers: int = 0
     image_size: int | None = None
+    mistakes: int = 48
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -74,6 +76,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and feature_batch_size must be at least 1")
         if self.lr < 0 or self.weight_decay < 0 or self.backbone_lr_scale < 0:
             raise ValueError("lr, weight_decay and backbone_lr_scale must not be negative")
+        if self.mistakes < 0:
+            raise ValueError("mistakes must not be negative")
         if self.patience is not None and self.patience < 1:
             raise ValueError("patience must be at least 1, or None")
         if self.amp_dtype not in ("auto", "bf16", "fp16"):
@@ -94,11 +98,25 @@ class EpochStats:
 
 
 @dataclass(frozen=True)
+class Mistake:
+    """A validation example whose top-1 answer is not its label. `index` is its position in
+    the validation batches; probabilities are the softmax of the net's logits."""
+
+    index: int
+    label: int
+    predicted: int
+    confidence: float
+    label_probability: float
+
+
+@dataclass(frozen=True)
 class TrainResult:
     """The run, scored at its best epoch (whose weights the net holds afterwards).
 
     `top5_error` is the top-k error with k = `top5_k` = min(5, number of classes).
     `per_class_error[c]` is None when class c has no validation image. `confusion[true][pred]`.
+    `mistakes`: the validation examples the net gets most wrong at that epoch, at most
+    `TrainConfig.mistakes` of them (see `mistakes_rank`).
     """
 
     epochs: list[EpochStats]
@@ -110,6 +128,7 @@ class TrainResult:
     confusion: list[list[int]]
     device: str
     stopped_early: bool
+    mistakes: list[Mistake] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -188,9 +207,11 @@ def head_classes(net: nn.Module) -> int:
     return int(parameters[-1].shape[0])
 
 
-def metrics(
-    logits: torch.Tensor, labels: torch.Tensor, num_classes: int
-) -> tuple[float, float, list[float | None], list[list[int]]]:
+# (top-1 error, top-k error, per-class error, confusion[true][pred])
+Scores = tuple[float, float, list[float | None], list[list[int]]]
+
+
+def metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Scores:
     """(top-1 error, top-k error with k = min(5, K), per-class error, confusion[true][pred]).
 
     Errors are fractions in [0, 1]; a class without examples has per-class error None.
@@ -215,6 +236,28 @@ def metrics(
         None if n == 0 else 1.0 - hit / n for hit, n in zip(correct, support, strict=True)
     ]
     return top1, top5, per_class, confusion.tolist()
+
+
+def mistakes_rank(logits: torch.Tensor, labels: torch.Tensor, limit: int) -> list[Mistake]:
+    """The misclassified examples, most wrong first: the lowest probability on the label
+    (ties: the more confident wrong answer, then the lower index), at most `limit`."""
+    labels = labels.to(logits.device).long()
+    probabilities = logits.float().softmax(dim=1)
+    confidence, predicted = probabilities.max(dim=1)
+    on_label = probabilities.gather(1, labels[:, None]).squeeze(1)
+    wrong = (predicted != labels).nonzero().squeeze(1)
+    rows = sorted(
+        zip(
+            wrong.tolist(),
+            labels[wrong].tolist(),
+            predicted[wrong].tolist(),
+            confidence[wrong].tolist(),
+            on_label[wrong].tolist(),
+            strict=True,
+        ),
+        key=lambda row: (row[4], -row[3], row[0]),
+    )
+    return [Mistake(*row) for row in rows[:limit]]
 
 
 def train(
@@ -352,7 +395,7 @@ def _fit(
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.amp_dtype == torch.float16)
     history: list[EpochStats] = []
-    best: tuple[int, tuple[float, float, list[float | None], list[list[int]]]] | None = None
+    best: tuple[int, Scores, list[Mistake]] | None = None
     best_state: dict[str, torch.Tensor] = {}
     stalled = 0
     for epoch in range(1, config.epochs + 1):
@@ -376,7 +419,9 @@ def _fit(
         train_seconds = time.perf_counter() - started
         if seen == 0:
             raise ValueError("the training set is empty")
-        val_loss, scores = _evaluate(model, val_batches(), num_classes, runtime)
+        val_loss, scores, mistakes = _evaluate(
+            model, val_batches(), num_classes, runtime, config.mistakes
+        )
         stats = EpochStats(
             epoch=epoch,
             train_loss=loss_sum.item() / seen,
@@ -390,7 +435,7 @@ def _fit(
         if on_epoch is not None:
             on_epoch(stats)
         if best is None or scores[0] < best[1][0]:
-            best, stalled = (epoch, scores), 0
+            best, stalled = (epoch, scores, mistakes), 0
             best_state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         else:
             stalled += 1
@@ -409,13 +454,15 @@ def _fit(
         confusion=confusion,
         device=str(runtime.device),
         stopped_early=len(history) < config.epochs,
+        mistakes=best[2],
     )
 
 
 def _evaluate(
-    model: nn.Module, batches: Batches, num_classes: int, runtime: _Runtime
-) -> tuple[float, tuple[float, float, list[float | None], list[list[int]]]]:
-    """Mean validation loss per image and `metrics` over all validation batches."""
+    model: nn.Module, batches: Batches, num_classes: int, runtime: _Runtime, mistakes: int
+) -> tuple[float, Scores, list[Mistake]]:
+    """Mean validation loss per image, `metrics` and `mistakes_rank` over all validation
+    batches."""
     model.eval()
     logits: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
@@ -428,7 +475,11 @@ def _evaluate(
         raise ValueError("the validation set is empty")
     all_logits, all_labels = torch.cat(logits), torch.cat(labels)
     loss = F.cross_entropy(all_logits, all_labels).item()
-    return loss, metrics(all_logits, all_labels, num_classes)
+    return (
+        loss,
+        metrics(all_logits, all_labels, num_classes),
+        mistakes_rank(all_logits, all_labels, mistakes),
+    )
 
 
 def sha256_file(path: Path) -> str:

@@ -1,12 +1,16 @@
-"""What the curators' training dashboards show, read in one query each."""
+"""What the curators' training dashboards show, each read in a fixed number of queries."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
-from training.models import TrainingRun
+from training.models import TrainingRun, ValidationMistake
+
+HEAT_LEVELS = 8  # a confusion cell's shade: 0 (none of its row) .. 8 (all of it)
 
 
 def model_error_history() -> dict[str, Any]:
@@ -47,3 +51,53 @@ def model_error_history() -> dict[str, Any]:
             }
         )
     return {"runs": runs, "series": [{"name": k, "runs": v} for k, v in series.items()]}
+
+
+def run_detail(pk: int) -> TrainingRun:
+    """One run with its version, epochs and most-wrong images (with their image rows) loaded,
+    in three queries; 404 when there is no such run. The layer table is left unread."""
+    return get_object_or_404(
+        TrainingRun.objects.select_related("version", "created_by")
+        .defer("architecture")
+        .prefetch_related(
+            "epochs",
+            Prefetch("mistakes", queryset=ValidationMistake.objects.select_related("image")),
+        ),
+        pk=pk,
+    )
+
+
+def architecture_summary(architecture: dict[str, Any]) -> dict[str, Any]:
+    """A stored layer table with its totals: parameters, trainable and frozen."""
+    layers = architecture["layers"]
+    total = sum(layer["params"] for layer in layers)
+    trainable = sum(layer["params"] for layer in layers if layer["trains"])
+    return {
+        "image_size": architecture["image_size"],
+        "parameters": total,
+        "trainable": trainable,
+        "frozen": total - trainable,
+        "layers": layers,
+    }
+
+
+def confusion_heat(names: list[str], confusion: list[list[int]]) -> list[dict[str, Any]]:
+    """The confusion matrix as heat-map rows: each cell's count, its share of the row (the
+    true class's validation images) and a shade from 0 to HEAT_LEVELS by that share."""
+    rows = []
+    for i, (name, counts) in enumerate(zip(names, confusion, strict=False)):
+        total = sum(counts)
+        cells = []
+        for j, count in enumerate(counts):
+            share = count / total if total else 0.0
+            cells.append(
+                {
+                    "count": count,
+                    "share": share,
+                    "heat": round(share * HEAT_LEVELS),
+                    "hit": i == j,
+                    "predicted": names[j] if j < len(names) else str(j),
+                }
+            )
+        rows.append({"name": name, "total": total, "cells": cells})
+    return rows

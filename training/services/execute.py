@@ -9,17 +9,21 @@ seen between two batches.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from training.ml.architecture import layer_table, table_data
 from training.ml.backbones import Backbone, backbone_build
 from training.ml.data import (
     DecodedBatches,
@@ -42,7 +46,7 @@ from training.ml.loop import (
     train_head_on_features,
 )
 from training.ml.weights import WeightsSpec, weights_load, weights_parse
-from training.models import DatasetItem, TrainingEpoch, TrainingRun
+from training.models import DatasetItem, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.runs import run_finish, run_promote_if_better
 
 log = logging.getLogger(__name__)
@@ -58,18 +62,30 @@ def weights_resolve(text: str) -> WeightsSpec:
     return weights_parse(text)
 
 
-def _items(run: TrainingRun) -> tuple[list[tuple[bytes, int, str]], list[tuple[bytes, int, str]]]:
+Item = tuple[bytes, int, str]
+
+
+def _items(run: TrainingRun) -> tuple[list[Item], list[Item], list[int]]:
     """(image bytes, label, sha256) for the train and validation splits, read through the
-    storage API (the training copies: shorter side 256)."""
-    train_items, val_items = [], []
-    rows = DatasetItem.objects.filter(version=run.version).values_list(
-        "image__train_copy", "image__sha256", "label", "split"
+    storage API (the training copies: shorter side 256), and the validation images' ids in
+    the same order."""
+    train_items: list[Item] = []
+    val_items: list[Item] = []
+    val_ids: list[int] = []
+    rows = (
+        DatasetItem.objects.filter(version=run.version)
+        .order_by("pk")
+        .values_list("image_id", "image__train_copy", "image__sha256", "label", "split")
     )
-    for name, sha256, label, split in rows.iterator(chunk_size=2000):
+    for image_id, name, sha256, label, split in rows.iterator(chunk_size=2000):
         with default_storage.open(name, "rb") as handle:
             entry = (handle.read(), label, sha256)
-        (val_items if split == DatasetItem.Split.VAL else train_items).append(entry)
-    return train_items, val_items
+        if split == DatasetItem.Split.VAL:
+            val_items.append(entry)
+            val_ids.append(image_id)
+        else:
+            train_items.append(entry)
+    return train_items, val_items, val_ids
 
 
 class _Beat:
@@ -88,6 +104,11 @@ class _Beat:
         return TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()
 
 
+def _finite(value: float) -> float | None:
+    """None for NaN and infinity: SQLite cannot store NaN, JSON cannot carry either."""
+    return value if math.isfinite(value) else None
+
+
 def _epoch_writer(
     run_id: int, progress: Callable[[EpochStats], None] | None
 ) -> Callable[[EpochStats], None]:
@@ -96,8 +117,8 @@ def _epoch_writer(
             run_id=run_id,
             epoch=stats.epoch,
             defaults={
-                "train_loss": stats.train_loss,
-                "val_loss": stats.val_loss,
+                "train_loss": _finite(stats.train_loss),
+                "val_loss": _finite(stats.val_loss),
                 "top1_error": stats.top1_error,
                 "top5_error": stats.top5_error,
                 "images_per_second": stats.images_per_second,
@@ -118,9 +139,10 @@ def _train(
     config: TrainConfig,
     on_epoch: Callable[[EpochStats], None],
     should_stop: Callable[[], bool],
-) -> TrainResult:
+) -> tuple[TrainResult, list[int]]:
+    """The run's result and its validation images' ids, in the order `Mistake.index` counts."""
     size = config.image_size or backbone.input_size
-    train_items, val_items = _items(run)
+    train_items, val_items, val_ids = _items(run)
     if not train_items or not val_items:
         raise ValueError(
             f"Version {run.version.number} has {len(train_items)} training and "
@@ -130,7 +152,7 @@ def _train(
         # The trunk is frozen: embed each image once (cached across runs) and train the head.
         cache = EmbeddingCache(settings.CROWDNET_EMBEDDING_DIR)
 
-        def features(items: list[tuple[bytes, int, str]]) -> np.ndarray:
+        def features(items: list[Item]) -> np.ndarray:
             return embed(
                 backbone,
                 [(data, sha256) for data, _, sha256 in items],
@@ -153,19 +175,20 @@ def _train(
             should_stop=should_stop,
         )
         backbone.net.head.load_state_dict(head_state)
-        return result
-    return train(
+        return result, val_ids
+    result = train(
         backbone,
         *_loaders(train_items, val_items, backbone, size, config),
         config,
         on_epoch=on_epoch,
         should_stop=should_stop,
     )
+    return result, val_ids
 
 
 def _loaders(
-    train_items: list[tuple[bytes, int, str]],
-    val_items: list[tuple[bytes, int, str]],
+    train_items: list[Item],
+    val_items: list[Item],
     backbone: Backbone,
     size: int,
     config: TrainConfig,
@@ -209,6 +232,33 @@ def _loaders(
     ]
 
 
+def _architecture(backbone: Backbone, mode: str, size: int) -> dict[str, Any] | None:
+    """The layer table for the run page; None (logged) for a layer the formulas lack, which
+    must not fail the run."""
+    try:
+        return {"image_size": size, "layers": table_data(layer_table(backbone, mode, size))}
+    except ValueError:
+        log.warning("no layer table for %s", backbone.name, exc_info=True)
+        return None
+
+
+def _mistakes_write(run: TrainingRun, result: TrainResult, val_ids: list[int]) -> None:
+    """The best epoch's most-wrong validation images, replacing any an earlier try wrote."""
+    ValidationMistake.objects.filter(run=run).delete()
+    ValidationMistake.objects.bulk_create(
+        ValidationMistake(
+            run=run,
+            rank=rank,
+            image_id=val_ids[mistake.index],
+            label=mistake.label,
+            predicted=mistake.predicted,
+            confidence=mistake.confidence,
+            label_probability=mistake.label_probability,
+        )
+        for rank, mistake in enumerate(result.mistakes, start=1)
+    )
+
+
 def run_execute(
     run_id: int, *, progress: Callable[[EpochStats], None] | None = None
 ) -> TrainingRun:
@@ -245,8 +295,10 @@ def run_execute(
             image_size=size,
         )
         device = str(device_resolve(config.device))
-        TrainingRun.objects.filter(pk=run.pk).update(device=device)
-        result = _train(
+        TrainingRun.objects.filter(pk=run.pk).update(
+            device=device, architecture=_architecture(backbone, run.mode, size)
+        )
+        result, val_ids = _train(
             run, backbone, weights_id, config, _epoch_writer(run.pk, progress), _Beat(run.pk)
         )
         path = Path(settings.CROWDNET_CHECKPOINT_DIR) / f"run-{run.pk}.pt"
@@ -264,18 +316,20 @@ def run_execute(
                 "preprocess": preprocess_key(backbone, size),
             },
         )
-        run_finish(
-            run,
-            TrainingRun.Status.DONE,
-            device=result.device,
-            top1_error=result.top1_error,
-            top5_error=result.top5_error,
-            per_class_error=result.per_class_error,
-            confusion=result.confusion,
-            best_epoch=result.best_epoch,
-            checkpoint=str(path),
-            checkpoint_sha256=sha256,
-        )
+        with transaction.atomic():
+            _mistakes_write(run, result, val_ids)
+            run_finish(
+                run,
+                TrainingRun.Status.DONE,
+                device=result.device,
+                top1_error=result.top1_error,
+                top5_error=result.top5_error,
+                per_class_error=result.per_class_error,
+                confusion=result.confusion,
+                best_epoch=result.best_epoch,
+                checkpoint=str(path),
+                checkpoint_sha256=sha256,
+            )
     except TrainingCancelled:
         run_finish(run, TrainingRun.Status.CANCELLED)
     except Exception as error:

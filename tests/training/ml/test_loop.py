@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,12 +18,14 @@ from training.ml.data import DecodedBatches, ImageDataset, data_loader, preproce
 from training.ml.loop import (
     CheckpointCorrupt,
     EpochStats,
+    Mistake,
     TrainConfig,
     TrainingCancelled,
     checkpoint_read,
     checkpoint_save,
     device_resolve,
     metrics,
+    mistakes_rank,
     train,
     train_head_on_features,
 )
@@ -90,6 +93,30 @@ def test_metrics_match_a_hand_computed_example() -> None:
         [0, 0, 0, 0, 0, 0],
         [1, 0, 0, 0, 0, 0],
     ]
+
+
+def test_mistakes_rank_the_wrong_answers_by_the_probability_left_on_the_label() -> None:
+    logits = torch.tensor(
+        [
+            [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],  # label 0: right, not a mistake
+            [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],  # label 1: says 0
+            [5.0, 4.0, 3.0, 2.0, 1.0, 0.0],  # label 5: says 0
+            [0.5, 0.4, 0.3, 0.2, 7.0, 0.1],  # label 1: says 4, almost sure
+        ]
+    )
+    ramp = sum(math.exp(v) for v in range(6))
+    peak = sum(math.exp(v) for v in (0.5, 0.4, 0.3, 0.2, 7.0, 0.1))
+
+    ranked = mistakes_rank(logits, torch.tensor([0, 1, 5, 1]), limit=10)
+
+    assert [(m.index, m.label, m.predicted) for m in ranked] == [(3, 1, 4), (2, 5, 0), (1, 1, 0)]
+    assert ranked[0].label_probability == pytest.approx(math.exp(0.4) / peak, rel=1e-5)
+    assert ranked[0].confidence == pytest.approx(math.exp(7.0) / peak, rel=1e-5)
+    assert ranked[1].label_probability == pytest.approx(1 / ramp, rel=1e-5)
+    assert ranked[2].confidence == pytest.approx(math.exp(5) / ramp, rel=1e-5)
+    assert mistakes_rank(logits, torch.tensor([0, 1, 5, 1]), limit=1) == ranked[:1]
+    assert mistakes_rank(logits, torch.tensor([0, 0, 0, 4]), limit=10) == []
+    assert isinstance(ranked[0], Mistake)
 
 
 def test_metrics_with_fewer_than_five_classes_use_top_k_of_all_classes() -> None:

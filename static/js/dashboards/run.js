@@ -1,0 +1,195 @@
+/** One training run: learning curves and per-class error as Chart.js charts. While the run is
+ * queued or running, its API is polled every 2 s and the curves, the status and the epoch
+ * table follow it without a reload; when it ends, the page reloads once to show the results
+ * (confusion matrix, most-wrong images) that only a finished run has. */
+const POLL_MS = 2000;
+const ACTIVE = new Set(["queued", "running"]);
+const LABELS = {
+  queued: "Queued",
+  running: "Running",
+  done: "Done",
+  failed: "Failed",
+  cancelled: "Cancelled",
+};
+// Okabe-Ito: readable for colour-blind eyes
+const BLUE = "#0072B2";
+const VERMILION = "#D55E00";
+const MAX_CLASSES = 25;
+
+const section = document.getElementById("run");
+let run = JSON.parse(document.getElementById("run-data").textContent);
+
+function percent(value) {
+  return value === null ? null : value * 100;
+}
+
+function bestEpoch(epochs) {
+  let best = null;
+  for (const epoch of epochs) {
+    if (best === null || epoch.top1_error < best.top1_error) best = epoch;
+  }
+  return best ? best.epoch : null;
+}
+
+function series(label, colour, dash, key, scale) {
+  return {
+    label,
+    borderColor: colour,
+    backgroundColor: colour,
+    borderDash: dash,
+    spanGaps: false,
+    data: [],
+    key,
+    scale,
+  };
+}
+
+function lineChart(canvasId, datasets, yTitle) {
+  const canvas = document.getElementById(canvasId);
+  // eslint-disable-next-line no-undef
+  return new Chart(canvas, {
+    type: "line",
+    data: { datasets },
+    options: {
+      parsing: false,
+      animation: false,
+      maintainAspectRatio: false,
+      scales: {
+        x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epoch" } },
+        y: { beginAtZero: true, title: { display: true, text: yTitle } },
+      },
+      plugins: { legend: { labels: { usePointStyle: true, pointStyle: "line" } } },
+    },
+  });
+}
+
+const errors = lineChart(
+  "chart-errors",
+  [
+    series("top-1 error", BLUE, [], "top1_error", percent),
+    series("top-5 error", VERMILION, [6, 4], "top5_error", percent),
+  ],
+  "validation error (%)",
+);
+const losses = lineChart(
+  "chart-losses",
+  [
+    series("training loss", BLUE, [], "train_loss", (v) => v),
+    series("validation loss", VERMILION, [6, 4], "val_loss", (v) => v),
+  ],
+  "cross-entropy loss per image",
+);
+
+function drawCurves() {
+  const best = run.best_epoch ?? bestEpoch(run.epochs);
+  for (const chart of [errors, losses]) {
+    for (const dataset of chart.data.datasets) {
+      dataset.data = run.epochs.map((e) => ({ x: e.epoch, y: dataset.scale(e[dataset.key]) }));
+      dataset.pointRadius = run.epochs.map((e) => (e.epoch === best ? 7 : 3));
+      dataset.pointStyle = run.epochs.map((e) => (e.epoch === best ? "rectRot" : "circle"));
+    }
+    chart.update();
+  }
+}
+
+function cell(text, numeric) {
+  const td = document.createElement("td");
+  if (numeric) td.className = "num";
+  td.textContent = text;
+  return td;
+}
+
+function fixed(value, digits) {
+  return value === null ? "—" : value.toFixed(digits);
+}
+
+function drawTable() {
+  const rows = run.epochs.map((e) => {
+    const tr = document.createElement("tr");
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = String(e.epoch);
+    tr.append(
+      th,
+      cell(fixed(e.train_loss, 4), true),
+      cell(fixed(e.val_loss, 4), true),
+      cell(`${(e.top1_error * 100).toFixed(1)}%`, true),
+      cell(`${(e.top5_error * 100).toFixed(1)}%`, true),
+      cell(e.images_per_second.toFixed(0), true),
+      cell(e.seconds.toFixed(1), true),
+    );
+    return tr;
+  });
+  document.querySelector("[data-role=epoch-rows]").replaceChildren(...rows);
+}
+
+function drawStatus() {
+  const badge = section.querySelector("[data-role=status]");
+  badge.textContent = LABELS[run.status] || run.status;
+  badge.className = `badge badge-${run.status}`;
+  const planned = run.params.epochs ?? "?";
+  section.querySelector("[data-role=epochs-done]").textContent =
+    `${run.epochs.length} of ${planned}`;
+  section.querySelector("[data-role=device]").textContent = run.device || "—";
+  const some = run.epochs.length > 0;
+  for (const role of ["curves", "epoch-details"]) {
+    document.querySelector(`[data-role=${role}]`).hidden = !some;
+  }
+  document.querySelector("[data-role=no-epochs]").hidden = some;
+}
+
+function drawClasses() {
+  const canvas = document.getElementById("chart-classes");
+  if (!canvas || !run.per_class_error) return;
+  const rows = run.per_class_error
+    .filter((c) => c.error !== null)
+    .sort((a, b) => b.error - a.error || a.name.localeCompare(b.name))
+    .slice(0, MAX_CLASSES);
+  document.querySelector("[data-role=class-box]").style.height = `${rows.length * 26 + 70}px`;
+  // eslint-disable-next-line no-undef
+  new Chart(canvas, {
+    type: "bar",
+    data: {
+      labels: rows.map((c) => c.name),
+      datasets: [{ label: "error", backgroundColor: BLUE, data: rows.map((c) => c.error * 100) }],
+    },
+    options: {
+      indexAxis: "y",
+      animation: false,
+      maintainAspectRatio: false,
+      plugins: { legend: { display: false } },
+      scales: {
+        x: { min: 0, max: 100, title: { display: true, text: "validation error (%)" } },
+      },
+    },
+  });
+}
+
+async function poll() {
+  try {
+    const response = await fetch(section.dataset.apiUrl, {
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    const next = await response.json();
+    const changed = next.epochs.length !== run.epochs.length || next.status !== run.status;
+    run = next;
+    if (changed) {
+      drawCurves();
+      drawTable();
+      drawStatus();
+    }
+    if (!ACTIVE.has(run.status)) {
+      window.location.reload();
+      return;
+    }
+    setTimeout(poll, POLL_MS);
+  } catch {
+    setTimeout(poll, POLL_MS * 4);
+  }
+}
+
+drawCurves();
+drawClasses();
+if (section.dataset.live === "true") setTimeout(poll, POLL_MS);
