@@ -8,7 +8,10 @@ Builds a throwaway PostgreSQL test database (``test_<name>``) and fills it in SQ
 rejected, 5 % in review, the rest open; a fifth of the accepted boxed), 500 workers with
 profiles, 1,000,000 label votes (10 per candidate from 10 different workers, spread over the
 last 30 days), a model P(yes) on every candidate (uniform, so about a fifth of the decided
-ones contradict it) and 100 finished training runs over 10 dataset versions. Each endpoint is
+ones contradict it) and 100 finished training runs over 10 dataset versions; the newest run
+(the current model) gets what a finished run on 100 classes has: 30 epochs, per-class error,
+a 100 x 100 confusion matrix, 48 most-wrong images and resnet18's layer table, for the run's
+API, its layer-table API and its HTML page (with the heat map). Each endpoint is
 requested `--repeat` times in this process through Django's test client as a signed-in
 curator (server time: routing, the queries, JSON, no network), after one warm-up request.
 """
@@ -27,6 +30,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 ENDPOINTS = (
     "/api/training/model-error/",
+    "/api/training/runs/{run}/",
+    "/api/training/runs/{run}/architecture/",
+    "/curate/training/runs/{run}/",
     "/api/progress/",
     "/api/crowd/",
     "/api/review/disagreements/",
@@ -103,6 +109,64 @@ def seed(images: int, votes: int) -> None:
         cursor.execute("ANALYZE")
 
 
+def seed_run() -> int:
+    """The newest run as a finished 100-class run has it; returns its id."""
+    import random
+
+    from labeling.models import Category, Image
+    from training.ml.architecture import layer_table, table_data
+    from training.ml.backbones import backbone_build
+    from training.models import TrainingEpoch, TrainingRun, ValidationMistake
+
+    rng = random.Random(0)
+    run = TrainingRun.objects.select_related("version").get(current=True)
+    classes = [{"id": c.pk, "slug": c.slug, "name": c.name} for c in Category.objects.all()]
+    size = len(classes)
+    version = run.version
+    version.classes = classes
+    version.counts = {"train": [800] * size, "val": [200] * size}
+    version.save(update_fields=["classes", "counts"])
+    confusion = [
+        [150 + rng.randrange(40) if i == j else rng.randrange(3) for j in range(size)]
+        for i in range(size)
+    ]
+    backbone = backbone_build("resnet18", size)
+    run.architecture = {
+        "image_size": 224,
+        "layers": table_data(layer_table(backbone, "fine_tune", 224)),
+    }
+    run.per_class_error = [1 - row[i] / sum(row) for i, row in enumerate(confusion)]
+    run.confusion = confusion
+    run.best_epoch = 30
+    run.save(update_fields=["architecture", "per_class_error", "confusion", "best_epoch"])
+    TrainingEpoch.objects.bulk_create(
+        TrainingEpoch(
+            run=run,
+            epoch=epoch,
+            train_loss=3 / epoch,
+            val_loss=3.2 / epoch,
+            top1_error=0.5 / epoch**0.5,
+            top5_error=0.2 / epoch**0.5,
+            images_per_second=900.0,
+            seconds=60.0,
+        )
+        for epoch in range(1, 31)
+    )
+    ValidationMistake.objects.bulk_create(
+        ValidationMistake(
+            run=run,
+            rank=rank,
+            image=image,
+            label=rank % size,
+            predicted=(rank + 1) % size,
+            confidence=0.9,
+            label_probability=rank / 1000,
+        )
+        for rank, image in enumerate(Image.objects.order_by("pk")[:48], start=1)
+    )
+    return run.pk
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=100_000)
@@ -124,6 +188,7 @@ def main() -> None:
         started = time.perf_counter()
         seed(args.images, args.votes)
         took = time.perf_counter() - started
+        run = seed_run()
         print(f"seeded {args.images:,} images, {args.votes:,} votes in {took:.0f} s")
         from labeling.models import User, Vote
 
@@ -134,7 +199,7 @@ def main() -> None:
         print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
         print("\n| endpoint | requests | p50 ms | p95 ms | max ms | bytes |")
         print("| --- | --- | --- | --- | --- | --- |")
-        for path in ENDPOINTS:
+        for path in (endpoint.format(run=run) for endpoint in ENDPOINTS):
             response = client.get(path)
             assert response.status_code == 200, (path, response.status_code)
             times = []

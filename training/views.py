@@ -23,7 +23,6 @@ from training.models import DatasetVersion, TrainingRun
 from training.services.dashboards import (
     HEAT_LEVELS,
     architecture_summary,
-    confusion_heat,
     model_error_history,
     run_detail,
 )
@@ -187,8 +186,9 @@ def curate_training(request: HttpRequest) -> HttpResponse:
 @require_GET
 def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: settings and outcome, learning curves that follow a live run (its script polls
-    the run's API), per-class error, the confusion matrix as a heat map, the images the model
-    gets most wrong, and the layer table."""
+    the run's API), per-class error, the confusion matrix as a heat map (drawn by the script
+    from the run's JSON: a 100-class matrix is 10,000 cells), the images the model gets most
+    wrong, and the layer table."""
     run = run_detail(pk)
     names = [c["name"] for c in run.version.classes]
     val_counts = run.version.counts.get("val", [])
@@ -204,7 +204,6 @@ def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
         "live": run.status in ACTIVE,
         "names": names,
         "per_class": per_class,
-        "confusion": confusion_heat(names, run.confusion or []),
         "heat_levels": range(HEAT_LEVELS + 1),
         "mistakes": [
             {"mistake": m, "label": _name(names, m.label), "predicted": _name(names, m.predicted)}

@@ -159,6 +159,9 @@ def test_a_live_run_page_follows_its_epochs_then_shows_the_results(page: Page, c
         [1, "num heat-4"],
         [1, "num heat-4 confusion-hit"],
     ]
+    titles = page.locator("#confusion td").evaluate_all("(tds) => tds.map((td) => td.title)")
+    assert titles[2] == "dog as cat: 1 of 2 (50%)"
+    expect(page.locator("#confusion thead th")).to_have_text(["True \\ predicted", "cat", "dog"])
     classes = page.evaluate(
         """() => { const chart = Chart.getChart(document.getElementById("chart-classes"));
             return [chart.data.labels, chart.data.datasets[0].data]; }"""

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from training.models import TrainingRun, ValidationMistake
 
-HEAT_LEVELS = 8  # a confusion cell's shade: 0 (none of its row) .. 8 (all of it)
+HEAT_LEVELS = 8  # a confusion cell's shade: 0 (none of its row) .. 8 (all of it); run.js
 
 
 def model_error_history() -> dict[str, Any]:
@@ -79,25 +79,3 @@ def architecture_summary(architecture: dict[str, Any]) -> dict[str, Any]:
         "frozen": total - trainable,
         "layers": layers,
     }
-
-
-def confusion_heat(names: list[str], confusion: list[list[int]]) -> list[dict[str, Any]]:
-    """The confusion matrix as heat-map rows: each cell's count, its share of the row (the
-    true class's validation images) and a shade from 0 to HEAT_LEVELS by that share."""
-    rows = []
-    for i, (name, counts) in enumerate(zip(names, confusion, strict=False)):
-        total = sum(counts)
-        cells = []
-        for j, count in enumerate(counts):
-            share = count / total if total else 0.0
-            cells.append(
-                {
-                    "count": count,
-                    "share": share,
-                    "heat": round(share * HEAT_LEVELS),
-                    "hit": i == j,
-                    "predicted": names[j] if j < len(names) else str(j),
-                }
-            )
-        rows.append({"name": name, "total": total, "cells": cells})
-    return rows

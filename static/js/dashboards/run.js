@@ -1,7 +1,8 @@
 /** One training run: learning curves and per-class error as Chart.js charts. While the run is
  * queued or running, its API is polled every 2 s and the curves, the status and the epoch
  * table follow it without a reload; when it ends, the page reloads once to show the results
- * (confusion matrix, most-wrong images) that only a finished run has. */
+ * (confusion matrix, most-wrong images) that only a finished run has. The confusion matrix is
+ * built here from the run's JSON rather than on the server: 100 classes make 10,000 cells. */
 const POLL_MS = 2000;
 const ACTIVE = new Set(["queued", "running"]);
 const LABELS = {
@@ -165,6 +166,46 @@ function drawClasses() {
   });
 }
 
+const HEAT_LEVELS = 8; // as training/services/dashboards.py; the CSS has heat-0 .. heat-8
+
+/** The confusion matrix as a table whose cells are shaded by their share of the row. */
+function drawConfusion() {
+  const table = document.getElementById("confusion");
+  if (!table || !run.confusion) return;
+  const names = run.classes;
+  const head = document.createElement("thead");
+  const headRow = head.insertRow();
+  const corner = document.createElement("th");
+  corner.scope = "col";
+  corner.textContent = "True \\ predicted";
+  headRow.append(corner);
+  for (const name of names) {
+    const th = document.createElement("th");
+    th.scope = "col";
+    th.className = "num";
+    th.textContent = name;
+    headRow.append(th);
+  }
+  const body = document.createElement("tbody");
+  run.confusion.forEach((counts, i) => {
+    const row = body.insertRow();
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = names[i];
+    row.append(th);
+    const total = counts.reduce((sum, n) => sum + n, 0);
+    counts.forEach((count, j) => {
+      const share = total ? count / total : 0;
+      const td = row.insertCell();
+      td.className = `num heat-${Math.round(share * HEAT_LEVELS)}${i === j ? " confusion-hit" : ""}`;
+      td.dataset.count = String(count);
+      td.title = `${names[i]} as ${names[j]}: ${count} of ${total} (${Math.round(share * 100)}%)`;
+      td.textContent = String(count);
+    });
+  });
+  table.append(head, body);
+}
+
 async function poll() {
   try {
     const response = await fetch(section.dataset.apiUrl, {
@@ -192,4 +233,5 @@ async function poll() {
 
 drawCurves();
 drawClasses();
+drawConfusion();
 if (section.dataset.live === "true") setTimeout(poll, POLL_MS);
