@@ -72,3 +72,15 @@ def test_the_review_page_lists_them_and_a_decision_settles_one(client, curator, 
         f'data-candidate="{decided[0].pk}"'
     )
     assert list(model_disagreements()) == [decided[0], decided[3]]
+
+
+def test_with_items_at_the_vote_cap_but_no_disagreement_the_page_says_why(client, curator, decided):
+    Candidate.objects.filter(pk=decided[5].pk).update(state="needs_review")
+    Candidate.objects.update(model_p=None)
+    client.force_login(curator)
+
+    page = client.get("/curate/review/").content.decode()
+
+    assert "1 item to decide" in page
+    assert "0 decisions the model contradicts" in page
+    assert "No disagreement with the current model (or no current model yet" in page

@@ -10,6 +10,8 @@ const STATES = [
 
 const states = document.getElementById("states-chart");
 if (states) {
+  // a bar per category, each one labelled: the box grows with the categories
+  states.parentElement.style.height = `${Math.max(320, data.categories.length * 22 + 90)}px`;
   // eslint-disable-next-line no-undef
   new Chart(states, {
     type: "bar",
@@ -31,7 +33,7 @@ if (states) {
           ticks: { precision: 0 },
           title: { display: true, text: "candidates (images)" },
         },
-        y: { stacked: true },
+        y: { stacked: true, ticks: { autoSkip: false } },
       },
     },
   });
