@@ -300,9 +300,12 @@ def test_labeling_progress_charts_match_the_database(page: Page, curator, screen
             Candidate.objects.filter(category__name=n, state=key).count() for n in states["labels"]
         ]
         assert dict(states["sets"])[label] == counts
-    assert [point["y"] for point in hourly["sets"][0][1]] == [3, 2]
-    hours = [point["x"] for point in hourly["sets"][0][1]]
+    bars = hourly["sets"][0][1]
+    assert [point["y"] for point in bars if point["y"]] == [3, 2]
+    hours = [point["x"] for point in bars if point["y"]]
     assert hours[1] - hours[0] == 2 * 3600 * 1000  # the bars stand two hours apart
+    assert len(bars) == 73  # every hour of the 72-hour window, empty ones as zeros
+    assert [b["x"] - a["x"] for a, b in zip(bars, bars[1:])] == [3600 * 1000] * 72
     expect(page.locator("#progress-table tr[data-slug=cat] progress")).to_have_attribute(
         "value", "0.5000"
     )

@@ -29,9 +29,13 @@ function datasets(xOf) {
   return out;
 }
 
-function draw(canvasId, xOf, xTitle, tick) {
+function draw(canvasId, xOf, xTitle, tick, pad) {
   const canvas = document.getElementById(canvasId);
   if (!canvas) return;
+  // one run (or runs at one x) would leave the axis to guess a range of years: pad it
+  const xs = data.runs.map(xOf);
+  const [low, high] = [Math.min(...xs), Math.max(...xs)];
+  const padding = high > low ? 0 : pad(low);
   // eslint-disable-next-line no-undef
   new Chart(canvas, {
     type: "line",
@@ -41,10 +45,17 @@ function draw(canvasId, xOf, xTitle, tick) {
       animation: false,
       maintainAspectRatio: false,
       scales: {
-        x: { type: "linear", title: { display: true, text: xTitle }, ticks: { callback: tick } },
+        x: {
+          type: "linear",
+          min: low - padding,
+          max: high + padding,
+          title: { display: true, text: xTitle },
+          ticks: { callback: tick },
+        },
         y: { min: 0, title: { display: true, text: "validation error (%)" } },
       },
       plugins: {
+        legend: { labels: { usePointStyle: true, pointStyle: "line" } },
         tooltip: {
           callbacks: {
             label: (item) =>
@@ -66,5 +77,12 @@ draw(
   (run) => Date.parse(run.finished_at),
   "date the run finished",
   (value) => new Date(value).toISOString().slice(0, 16).replace("T", " "),
+  () => 12 * 3600 * 1000,
 );
-draw("error-by-size", (run) => run.labeled, "labelled images in its dataset version", (v) => v);
+draw(
+  "error-by-size",
+  (run) => run.labeled,
+  "labelled images in its dataset version",
+  (v) => v,
+  (x) => Math.max(10, Math.round(x * 0.1)),
+);

@@ -42,7 +42,13 @@ if (states) {
 const HOUR = 3600 * 1000;
 const hourly = document.getElementById("hourly-chart");
 if (hourly) {
-  const times = data.votes_per_hour.map((row) => Date.parse(row.hour));
+  // every hour of the window gets a bar, an empty hour a zero one
+  const votes = new Map(data.votes_per_hour.map((row) => [Date.parse(row.hour), row.votes]));
+  const times = [...votes.keys()];
+  const end = Math.max(Math.floor(Date.now() / HOUR) * HOUR, ...times);
+  const start = Math.min(end - data.hours * HOUR, ...times);
+  const bars = [];
+  for (let t = start; t <= end; t += HOUR) bars.push({ x: t + HOUR / 2, y: votes.get(t) || 0 });
   // eslint-disable-next-line no-undef
   new Chart(hourly, {
     type: "bar",
@@ -51,8 +57,10 @@ if (hourly) {
         {
           label: "label votes",
           backgroundColor: "#0072B2",
+          barPercentage: 1,
+          categoryPercentage: 0.9,
           // each bar spans its hour
-          data: data.votes_per_hour.map((row) => ({ x: Date.parse(row.hour) + HOUR / 2, y: row.votes })),
+          data: bars,
         },
       ],
     },
@@ -63,11 +71,11 @@ if (hourly) {
       scales: {
         x: {
           type: "linear",
-          min: Math.min(...times),
-          max: Math.max(...times) + HOUR,
+          min: start,
+          max: end + HOUR,
           title: { display: true, text: "hour (UTC)" },
           ticks: {
-            stepSize: HOUR,
+            stepSize: 6 * HOUR,
             callback: (v) => `${new Date(v).toISOString().slice(5, 13).replace("T", " ")}h`,
           },
         },
