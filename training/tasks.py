@@ -35,5 +35,6 @@ def runs_fail_stale() -> list[int]:
 
 @shared_task(name="training.tasks.candidates_score", acks_late=True)
 def candidates_score() -> int:
-    """Score the open candidates with the current model (active learning)."""
+    """Score the candidates with the current model: active learning on the open ones, and
+    the model's side of the review queue on the decided ones."""
     return scoring.candidates_score()

@@ -52,6 +52,25 @@ def test_open_candidates_get_model_scores_and_uncertain_fresh_ones_come_first(cu
         assert candidate.votes_needed == 3
 
 
+def test_decided_candidates_get_a_score_only_and_curators_decisions_none(current, settings):
+    settings.CROWDNET_AL_CONFIDENT = 0.5  # every open one would wait for the floor only
+    first, second, third, fourth = Candidate.objects.order_by("id")
+    Candidate.objects.filter(pk=first.pk).update(state="accepted", yes_votes=3, votes_needed=3)
+    Candidate.objects.filter(pk=second.pk).update(state="rejected", no_votes=3)
+    Candidate.objects.filter(pk=third.pk).update(state="accepted", override=True)
+    Candidate.objects.filter(pk=fourth.pk).update(state="needs_review")
+
+    assert candidates_score() == 2
+
+    scored = {c.pk: c for c in Candidate.objects.all()}
+    assert 0.0 <= scored[first.pk].model_p <= 1.0
+    assert 0.0 <= scored[second.pk].model_p <= 1.0
+    assert (scored[third.pk].model_p, scored[fourth.pk].model_p) == (None, None)
+    assert [scored[pk].priority for pk in (first.pk, second.pk)] == [0, 0]
+    assert [scored[pk].votes_needed for pk in (first.pk, second.pk)] == [3, 3]
+    assert [scored[pk].state for pk in (first.pk, second.pk)] == ["accepted", "rejected"]
+
+
 def test_where_the_model_is_sure_the_item_waits_for_the_floor_only(current, settings):
     settings.CROWDNET_AL_CONFIDENT = 0.5  # every score is at least this sure one way
     settings.CROWDNET_AL_VOTE_FLOOR = 2

@@ -16,6 +16,7 @@ import torch
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 
 from labeling.ingest.validation import ValidationLimits, validate_image
 from labeling.models import Candidate
@@ -94,39 +95,52 @@ def predict(data: bytes, *, top: int = 5) -> tuple[TrainingRun, list[Prediction]
 
 
 def candidates_score(*, batch_size: int = 64) -> int:
-    """Score every open candidate of the current model's categories: the model's P(category)
-    goes to ``model_p``; fresh candidates (no votes yet) get a priority that rises with the
-    model's uncertainty; where CROWDNET_AL_CONFIDENT is set and the model is that sure either
-    way, the candidate waits for CROWDNET_AL_VOTE_FLOOR votes instead of more. Returns how many
-    were scored."""
+    """Score the current model's categories' candidates, open and decided: the model's
+    P(category) goes to ``model_p``. Open ones steer the crowd: fresh candidates (no votes yet)
+    get a priority that rises with the model's uncertainty; where CROWDNET_AL_CONFIDENT is set
+    and the model is that sure either way, the candidate waits for CROWDNET_AL_VOTE_FLOOR votes
+    instead of more. Decided ones (not settled by a curator) only get the score, which puts
+    those the model contradicts in the review queue. Returns how many were scored."""
     run = current_model()
     if run is None:
         return 0
     model = model_load(run)
     index = {c["id"]: i for i, c in enumerate(model.classes)}
+    open_, accepted, rejected = (
+        Candidate.State.OPEN,
+        Candidate.State.ACCEPTED,
+        Candidate.State.REJECTED,
+    )
     rows = list(
-        Candidate.objects.filter(state=Candidate.State.OPEN, category_id__in=list(index))
-        .values_list("id", "category_id", "image__train_copy", "votes_cast", "votes_needed")
+        Candidate.objects.filter(category_id__in=list(index))
+        .filter(Q(state=open_) | Q(state__in=[accepted, rejected], override__isnull=True))
+        .values_list(
+            "id", "category_id", "image__train_copy", "state", "votes_cast", "votes_needed"
+        )
         .order_by("id")
     )
     confident, floor = settings.CROWDNET_AL_CONFIDENT, settings.CROWDNET_AL_VOTE_FLOOR
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]
         images = []
-        for _, _, name, _, _ in chunk:
-            with default_storage.open(name, "rb") as handle:
+        for row in chunk:
+            with default_storage.open(row[2], "rb") as handle:
                 images.append(image_decode(handle.read()))
         probabilities = _probabilities(model, images)
         with transaction.atomic():
-            for (pk, category_id, _, cast, needed), p_all in zip(chunk, probabilities, strict=True):
+            for (pk, category_id, _, state, cast, needed), p_all in zip(
+                chunk, probabilities, strict=True
+            ):
                 p = float(p_all[index[category_id]])
                 fields: dict[str, object] = {"model_p": p}
+                if state != open_:
+                    # Only while it stays as decided when read.
+                    Candidate.objects.filter(pk=pk, state=state).update(**fields)
+                    continue
                 if cast == 0:
                     fields["priority"] = round(100 * (1 - abs(2 * p - 1)))
                 if confident and max(p, 1 - p) >= confident and needed > floor > cast:
                     fields["votes_needed"] = floor
                 # Only while still open and unvoted-on as read: a concurrent answer wins.
-                Candidate.objects.filter(pk=pk, state=Candidate.State.OPEN, votes_cast=cast).update(
-                    **fields
-                )
+                Candidate.objects.filter(pk=pk, state=open_, votes_cast=cast).update(**fields)
     return len(rows)
