@@ -3,6 +3,7 @@ database, results show, and nothing breaks the content security policy."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -305,7 +306,7 @@ def test_labeling_progress_charts_match_the_database(page: Page, curator, screen
     hours = [point["x"] for point in bars if point["y"]]
     assert hours[1] - hours[0] == 2 * 3600 * 1000  # the bars stand two hours apart
     assert len(bars) == 73  # every hour of the 72-hour window, empty ones as zeros
-    assert [b["x"] - a["x"] for a, b in zip(bars, bars[1:])] == [3600 * 1000] * 72
+    assert [b["x"] - a["x"] for a, b in itertools.pairwise(bars)] == [3600 * 1000] * 72
     expect(page.locator("#progress-table tr[data-slug=cat] progress")).to_have_attribute(
         "value", "0.5000"
     )
