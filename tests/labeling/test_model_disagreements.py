@@ -60,6 +60,7 @@ def test_the_endpoint_lists_them_with_the_model_and_workers_are_kept_out(
 
 
 def test_the_review_page_lists_them_and_a_decision_settles_one(client, curator, decided):
+    Candidate.objects.filter(pk=decided[3].pk).update(yes_votes=0)
     client.force_login(curator)
 
     page = client.get("/curate/review/").content.decode()
@@ -68,6 +69,8 @@ def test_the_review_page_lists_them_and_a_decision_settles_one(client, curator, 
     )
 
     assert "3 decisions the model contradicts" in page
+    assert "The crowd: accepted (3 yes, 0 no); the model: P(yes) 0.10" in page
+    assert "The crowd: rejected without votes (imported or seeded); the model: P(yes) 0.80" in page
     assert page.index(f'data-candidate="{decided[2].pk}"') < page.index(
         f'data-candidate="{decided[0].pk}"'
     )
