@@ -6,8 +6,8 @@
 Builds a throwaway PostgreSQL test database (``test_<name>``) and fills it in SQL
 (generate_series): 100 categories, 100,000 images with one candidate each (60 % accepted, 15 %
 rejected, 5 % in review, the rest open; a fifth of the accepted boxed), 500 workers with
-profiles, 1,000,000 label votes (10 per candidate from 10 different workers, spread over the
-last 30 days), a model P(yes) on every candidate (uniform, so about a fifth of the decided
+profiles, 1,000,000 label votes (10 per candidate from 10 different workers, over the last
+30 days in the order they arrived, as a live table has them), a model P(yes) on every candidate (uniform, so about a fifth of the decided
 ones contradict it) and 100 finished training runs over 10 dataset versions; the newest run
 (the current model) gets what a finished run on 100 classes has: 30 epochs, per-class error,
 a 100 x 100 confusion matrix, 48 most-wrong images and resnet18's layer table, for the run's
@@ -76,7 +76,7 @@ SEED_SQL = [
     """INSERT INTO labeling_vote (worker_id, task_id, kind, question, candidate_id, answer,
          is_gold, counted, seconds, created_at)
        SELECT w.id, t.id, 'verify', 'label', c.id, CASE WHEN v % 4 = 0 THEN 'no' ELSE 'yes' END,
-         false, true, 1.5 + (v % 7) / 2.0, now() - ((v % 720) || ' hours')::interval
+         false, true, 1.5 + (v % 7) / 2.0, now() - ((719 - v * 720 / {votes}) || ' hours')::interval
        FROM generate_series(0, {votes} - 1) v
        JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS n FROM labeling_candidate) c
          ON c.n = v % {images}

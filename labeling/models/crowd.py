@@ -218,6 +218,12 @@ class Vote(models.Model):
                 fields=["worker", "box"], condition=Q(box__isnull=False), name="vote_once_per_box"
             ),
         ]
+        indexes = [
+            # label votes per hour on the progress dashboard: a range of the recent ones
+            models.Index(
+                fields=["created_at"], condition=Q(question="label"), name="vote_label_time"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.answer} by {self.worker_id} on {self.candidate_id}"
