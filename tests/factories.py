@@ -266,3 +266,24 @@ def zip_of(files: dict[str, bytes], name: str = "set.zip") -> io.BytesIO:
     buffer.seek(0)
     buffer.name = name
     return buffer
+
+
+def layer_rows() -> list[dict]:
+    """A stored layer table as a run keeps it: a frozen conv (156 parameters), a ReLU (none)
+    and a trainable head (170): 326 in all."""
+
+    def row(name, kind, shapes, params, trains):
+        return {
+            "name": name,
+            "kind": kind,
+            "input": shapes[0],
+            "output": shapes[1],
+            "params": params,
+            "trains": trains,
+        }
+
+    return [
+        row("c1", "Conv2d", ([1, 32, 32], [6, 28, 28]), 156, False),
+        row("relu", "ReLU", ([6, 28, 28], [6, 28, 28]), 0, None),
+        row("head", "Linear", ([84], [2]), 170, True),
+    ]

@@ -1,14 +1,7 @@
 /** Exports page: polls each queued or running export every 1.5 s and updates its row. */
+import { ACTIVE, STATUS_LABELS } from "./statuses.js";
+
 const POLL_MS = 1500;
-const ACTIVE = new Set(["queued", "running"]);
-const LABELS = {
-  queued: "Queued",
-  running: "Running",
-  done: "Done",
-  failed: "Failed",
-  cancelled: "Cancelled",
-  expired: "Expired",
-};
 
 function sizeText(bytes) {
   const units = ["bytes", "KB", "MB", "GB", "TB"];
@@ -23,7 +16,7 @@ function sizeText(bytes) {
 
 function update(row, exp) {
   const status = row.querySelector("[data-role=status]");
-  status.textContent = LABELS[exp.status] || exp.status;
+  status.textContent = STATUS_LABELS[exp.status] || exp.status;
   status.className = `badge badge-${exp.status}`;
   row.querySelector("[data-role=progress]").value = exp.progress;
   row.querySelector("[data-role=written]").textContent = String(exp.images_written);

@@ -11,7 +11,13 @@ from playwright.sync_api import Page, expect
 
 from labeling.models import Candidate, Image
 from labeling.services.ingest import images_ingest
-from tests.factories import CategoryFactory, UserFactory, image_bytes, promoted_lenet
+from tests.factories import (
+    CategoryFactory,
+    UserFactory,
+    image_bytes,
+    layer_rows,
+    promoted_lenet,
+)
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.runs import run_create
 
@@ -129,24 +135,7 @@ def test_a_live_run_page_follows_its_epochs_then_shows_the_results(page: Page, c
         confusion=[[1, 0], [1, 1]],
         architecture={
             "image_size": 32,
-            "layers": [
-                {
-                    "name": "c1",
-                    "kind": "Conv2d",
-                    "input": [1, 32, 32],
-                    "output": [6, 28, 28],
-                    "params": 156,
-                    "trains": True,
-                },
-                {
-                    "name": "head",
-                    "kind": "Linear",
-                    "input": [84],
-                    "output": [2],
-                    "params": 170,
-                    "trains": True,
-                },
-            ],
+            "layers": layer_rows(),
         },
     )
     expect(page.locator("#confusion")).to_be_visible(timeout=15_000)

@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
-from tests.factories import image_bytes, promoted_lenet
+from tests.factories import image_bytes, layer_rows, promoted_lenet
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services import runs
 from training.services.runs import run_create
@@ -339,24 +339,7 @@ def test_run_detail_has_epochs_class_names_and_confusion(
 
 
 def test_run_architecture_has_the_layers_and_their_totals(curator_api, current, version):
-    layers = [
-        {
-            "name": "c1",
-            "kind": "Conv2d",
-            "input": [1, 32, 32],
-            "output": [6, 28, 28],
-            "params": 156,
-            "trains": False,
-        },
-        {
-            "name": "head",
-            "kind": "Linear",
-            "input": [84],
-            "output": [2],
-            "params": 170,
-            "trains": True,
-        },
-    ]
+    layers = layer_rows()
     TrainingRun.objects.filter(pk=current.pk).update(
         architecture={"image_size": 32, "layers": layers}
     )

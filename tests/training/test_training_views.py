@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
-from tests.factories import image_bytes, promoted_lenet
+from tests.factories import image_bytes, layer_rows, promoted_lenet
 from training.ml.loop import EpochStats
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.execute import _epoch_writer
@@ -234,32 +234,7 @@ def test_the_run_page_feeds_its_charts_the_runs_json_and_escapes_class_names(
         best_epoch=3,
         architecture={
             "image_size": 32,
-            "layers": [
-                {
-                    "name": "c1",
-                    "kind": "Conv2d",
-                    "input": [1, 32, 32],
-                    "output": [6, 28, 28],
-                    "params": 156,
-                    "trains": False,
-                },
-                {
-                    "name": "relu",
-                    "kind": "ReLU",
-                    "input": [6, 28, 28],
-                    "output": [6, 28, 28],
-                    "params": 0,
-                    "trains": None,
-                },
-                {
-                    "name": "head",
-                    "kind": "Linear",
-                    "input": [84],
-                    "output": [2],
-                    "params": 170,
-                    "trains": True,
-                },
-            ],
+            "layers": layer_rows(),
         },
     )
     _epochs(current, 3)

@@ -3,15 +3,9 @@
  * table follow it without a reload; when it ends, the page reloads once to show the results
  * (confusion matrix, most-wrong images) that only a finished run has. The confusion matrix is
  * built here from the run's JSON rather than on the server: 100 classes make 10,000 cells. */
+import { ACTIVE, STATUS_LABELS } from "../statuses.js";
+
 const POLL_MS = 2000;
-const ACTIVE = new Set(["queued", "running"]);
-const LABELS = {
-  queued: "Queued",
-  running: "Running",
-  done: "Done",
-  failed: "Failed",
-  cancelled: "Cancelled",
-};
 // Okabe-Ito: readable for colour-blind eyes
 const BLUE = "#0072B2";
 const VERMILION = "#D55E00";
@@ -126,7 +120,7 @@ function drawTable() {
 
 function drawStatus() {
   const badge = section.querySelector("[data-role=status]");
-  badge.textContent = LABELS[run.status] || run.status;
+  badge.textContent = STATUS_LABELS[run.status] || run.status;
   badge.className = `badge badge-${run.status}`;
   const planned = run.params.epochs ?? "?";
   section.querySelector("[data-role=epochs-done]").textContent =
