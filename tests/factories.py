@@ -287,3 +287,20 @@ def layer_rows() -> list[dict]:
         row("relu", "ReLU", ([6, 28, 28], [6, 28, 28]), 0, None),
         row("head", "Linear", ([84], [2]), 170, True),
     ]
+
+
+def epoch_add(run, epoch: int, top1_error: float):
+    """A finished epoch of ``run``: losses 1/epoch (training) and 1.2/epoch (validation),
+    top-5 error 0, 100 images/s, 1 s."""
+    from training.models import TrainingEpoch
+
+    return TrainingEpoch.objects.create(
+        run=run,
+        epoch=epoch,
+        train_loss=1 / epoch,
+        val_loss=1.2 / epoch,
+        top1_error=top1_error,
+        top5_error=0.0,
+        images_per_second=100.0,
+        seconds=1.0,
+    )

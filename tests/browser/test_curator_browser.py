@@ -14,11 +14,12 @@ from labeling.services.ingest import images_ingest
 from tests.factories import (
     CategoryFactory,
     UserFactory,
+    epoch_add,
     image_bytes,
     layer_rows,
     promoted_lenet,
 )
-from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.models import DatasetVersion, TrainingRun, ValidationMistake
 from training.services.runs import run_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
@@ -60,19 +61,6 @@ def _version() -> DatasetVersion:
     )
 
 
-def _epoch(run: TrainingRun, epoch: int, error: float) -> None:
-    TrainingEpoch.objects.create(
-        run=run,
-        epoch=epoch,
-        train_loss=1 / epoch,
-        val_loss=1.2 / epoch,
-        top1_error=error,
-        top5_error=0.0,
-        images_per_second=100.0,
-        seconds=1.0,
-    )
-
-
 CURVES = """() => ["chart-errors", "chart-losses"].map((id) =>
     Chart.getChart(document.getElementById(id)).data.datasets.map((d) =>
         [d.label, d.data.map((p) => [p.x, Math.round(p.y * 1000) / 1000])]))"""
@@ -89,7 +77,7 @@ def test_a_live_run_page_follows_its_epochs_then_shows_the_results(page: Page, c
         enqueue=False,
     )
     TrainingRun.objects.filter(pk=run.pk).update(status="running", device="cpu")
-    _epoch(run, 1, 0.5)
+    epoch_add(run, 1, 0.5)
     curator("cora", f"/curate/training/runs/{run.pk}/")
 
     assert page.evaluate(CURVES) == [
@@ -97,7 +85,7 @@ def test_a_live_run_page_follows_its_epochs_then_shows_the_results(page: Page, c
         [["training loss", [[1, 1]]], ["validation loss", [[1, 1.2]]]],
     ]
     page.evaluate("window.__samePage = true")
-    _epoch(run, 2, 0.25)
+    epoch_add(run, 2, 0.25)
     page.wait_for_function(
         "() => Chart.getChart(document.getElementById('chart-errors')).data.datasets[0]"
         ".data.length === 2"

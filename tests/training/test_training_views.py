@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
-from tests.factories import image_bytes, layer_rows, promoted_lenet
+from tests.factories import epoch_add, image_bytes, layer_rows, promoted_lenet
 from training.ml.loop import EpochStats
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.execute import _epoch_writer
@@ -203,20 +203,6 @@ def test_cancel_and_promote_from_the_pages(client, curator, version, current):
     assert (run.status, list(TrainingRun.objects.filter(current=True))) == ("cancelled", [current])
 
 
-def _epochs(run: TrainingRun, count: int) -> None:
-    for epoch in range(1, count + 1):
-        TrainingEpoch.objects.create(
-            run=run,
-            epoch=epoch,
-            train_loss=2.0 / epoch,
-            val_loss=1.8 / epoch,
-            top1_error=0.6 / epoch,
-            top5_error=0.0,
-            images_per_second=50.0,
-            seconds=1.0,
-        )
-
-
 def _mistake_image() -> Image:
     category = Category.objects.create(name="Cat", slug="cat")
     images_ingest(
@@ -237,7 +223,8 @@ def test_the_run_page_feeds_its_charts_the_runs_json_and_escapes_class_names(
             "layers": layer_rows(),
         },
     )
-    _epochs(current, 3)
+    for epoch in (1, 2, 3):
+        epoch_add(current, epoch, 0.6 / epoch)
     image = _mistake_image()
     ValidationMistake.objects.create(
         run=current,
