@@ -137,3 +137,18 @@ def test_a_cancel_request_stops_the_run_and_a_bad_weights_choice_fails_with_the_
     assert failed.status == "failed"
     assert failed.error.startswith("ValueError: ")
     assert "lenet5" in failed.error
+
+
+def test_a_layer_table_that_cannot_be_made_leaves_the_run_training(monkeypatch, caplog):
+    from training.services import execute
+
+    def no_formula(*args, **kwargs):
+        raise ValueError("no formula for layer x (Mystery)")
+
+    monkeypatch.setattr(execute, "layer_table", no_formula)
+    run = _queued(digits_version(), "feature_extraction", params={**SMALL, "epochs": 1})
+
+    done = run_execute(run.pk)
+
+    assert (done.status, done.architecture) == ("done", None)
+    assert "no layer table for lenet5" in caplog.text

@@ -233,11 +233,11 @@ def _loaders(
 
 
 def _architecture(backbone: Backbone, mode: str, size: int) -> dict[str, Any] | None:
-    """The layer table for the run page; None (logged) for a layer the formulas lack, which
-    must not fail the run."""
+    """The layer table for the run page, or None (logged) where it cannot be made (a layer
+    the formulas lack): the table is for people to read and must never fail the run."""
     try:
         return {"image_size": size, "layers": table_data(layer_table(backbone, mode, size))}
-    except ValueError:
+    except Exception:
         log.warning("no layer table for %s", backbone.name, exc_info=True)
         return None
 
