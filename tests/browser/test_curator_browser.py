@@ -76,15 +76,21 @@ def test_a_live_run_page_follows_its_epochs_then_shows_the_results(page: Page, c
         params={"epochs": 3},
         enqueue=False,
     )
+    curator("cora", f"/curate/training/runs/{run.pk}/")
+    expect(page.get_by_text("No epoch has finished yet")).to_be_visible()
+    page.evaluate("window.__samePage = true")
+
+    # the run starts and its first epoch ends: the hidden charts appear, drawn
     TrainingRun.objects.filter(pk=run.pk).update(status="running", device="cpu")
     epoch_add(run, 1, 0.5)
-    curator("cora", f"/curate/training/runs/{run.pk}/")
-
+    expect(page.locator("[data-role=status]")).to_have_text("Running")
+    expect(page.locator("#chart-errors")).to_be_visible()
+    assert page.locator("#chart-errors").bounding_box()["width"] > 300
+    expect(page.get_by_text("No epoch has finished yet")).to_be_hidden()
     assert page.evaluate(CURVES) == [
         [["top-1 error", [[1, 50]]], ["top-5 error", [[1, 0]]]],
         [["training loss", [[1, 1]]], ["validation loss", [[1, 1.2]]]],
     ]
-    page.evaluate("window.__samePage = true")
     epoch_add(run, 2, 0.25)
     page.wait_for_function(
         "() => Chart.getChart(document.getElementById('chart-errors')).data.datasets[0]"
