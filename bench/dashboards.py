@@ -7,8 +7,9 @@ Builds a throwaway PostgreSQL test database (``test_<name>``) and fills it in SQ
 (generate_series): 100 categories, 100,000 images with one candidate each (60 % accepted, 15 %
 rejected, 5 % in review, the rest open; a fifth of the accepted boxed), 500 workers with
 profiles, 1,000,000 label votes (10 per candidate from 10 different workers, over the last
-30 days in the order they arrived, as a live table has them), a model P(yes) on every candidate (uniform, so about a fifth of the decided
-ones contradict it) and 100 finished training runs over 10 dataset versions; the newest run
+30 days in the order they arrived, as a live table has them), a model P(yes) on every
+candidate (uniform, so about a fifth of the decided ones contradict it) and 100 finished
+training runs over 10 dataset versions; the newest run
 (the current model) gets what a finished run on 100 classes has: 30 epochs, per-class error,
 a 100 x 100 confusion matrix, 48 most-wrong images and resnet18's layer table, for the run's
 API, its layer-table API and its HTML page (with the heat map). Each endpoint is
