@@ -4,6 +4,7 @@ cancellation, and a failure that says why."""
 from __future__ import annotations
 
 import pytest
+from django.db.models import F
 
 from tests.factories import digits_version
 from training.ml.backbones import backbone_build
@@ -108,6 +109,24 @@ def test_images_kept_decoded_or_decoded_every_epoch_train_the_same_first_epoch(s
     assert streamed == [False, True]
 
 
+@pytest.mark.parametrize("decoded_mib", [4096, 0], ids=["decoded once", "every epoch"])
+def test_a_full_run_stores_the_validation_images_it_gets_wrong(settings, decoded_mib):
+    # given four look-alike digits and one short epoch: a net that still errs
+    settings.CROWDNET_TRAIN_DECODED_MIB = decoded_mib
+    version = digits_version(digits=(3, 5, 8, 9), per_class=20)
+    run = _queued(version, "full", params={**SMALL, "epochs": 1, "lr": 0.0005})
+
+    done = run_execute(run.pk)
+
+    # then each stored mistake is a validation image under its own label, answered otherwise
+    val = dict(
+        DatasetItem.objects.filter(version=version, split="val").values_list("image_id", "label")
+    )
+    mistakes = list(done.mistakes.values_list("image_id", "label", "predicted"))
+    assert len(mistakes) == min(round(done.top1_error * len(val)), 48) > 0
+    assert all(val[image] == label != predicted for image, label, predicted in mistakes)
+
+
 def test_feature_extraction_embeds_each_image_once_across_runs(tmp_path):
     version = digits_version()
     first = _queued(version, "feature_extraction")
@@ -152,3 +171,24 @@ def test_a_layer_table_that_cannot_be_made_leaves_the_run_training(monkeypatch, 
 
     assert (done.status, done.architecture) == ("done", None)
     assert "no layer table for lenet5" in caplog.text
+
+
+def test_an_attempt_taken_over_by_a_retry_leaves_the_outcome_to_the_retry(caplog):
+    # given a run whose heartbeat went stale mid-training: runs_fail_stale queued it again and
+    # a second worker claimed it (attempt 2) while the first one, still alive, trains on
+    run = _queued(digits_version(), "feature_extraction", params={**SMALL, "epochs": 1})
+
+    def taken_over(stats):
+        TrainingRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+
+    done = run_execute(run.pk, progress=taken_over)
+
+    # then the first attempt writes no outcome over the second one's
+    assert (done.status, done.attempts, done.top1_error, done.checkpoint_sha256) == (
+        "running",
+        2,
+        None,
+        "",
+    )
+    assert not done.mistakes.exists()
+    assert f"run {run.pk}: attempt 1 ends, but the run is running at attempt 2" in caplog.text

@@ -290,6 +290,18 @@ def test_a_live_run_page_says_it_follows_the_run_and_a_queued_one_has_no_layers_
     assert "Images the model gets most wrong" not in page
 
 
+def test_a_finished_run_without_mistakes_says_whether_it_had_any(client, curator, current):
+    client.force_login(curator)
+    url = reverse("curate-training-run", args=[current.pk])
+
+    older = client.get(url).content.decode()
+    TrainingRun.objects.filter(pk=current.pk).update(top1_error=0.0)
+    perfect = client.get(url).content.decode()
+
+    assert "Not recorded for this run" in older and "every validation image right" not in older
+    assert "The model gets every validation image right at its best epoch." in perfect
+
+
 def test_a_diverged_loss_is_stored_and_shown_as_none(client, curator, current):
     write = _epoch_writer(current.pk, None)
     write(EpochStats(1, float("nan"), float("inf"), 0.5, 0.0, 10.0, 1.0))

@@ -240,12 +240,20 @@ def metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: int) -> Sco
 
 def mistakes_rank(logits: torch.Tensor, labels: torch.Tensor, limit: int) -> list[Mistake]:
     """The misclassified examples, most wrong first: the lowest probability on the label
-    (ties: the more confident wrong answer, then the lower index), at most `limit`."""
+    (ties: the more confident wrong answer, then the lower index), at most `limit`. Rows
+    with a non-finite logit (a diverged net) have no probabilities to rank and are left out.
+    The `limit` lowest are picked on the device; only they are copied and sorted."""
     labels = labels.to(logits.device).long()
     probabilities = logits.float().softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
     on_label = probabilities.gather(1, labels[:, None]).squeeze(1)
-    wrong = (predicted != labels).nonzero().squeeze(1)
+    finite = torch.isfinite(logits).all(dim=1)
+    wrong = ((predicted != labels) & finite).nonzero().squeeze(1)
+    if limit < 1 or len(wrong) == 0:
+        return []
+    # a margin past `limit` so that ties at the cut are still ordered by the full key
+    keep = on_label[wrong].topk(min(len(wrong), 2 * limit), largest=False).indices
+    wrong = wrong[keep]
     rows = sorted(
         zip(
             wrong.tolist(),

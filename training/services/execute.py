@@ -245,6 +245,7 @@ def _architecture(backbone: Backbone, mode: str, size: int) -> dict[str, Any] | 
 def _mistakes_write(run: TrainingRun, result: TrainResult, val_ids: list[int]) -> None:
     """The best epoch's most-wrong validation images, replacing any an earlier try wrote."""
     ValidationMistake.objects.filter(run=run).delete()
+    finite = [m for m in result.mistakes if math.isfinite(m.confidence + m.label_probability)]
     ValidationMistake.objects.bulk_create(
         ValidationMistake(
             run=run,
@@ -255,8 +256,29 @@ def _mistakes_write(run: TrainingRun, result: TrainResult, val_ids: list[int]) -
             confidence=mistake.confidence,
             label_probability=mistake.label_probability,
         )
-        for rank, mistake in enumerate(result.mistakes, start=1)
+        for rank, mistake in enumerate(finite, start=1)
     )
+
+
+def _still_ours(run: TrainingRun, attempt: int) -> bool:
+    """Lock the run and say whether this attempt still owns it: a worker whose heartbeat went
+    stale may be alive while `runs_fail_stale` queued the run again and another attempt took
+    it; the older one's outcome must not overwrite the newer one's. Call inside a transaction."""
+    owner = (
+        TrainingRun.objects.select_for_update()
+        .filter(pk=run.pk)
+        .values_list("status", "attempts")
+        .first()
+    )
+    if owner == (TrainingRun.Status.RUNNING, attempt):
+        return True
+    log.warning(
+        "run %s: attempt %s ends, but the run is %s at attempt %s; its outcome is dropped",
+        run.pk,
+        attempt,
+        *(owner or ("gone", "-")),
+    )
+    return False
 
 
 def run_execute(
@@ -274,6 +296,7 @@ def run_execute(
     run = TrainingRun.objects.select_related("version").get(pk=run_id)
     if not claimed:
         return run
+    attempt = run.attempts
     TrainingEpoch.objects.filter(run=run).delete()  # a retry starts its curve over
     params = run.params
     try:
@@ -317,24 +340,29 @@ def run_execute(
             },
         )
         with transaction.atomic():
-            _mistakes_write(run, result, val_ids)
-            run_finish(
-                run,
-                TrainingRun.Status.DONE,
-                device=result.device,
-                top1_error=result.top1_error,
-                top5_error=result.top5_error,
-                per_class_error=result.per_class_error,
-                confusion=result.confusion,
-                best_epoch=result.best_epoch,
-                checkpoint=str(path),
-                checkpoint_sha256=sha256,
-            )
+            if _still_ours(run, attempt):
+                _mistakes_write(run, result, val_ids)
+                run_finish(
+                    run,
+                    TrainingRun.Status.DONE,
+                    device=result.device,
+                    top1_error=result.top1_error,
+                    top5_error=result.top5_error,
+                    per_class_error=result.per_class_error,
+                    confusion=result.confusion,
+                    best_epoch=result.best_epoch,
+                    checkpoint=str(path),
+                    checkpoint_sha256=sha256,
+                )
     except TrainingCancelled:
-        run_finish(run, TrainingRun.Status.CANCELLED)
+        with transaction.atomic():
+            if _still_ours(run, attempt):
+                run_finish(run, TrainingRun.Status.CANCELLED)
     except Exception as error:
         log.exception("training run %s failed", run.pk)
-        run_finish(run, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+        with transaction.atomic():
+            if _still_ours(run, attempt):
+                run_finish(run, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
     run.refresh_from_db()
     if (
         run.status == TrainingRun.Status.DONE

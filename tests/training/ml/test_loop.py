@@ -119,6 +119,20 @@ def test_mistakes_rank_the_wrong_answers_by_the_probability_left_on_the_label() 
     assert isinstance(ranked[0], Mistake)
 
 
+def test_a_diverged_row_is_no_mistake_to_rank_and_only_the_lowest_are_kept() -> None:
+    # given 300 wrong answers, two of them from a diverged net (NaN, inf)
+    logits = torch.zeros(300, 3)
+    logits[:, 1] = torch.linspace(1.0, 4.0, 300)  # says 1; the label 0 gets ever less
+    logits[10, 0] = float("nan")
+    logits[20, 2] = float("inf")
+
+    ranked = mistakes_rank(logits, torch.zeros(300, dtype=torch.long), limit=5)
+
+    assert [m.index for m in ranked] == [299, 298, 297, 296, 295]
+    assert all(math.isfinite(m.confidence + m.label_probability) for m in ranked)
+    assert len(mistakes_rank(logits, torch.zeros(300, dtype=torch.long), limit=400)) == 298
+
+
 def test_metrics_with_fewer_than_five_classes_use_top_k_of_all_classes() -> None:
     logits = torch.tensor([[0.0, 1.0, 2.0], [2.0, 1.0, 0.0]])
 
