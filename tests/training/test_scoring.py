@@ -12,7 +12,7 @@ from config.celery import app as celery_app
 from labeling.models import Candidate, Category
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes, promoted_lenet
-from training.models import DatasetVersion
+from training.models import DatasetItem, DatasetVersion
 from training.services.scoring import candidates_score
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +59,18 @@ def test_decided_candidates_get_a_score_only_and_curators_decisions_none(current
     Candidate.objects.filter(pk=second.pk).update(state="rejected", no_votes=3)
     Candidate.objects.filter(pk=third.pk).update(state="accepted", override=True)
     Candidate.objects.filter(pk=fourth.pk).update(state="needs_review")
+    # an accepted image the model trained on gets no score: its verdict there says little
+    images_ingest(
+        files=[("t.png", image_bytes(1300, size=(40, 40)))],
+        category=current,
+        source="upload",
+        uploader=None,
+    )
+    trained_on = Candidate.objects.order_by("id").last()
+    Candidate.objects.filter(pk=trained_on.pk).update(state="accepted")
+    DatasetItem.objects.create(
+        version=DatasetVersion.objects.get(), image=trained_on.image, label=0, split="train"
+    )
 
     assert candidates_score() == 2
 
@@ -69,6 +81,7 @@ def test_decided_candidates_get_a_score_only_and_curators_decisions_none(current
     assert [scored[pk].priority for pk in (first.pk, second.pk)] == [0, 0]
     assert [scored[pk].votes_needed for pk in (first.pk, second.pk)] == [3, 3]
     assert [scored[pk].state for pk in (first.pk, second.pk)] == ["accepted", "rejected"]
+    assert scored[trained_on.pk].model_p is None
 
 
 def test_where_the_model_is_sure_the_item_waits_for_the_floor_only(current, settings):

@@ -23,7 +23,7 @@ from labeling.models import Candidate
 from training.ml.backbones import Backbone, backbone_build
 from training.ml.data import Preprocess, image_decode, preprocess_for
 from training.ml.loop import checkpoint_read
-from training.models import TrainingRun
+from training.models import DatasetItem, TrainingRun
 from training.services.runs import current_model
 
 
@@ -99,8 +99,10 @@ def candidates_score(*, batch_size: int = 64) -> int:
     P(category) goes to ``model_p``. Open ones steer the crowd: fresh candidates (no votes yet)
     get a priority that rises with the model's uncertainty; where CROWDNET_AL_CONFIDENT is set
     and the model is that sure either way, the candidate waits for CROWDNET_AL_VOTE_FLOOR votes
-    instead of more. Decided ones (not settled by a curator) only get the score, which puts
-    those the model contradicts in the review queue. Returns how many were scored."""
+    instead of more. Decided ones only get the score, which puts those the model contradicts
+    in the review queue: those a curator has not settled and the model did not train on (its
+    validation images and later decisions), since a net's verdict on its own training images
+    says little. Returns how many were scored."""
     run = current_model()
     if run is None:
         return 0
@@ -111,9 +113,15 @@ def candidates_score(*, batch_size: int = 64) -> int:
         Candidate.State.ACCEPTED,
         Candidate.State.REJECTED,
     )
+    trained_on = DatasetItem.objects.filter(
+        version_id=run.version_id, split=DatasetItem.Split.TRAIN
+    ).values("image_id")
+    decided = Q(state__in=[accepted, rejected], override__isnull=True) & ~Q(
+        image_id__in=trained_on
+    )
     rows = list(
         Candidate.objects.filter(category_id__in=list(index))
-        .filter(Q(state=open_) | Q(state__in=[accepted, rejected], override__isnull=True))
+        .filter(Q(state=open_) | decided)
         .values_list(
             "id", "category_id", "image__train_copy", "state", "votes_cast", "votes_needed"
         )
