@@ -161,6 +161,19 @@ def test_a_live_run_page_follows_its_epochs_then_shows_the_results(page: Page, c
     assert page.problems() == []
 
 
+def test_a_live_run_page_stops_following_a_run_that_is_gone(page: Page, curator):
+    run = run_create(version=_version(), backbone="lenet5", weights="random", enqueue=False)
+    curator("cora", f"/curate/training/runs/{run.pk}/")
+    expect(page.locator("[data-role=live-hint]")).to_contain_text("The curves below follow")
+
+    TrainingRun.objects.filter(pk=run.pk).delete()
+
+    expect(page.locator("[data-role=live-hint]")).to_have_text(
+        "This run is gone; the page no longer follows it."
+    )
+    assert [p for p in page.problems() if "404" not in p] == []
+
+
 def test_a_curator_downloads_a_checkpoint_and_gets_a_prediction(page: Page, curator, tmp_path):
     run = promoted_lenet(_version(), tmp_path / "run.pt", top1_error=0.25, top5_error=0.0)
     curator("cora", f"/curate/training/runs/{run.pk}/")

@@ -200,29 +200,52 @@ function drawConfusion() {
   table.append(head, body);
 }
 
+/** What the page shows of a run: a retry rewrites epochs under the same numbers. */
+function shown(r) {
+  return JSON.stringify([r.status, r.attempts, r.device, r.epochs]);
+}
+
+function stopPolling(message) {
+  const hint = document.querySelector("[data-role=live-hint]");
+  if (hint) hint.textContent = message;
+}
+
 async function poll() {
+  let response;
   try {
-    const response = await fetch(section.dataset.apiUrl, {
+    response = await fetch(section.dataset.apiUrl, {
       headers: { Accept: "application/json" },
       credentials: "same-origin",
     });
-    if (!response.ok) throw new Error(String(response.status));
-    const next = await response.json();
-    const changed = next.epochs.length !== run.epochs.length || next.status !== run.status;
-    run = next;
-    if (changed) {
-      drawCurves();
-      drawTable();
-      drawStatus();
-    }
-    if (!ACTIVE.has(run.status)) {
-      window.location.reload();
-      return;
-    }
-    setTimeout(poll, POLL_MS);
   } catch {
-    setTimeout(poll, POLL_MS * 4);
+    setTimeout(poll, POLL_MS * 4); // offline for a moment: try again, less often
+    return;
   }
+  if ([401, 403, 404].includes(response.status)) {
+    stopPolling(
+      response.status === 404
+        ? "This run is gone; the page no longer follows it."
+        : "You are signed out; sign in again and reload to follow the run.",
+    );
+    return;
+  }
+  if (!response.ok) {
+    setTimeout(poll, POLL_MS * 4);
+    return;
+  }
+  const next = await response.json();
+  const changed = shown(next) !== shown(run);
+  run = next;
+  if (changed) {
+    drawCurves();
+    drawTable();
+    drawStatus();
+  }
+  if (!ACTIVE.has(run.status)) {
+    window.location.reload();
+    return;
+  }
+  setTimeout(poll, POLL_MS);
 }
 
 drawCurves();
