@@ -116,9 +116,7 @@ def candidates_score(*, batch_size: int = 64) -> int:
     trained_on = DatasetItem.objects.filter(
         version_id=run.version_id, split=DatasetItem.Split.TRAIN
     ).values("image_id")
-    decided = Q(state__in=[accepted, rejected], override__isnull=True) & ~Q(
-        image_id__in=trained_on
-    )
+    decided = Q(state__in=[accepted, rejected], override__isnull=True) & ~Q(image_id__in=trained_on)
     rows = list(
         Candidate.objects.filter(category_id__in=list(index))
         .filter(Q(state=open_) | decided)
