@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from bench.postgres import throwaway_database  # noqa: E402
+
 FAST_SETTINGS = {
     "CROWDNET_GATE_MIN_SECONDS_PER_ITEM": "0",
     "CROWDNET_THROTTLE_TASKS": "1000000/min",
@@ -253,20 +255,9 @@ def main() -> None:
     for name, value in FAST_SETTINGS.items():
         os.environ[name] = value
     os.environ["CROWDNET_MEDIA_ROOT"] = tempfile.mkdtemp(prefix="crowdnet-load-media-")
-    import django
+    with throwaway_database() as database_url:
+        from django.conf import settings
 
-    django.setup()
-    from django.conf import settings
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
-    if connection.vendor != "postgresql":
-        raise SystemExit("Run this against PostgreSQL: set DATABASE_URL.")
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    try:
         started = time.perf_counter()
         tokens = seed(args.items, args.workers)
         took = time.perf_counter() - started
@@ -304,8 +295,6 @@ def main() -> None:
         print(f"items over their vote need: {over}; duplicate votes: {duplicates}")
         print("hottest path (cProfile of 200 next+answer round trips, in-process):")
         print(profile_hot_path("bench0", 200))
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from bench.postgres import throwaway_database  # noqa: E402
+
 ENDPOINTS = (
     "/api/training/model-error/",
     "/api/training/runs/{run}/",
@@ -174,18 +176,9 @@ def main() -> None:
     parser.add_argument("--votes", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=30)
     args = parser.parse_args()
-    import django
+    with throwaway_database():
+        from django.test import Client
 
-    django.setup()
-    from django.db import connection
-    from django.test import Client
-    from django.test.utils import setup_test_environment
-
-    if connection.vendor != "postgresql":
-        raise SystemExit("Run this against PostgreSQL: set DATABASE_URL.")
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
         started = time.perf_counter()
         seed(args.images, args.votes)
         took = time.perf_counter() - started
@@ -216,8 +209,6 @@ def main() -> None:
                 flush=True,
             )
         print(f"load average {os.getloadavg()[0]:.2f}")
-    finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
 
 
 if __name__ == "__main__":

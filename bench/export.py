@@ -30,6 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from bench.postgres import throwaway_database  # noqa: E402
+
 CASES = (
     ("coco", {"include_images": False}),
     ("csv", {"include_images": False}),
@@ -189,61 +191,49 @@ def main() -> None:
 
     media = tempfile.mkdtemp(prefix="crowdnet-export-media-")
     os.environ["CROWDNET_MEDIA_ROOT"] = media
-    import django
-
-    django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-
-    if connection.vendor != "postgresql":
-        raise SystemExit("Run this against PostgreSQL: set DATABASE_URL.")
-    setup_test_environment()
-    old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "CROWDNET_MEDIA_ROOT": media,
-    }
     try:
-        started = time.perf_counter()
-        seed(args.images, args.small)
-        print(f"seeded {args.images:,} images in {time.perf_counter() - started:.0f} s", flush=True)
-        print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
-        print("\n| format | images | seconds | images/s | archive MB | peak RSS MB |")
-        print("| --- | --- | --- | --- | --- | --- |")
-        with tempfile.TemporaryDirectory(prefix="crowdnet-export-out-") as folder:
-            for kind, options in CASES:
-                for number in (1, 2):
-                    archive = options.get("archive", "zip")
-                    out = str(Path(folder) / f"{kind}-{number}.{archive}")
-                    result = subprocess.run(
-                        [
-                            sys.executable,
-                            __file__,
-                            "--child",
-                            kind,
-                            str(number),
-                            json.dumps(options),
-                            out,
-                        ],
-                        env=env,
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    )
-                    r = json.loads(result.stdout.strip().splitlines()[-1])
-                    os.unlink(out)
-                    files = "" if "include_images" in options else ", with images"
-                    print(
-                        f"| {kind}, {archive}{files} | {r['images']:,} | "
-                        f"{r['seconds']:.1f} | {r['images'] / r['seconds']:,.0f} | "
-                        f"{r['bytes'] / 2**20:,.1f} | {r['rss']:,.0f} |",
-                        flush=True,
-                    )
-        print(f"load average {os.getloadavg()[0]:.2f}")
+        with throwaway_database() as database_url:
+            env = {**os.environ, "DATABASE_URL": database_url, "CROWDNET_MEDIA_ROOT": media}
+            started = time.perf_counter()
+            seed(args.images, args.small)
+            print(
+                f"seeded {args.images:,} images in {time.perf_counter() - started:.0f} s",
+                flush=True,
+            )
+            print(f"load average {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
+            print("\n| format | images | seconds | images/s | archive MB | peak RSS MB |")
+            print("| --- | --- | --- | --- | --- | --- |")
+            with tempfile.TemporaryDirectory(prefix="crowdnet-export-out-") as folder:
+                for kind, options in CASES:
+                    for number in (1, 2):
+                        archive = options.get("archive", "zip")
+                        out = str(Path(folder) / f"{kind}-{number}.{archive}")
+                        result = subprocess.run(
+                            [
+                                sys.executable,
+                                __file__,
+                                "--child",
+                                kind,
+                                str(number),
+                                json.dumps(options),
+                                out,
+                            ],
+                            env=env,
+                            capture_output=True,
+                            text=True,
+                            check=True,
+                        )
+                        r = json.loads(result.stdout.strip().splitlines()[-1])
+                        os.unlink(out)
+                        files = "" if "include_images" in options else ", with images"
+                        print(
+                            f"| {kind}, {archive}{files} | {r['images']:,} | "
+                            f"{r['seconds']:.1f} | {r['images'] / r['seconds']:,.0f} | "
+                            f"{r['bytes'] / 2**20:,.1f} | {r['rss']:,.0f} |",
+                            flush=True,
+                        )
+            print(f"load average {os.getloadavg()[0]:.2f}")
     finally:
-        connection.creation.destroy_test_db(old_name, verbosity=0)
         subprocess.run(["rm", "-rf", media], check=False)
 
 
