@@ -28,20 +28,13 @@ from PIL import Image as PILImage
 from labeling.exports.archive import ArchiveWriter
 from labeling.exports.formats import FORMATS, SPLITS, FormatOptions, export_write
 from labeling.exports.records import ExportCategory, ExportImage
+from labeling.ingest.pipeline import EXTENSIONS
 from labeling.models import Candidate, Category, DatasetExport, Image, User
 from training.models import DatasetItem, DatasetVersion
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "GIF": "gif",
-    "BMP": "bmp",
-    "TIFF": "tif",
-}
 CHUNK = 2000
 
 
