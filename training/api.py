@@ -11,7 +11,6 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -21,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.permissions import IsCurator
+from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
 from training.ml.backbones import MODES
@@ -126,12 +126,10 @@ class ClassErrorSerializer(serializers.Serializer):
     error = serializers.FloatField(allow_null=True, help_text="None: no validation image.")
 
 
-class MistakeSerializer(serializers.ModelSerializer):
+class MistakeSerializer(ImageLinksMixin, serializers.ModelSerializer):
     """A validation image the run gets most wrong; class indexes count in `classes`."""
 
     image = serializers.UUIDField(source="image.uid", read_only=True)
-    thumbnail_url = serializers.SerializerMethodField()
-    image_url = serializers.SerializerMethodField()
 
     class Meta:
         model = ValidationMistake
@@ -146,12 +144,6 @@ class MistakeSerializer(serializers.ModelSerializer):
             "label_probability",
         ]
         read_only_fields = fields
-
-    def get_thumbnail_url(self, mistake: ValidationMistake) -> str:
-        return reverse("image-file", args=[mistake.image.uid, "thumb"])
-
-    def get_image_url(self, mistake: ValidationMistake) -> str:
-        return reverse("image-file", args=[mistake.image.uid, "original"])
 
 
 class RunDetailSerializer(RunSerializer):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
@@ -12,18 +11,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.permissions import IsCurator
+from labeling.api.serializers import ImageLinksMixin
 from labeling.models import Candidate, ConsensusRun, User
 from labeling.services.consensus import decision_override, model_disagreements, review_queue
 from labeling.services.dashboards import crowd_quality, labeling_progress
 from labeling.services.microtasks import worker_pause, worker_profile
 
 
-class ReviewItemSerializer(serializers.ModelSerializer):
+class ReviewItemSerializer(ImageLinksMixin, serializers.ModelSerializer):
     """A candidate as a curator reviews it: the image, the category and the crowd's tally."""
 
     category_name = serializers.CharField(source="category.name", read_only=True)
-    thumbnail_url = serializers.SerializerMethodField()
-    image_url = serializers.SerializerMethodField()
 
     class Meta:
         model = Candidate
@@ -42,12 +40,6 @@ class ReviewItemSerializer(serializers.ModelSerializer):
             "image_url",
         ]
         read_only_fields = fields
-
-    def get_thumbnail_url(self, candidate: Candidate) -> str:
-        return reverse("image-file", args=[candidate.image.uid, "thumb"])
-
-    def get_image_url(self, candidate: Candidate) -> str:
-        return reverse("image-file", args=[candidate.image.uid, "original"])
 
 
 class DecisionSerializer(serializers.Serializer):

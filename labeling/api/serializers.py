@@ -50,6 +50,19 @@ class CandidateBriefSerializer(serializers.ModelSerializer):
         fields = ["category", "state", "yes_votes", "no_votes", "confidence"]
 
 
+class ImageLinksMixin(serializers.Serializer):
+    """The links of a row's ``image``: its thumbnail and its original (curators only)."""
+
+    thumbnail_url = serializers.SerializerMethodField()
+    image_url = serializers.SerializerMethodField()
+
+    def get_thumbnail_url(self, row: Any) -> str:
+        return reverse("image-file", args=[row.image.uid, "thumb"])
+
+    def get_image_url(self, row: Any) -> str:
+        return reverse("image-file", args=[row.image.uid, "original"])
+
+
 class ImageSerializer(serializers.ModelSerializer):
     thumbnail_url = serializers.SerializerMethodField()
     file_url = serializers.SerializerMethodField()
