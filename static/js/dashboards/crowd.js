@@ -1,5 +1,6 @@
 /** Crowd quality: histograms of workers' control-item and estimated accuracy. */
-const data = JSON.parse(document.getElementById("crowd-data").textContent);
+import { COLOURS, pageData } from "./charts.js";
+const data = pageData("crowd-data");
 const labels = data.bins.slice(0, -1).map((low, i) => `${low * 100}-${data.bins[i + 1] * 100} %`);
 
 function histogram(id, counts, colour, title) {
@@ -10,8 +11,6 @@ function histogram(id, counts, colour, title) {
     type: "bar",
     data: { labels, datasets: [{ label: "workers", backgroundColor: colour, data: counts }] },
     options: {
-      animation: false,
-      maintainAspectRatio: false,
       plugins: { legend: { display: false } },
       scales: {
         x: { title: { display: true, text: title } },
@@ -21,5 +20,5 @@ function histogram(id, counts, colour, title) {
   });
 }
 
-histogram("gold-chart", data.gold_accuracy, "#0072B2", "accuracy on control items");
-histogram("em-chart", data.em_accuracy, "#009E73", "estimated accuracy");
+histogram("gold-chart", data.gold_accuracy, COLOURS.blue, "accuracy on control items");
+histogram("em-chart", data.em_accuracy, COLOURS.green, "estimated accuracy");

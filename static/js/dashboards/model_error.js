@@ -1,14 +1,13 @@
 /** Model error over time: Chart.js line charts of each run's top-1 and top-5 error against
  * the date it finished and against its labelled-set size, one colour per backbone and mode. */
-const data = JSON.parse(document.getElementById("model-error-data").textContent);
-// Okabe-Ito: readable for colour-blind eyes
-const COLOURS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000"];
+import { SERIES, pageData } from "./charts.js";
+const data = pageData("model-error-data");
 
 function datasets(xOf) {
   const out = [];
   data.series.forEach((series, index) => {
     const runs = data.runs.filter((run) => run.series === series.name);
-    const colour = COLOURS[index % COLOURS.length];
+    const colour = SERIES[index % SERIES.length];
     for (const [metric, dash, label] of [
       ["top1_error", [], "top-1"],
       ["top5_error", [6, 4], "top-5"],
@@ -42,8 +41,6 @@ function draw(canvasId, xOf, xTitle, tick, pad) {
     data: { datasets: datasets(xOf) },
     options: {
       parsing: false,
-      animation: false,
-      maintainAspectRatio: false,
       scales: {
         x: {
           type: "linear",

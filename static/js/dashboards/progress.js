@@ -1,11 +1,12 @@
 /** Labeling progress: a stacked bar per category (accepted, review, open, rejected) and the
  * crowd's label votes per hour. */
-const data = JSON.parse(document.getElementById("progress-data").textContent);
+import { COLOURS, pageData } from "./charts.js";
+const data = pageData("progress-data");
 const STATES = [
-  ["accepted", "accepted", "#009E73"],
-  ["review", "in review", "#E69F00"],
-  ["open", "open", "#56B4E9"],
-  ["rejected", "rejected", "#999999"],
+  ["accepted", "accepted", COLOURS.green],
+  ["review", "in review", COLOURS.orange],
+  ["open", "open", COLOURS.sky],
+  ["rejected", "rejected", COLOURS.grey],
 ];
 
 const states = document.getElementById("states-chart");
@@ -25,8 +26,6 @@ if (states) {
     },
     options: {
       indexAxis: "y",
-      animation: false,
-      maintainAspectRatio: false,
       scales: {
         x: {
           stacked: true,
@@ -56,7 +55,7 @@ if (hourly) {
       datasets: [
         {
           label: "label votes",
-          backgroundColor: "#0072B2",
+          backgroundColor: COLOURS.blue,
           barPercentage: 1,
           categoryPercentage: 0.9,
           // each bar spans its hour
@@ -66,8 +65,6 @@ if (hourly) {
     },
     options: {
       parsing: false,
-      animation: false,
-      maintainAspectRatio: false,
       scales: {
         x: {
           type: "linear",

@@ -4,15 +4,13 @@
  * (confusion matrix, most-wrong images) that only a finished run has. The confusion matrix is
  * built here from the run's JSON rather than on the server: 100 classes make 10,000 cells. */
 import { ACTIVE, STATUS_LABELS } from "../statuses.js";
+import { COLOURS, pageData } from "./charts.js";
 
 const POLL_MS = 2000;
-// Okabe-Ito: readable for colour-blind eyes
-const BLUE = "#0072B2";
-const VERMILION = "#D55E00";
 const MAX_CLASSES = 25;
 
 const section = document.getElementById("run");
-let run = JSON.parse(document.getElementById("run-data").textContent);
+let run = pageData("run-data");
 
 function percent(value) {
   return value === null ? null : value * 100;
@@ -47,8 +45,6 @@ function lineChart(canvasId, datasets, yTitle) {
     data: { datasets },
     options: {
       parsing: false,
-      animation: false,
-      maintainAspectRatio: false,
       scales: {
         x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epoch" } },
         y: { beginAtZero: true, title: { display: true, text: yTitle } },
@@ -61,16 +57,16 @@ function lineChart(canvasId, datasets, yTitle) {
 const errors = lineChart(
   "chart-errors",
   [
-    series("top-1 error", BLUE, [], "top1_error", percent),
-    series("top-5 error", VERMILION, [6, 4], "top5_error", percent),
+    series("top-1 error", COLOURS.blue, [], "top1_error", percent),
+    series("top-5 error", COLOURS.vermilion, [6, 4], "top5_error", percent),
   ],
   "validation error (%)",
 );
 const losses = lineChart(
   "chart-losses",
   [
-    series("training loss", BLUE, [], "train_loss", (v) => v),
-    series("validation loss", VERMILION, [6, 4], "val_loss", (v) => v),
+    series("training loss", COLOURS.blue, [], "train_loss", (v) => v),
+    series("validation loss", COLOURS.vermilion, [6, 4], "val_loss", (v) => v),
   ],
   "cross-entropy loss per image",
 );
@@ -146,12 +142,10 @@ function drawClasses() {
     type: "bar",
     data: {
       labels: rows.map((c) => c.name),
-      datasets: [{ label: "error", backgroundColor: BLUE, data: rows.map((c) => c.error * 100) }],
+      datasets: [{ label: "error", backgroundColor: COLOURS.blue, data: rows.map((c) => c.error * 100) }],
     },
     options: {
       indexAxis: "y",
-      animation: false,
-      maintainAspectRatio: false,
       plugins: { legend: { display: false } },
       scales: {
         x: { min: 0, max: 100, title: { display: true, text: "validation error (%)" } },
