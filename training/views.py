@@ -196,7 +196,7 @@ def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
         {"name": name, "val": val, "error": error}
         for name, val, error in zip(names, val_counts, run.per_class_error or [], strict=False)
     ]
-    architecture = TrainingRun.objects.filter(pk=pk).values_list("architecture", flat=True)[0]
+    architecture = run.architecture  # deferred by run_detail (the API leaves it out): read now
     context = {
         "run": run,
         "run_data": RunDetailSerializer(run).data,
