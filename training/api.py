@@ -23,13 +23,18 @@ from labeling.api.permissions import IsCurator
 from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
-from training.ml.backbones import MODES
-from training.ml.loop import CheckpointCorrupt, sha256_file
+from training.ml.catalog import MODES, CheckpointCorrupt, sha256_file
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.dashboards import architecture_summary, model_error_history, run_detail
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
-from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create, run_promote
-from training.services.scoring import NoCurrentModel, predict
+from training.services.runs import (
+    NoCurrentModel,
+    RunBusy,
+    RunInvalid,
+    run_cancel,
+    run_create,
+    run_promote,
+)
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +388,10 @@ class PredictView(APIView):
         serializer = PredictSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
+            # Scoring needs torch, which only this request loads (14 s cold): the rest of the
+            # web process never imports it.
+            from training.services.scoring import predict
+
             run, predictions = predict(upload_read(serializer.validated_data["image"]))
         except ImageRejected as rejected:
             return Response({"image": [rejected.message]}, status=status.HTTP_400_BAD_REQUEST)

@@ -17,8 +17,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from labeling.ingest.validation import ImageRejected
 from labeling.views import curator_required
 from training.api import CHECKPOINT_UNREADABLE, RunDetailSerializer, upload_read
-from training.ml.backbones import MODES, backbone_names
-from training.ml.loop import CheckpointCorrupt
+from training.ml.catalog import BACKBONES, MODES, CheckpointCorrupt
 from training.models import DatasetVersion, TrainingRun
 from training.services.dashboards import (
     HEAT_LEVELS,
@@ -30,6 +29,7 @@ from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import (
     ACTIVE,
     DEFAULT_PARAMS,
+    NoCurrentModel,
     RunBusy,
     RunInvalid,
     current_model,
@@ -37,7 +37,6 @@ from training.services.runs import (
     run_create,
     run_promote,
 )
-from training.services.scoring import NoCurrentModel, predict
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +76,7 @@ class RunStartForm(forms.Form):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        names = backbone_names()
+        names = list(BACKBONES)
         backbone: Any = self.fields["backbone"]
         backbone.choices = [(name, name) for name in names]
         if settings.CROWDNET_TRAIN_AUTO_BACKBONE in names:
@@ -233,6 +232,10 @@ def curate_predict(request: HttpRequest) -> HttpResponse:
     context: dict[str, Any] = {"form": form}
     if request.method == "POST" and form.is_valid():
         try:
+            # Scoring needs torch, which only this request loads (14 s cold): the rest of the
+            # web process never imports it.
+            from training.services.scoring import predict
+
             run, predictions = predict(upload_read(form.cleaned_data["image"]))
         except ImageRejected as rejected:
             form.add_error("image", rejected.message[:1].upper() + rejected.message[1:] + ".")

@@ -18,7 +18,7 @@ import torchvision
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
-MODES = ("feature_extraction", "fine_tune", "full")
+from training.ml.catalog import BACKBONES, MODES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -249,7 +249,7 @@ _SPECS: dict[str, _Spec] = {
 
 def backbone_names() -> list[str]:
     """The known backbone names, in a fixed order (oldest architectures first)."""
-    return list(_SPECS)
+    return list(BACKBONES)
 
 
 def _check_mode(mode: str) -> None:

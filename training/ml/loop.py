@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import os
 import random
 import tempfile
@@ -27,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.ml.backbones import MODES, Backbone, frozen_eval, mode_apply, param_groups
+from training.ml.catalog import CheckpointCorrupt, sha256_file
 from training.ml.data import pixels_normalise
 
 CHECKPOINT_FORMAT = "crowdnet-checkpoint/1"
@@ -35,10 +35,6 @@ Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 class TrainingCancelled(Exception):
     """`should_stop` returned True: training stopped between two batches."""
-
-
-class CheckpointCorrupt(ValueError):
-    """A checkpoint's bytes differ from the recorded sha256, or it is not our format."""
 
 
 @dataclass(frozen=True)
@@ -488,15 +484,6 @@ def _evaluate(
         metrics(all_logits, all_labels, num_classes),
         mistakes_rank(all_logits, all_labels, mistakes),
     )
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _check_plain(value: object, where: str = "extra") -> None:

