@@ -158,7 +158,22 @@ def _svg() -> bytes:
 
 
 def _polyglot() -> bytes:
-    return image_bytes(5) + b"<html><script>alert(document.cookie)</script></html>"
+    """A PNG whose uncompressed pixel row is an HTML document."""
+    import struct
+    import zlib
+
+    html = b"<html><script>alert(document.cookie)</script></html>"
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", len(html), 1, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" + html, level=0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 def _truncated() -> bytes:
@@ -197,8 +212,8 @@ RASTER = "only raster images are accepted: JPEG, PNG, WebP, GIF, BMP, TIFF"
         (lambda: b"%PDF-1.7\n1 0 obj\n", f"looks like a PDF document; {RASTER}"),
         (
             _polyglot,
-            f"the file contains '<html>' at byte {len(image_bytes(5)):,}: images with embedded "
-            "markup or script are refused; re-export the picture from an image editor",
+            "the image data contains '<html>': images with embedded markup or script are "
+            "refused; re-export the picture from an image editor",
         ),
         (
             _truncated,
@@ -494,3 +509,85 @@ def test_resized_jpeg_of_a_real_photo_is_still_a_near_duplicate(category):
     assert (item.outcome, item.duplicate_of) == ("duplicate", first.image_uid)
     assert item.reason == "near duplicate of an image already stored"
     assert Image.objects.count() == 1
+
+
+SCRIPT = b"<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    "payload", [SCRIPT, b"<img src=x onerror=alert(1)>"], ids=["script", "img"]
+)
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "PNG", "JPEG", "WEBP"])
+def test_markup_appended_to_an_image_is_not_stored(fmt, payload, category, media_root):
+    # given a picture with markup appended after its end
+    clean = image_bytes(70, fmt=fmt, size=(40, 32))
+    data = clean + payload
+
+    # when it is uploaded
+    item = image_ingest(data=data, name="x", category=category, source="upload", uploader=None)
+
+    # then it is stored without the markup, decoding to the same pixels as the clean file
+    assert item.outcome == "added"
+    image = Image.objects.get()
+    stored = (media_root / image.file.name).read_bytes()
+    assert payload not in stored
+    assert (image.sha256, image.byte_size) == (hashlib.sha256(stored).hexdigest(), len(stored))
+    assert ImageArrival.objects.get().sha256 == hashlib.sha256(data).hexdigest()
+    assert np.array_equal(_decoded(stored), _decoded(clean))
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _gps_jpeg(comment: bytes = b"ASCII\x00\x00\x00at home") -> bytes:
+    exif = PILImage.Exif()
+    exif[0x010F] = "Phone"  # Make
+    exif.get_ifd(0x8769)[0x9286] = comment  # Exif IFD: UserComment
+    exif.get_ifd(0x8825).update({1: "N", 2: (51.0, 30.0, 0.0)})  # GPS IFD: latitude
+    buffer = io.BytesIO()
+    noise_image(71, (64, 48)).save(buffer, "JPEG", quality=95, exif=exif)
+    return buffer.getvalue()
+
+
+def _stored_exif(media_root) -> PILImage.Exif:
+    return PILImage.open(media_root / Image.objects.get().file.name).getexif()
+
+
+def test_gps_is_removed_from_the_stored_original(category, media_root):
+    # given a phone photo with a GPS position
+    data = _gps_jpeg()
+    assert PILImage.open(io.BytesIO(data)).getexif().get_ifd(0x8825) != {}
+
+    # when it is uploaded
+    image_ingest(data=data, name="p.jpg", category=category, source="upload", uploader=None)
+
+    # then the stored original has no position but keeps the rest of its EXIF
+    exif = _stored_exif(media_root)
+    assert exif.get_ifd(0x8825) == {}
+    assert exif[0x010F] == "Phone"
+
+
+def test_gps_is_kept_when_the_setting_says_so(settings, category, media_root):
+    # given
+    settings.CROWDNET_KEEP_GPS = True
+
+    # when
+    image_ingest(data=_gps_jpeg(), name="p.jpg", category=category, source="upload", uploader=None)
+
+    # then
+    assert _stored_exif(media_root).get_ifd(0x8825) == {1: "N", 2: (51.0, 30.0, 0.0)}
+
+
+def test_jpeg_with_script_in_its_exif_comment_is_accepted(category, media_root):
+    # given a real photo whose EXIF user comment holds a script tag
+    data = _gps_jpeg(comment=b"ASCII\x00\x00\x00" + SCRIPT)
+
+    # when
+    item = image_ingest(data=data, name="c.jpg", category=category, source="upload", uploader=None)
+
+    # then it is stored, and what is stored and served holds no script
+    assert item.outcome == "added"
+    stored = (media_root / Image.objects.get().file.name).read_bytes()
+    assert b"<script" not in stored
+    assert _decoded(stored).shape == (48, 64, 3)
