@@ -368,6 +368,8 @@ CROWDNET_ARCHIVE_MAX_TOTAL_BYTES = env_int(
 CROWDNET_ARCHIVE_MAX_RATIO = env_float("CROWDNET_ARCHIVE_MAX_RATIO", 100.0, minimum=1.0)
 CROWDNET_THUMB_SIZE = env_int("CROWDNET_THUMB_SIZE", 256, minimum=16)
 CROWDNET_TRAIN_SIZE = env_int("CROWDNET_TRAIN_SIZE", 256, minimum=16)
+# Stored originals lose GPS and other location metadata (EXIF GPS, XMP, IPTC) unless this is on.
+CROWDNET_KEEP_GPS = env_bool("CROWDNET_KEEP_GPS", False)
 # Near-duplicates: perceptual hashes at most this many bits apart (0-4; the index is built for 4).
 CROWDNET_NEAR_DUP_DISTANCE = env_int("CROWDNET_NEAR_DUP_DISTANCE", 4, minimum=0)
 if CROWDNET_NEAR_DUP_DISTANCE > 4:

@@ -9,6 +9,9 @@ Two hashes per image:
 * a 256-bit perceptual hash that confirms a match. The 64-bit hash alone merges distinct
   small images (5,000 MNIST digits have 3,000 pairs within 4 bits of each other, but none
   within 20 bits at 256), while recompressed or rescaled copies stay within 4 bits at 256.
+
+Some pictures carry too little detail for either hash to mean anything, and are only ever
+duplicates by exact bytes (see ``Hashes.informative``).
 """
 
 from __future__ import annotations
@@ -23,14 +26,29 @@ from PIL import Image
 BAND_WIDTHS: tuple[int, ...] = (13, 13, 13, 13, 12)
 MAX_INDEXED_DISTANCE = len(BAND_WIDTHS) - 1
 CONFIRM_BITS_DEFAULT = 10
+# A pHash sets the bits of the DCT coefficients above their median: a picture with detail sets
+# exactly half of them, and only coefficients tied at the median (all zero in a flat image, all
+# but one row or column in a ramp) pull the count down. Fewer than a quarter set means most bits
+# say nothing, and such hashes (0x0, 0x8000000000000000, ...) collide across unrelated pictures.
+MIN_SET_FRACTION = 0.25
+# The 8x8 low-frequency block needs at least 8 samples along each axis of the hashed picture;
+# a thinner one (a 4x4 icon, a 1000x2 strip) is stretched and its hash describes the stretching.
+MIN_HASHED_SIDE = 8
+# Below this standard deviation (grey levels, 0-255) of the 64x64 greyscale a picture is flat
+# and its hash bits are set by noise or compression artefacts.
+MIN_GREY_STD = 2.0
 
 
 @dataclass(frozen=True)
 class Hashes:
-    """An image's perceptual hashes: ``phash`` as a signed 64-bit int, ``phash256`` as hex."""
+    """An image's perceptual hashes: ``phash`` as a signed 64-bit int, ``phash256`` as hex.
+
+    ``informative`` is False for pictures too flat, small or thin for the hashes to tell them
+    apart; those are never near-duplicates of anything."""
 
     phash: int
     phash256: str
+    informative: bool = True
 
     @property
     def bands(self) -> tuple[int, ...]:
@@ -65,9 +83,26 @@ def image_hashes(image: Image.Image) -> Hashes:
     The picture is shrunk once to the 64x64 greyscale that the 256-bit hash works on, and the
     64-bit hash is taken from that, instead of two resizes from full size."""
     grey = image.convert("L").resize((64, 64), Image.Resampling.BOX)
-    small = imagehash.phash(grey, hash_size=8)
-    large = imagehash.phash(grey, hash_size=16)
-    return Hashes(phash=_to_signed(_bits(small)), phash256=f"{_bits(large):064x}")
+    small = _bits(imagehash.phash(grey, hash_size=8))
+    large = _bits(imagehash.phash(grey, hash_size=16))
+    informative = (
+        min(image.size) >= MIN_HASHED_SIDE
+        and float(np.asarray(grey, dtype=np.float64).std()) >= MIN_GREY_STD
+        and _balanced(small, 64)
+        and _balanced(large, 256)
+    )
+    return Hashes(phash=_to_signed(small), phash256=f"{large:064x}", informative=informative)
+
+
+def _balanced(bits: int, width: int) -> bool:
+    """True when between a quarter and three quarters of a width-bit hash's bits are set."""
+    ones = _to_unsigned(bits).bit_count()
+    return MIN_SET_FRACTION * width <= ones <= (1 - MIN_SET_FRACTION) * width
+
+
+def hash_is_informative(phash: int) -> bool:
+    """The part of the low-information test that a stored (signed) 64-bit hash alone allows."""
+    return _balanced(phash, 64)
 
 
 def hash_bands(phash: int) -> tuple[int, ...]:
@@ -103,8 +138,12 @@ def best_match(
     """The closest candidate ``(image_id, phash, phash256)`` that is a near-duplicate, if any.
 
     A near-duplicate is within ``max_distance`` bits on the 64-bit hash and within
-    ``confirm_bits`` bits on the 256-bit hash. Ties go to the oldest (smallest) id.
+    ``confirm_bits`` bits on the 256-bit hash, and neither side's hashes are low-information.
+    Ties go to the oldest (smallest) id.
     """
+    if not hashes.informative:
+        return None
+    candidates = [row for row in candidates if hash_is_informative(row[1])]
     if not candidates or max_distance < 0:
         return None
     ids = np.fromiter((c[0] for c in candidates), dtype=np.int64, count=len(candidates))

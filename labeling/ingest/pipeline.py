@@ -31,7 +31,8 @@ R = TypeVar("R")
 
 @dataclass(frozen=True)
 class IngestConfig:
-    """Limits and sizes for ingestion; ``near_dup_distance`` and ``confirm_bits`` are bits."""
+    """Limits and sizes for ingestion; ``near_dup_distance`` and ``confirm_bits`` are bits;
+    ``keep_gps`` keeps GPS and other location metadata in stored originals."""
 
     validation: ValidationLimits
     thumb_size: int = 256
@@ -39,15 +40,19 @@ class IngestConfig:
     near_dup_distance: int = 4
     confirm_bits: int = CONFIRM_BITS_DEFAULT
     workers: int = 2
+    keep_gps: bool = False
 
 
 @dataclass(frozen=True)
 class Prepared:
-    """A validated file with everything the database and storage need."""
+    """A validated file with everything the database and storage need: ``data`` is the
+    original to store (see originals), ``sha256`` its digest, ``arrival_sha256`` the digest of
+    the bytes that arrived (equal unless something was cut from them)."""
 
     name: str
     data: bytes
     sha256: str
+    arrival_sha256: str
     format: str
     width: int
     height: int
@@ -72,7 +77,7 @@ class Rejection:
 def prepare_image(name: str, data: bytes, config: IngestConfig) -> Prepared | Rejection:
     """Validate ``data`` and compute its hashes and derived copies; never raises on bad input."""
     try:
-        validated = validate_image(data, config.validation)
+        validated = validate_image(data, config.validation, keep_gps=config.keep_gps)
     except ImageRejected as error:
         return Rejection(name=name, code=error.code, message=error.message)
     derivatives = make_derivatives(
@@ -80,8 +85,9 @@ def prepare_image(name: str, data: bytes, config: IngestConfig) -> Prepared | Re
     )
     return Prepared(
         name=name,
-        data=data,
-        sha256=hashlib.sha256(data).hexdigest(),
+        data=validated.original,
+        sha256=hashlib.sha256(validated.original).hexdigest(),
+        arrival_sha256=hashlib.sha256(data).hexdigest(),
         format=validated.format,
         width=validated.width,
         height=validated.height,

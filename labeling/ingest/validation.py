@@ -10,7 +10,7 @@ import re
 import struct
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from io import BytesIO
 from typing import IO
 
@@ -27,6 +27,14 @@ from PIL import (
     WebPImagePlugin,
 )
 
+from labeling.ingest.markup import find_markup, has_zip
+from labeling.ingest.originals import (
+    REENCODED,
+    OriginalUnstorable,
+    reencoded_original,
+    rewritten_original,
+)
+
 # Pillow format name -> name in messages, in the order messages list them.
 _DISPLAY_NAMES = dict(JPEG="JPEG", PNG="PNG", WEBP="WebP", GIF="GIF", BMP="BMP", TIFF="TIFF")
 
@@ -41,29 +49,8 @@ _OPENERS: dict[str, Callable[[IO[bytes]], ImageFile.ImageFile]] = {
     "TIFF": TiffImagePlugin.TiffImageFile,
 }
 
-# Markup or script a browser or interpreter would act on, searched in a lower-cased copy (several
-# times faster than re.IGNORECASE). A tag name must end in whitespace, '/' or '>', as a browser
-# needs, which keeps random bytes in compressed pixel data from matching by chance.
-_MARKUP_TAG = re.compile(rb"<(?:script|html|svg|iframe|body)[\s/>]|<\?php\s")
-_SCRIPT_URL = re.compile(rb"javascript:")
-# A ZIP local file header or end-of-central-directory record. A bare 4-byte signature turns up
-# by chance in a few photos per thousand, so the fields after it must make sense too: version
-# needed <= 6.3 and a known compression method; a single-disk archive with equal entry counts.
-_ZIP_RECORD = re.compile(
-    rb"PK\x03\x04[\x00-\x3f]\x00..[\x00\x01\x06\x08\x09\x0c\x0e\x13\x5d\x5f\x61-\x63]\x00"
-    rb"|PK\x05\x06\x00\x00\x00\x00(..)\1",
-    re.DOTALL,
-)
-# A marker in JPEG data: 0xFF followed by anything but stuffing (0x00), restart markers
-# (0xD0-0xD7, which live inside entropy-coded data) or fill bytes (0xFF).
-_JPEG_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xD9)})
-# Up to this many bytes of NUL, 0xFF or whitespace may follow a PNG or JPEG end (some encoders
-# pad to a word or sector boundary); anything longer or anything else is a smuggled payload.
-_MAX_PADDING = 16
 _TIMES = "\N{MULTIPLICATION SIGN}"
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
-_PADDING = re.compile(rb"[\x00\xff\s]*")
 
 # Recognisable non-images, checked in order against the start of the file, for the message.
 # Markup may open with a byte-order mark, an XML declaration and comments.
@@ -117,16 +104,24 @@ class ImageRejected(Exception):
 @dataclass(frozen=True)
 class ValidatedImage:
     """An accepted upload: original Pillow format, size in pixels after EXIF orientation, and
-    the decoded first frame as a fresh 8-bit RGB image without EXIF, ICC or other metadata."""
+    the decoded first frame as a fresh 8-bit RGB image without EXIF, ICC or other metadata,
+    and ``original``, the bytes to store and serve as the original (see originals)."""
 
     format: str
     width: int
     height: int
     image: Image.Image
+    original: bytes = field(repr=False)
 
 
-def validate_image(data: bytes, limits: ValidationLimits) -> ValidatedImage:
-    """Check uploaded bytes and decode them to a clean RGB image, or raise ImageRejected."""
+def validate_image(
+    data: bytes, limits: ValidationLimits, *, keep_gps: bool = False
+) -> ValidatedImage:
+    """Check uploaded bytes and decode them to a clean RGB image, or raise ImageRejected.
+
+    The original to store is the upload less its data after the end, comments, GPS (unless
+    keep_gps) and metadata holding markup (see originals); markup or a ZIP record left in it
+    are in the picture's own data, and refused."""
     if not data:
         raise ImageRejected("empty", "the file is empty")
     if len(data) > limits.max_bytes:
@@ -144,13 +139,21 @@ def validate_image(data: bytes, limits: ValidationLimits) -> ValidatedImage:
             f"{_DISPLAY_NAMES[fmt]} images are not accepted here; accepted formats: "
             f"{_accepted_list(limits)}",
         )
-    _refuse_polyglot(data, fmt)
-    decoded = _decode_first_frame(data, fmt, limits)
+    original = _stored_original(data, fmt, keep_gps)
+    if original is not None:
+        _refuse_polyglot(original)
+    # The stored bytes are the ones decoded (and so known to decode), when already made.
+    decoded = _decode_first_frame(data if original is None else original, fmt, limits)
+    if original is None:
+        original = _reencoded(decoded, fmt, keep_gps)
+        _refuse_polyglot(original)
     rgb = _to_rgb(_apply_orientation(decoded))
     # A fresh image with the pixels pasted in carries no info dict, EXIF, ICC or XMP.
     clean = Image.new("RGB", rgb.size)
     clean.paste(rgb)
-    return ValidatedImage(format=fmt, width=clean.width, height=clean.height, image=clean)
+    return ValidatedImage(
+        format=fmt, width=clean.width, height=clean.height, image=clean, original=original
+    )
 
 
 def _sniff_format(data: bytes) -> str | None:
@@ -200,102 +203,51 @@ def _is_text(head: bytes) -> bool:
     return all(ch.isprintable() or ch in "\t\n\r\f" for ch in text)
 
 
-def _refuse_polyglot(data: bytes, fmt: str) -> None:
-    """Raise polyglot for embedded markup or ZIP data, or for bytes after a PNG/JPEG/WebP end
-    (corrupt when that end is missing)."""
-    markup = _find_markup(data)
-    if markup is not None:
-        start, found = markup
-        raise ImageRejected(
-            "polyglot",
-            f"the file contains {found!r} at byte {start:,}: images with embedded "
-            "markup or script are refused; re-export the picture from an image editor",
-        )
-    if _ZIP_RECORD.search(data) is not None:
-        raise ImageRejected(
-            "polyglot",
-            "the file has a ZIP archive embedded in it; upload the picture alone, "
-            "re-exported from an image editor",
-        )
-    end = _image_end(data, fmt)
-    if end is None:
+def _stored_original(data: bytes, fmt: str, keep_gps: bool) -> bytes | None:
+    """The rewritten original of a JPEG, PNG, WebP or GIF (None for BMP and TIFF, which are
+    re-encoded once decoded), refused as corrupt when it never reaches its end marker."""
+    if fmt in REENCODED:
+        return None
+    original = rewritten_original(data, fmt, keep_gps=keep_gps)
+    if original is None:
         raise ImageRejected(
             "corrupt",
             f"the {_DISPLAY_NAMES[fmt]} file ends before its end marker; it is truncated or "
             "damaged, upload the complete file",
         )
-    trailing = data[end:]
-    if len(trailing) > _MAX_PADDING or not _PADDING.fullmatch(trailing):
+    return original
+
+
+def _reencoded(frame: Image.Image, fmt: str, keep_gps: bool) -> bytes:
+    """A BMP or TIFF frame written again losslessly, or refused when Pillow cannot."""
+    try:
+        return reencoded_original(frame, fmt, keep_gps=keep_gps)
+    except OriginalUnstorable as exc:
+        raise ImageRejected(
+            "corrupt",
+            f"the {_DISPLAY_NAMES[fmt]} image could not be stored losslessly ({exc}); "
+            "convert it to PNG and upload that",
+        ) from exc
+
+
+def _refuse_polyglot(original: bytes) -> None:
+    """Raise polyglot for markup, script or ZIP data in what would be stored and served.
+
+    Data after the picture's end and metadata holding markup are already gone from it, so
+    what is left is in the picture's own data: a file made to be read as two things."""
+    markup = find_markup(original)
+    if markup is not None:
         raise ImageRejected(
             "polyglot",
-            f"{len(trailing):,} bytes of other data follow the end of the "
-            f"{_DISPLAY_NAMES[fmt]} image; re-export the picture from an image editor",
+            f"the image data contains {markup[1]!r}: images with embedded markup or script "
+            "are refused; re-export the picture from an image editor",
         )
-
-
-def _find_markup(data: bytes) -> tuple[int, str] | None:
-    """Offset and text, as written, of the first markup or script marker, case-insensitively."""
-    lowered = data.lower()
-    found = [m for m in (_MARKUP_TAG.search(lowered), _SCRIPT_URL.search(lowered)) if m]
-    if not found:
-        return None
-    first = min(found, key=lambda match: match.start())
-    return first.start(), data[first.start() : first.end()].decode("ascii").rstrip()
-
-
-def _image_end(data: bytes, fmt: str) -> int | None:
-    """Offset just past the image's own data for PNG, JPEG and WebP (None when it never ends);
-    len(data) for the formats whose end is not checked."""
-    if fmt == "PNG":
-        return _png_end(data)
-    if fmt == "JPEG":
-        end = _jpeg_end(data, 0)
-        # Multi-picture (MPO) camera files are several complete JPEG streams back to back.
-        while end is not None and data.startswith(b"\xff\xd8\xff", end):
-            end = _jpeg_end(data, end)
-        return end
-    if fmt == "WEBP":
-        (riff_size,) = struct.unpack_from("<I", data, 4)
-        end = 8 + riff_size + (riff_size & 1)
-        return end if end <= len(data) else None
-    return len(data)
-
-
-def _png_end(data: bytes) -> int | None:
-    """Offset just past the IEND chunk, walking chunk lengths from the signature."""
-    pos = 8
-    while pos + 12 <= len(data):
-        (length,) = struct.unpack_from(">I", data, pos)
-        chunk_type = data[pos + 4 : pos + 8]
-        pos += 12 + length
-        if chunk_type == b"IEND":
-            return pos if pos <= len(data) else None
-    return None
-
-
-def _jpeg_end(data: bytes, start: int) -> int | None:
-    """Offset just past the EOI marker of the JPEG stream starting at start (SOI there).
-
-    Segments are skipped by their length, so an EXIF thumbnail's own EOI does not end the
-    walk; entropy-coded data after SOS is skipped to the next real marker.
-    """
-    pos = start + 2
-    while True:
-        marker = _JPEG_MARKER.search(data, pos)
-        if marker is None:
-            return None
-        code = data[marker.end() - 1]
-        pos = marker.end()
-        if code == 0xD9:
-            return pos
-        if code in _JPEG_STANDALONE:
-            continue
-        if pos + 2 > len(data):
-            return None
-        (length,) = struct.unpack_from(">H", data, pos)
-        if length < 2:
-            return None
-        pos += length
+    if has_zip(original):
+        raise ImageRejected(
+            "polyglot",
+            "the file has a ZIP archive embedded in it; upload the picture alone, "
+            "re-exported from an image editor",
+        )
 
 
 def _decode_first_frame(data: bytes, fmt: str, limits: ValidationLimits) -> ImageFile.ImageFile:

@@ -264,7 +264,7 @@ def _write_batch(
                     image=image,
                     kind=kind,
                     distance=distance,
-                    sha256=prepared.sha256,
+                    sha256=prepared.arrival_sha256,
                     source=arrival.source,
                     source_url=arrival.source_url,
                     original_name=prepared.name[:255],

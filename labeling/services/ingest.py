@@ -47,6 +47,7 @@ def ingest_config() -> IngestConfig:
         thumb_size=settings.CROWDNET_THUMB_SIZE,
         train_size=settings.CROWDNET_TRAIN_SIZE,
         near_dup_distance=settings.CROWDNET_NEAR_DUP_DISTANCE,
+        keep_gps=settings.CROWDNET_KEEP_GPS,
     )
 
 

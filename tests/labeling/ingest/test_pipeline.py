@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 
 import pytest
@@ -59,7 +60,8 @@ def test_prepare_image_gives_everything_storage_needs():
         "jpg",
     )
     assert prepared.derivatives.preview.size == (256, 192)
-    assert prepared.data is data
+    assert prepared.data == data  # nothing to cut from a plain JPEG
+    assert prepared.sha256 == prepared.arrival_sha256 == hashlib.sha256(data).hexdigest()
 
 
 def test_prepare_image_reports_bad_files_without_raising():

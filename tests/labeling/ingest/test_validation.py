@@ -429,127 +429,124 @@ def test_jpeg_with_embedded_thumbnail_segment_is_accepted() -> None:
     assert (result.format, result.width, result.height) == ("JPEG", 24, 16)
 
 
-def test_back_to_back_jpeg_streams_are_accepted_as_multi_picture() -> None:
+def test_back_to_back_jpeg_streams_are_stored_as_the_first_picture() -> None:
     # given two complete JPEG streams in a row, as in camera MPO files
-    data = _jpeg((24, 16)) + _jpeg((12, 8))
+    first = _jpeg((24, 16))
+
+    # when
+    result = validate_image(first + _jpeg((12, 8)), LIMITS)
+
+    # then only the picture that is used is stored
+    assert result.original == first
+
+
+def test_padding_after_the_end_is_cut_from_the_original() -> None:
+    # given a JPEG padded with 4 NUL bytes and a PNG with a trailing newline
+    jpeg, png = _jpeg(), _solid()
+
+    # when
+    results = [validate_image(data, LIMITS) for data in (jpeg + b"\x00" * 4, png + b"\n")]
+
+    # then both are accepted and stored as they were before the padding
+    assert [(r.format, r.original) for r in results] == [("JPEG", jpeg), ("PNG", png)]
+
+
+@pytest.mark.parametrize(
+    ("image_bytes", "payload"),
+    [
+        (_jpeg(), HTML_PAYLOAD),
+        (_jpeg(), b"<ScRiPt src=//evil.example>"),
+        (_solid(), b"<?php system($_GET['c']);"),
+        (_encode(Image.new("RGB", (8, 8)), "GIF"), b"<iframe src=x>"),
+        (_encode(Image.new("RGB", (8, 8)), "WEBP", lossless=True), b"javascript:alert(1)"),
+        (_jpeg(), _zip_bytes()),
+        (_solid(), _zip_bytes()),
+        (_encode(Image.new("RGB", (8, 8)), "GIF"), _zip_bytes()),
+        (_jpeg(), b"\x00" * 17),
+        (_solid(), b"trailing-data-here-xyz123"),
+    ],
+    ids=[
+        "html",
+        "script",
+        "php",
+        "iframe",
+        "javascript",
+        "zip-jpeg",
+        "zip-png",
+        "zip-gif",
+        "padding",
+        "text",
+    ],
+)
+def test_data_after_the_end_is_cut_from_the_original(image_bytes: bytes, payload: bytes) -> None:
+    # given a picture with markup, a ZIP archive or other data appended after its end
+    data = image_bytes + payload
 
     # when
     result = validate_image(data, LIMITS)
 
-    # then the first picture is used
-    assert (result.format, result.width, result.height) == ("JPEG", 24, 16)
+    # then the picture is accepted and stored without what followed its end
+    assert result.original == image_bytes
 
 
-def test_a_few_padding_bytes_after_the_end_are_accepted() -> None:
-    # given a JPEG padded with 4 NUL bytes and a PNG with a trailing newline
-    padded = [_jpeg() + b"\x00" * 4, _solid() + b"\n"]
-
-    # when
-    results = [validate_image(data, LIMITS) for data in padded]
-
-    # then
-    assert [r.format for r in results] == ["JPEG", "PNG"]
-
-
-@pytest.mark.parametrize(
-    ("data", "found", "at"),
-    [
-        (_jpeg() + HTML_PAYLOAD, "<html>", len(_jpeg())),
-        (_jpeg() + b"<ScRiPt src=//evil.example>", "<ScRiPt", len(_jpeg())),
-        (_solid() + b"<?php system($_GET['c']);", "<?php", len(_solid())),
-        (_encode(Image.new("RGB", (8, 8)), "GIF") + b"<iframe src=x>", "<iframe", None),
-        (_encode(Image.new("RGB", (8, 8)), "BMP") + b"javascript:alert(1)", "javascript:", None),
-    ],
-)
-def test_markup_anywhere_in_the_file_is_a_polyglot(data: bytes, found: str, at: int | None) -> None:
-    # given / when
-    rejected = _rejection(data)
-
-    # then
-    position = data.index(found.encode()) if at is None else at
-    assert rejected.code == "polyglot"
-    assert rejected.message == (
-        f"the file contains {found!r} at byte {position:,}: images with embedded markup or "
-        "script are refused; re-export the picture from an image editor"
+def _markup_png() -> bytes:
+    """A one-row greyscale PNG stored without compression: its IDAT holds the row verbatim."""
+    ihdr = struct.pack(">IIBBBBB", len(HTML_PAYLOAD), 1, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" + HTML_PAYLOAD, level=0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", rows)
+        + _png_chunk(b"IEND", b"")
     )
 
 
-def test_markup_inside_a_jpeg_comment_is_a_polyglot() -> None:
-    # given a JPEG whose COM segment holds an SVG tag (no trailing data at all)
+def _markup_bmp() -> bytes:
+    # an 8-bit BMP whose only row of pixel values spells out the payload
+    row = np.frombuffer(HTML_PAYLOAD + b" " * 2, dtype=np.uint8).reshape(1, -1)
+    return _encode(Image.fromarray(row, "L"), "BMP")
+
+
+@pytest.mark.parametrize("make", [_markup_png, _markup_bmp], ids=["png", "bmp"])
+def test_markup_in_the_pixel_data_is_a_polyglot(make) -> None:
+    # given a picture whose own pixel bytes are an HTML document
+    data = make()
+    assert HTML_PAYLOAD in data
+
+    # when
+    rejected = _rejection(data)
+
+    # then
+    assert (rejected.code, rejected.message) == (
+        "polyglot",
+        "the image data contains '<html>': images with embedded markup or script are "
+        "refused; re-export the picture from an image editor",
+    )
+
+
+def test_markup_in_a_jpeg_comment_is_dropped() -> None:
+    # given a JPEG whose COM segment holds an SVG tag
     data = _jpeg(comment=b"<svg onload=alert(1)>")
 
     # when
-    rejected = _rejection(data)
+    result = validate_image(data, LIMITS)
 
-    # then
-    assert rejected.code == "polyglot"
-    assert rejected.message.startswith("the file contains '<svg' at byte ")
+    # then it is accepted, stored without its comment
+    assert result.original == _jpeg()
 
 
-def test_markup_inside_a_png_text_chunk_is_a_polyglot() -> None:
-    # given
+def test_png_text_chunks_are_dropped() -> None:
+    # given a PNG with a script URL in one text chunk and a plain comment in another
     info = PngImagePlugin.PngInfo()
     info.add_text("Source", "javascript:alert(document.cookie)")
+    info.add_itxt("Comment", "taken at home")
     data = _encode(Image.new("RGB", (4, 4)), "PNG", pnginfo=info)
 
     # when
-    rejected = _rejection(data)
+    result = validate_image(data, LIMITS)
 
-    # then
-    assert rejected.code == "polyglot"
-    assert rejected.message.startswith("the file contains 'javascript:' at byte ")
-
-
-@pytest.mark.parametrize(
-    "image_bytes",
-    [_jpeg(), _solid(), _encode(Image.new("RGB", (8, 8)), "GIF")],
-    ids=["jpeg", "png", "gif"],
-)
-def test_appended_zip_is_a_polyglot(image_bytes: bytes) -> None:
-    # given an image with a ZIP (a JAR, say) appended
-    data = image_bytes + _zip_bytes()
-
-    # when
-    rejected = _rejection(data)
-
-    # then
-    assert (rejected.code, rejected.message) == (
-        "polyglot",
-        "the file has a ZIP archive embedded in it; upload the picture alone, "
-        "re-exported from an image editor",
-    )
-
-
-@pytest.mark.parametrize(
-    ("image_bytes", "name"),
-    [
-        (_solid(), "PNG"),
-        (_jpeg(), "JPEG"),
-        (_encode(Image.new("RGB", (8, 8)), "WEBP", lossless=True), "WebP"),
-    ],
-)
-def test_trailing_data_after_the_image_end_is_a_polyglot(image_bytes: bytes, name: str) -> None:
-    # given 25 bytes of something that is not padding after the end marker
-    data = image_bytes + b"trailing-data-here-xyz123"
-
-    # when
-    rejected = _rejection(data)
-
-    # then
-    assert (rejected.code, rejected.message) == (
-        "polyglot",
-        f"25 bytes of other data follow the end of the {name} image; "
-        "re-export the picture from an image editor",
-    )
-
-
-def test_padding_longer_than_sixteen_bytes_is_a_polyglot() -> None:
-    # given / when
-    rejected = _rejection(_jpeg() + b"\x00" * 17)
-
-    # then
-    assert rejected.code == "polyglot"
-    assert rejected.message.startswith("17 bytes of other data follow the end of the JPEG image")
+    # then both are gone from the stored original
+    assert result.original == _encode(Image.new("RGB", (4, 4)), "PNG")
 
 
 def test_huge_declared_png_is_a_bomb_refused_without_decoding() -> None:

@@ -158,7 +158,22 @@ def _svg() -> bytes:
 
 
 def _polyglot() -> bytes:
-    return image_bytes(5) + b"<html><script>alert(document.cookie)</script></html>"
+    """A PNG whose uncompressed pixel row is an HTML document."""
+    import struct
+    import zlib
+
+    html = b"<html><script>alert(document.cookie)</script></html>"
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+        )
+
+    header = struct.pack(">IIBBBBB", len(html), 1, 8, 0, 0, 0, 0)
+    rows = zlib.compress(b"\x00" + html, level=0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+    )
 
 
 def _truncated() -> bytes:
@@ -197,8 +212,8 @@ RASTER = "only raster images are accepted: JPEG, PNG, WebP, GIF, BMP, TIFF"
         (lambda: b"%PDF-1.7\n1 0 obj\n", f"looks like a PDF document; {RASTER}"),
         (
             _polyglot,
-            f"the file contains '<html>' at byte {len(image_bytes(5)):,}: images with embedded "
-            "markup or script are refused; re-export the picture from an image editor",
+            "the image data contains '<html>': images with embedded markup or script are "
+            "refused; re-export the picture from an image editor",
         ),
         (
             _truncated,
@@ -389,3 +404,190 @@ def test_near_duplicate_find_uses_the_band_index(category):
     assert Image.objects.get(pk=match.image_id).uid.hex == stored.image_uid.replace("-", "")
     assert near_duplicate_find(other_hashes, max_distance=4, confirm_bits=10) is None
     assert near_duplicate_find(copy_hashes, max_distance=-1, confirm_bits=10) is None
+
+
+def _png_bytes(image: PILImage.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _ramp(vertical: bool) -> PILImage.Image:
+    ramp = np.tile(np.arange(256, dtype=np.uint8), (256, 1))
+    return PILImage.fromarray(ramp.T.copy() if vertical else ramp, "L")
+
+
+def _strip(size: tuple[int, int]) -> PILImage.Image:
+    pixels = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return PILImage.fromarray(pixels, "RGB")
+
+
+LOW_DETAIL = {
+    "black": lambda: PILImage.new("RGB", (64, 64), (0, 0, 0)),
+    "white": lambda: PILImage.new("RGB", (64, 64), (255, 255, 255)),
+    "grey": lambda: PILImage.new("RGB", (64, 64), (128, 128, 128)),
+    "red": lambda: PILImage.new("RGB", (64, 64), (255, 0, 0)),
+    "white-1x1": lambda: PILImage.new("RGB", (1, 1), (255, 255, 255)),
+    "horizontal-ramp": lambda: _ramp(vertical=False),
+    "vertical-ramp": lambda: _ramp(vertical=True),
+    "tiny-4x4": lambda: _strip((4, 4)),
+    "strip-1000x2": lambda: _strip((1000, 2)),
+    "strip-3x900": lambda: _strip((3, 900)),
+}
+
+
+def _dark_blue_pixel() -> bytes:
+    return _png_bytes(PILImage.new("RGB", (1, 1), (0, 0, 80)))
+
+
+@pytest.mark.parametrize("make", LOW_DETAIL.values(), ids=LOW_DETAIL.keys())
+def test_low_detail_image_is_stored_not_merged_with_another(make, category, media_root):
+    # given a 1x1 dark-blue pixel already stored (pHash 0x8000000000000000, as flat pictures)
+    first = image_ingest(
+        data=_dark_blue_pixel(), name="px.png", category=category, source="upload", uploader=None
+    )
+
+    # when a different low-detail picture arrives
+    data = _png_bytes(make())
+    item = image_ingest(
+        data=data, name="low.png", category=category, source="upload", uploader=None
+    )
+
+    # then it is stored as an image of its own, with its own files and candidate
+    assert (first.outcome, item.outcome) == ("added", "added")
+    assert Image.objects.count() == 2
+    assert Image.objects.get(uid=item.image_uid).sha256 == hashlib.sha256(data).hexdigest()
+    assert list(ImageArrival.objects.values_list("kind", flat=True)) == ["new", "new"]
+    assert Candidate.objects.count() == 2
+    assert len(stored_files(media_root)) == 6
+
+
+def test_low_detail_images_in_one_batch_are_all_stored(category):
+    # given every low-detail picture and the dark-blue pixel in one upload
+    files = [("px.png", _dark_blue_pixel())]
+    files += [(f"{name}.png", _png_bytes(make())) for name, make in LOW_DETAIL.items()]
+
+    # when
+    report = images_ingest(files=files, category=category, source="upload", uploader=None)
+
+    # then none is taken for a near-duplicate of another
+    assert (report.added, report.duplicates, report.rejected) == (11, 0, 0)
+    assert Image.objects.count() == 11
+
+
+def test_low_detail_image_is_still_an_exact_duplicate_of_the_same_bytes(category):
+    # given a flat grey picture stored once
+    data = _png_bytes(PILImage.new("RGB", (64, 64), (128, 128, 128)))
+    first = image_ingest(data=data, name="a.png", category=category, source="upload", uploader=None)
+
+    # when the same bytes arrive again
+    item = image_ingest(data=data, name="b.png", category=category, source="upload", uploader=None)
+
+    # then they are linked by sha256
+    assert (item.outcome, item.duplicate_of, item.distance) == ("duplicate", first.image_uid, 0)
+    assert item.reason == "exact duplicate of an image already stored"
+    assert list(ImageArrival.objects.values_list("kind", flat=True)) == ["new", "exact"]
+
+
+def test_resized_jpeg_of_a_real_photo_is_still_a_near_duplicate(category):
+    from skimage import data as samples
+
+    # given scikit-image's cat photo (451x300) stored as PNG
+    photo = PILImage.fromarray(samples.chelsea())
+    first = image_ingest(
+        data=_png_bytes(photo), name="cat.png", category=category, source="upload", uploader=None
+    )
+
+    # when a smaller JPEG re-encode of it arrives
+    buffer = io.BytesIO()
+    photo.resize((300, 200), PILImage.Resampling.BILINEAR).save(buffer, "JPEG", quality=70)
+    item = image_ingest(
+        data=buffer.getvalue(), name="c.jpg", category=category, source="upload", uploader=None
+    )
+
+    # then it is linked to the stored photo
+    assert (item.outcome, item.duplicate_of) == ("duplicate", first.image_uid)
+    assert item.reason == "near duplicate of an image already stored"
+    assert Image.objects.count() == 1
+
+
+SCRIPT = b"<script>alert(1)</script>"
+
+
+@pytest.mark.parametrize(
+    "payload", [SCRIPT, b"<img src=x onerror=alert(1)>"], ids=["script", "img"]
+)
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "PNG", "JPEG", "WEBP"])
+def test_markup_appended_to_an_image_is_not_stored(fmt, payload, category, media_root):
+    # given a picture with markup appended after its end
+    clean = image_bytes(70, fmt=fmt, size=(40, 32))
+    data = clean + payload
+
+    # when it is uploaded
+    item = image_ingest(data=data, name="x", category=category, source="upload", uploader=None)
+
+    # then it is stored without the markup, decoding to the same pixels as the clean file
+    assert item.outcome == "added"
+    image = Image.objects.get()
+    stored = (media_root / image.file.name).read_bytes()
+    assert payload not in stored
+    assert (image.sha256, image.byte_size) == (hashlib.sha256(stored).hexdigest(), len(stored))
+    assert ImageArrival.objects.get().sha256 == hashlib.sha256(data).hexdigest()
+    assert np.array_equal(_decoded(stored), _decoded(clean))
+
+
+def _decoded(data: bytes) -> np.ndarray:
+    return np.asarray(PILImage.open(io.BytesIO(data)).convert("RGB"))
+
+
+def _gps_jpeg(comment: bytes = b"ASCII\x00\x00\x00at home") -> bytes:
+    exif = PILImage.Exif()
+    exif[0x010F] = "Phone"  # Make
+    exif.get_ifd(0x8769)[0x9286] = comment  # Exif IFD: UserComment
+    exif.get_ifd(0x8825).update({1: "N", 2: (51.0, 30.0, 0.0)})  # GPS IFD: latitude
+    buffer = io.BytesIO()
+    noise_image(71, (64, 48)).save(buffer, "JPEG", quality=95, exif=exif)
+    return buffer.getvalue()
+
+
+def _stored_exif(media_root) -> PILImage.Exif:
+    return PILImage.open(media_root / Image.objects.get().file.name).getexif()
+
+
+def test_gps_is_removed_from_the_stored_original(category, media_root):
+    # given a phone photo with a GPS position
+    data = _gps_jpeg()
+    assert PILImage.open(io.BytesIO(data)).getexif().get_ifd(0x8825) != {}
+
+    # when it is uploaded
+    image_ingest(data=data, name="p.jpg", category=category, source="upload", uploader=None)
+
+    # then the stored original has no position but keeps the rest of its EXIF
+    exif = _stored_exif(media_root)
+    assert exif.get_ifd(0x8825) == {}
+    assert exif[0x010F] == "Phone"
+
+
+def test_gps_is_kept_when_the_setting_says_so(settings, category, media_root):
+    # given
+    settings.CROWDNET_KEEP_GPS = True
+
+    # when
+    image_ingest(data=_gps_jpeg(), name="p.jpg", category=category, source="upload", uploader=None)
+
+    # then
+    assert _stored_exif(media_root).get_ifd(0x8825) == {1: "N", 2: (51.0, 30.0, 0.0)}
+
+
+def test_jpeg_with_script_in_its_exif_comment_is_accepted(category, media_root):
+    # given a real photo whose EXIF user comment holds a script tag
+    data = _gps_jpeg(comment=b"ASCII\x00\x00\x00" + SCRIPT)
+
+    # when
+    item = image_ingest(data=data, name="c.jpg", category=category, source="upload", uploader=None)
+
+    # then it is stored, and what is stored and served holds no script
+    assert item.outcome == "added"
+    stored = (media_root / Image.objects.get().file.name).read_bytes()
+    assert b"<script" not in stored
+    assert _decoded(stored).shape == (48, 64, 3)
