@@ -114,7 +114,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.CrowdNetAdminConfig",  # django.contrib.admin with a limited login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -250,6 +250,13 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- auth, passwords ------------------------------------------------------------------------
 
+# Every login (page, admin, API token) goes through the failed-login limits.
+AUTHENTICATION_BACKENDS = ["labeling.authentication.ThrottledModelBackend"]
+# Trusted reverse proxies in front of the app, each appending to X-Forwarded-For. 0: the client
+# is REMOTE_ADDR and X-Forwarded-For is ignored (anyone can write it). Throttles and login
+# limits key on the address this gives (labeling.throttle.client_address).
+CROWDNET_NUM_PROXIES = env_int("CROWDNET_NUM_PROXIES", 0)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -327,9 +334,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "labeling.api.throttling.UserRateThrottle",
+        "labeling.api.throttling.AnonRateThrottle",
     ],
+    "NUM_PROXIES": CROWDNET_NUM_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "tasks": env_str("CROWDNET_THROTTLE_TASKS", "600/min"),
         "tasks_ip": env_str("CROWDNET_THROTTLE_TASKS_IP", "6000/min"),

@@ -11,9 +11,9 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from labeling.api.throttling import AddressRateThrottle, ScopedRateThrottle
 from labeling.models import Box, Candidate, MicroTask, TaskItem, TaskKind
 from labeling.services.answers import (
     AnswerInvalid,
@@ -38,13 +38,10 @@ class TaskThrottle(ScopedRateThrottle):
     """Per worker."""
 
 
-class TaskIPThrottle(SimpleRateThrottle):
+class TaskIPThrottle(AddressRateThrottle):
     """Per client address, whoever is signed in."""
 
     scope = "tasks_ip"
-
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
 
 class CategoryBriefSerializer(serializers.Serializer):
