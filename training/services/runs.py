@@ -19,13 +19,13 @@ from django.utils import timezone
 
 from labeling.models import User
 from training.ml.backbones import MODES, backbone_names
-from training.ml.weights import weights_parse
 from training.models import DatasetVersion, TrainingRun
 from training.services.datasets import (
     DatasetTooSmall,
     accepted_labels_count,
     dataset_snapshot,
 )
+from training.services.weights import weights_resolve
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def run_create(
     if mode not in MODES:
         raise RunInvalid("mode", f"Unknown mode; use one of {', '.join(MODES)}.")
     try:
-        weights_parse(weights)
+        weights_resolve(weights)
     except ValueError as error:
         raise RunInvalid("weights", str(error)) from None
     cleaned = params_clean(params)
