@@ -254,12 +254,15 @@ class GoldMarkView(APIView):
 
 
 class WorkerResumeView(APIView):
-    """Curators lift a worker's quality-gate pause."""
+    """Curators lift a worker's quality-gate pause; like pausing, only for workers."""
 
     permission_classes = [IsCurator]
 
-    @extend_schema(request=None, responses={200: UserSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: UserSerializer, 404: OpenApiResponse(description="No such worker.")},
+    )
     def post(self, request: Request, pk: int) -> Response:
-        worker = get_object_or_404(User, pk=pk)
+        worker = get_object_or_404(User, pk=pk, role=User.Role.WORKER)
         worker_resume(profile=worker_profile(worker))
         return Response(UserSerializer(worker).data)
