@@ -412,6 +412,8 @@ CROWDNET_VOTES_PER_ITEM = env_int("CROWDNET_VOTES_PER_ITEM", 3, minimum=1)
 CROWDNET_GOLD_RATE = env_float("CROWDNET_GOLD_RATE", 0.1)
 CROWDNET_GRID_SIZE = env_int("CROWDNET_GRID_SIZE", 9, minimum=2)
 CROWDNET_BOX_VERIFY_VOTES = env_int("CROWDNET_BOX_VERIFY_VOTES", 1, minimum=1)
+# Image links in the task API are signed for the worker and good for this many seconds.
+CROWDNET_IMAGE_URL_SECONDS = env_int("CROWDNET_IMAGE_URL_SECONDS", 600, minimum=10)
 CROWDNET_MAX_BOXES = env_int("CROWDNET_MAX_BOXES", 50, minimum=1)
 CROWDNET_MIN_BOX_SIDE = env_float("CROWDNET_MIN_BOX_SIDE", 2.0)
 # Quality gates (Toloka-style): answers faster than the floor, failed-gold streaks, gold accuracy.

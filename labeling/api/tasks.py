@@ -13,6 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.api.image_urls import image_url_sign
 from labeling.api.throttling import AddressRateThrottle, ScopedRateThrottle
 from labeling.models import Box, Candidate, MicroTask, TaskItem, TaskKind
 from labeling.services.answers import (
@@ -82,12 +83,13 @@ class StatsSerializer(serializers.Serializer):
     pause_reason = serializers.CharField()
 
 
-def _item_body(item: TaskItem, kind: str) -> dict[str, Any]:
-    """What a worker sees of one item: an opaque id and image URL, the same for gold or not."""
+def _item_body(item: TaskItem, kind: str, worker_id: int) -> dict[str, Any]:
+    """What a worker sees of one item: an opaque id and image URL, the same for gold or not.
+    The URL is signed for the worker, so API clients without a session can load it."""
     image = item.candidate.image
     body: dict[str, Any] = {
         "id": str(item.uid),
-        "image_url": reverse("task-item-image", args=[item.uid]),
+        "image_url": image_url_sign(reverse("task-item-image", args=[item.uid]), worker_id),
         "width": image.width,
         "height": image.height,
     }
@@ -123,8 +125,11 @@ def task_body(task: MicroTask) -> dict[str, Any]:
             "name": task.category.name,
             "definition": task.category.definition,
         },
-        "examples": [reverse("image-file", args=[c.image.uid, "thumb"]) for c in examples],
-        "items": [_item_body(item, task.kind) for item in items],
+        "examples": [
+            image_url_sign(reverse("image-file", args=[c.image.uid, "thumb"]), task.worker_id)
+            for c in examples
+        ],
+        "items": [_item_body(item, task.kind, task.worker_id) for item in items],
         "expires_at": task.expires_at.isoformat(),
     }
 
