@@ -7,13 +7,14 @@ from typing import Any
 from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.image_urls import image_url_sign
+from labeling.api.task_serializers import TASK_SCHEMA, AnswerSerializer, StatsSerializer
 from labeling.api.throttling import AddressRateThrottle, ScopedRateThrottle
 from labeling.models import Box, Candidate, MicroTask, TaskItem, TaskKind
 from labeling.services.answers import (
@@ -43,44 +44,6 @@ class TaskIPThrottle(AddressRateThrottle):
     """Per client address, whoever is signed in."""
 
     scope = "tasks_ip"
-
-
-class CategoryBriefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    definition = serializers.CharField()
-
-
-class TaskItemSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    image_url = serializers.CharField()
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-    box = serializers.ListField(child=serializers.FloatField(), required=False)
-    boxes = serializers.ListField(child=serializers.ListField(), required=False)
-
-
-class TaskSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    kind = serializers.ChoiceField(choices=TaskKind.choices)
-    prompt = serializers.CharField()
-    category = CategoryBriefSerializer()
-    examples = serializers.ListField(child=serializers.CharField())
-    items = TaskItemSerializer(many=True)
-    expires_at = serializers.DateTimeField()
-
-
-class AnswerSerializer(serializers.Serializer):
-    answers = serializers.ListField(child=serializers.DictField())
-    client_token = serializers.CharField(max_length=64, required=False, allow_blank=True)
-
-
-class StatsSerializer(serializers.Serializer):
-    answered_tasks = serializers.IntegerField()
-    answered_items = serializers.IntegerField()
-    streak = serializers.IntegerField()
-    paused = serializers.BooleanField()
-    pause_reason = serializers.CharField()
 
 
 def _item_body(item: TaskItem, kind: str, worker_id: int) -> dict[str, Any]:
@@ -143,7 +106,7 @@ class NextTaskView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("kind", enum=[k.value for k in TaskKind], required=False)],
         responses={
-            200: TaskSerializer,
+            200: TASK_SCHEMA,
             204: OpenApiResponse(description="Nothing to do right now."),
             403: OpenApiResponse(description="The worker is paused; the reason is given."),
         },
