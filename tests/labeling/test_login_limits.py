@@ -127,3 +127,19 @@ def test_behind_one_proxy_the_last_hop_is_the_client(settings, api, curator):
     assert same_client.status_code == 429
     assert other_client.status_code == 200
     assert other_client.json() == {"token": Token.objects.get(user=curator).key}
+
+
+def test_one_account_guessed_from_many_addresses_is_locked_for_every_address(client, curator):
+    for n in range(LIMITS.per_account_anywhere):
+        client.post(
+            reverse("login"),
+            {"username": "cora", "password": "wrong"},
+            REMOTE_ADDR=f"10.0.{n // 250}.{n % 250 + 1}",
+        )
+
+    fresh = client.post(
+        reverse("login"), {"username": "cora", "password": PASSWORD}, REMOTE_ADDR="192.0.2.99"
+    )
+
+    assert fresh.status_code == 429
+    assert "_auth_user_id" not in client.session
