@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 PRINT = (
     "import json, config.settings as s; "
     "print(json.dumps([s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS]))"
@@ -19,7 +21,11 @@ def _settings_with(env: dict[str, str]) -> list:
     base = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_HSTS")}
     base.pop("DJANGO_SSL_REDIRECT", None)
     done = subprocess.run(
-        [sys.executable, "-c", PRINT], env={**base, **env}, capture_output=True, check=True
+        [sys.executable, "-c", PRINT],
+        env={**base, **env},
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     )
     return json.loads(done.stdout)
 
