@@ -24,6 +24,7 @@ from labeling.api.permissions import IsCurator
 from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
+from training.dashboard_serializers import ArchitectureSerializer, ModelErrorSerializer
 from training.ml.backbones import MODES
 from training.ml.loop import CheckpointCorrupt, sha256_file
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
@@ -292,7 +293,12 @@ class RunArchitectureView(APIView):
 
     permission_classes = [IsCurator]
 
-    @extend_schema(responses={200: OpenApiResponse(description="image_size, totals, layers")})
+    @extend_schema(
+        responses={
+            200: ArchitectureSerializer,
+            404: OpenApiResponse(description="No such run, or it has not started training."),
+        }
+    )
     def get(self, request: Request, pk: int) -> Response:
         run = get_object_or_404(TrainingRun.objects.only("architecture"), pk=pk)
         if run.architecture is None:
@@ -409,6 +415,6 @@ class ModelErrorView(APIView):
 
     permission_classes = [IsCurator]
 
-    @extend_schema(responses={200: OpenApiResponse(description="runs and series")})
+    @extend_schema(responses={200: ModelErrorSerializer})
     def get(self, request: Request) -> Response:
         return Response(model_error_history())
