@@ -77,7 +77,8 @@ class TokenView(ObtainAuthToken):
         }
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if login_blocked(request, str(request.data.get("username", ""))):
+        data = request.data if isinstance(request.data, dict) else {}
+        if login_blocked(request, str(data.get("username", ""))):
             minutes = refusal_minutes()
             return Response(
                 {

@@ -143,3 +143,11 @@ def test_one_account_guessed_from_many_addresses_is_locked_for_every_address(cli
 
     assert fresh.status_code == 429
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.parametrize("body", [[], "cora", 7])
+def test_a_token_request_that_is_not_an_object_is_400(api, body):
+    response = api.post("/api/auth/token/", body, format="json")
+
+    assert response.status_code == 400
+    assert not Token.objects.exists()
