@@ -114,7 +114,7 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "config.admin_site.CrowdNetAdminConfig",  # django.contrib.admin with a limited login
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -250,6 +250,13 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- auth, passwords ------------------------------------------------------------------------
 
+# Every login (page, admin, API token) goes through the failed-login limits.
+AUTHENTICATION_BACKENDS = ["labeling.authentication.ThrottledModelBackend"]
+# Trusted reverse proxies in front of the app, each appending to X-Forwarded-For. 0: the client
+# is REMOTE_ADDR and X-Forwarded-For is ignored (anyone can write it). Throttles and login
+# limits key on the address this gives (labeling.throttle.client_address).
+CROWDNET_NUM_PROXIES = env_int("CROWDNET_NUM_PROXIES", 0)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -297,6 +304,11 @@ X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_SSL_REDIRECT = env_bool("DJANGO_SSL_REDIRECT", False)
+# HSTS: browsers that once saw the site over HTTPS refuse plain HTTP for this many seconds.
+# On by default (a year) once HTTPS is enforced; subdomains only when asked for, since they
+# may still serve plain HTTP.
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000 if SECURE_SSL_REDIRECT else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 CONTENT_SECURITY_POLICY = {
@@ -327,9 +339,10 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "labeling.api.throttling.UserRateThrottle",
+        "labeling.api.throttling.AnonRateThrottle",
     ],
+    "NUM_PROXIES": CROWDNET_NUM_PROXIES,
     "DEFAULT_THROTTLE_RATES": {
         "tasks": env_str("CROWDNET_THROTTLE_TASKS", "600/min"),
         "tasks_ip": env_str("CROWDNET_THROTTLE_TASKS_IP", "6000/min"),
@@ -347,7 +360,6 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "training.models.TrainingRun.Status"},
 }
@@ -402,6 +414,8 @@ CROWDNET_VOTES_PER_ITEM = env_int("CROWDNET_VOTES_PER_ITEM", 3, minimum=1)
 CROWDNET_GOLD_RATE = env_float("CROWDNET_GOLD_RATE", 0.1)
 CROWDNET_GRID_SIZE = env_int("CROWDNET_GRID_SIZE", 9, minimum=2)
 CROWDNET_BOX_VERIFY_VOTES = env_int("CROWDNET_BOX_VERIFY_VOTES", 1, minimum=1)
+# Image links in the task API are signed for the worker and good for this many seconds.
+CROWDNET_IMAGE_URL_SECONDS = env_int("CROWDNET_IMAGE_URL_SECONDS", 600, minimum=10)
 CROWDNET_MAX_BOXES = env_int("CROWDNET_MAX_BOXES", 50, minimum=1)
 CROWDNET_MIN_BOX_SIDE = env_float("CROWDNET_MIN_BOX_SIDE", 2.0)
 # Quality gates (Toloka-style): answers faster than the floor, failed-gold streaks, gold accuracy.

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 
-from labeling.models import Category, User
+from labeling.models import Category
+from labeling.services.accounts import validate_username
 
 UPLOAD_ACCEPT = "image/*,.zip,.tar,.gz,.tgz,application/zip,application/x-tar,application/gzip"
 
@@ -140,7 +141,7 @@ class ScrapeForm(CategoryForm):
 def username_field() -> forms.CharField:
     return forms.CharField(
         max_length=150,
-        validators=[User.username_validator],
+        validators=[validate_username],
         widget=forms.TextInput(
             attrs={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}
         ),

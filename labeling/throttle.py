@@ -1,8 +1,16 @@
 """Failed-login limits kept in Django's cache, so that passwords cannot be guessed quickly.
 
-Two counters per failure: one per (client address, username), which stops guessing one
-account's password, and a looser one per address, which stops trying one password on many
-accounts. A blocked client is refused before its password is checked.
+Every way in (the login page, /admin/login/, POST /api/auth/token/) authenticates through
+`labeling.authentication.ThrottledModelBackend`, which refuses a blocked client before its
+password is checked and counts every failure here. Three counters per failure:
+
+- per (client address, username): stops guessing one account's password from one place;
+- per address: stops trying one password on many accounts;
+- per username from anywhere, looser: stops spreading one account's guesses over many
+  addresses. (Someone with many addresses can use it to lock an account out for a window:
+  that is the price of not letting them guess.)
+
+The client address is `client_address`, which every throttle and lockout uses.
 """
 
 from __future__ import annotations
@@ -10,8 +18,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.cache import cache
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 
 @dataclass(frozen=True)
@@ -20,6 +30,7 @@ class LoginLimits:
 
     per_account: int = 10
     per_address: int = 50
+    per_account_anywhere: int = 100
     window_s: int = 300
 
 
@@ -27,23 +38,35 @@ LIMITS = LoginLimits()
 
 
 def client_address(request: HttpRequest) -> str:
-    """The peer address. Behind a proxy, the proxy must put the client's address there."""
+    """The client's address: REMOTE_ADDR, or with CROWDNET_NUM_PROXIES = n trusted proxies in
+    front, the n-th address from the right of X-Forwarded-For (each proxy appends the address
+    it saw, so anything further left was written by the client and proves nothing)."""
+    proxies = settings.CROWDNET_NUM_PROXIES
+    if proxies:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-min(proxies, len(hops))]
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def _keys(request: HttpRequest, username: str) -> tuple[str, str]:
+def _keys(request: HttpRequest, username: str) -> tuple[str, str, str]:
     address = client_address(request)
-    account = hashlib.sha256(f"{address}\n{username.strip().lower()}".encode()).hexdigest()
-    return f"login-fail:acct:{account}", f"login-fail:addr:{address}"
+    name = username.strip().lower()
+    pair = hashlib.sha256(f"{address}\n{name}".encode()).hexdigest()
+    account = hashlib.sha256(name.encode()).hexdigest()
+    return f"login-fail:acct:{pair}", f"login-fail:addr:{address}", f"login-fail:name:{account}"
 
 
 def login_blocked(request: HttpRequest, username: str, limits: LoginLimits = LIMITS) -> bool:
-    """Whether this address has failed too often, for this username or overall."""
-    account_key, address_key = _keys(request, username)
-    counts = cache.get_many([account_key, address_key])
+    """Whether this address failed too often (for this username or overall), or this
+    username failed too often from anywhere."""
+    pair_key, address_key, account_key = _keys(request, username)
+    counts = cache.get_many([pair_key, address_key, account_key])
     return (
-        counts.get(account_key, 0) >= limits.per_account
+        counts.get(pair_key, 0) >= limits.per_account
         or counts.get(address_key, 0) >= limits.per_address
+        or counts.get(account_key, 0) >= limits.per_account_anywhere
     )
 
 
@@ -56,3 +79,14 @@ def login_failed(request: HttpRequest, username: str, limits: LoginLimits = LIMI
         except ValueError:
             # The key expired between add and incr: this failure starts a new window.
             cache.set(key, 1, timeout=limits.window_s)
+
+
+def refusal_minutes(limits: LoginLimits = LIMITS) -> int:
+    """How long, in whole minutes, a blocked client should wait (the window, at least 1)."""
+    return max(1, limits.window_s // 60)
+
+
+def login_refused(request: HttpRequest) -> HttpResponse:
+    """The HTML answer to a blocked login: 429 and how long to wait."""
+    context = {"minutes": refusal_minutes()}
+    return render(request, "registration/login_throttled.html", context, status=429)

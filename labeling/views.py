@@ -50,7 +50,7 @@ from labeling.services.exports import ExportRequestError, export_cancel, export_
 from labeling.services.microtasks import worker_pause, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.tasks import consensus_reaggregate as consensus_reaggregate_task
-from labeling.throttle import LIMITS, login_blocked, login_failed
+from labeling.throttle import login_blocked, login_refused
 from training.models import DatasetVersion
 
 REPORT_ROWS_SHOWN = 1000
@@ -81,22 +81,15 @@ def curator_required(view: View) -> View:
 
 
 class ThrottledLoginView(LoginView):
-    """Django's login, refusing an address that failed too often (see labeling.throttle)."""
+    """Django's login, saying 429 to a client that failed too often. The authentication
+    backend refuses and counts (labeling.authentication); this only explains the refusal."""
 
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        username = request.POST.get("username", "")
-        if login_blocked(request, username):
-            minutes = max(1, LIMITS.window_s // 60)
-            return render(
-                request, "registration/login_throttled.html", {"minutes": minutes}, status=429
-            )
+        if login_blocked(request, request.POST.get("username", "")):
+            return login_refused(request)
         return super().post(request, *args, **kwargs)
-
-    def form_invalid(self, form: Any) -> HttpResponse:
-        login_failed(self.request, self.request.POST.get("username", ""))
-        return super().form_invalid(form)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         return {**super().get_context_data(**kwargs), "open_signup": settings.CROWDNET_OPEN_SIGNUP}

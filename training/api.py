@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -23,6 +24,7 @@ from labeling.api.permissions import IsCurator
 from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
+from training.dashboard_serializers import ArchitectureSerializer, ModelErrorSerializer
 from training.ml.catalog import MODES, CheckpointCorrupt, sha256_file
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.dashboards import architecture_summary, model_error_history, run_detail
@@ -296,7 +298,12 @@ class RunArchitectureView(APIView):
 
     permission_classes = [IsCurator]
 
-    @extend_schema(responses={200: OpenApiResponse(description="image_size, totals, layers")})
+    @extend_schema(
+        responses={
+            200: ArchitectureSerializer,
+            404: OpenApiResponse(description="No such run, or it has not started training."),
+        }
+    )
     def get(self, request: Request, pk: int) -> Response:
         run = get_object_or_404(TrainingRun.objects.only("architecture"), pk=pk)
         if run.architecture is None:
@@ -341,7 +348,9 @@ class RunCheckpointView(APIView):
 
     @extend_schema(
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(description="The .pt file."),
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The .pt file."
+            ),
             404: OpenApiResponse(description="No such run, or it has no checkpoint."),
             409: OpenApiResponse(description="The file no longer matches its recorded hash."),
         }
@@ -415,6 +424,6 @@ class ModelErrorView(APIView):
 
     permission_classes = [IsCurator]
 
-    @extend_schema(responses={200: OpenApiResponse(description="runs and series")})
+    @extend_schema(responses={200: ModelErrorSerializer})
     def get(self, request: Request) -> Response:
         return Response(model_error_history())

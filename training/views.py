@@ -66,7 +66,10 @@ class RunStartForm(forms.Form):
         max_length=300,
         initial="imagenet",
         label="Starting weights",
-        help_text="imagenet, lite0, random[:seed] or checkpoint:/path/file.pt[#sha256]",
+        help_text=(
+            "imagenet, lite0, random[:seed], run:<id> (a finished run's checkpoint) or "
+            "checkpoint:<file in the checkpoint store>[#sha256]"
+        ),
     )
     mode = forms.ChoiceField(choices=[(mode, MODE_LABELS.get(mode, mode)) for mode in MODES])
     epochs = forms.IntegerField(min_value=1, max_value=500, initial=DEFAULT_PARAMS["epochs"])

@@ -111,6 +111,10 @@ class DecisionView(APIView):
         return Response(ReviewItemSerializer(candidate).data)
 
 
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+
+
 class ConsensusRunsView(APIView):
     """Re-aggregation runs: list them, or queue one now."""
 
@@ -122,7 +126,10 @@ class ConsensusRunsView(APIView):
         return Response(ConsensusRunSerializer(runs, many=True).data)
 
     @extend_schema(
-        request=None, responses={202: OpenApiResponse(description="Queued for a Celery worker.")}
+        request=None,
+        responses={
+            202: OpenApiResponse(DetailSerializer, description="Queued for a Celery worker.")
+        },
     )
     def post(self, request: Request) -> Response:
         from labeling.tasks import consensus_reaggregate
@@ -152,13 +159,43 @@ class LabelingProgressView(APIView):
         return Response(labeling_progress(hours=hours))
 
 
+class CrowdWorkerSerializer(serializers.Serializer):
+    """One worker's record; accuracies are fractions in [0, 1], null before there is data."""
+
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    answered_tasks = serializers.IntegerField()
+    answered_items = serializers.IntegerField()
+    gold_seen = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    em_accuracy = serializers.FloatField(allow_null=True, help_text="Dawid-Skene accuracy.")
+    spammer_score = serializers.FloatField(allow_null=True)
+    seconds_per_item = serializers.FloatField(allow_null=True)
+    paused = serializers.BooleanField()
+    pause_reason = serializers.CharField()
+    last_answer_at = serializers.DateTimeField(allow_null=True)
+
+
+class CrowdQualitySerializer(serializers.Serializer):
+    workers = CrowdWorkerSerializer(many=True)
+    bins = serializers.ListField(
+        child=serializers.FloatField(), help_text="Histogram bin edges, 0 to 1."
+    )
+    gold_accuracy = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Workers per bin."
+    )
+    em_accuracy = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Workers per bin."
+    )
+
+
 class CrowdQualityView(APIView):
     """Every worker's answers, gold accuracy, model accuracy, spammer score, speed and state,
     with histograms of both accuracies."""
 
     permission_classes = [IsCurator]
 
-    @extend_schema(responses={200: OpenApiResponse(description="workers and histograms")})
+    @extend_schema(responses={200: CrowdQualitySerializer})
     def get(self, request: Request) -> Response:
         return Response(crowd_quality())
 

@@ -218,6 +218,21 @@ class AnnotationImportSerializer(serializers.Serializer):
     )
 
 
+class RecordErrorSerializer(serializers.Serializer):
+    record = serializers.CharField(help_text="The file and record in error, e.g. a.json#3.")
+    message = serializers.CharField()
+
+
+class AnnotationImportReportSerializer(serializers.Serializer):
+    """What an import wrote; with errors, nothing was written."""
+
+    images = serializers.IntegerField()
+    labels = serializers.IntegerField()
+    boxes = serializers.IntegerField()
+    categories_created = serializers.ListField(child=serializers.CharField())
+    errors = RecordErrorSerializer(many=True)
+
+
 class AnnotationImportView(APIView):
     """Import existing annotations (COCO, VOC, YOLO, ImageFolder, Label Studio): 201 with what
     was written, or 400 with every bad record and nothing written."""
@@ -227,7 +242,10 @@ class AnnotationImportView(APIView):
     throttle_classes = [ImportThrottle]
     throttle_scope = "imports"
 
-    @extend_schema(request={"multipart/form-data": AnnotationImportSerializer})
+    @extend_schema(
+        request={"multipart/form-data": AnnotationImportSerializer},
+        responses={201: AnnotationImportReportSerializer, 400: AnnotationImportReportSerializer},
+    )
     def post(self, request: Request) -> Response:
         asked = AnnotationImportSerializer(data=request.data)
         asked.is_valid(raise_exception=True)

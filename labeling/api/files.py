@@ -1,13 +1,14 @@
-"""Serving stored image files to signed-in users, by opaque id only."""
+"""Serving stored image files, by opaque id only, to signed-in users and to signed URLs
+(labeling.api.image_urls)."""
 
 from __future__ import annotations
 
-from django.contrib.auth.decorators import login_required
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
+from labeling.api.image_urls import image_viewer
 from labeling.models import Image, TaskItem
 
 CONTENT_TYPES = {
@@ -21,7 +22,7 @@ CONTENT_TYPES = {
 
 
 @require_GET
-@login_required
+@image_viewer
 def image_file(request: HttpRequest, uid: str, variant: str) -> FileResponse:
     """The original (curators only), thumbnail or training copy of one image.
 
@@ -48,7 +49,7 @@ def _serve(name: str, content_type: str, cache: str = "private, max-age=86400") 
 
 
 @require_GET
-@login_required
+@image_viewer
 def task_item_image(request: HttpRequest, uid: str) -> FileResponse:
     """The training-size copy of one item of the worker's own task. The URL names only the
     item's random id, so gold and other items look alike and repeat images can't be tracked."""

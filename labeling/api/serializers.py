@@ -9,6 +9,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from labeling.models import Candidate, Category, Image, ImportJob, Invitation, User
+from labeling.services.accounts import validate_username
 
 WNID = re.compile(r"^n\d{8}$")
 
@@ -165,7 +166,7 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class WorkerCreateSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(max_length=150, validators=[validate_username])
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
     email = serializers.EmailField(required=False, allow_blank=True)
 

@@ -7,13 +7,15 @@ from typing import Any
 from django.db.models import Prefetch
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
+from rest_framework import status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
 
+from labeling.api.image_urls import image_url_sign
+from labeling.api.task_serializers import TASK_SCHEMA, AnswerSerializer, StatsSerializer
+from labeling.api.throttling import AddressRateThrottle, ScopedRateThrottle
 from labeling.models import Box, Candidate, MicroTask, TaskItem, TaskKind
 from labeling.services.answers import (
     AnswerInvalid,
@@ -38,59 +40,19 @@ class TaskThrottle(ScopedRateThrottle):
     """Per worker."""
 
 
-class TaskIPThrottle(SimpleRateThrottle):
+class TaskIPThrottle(AddressRateThrottle):
     """Per client address, whoever is signed in."""
 
     scope = "tasks_ip"
 
-    def get_cache_key(self, request: Request, view: Any) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
 
-
-class CategoryBriefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    name = serializers.CharField()
-    definition = serializers.CharField()
-
-
-class TaskItemSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    image_url = serializers.CharField()
-    width = serializers.IntegerField()
-    height = serializers.IntegerField()
-    box = serializers.ListField(child=serializers.FloatField(), required=False)
-    boxes = serializers.ListField(child=serializers.ListField(), required=False)
-
-
-class TaskSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    kind = serializers.ChoiceField(choices=TaskKind.choices)
-    prompt = serializers.CharField()
-    category = CategoryBriefSerializer()
-    examples = serializers.ListField(child=serializers.CharField())
-    items = TaskItemSerializer(many=True)
-    expires_at = serializers.DateTimeField()
-
-
-class AnswerSerializer(serializers.Serializer):
-    answers = serializers.ListField(child=serializers.DictField())
-    client_token = serializers.CharField(max_length=64, required=False, allow_blank=True)
-
-
-class StatsSerializer(serializers.Serializer):
-    answered_tasks = serializers.IntegerField()
-    answered_items = serializers.IntegerField()
-    streak = serializers.IntegerField()
-    paused = serializers.BooleanField()
-    pause_reason = serializers.CharField()
-
-
-def _item_body(item: TaskItem, kind: str) -> dict[str, Any]:
-    """What a worker sees of one item: an opaque id and image URL, the same for gold or not."""
+def _item_body(item: TaskItem, kind: str, worker_id: int) -> dict[str, Any]:
+    """What a worker sees of one item: an opaque id and image URL, the same for gold or not.
+    The URL is signed for the worker, so API clients without a session can load it."""
     image = item.candidate.image
     body: dict[str, Any] = {
         "id": str(item.uid),
-        "image_url": reverse("task-item-image", args=[item.uid]),
+        "image_url": image_url_sign(reverse("task-item-image", args=[item.uid]), worker_id),
         "width": image.width,
         "height": image.height,
     }
@@ -126,8 +88,11 @@ def task_body(task: MicroTask) -> dict[str, Any]:
             "name": task.category.name,
             "definition": task.category.definition,
         },
-        "examples": [reverse("image-file", args=[c.image.uid, "thumb"]) for c in examples],
-        "items": [_item_body(item, task.kind) for item in items],
+        "examples": [
+            image_url_sign(reverse("image-file", args=[c.image.uid, "thumb"]), task.worker_id)
+            for c in examples
+        ],
+        "items": [_item_body(item, task.kind, task.worker_id) for item in items],
         "expires_at": task.expires_at.isoformat(),
     }
 
@@ -141,7 +106,7 @@ class NextTaskView(APIView):
     @extend_schema(
         parameters=[OpenApiParameter("kind", enum=[k.value for k in TaskKind], required=False)],
         responses={
-            200: TaskSerializer,
+            200: TASK_SCHEMA,
             204: OpenApiResponse(description="Nothing to do right now."),
             403: OpenApiResponse(description="The worker is paused; the reason is given."),
         },

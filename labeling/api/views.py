@@ -16,7 +16,6 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling.api.permissions import CuratorWritesOthersRead, IsCurator
@@ -33,11 +32,13 @@ from labeling.api.serializers import (
     UserSerializer,
     WorkerCreateSerializer,
 )
+from labeling.api.throttling import ScopedRateThrottle
 from labeling.ingest.archives import ArchiveRejected
 from labeling.models import Candidate, Category, Image, ImportJob, User
 from labeling.services import accounts, imports
 from labeling.services.microtasks import gold_mark, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
+from labeling.throttle import login_blocked, refusal_minutes
 
 
 def _as_drf(error: DjangoValidationError) -> ValidationError:
@@ -56,11 +57,37 @@ class MeView(APIView):
         return Response(UserSerializer(request.user).data)
 
 
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
 class TokenView(ObtainAuthToken):
-    """Exchange username and password for an API token."""
+    """Exchange username and password for an API token, under the same failed-login limits
+    as the login page (labeling.throttle): a blocked client gets 429 even with the right
+    password, and every failure here counts toward the block."""
 
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "login"
+
+    @extend_schema(
+        responses={
+            200: TokenSerializer,
+            400: OpenApiResponse(description="Wrong username or password."),
+            429: OpenApiResponse(description="Too many failed logins; wait and try again."),
+        }
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = request.data if isinstance(request.data, dict) else {}
+        if login_blocked(request, str(data.get("username", ""))):
+            minutes = refusal_minutes()
+            return Response(
+                {
+                    "detail": "Too many failed logins for this account from your network. "
+                    f"Wait {minutes} minutes, then try again."
+                },
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+            )
+        return super().post(request, *args, **kwargs)
 
 
 class CategoryViewSet(viewsets.ModelViewSet):
@@ -228,12 +255,15 @@ class GoldMarkView(APIView):
 
 
 class WorkerResumeView(APIView):
-    """Curators lift a worker's quality-gate pause."""
+    """Curators lift a worker's quality-gate pause; like pausing, only for workers."""
 
     permission_classes = [IsCurator]
 
-    @extend_schema(request=None, responses={200: UserSerializer})
+    @extend_schema(
+        request=None,
+        responses={200: UserSerializer, 404: OpenApiResponse(description="No such worker.")},
+    )
     def post(self, request: Request, pk: int) -> Response:
-        worker = get_object_or_404(User, pk=pk)
+        worker = get_object_or_404(User, pk=pk, role=User.Role.WORKER)
         worker_resume(profile=worker_profile(worker))
         return Response(UserSerializer(worker).data)

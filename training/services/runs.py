@@ -25,6 +25,7 @@ from training.services.datasets import (
     accepted_labels_count,
     dataset_snapshot,
 )
+from training.services.weights import weights_resolve
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +100,8 @@ def run_create(
         raise RunInvalid("backbone", f"Unknown backbone; use one of {', '.join(BACKBONES)}.")
     if mode not in MODES:
         raise RunInvalid("mode", f"Unknown mode; use one of {', '.join(MODES)}.")
-    # weights.py imports torch; the web process only needs it here, when a run is asked for.
-    from training.ml.weights import weights_parse
-
     try:
-        weights_parse(weights)
+        weights_resolve(weights)
     except ValueError as error:
         raise RunInvalid("weights", str(error)) from None
     cleaned = params_clean(params)

@@ -180,10 +180,19 @@ def test_swagger_ui_is_served_without_any_cdn(client, curator):
     for cdn in ["cdn.jsdelivr.net", "unpkg.com", "cdnjs"]:
         assert cdn not in html
     assert "<script>" not in html  # the start-up script is a file, so the CSP holds
+    assert "<style>" not in html  # and so is the page's style
+    assert "/static/css/swagger.css" in html
     assert (
         "'unsafe-inline'"
         not in page["Content-Security-Policy"].split("script-src")[1].split(";")[0]
     )
+
+
+def test_redoc_is_not_served(client, curator):
+    """It needs inline styles and Google's web fonts; Swagger UI documents the same schema."""
+    client.force_login(curator)
+
+    assert client.get("/api/redoc/").status_code == 404
 
 
 def test_api_docs_need_a_login(client):

@@ -63,7 +63,9 @@ def test_verify_task_shape_and_what_it_hides(worker_api, category, settings):
     assert task["category"]["definition"] == "a small domesticated feline"
     [item] = task["items"]
     assert set(item) == {"id", "image_url", "width", "height"}
-    assert re.fullmatch(r"/img/task/[0-9a-f-]{36}/", item["image_url"])
+    assert re.fullmatch(
+        r"/img/task/[0-9a-f-]{36}/\?sig=[0-9]+%3A[\w-]+%3A[\w-]+", item["image_url"]
+    )
     assert (item["width"], item["height"]) == (80, 60)
     assert worker_api.get(item["image_url"]).status_code == 200
 

@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--weights",
             default="imagenet",
-            help="imagenet, random, run:<id> or checkpoint:<path>[#sha256].",
+            help="imagenet, random, run:<id> or checkpoint:<file under CROWDNET_CHECKPOINT_DIR>.",
         )
         parser.add_argument("--mode", default="feature_extraction", choices=MODES)
         parser.add_argument("--epochs", type=int, default=10)

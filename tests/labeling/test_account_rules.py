@@ -1,0 +1,99 @@
+"""One username rule for the API and the HTML forms, and resume only for workers."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.validators import UnicodeUsernameValidator
+
+from labeling.models import User, WorkerProfile
+from labeling.services import accounts
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PASSWORD = "a-long-enough-pass-31"
+INVISIBLE = (
+    "A username can't hold invisible or control characters (line breaks, zero-width or "
+    "right-to-left marks)."
+)
+DJANGO = UnicodeUsernameValidator.message
+DOTS = "A username can't hold two dots in a row."
+REFUSED = [
+    ("<img src=x onerror=alert(1)>", DJANGO),
+    ("zero\u200bwidth", INVISIBLE),
+    ("joined\u200dname", INVISIBLE),
+    ("evil\u202etxt.exe", INVISIBLE),
+    ("isolate\u2067name", INVISIBLE),
+    ("line\nbreak", INVISIBLE),
+    ("line\u2028sep", INVISIBLE),
+    ("para\u2029sep", INVISIBLE),
+    ("bell\x07", INVISIBLE),
+    ("a b/../c", DJANGO),
+    ("a/b", DJANGO),
+    ("up..here", DOTS),
+    ("..", DOTS),
+]
+
+
+@pytest.mark.parametrize(("username", "message"), REFUSED)
+def test_the_api_refuses_the_username_and_writes_nothing(curator_api, username, message):
+    response = curator_api.post(
+        "/api/workers/", {"username": username, "password": PASSWORD}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"username": [message]}
+    assert list(User.objects.values_list("username", flat=True)) == ["cora"]
+
+
+@pytest.mark.parametrize(("username", "message"), REFUSED)
+def test_the_form_refuses_the_username_and_writes_nothing(client, curator, username, message):
+    client.force_login(curator)
+
+    response = client.post(
+        "/curate/workers/",
+        {"action": "worker", "worker-username": username, "worker-password": PASSWORD},
+    )
+
+    assert response.status_code == 200
+    assert response.context["worker_form"].errors == {"username": [message]}
+    assert list(User.objects.values_list("username", flat=True)) == ["cora"]
+
+
+@pytest.mark.parametrize(("username", "message"), REFUSED)
+def test_every_account_service_applies_the_rule(settings, username, message):
+    settings.CROWDNET_OPEN_SIGNUP = True
+
+    with pytest.raises(accounts.ValidationError) as refused:
+        accounts.signup(username=username, password=PASSWORD)
+
+    assert refused.value.message_dict == {"username": [message]}
+    assert not User.objects.exists()
+
+
+@pytest.mark.parametrize("username", ["ann", "Zoë", "j.doe+crowd@example", "李小龙", "a-b_c.d"])
+def test_ordinary_usernames_pass_both_ways(curator_api, client, curator, username):
+    api = curator_api.post(
+        "/api/workers/", {"username": username, "password": PASSWORD}, format="json"
+    )
+    assert api.status_code == 201
+    User.objects.filter(username=username).delete()
+    client.force_login(curator)
+
+    page = client.post(
+        "/curate/workers/",
+        {"action": "worker", "worker-username": username, "worker-password": PASSWORD},
+    )
+
+    assert page.status_code == 302
+    assert User.objects.get(username=username).role == "worker"
+
+
+def test_resume_finds_only_workers_like_pause(curator_api, curator):
+    other = UserFactory(username="cleo", role="curator")
+
+    resume = curator_api.post(f"/api/workers/{other.pk}/resume/")
+    pause = curator_api.post(f"/api/workers/{other.pk}/pause/", {"reason": "x"}, format="json")
+
+    assert (resume.status_code, pause.status_code) == (404, 404)
+    assert not WorkerProfile.objects.exists()
