@@ -35,9 +35,10 @@ from train_transfer import digits_png, machine_describe, markdown_table
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.ml.backbones import Backbone, backbone_build
+from training.ml.catalog import weights_parse
 from training.ml.data import DecodedBatches, ImageDataset, data_loader, preprocess_for
 from training.ml.loop import TrainConfig, device_resolve, seed_everything, train
-from training.ml.weights import weights_load, weights_parse
+from training.ml.weights import weights_load
 
 CLASSES = 10
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")

@@ -52,10 +52,11 @@ from training.ml.backbones import (
     mode_apply,
     param_groups,
 )
+from training.ml.catalog import weights_parse
 from training.ml.data import DecodedBatches, ImageDataset, data_loader, preprocess_for
 from training.ml.embeddings import EmbeddingCache
 from training.ml.loop import TrainConfig, seed_everything, train, train_head_on_features
-from training.ml.weights import weights_load, weights_parse
+from training.ml.weights import weights_load
 
 BATCH = 32
 CLASSES = 10

@@ -42,10 +42,11 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from training.ml.backbones import Backbone, backbone_build
+from training.ml.catalog import weights_parse
 from training.ml.data import ImageDataset, data_loader, preprocess_for
 from training.ml.embeddings import EmbeddingCache, embed
 from training.ml.loop import TrainConfig, seed_everything, train, train_head_on_features
-from training.ml.weights import weights_load, weights_parse
+from training.ml.weights import weights_load
 
 CLASSES = 10
 TEST_PER_CLASS = 50

@@ -30,18 +30,13 @@ def test_wrong_password_gets_no_token(api, curator):
     assert response.json() == {"non_field_errors": ["Unable to log in with provided credentials."]}
 
 
-def test_token_endpoint_is_rate_limited(settings, api, curator):
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {
-            **settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"],
-            "login": "3/min",
-        },
-    }
-    from rest_framework.settings import api_settings
+def test_token_endpoint_is_rate_limited(settings, monkeypatch, api, curator):
+    # DRF copies the rates onto the throttle class when it is defined: patch the class (undone
+    # after the test) rather than the settings, or the 3/min leaks into later tests.
     from rest_framework.throttling import SimpleRateThrottle
 
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "login": "3/min"}
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
     codes = [
         api.post(
             "/api/auth/token/", {"username": "cora", "password": "x"}, format="json"

@@ -12,19 +12,18 @@ from PIL import Image
 from skimage.data import chelsea
 
 from training.ml.backbones import Backbone, backbone_build
+from training.ml.catalog import WeightsSpec, weights_parse
 from training.ml.data import preprocess_for
 from training.ml.loop import checkpoint_save, sha256_file
 from training.ml.weights import (
     LITE0_SHA256,
     WeightsCorrupt,
     WeightsMismatch,
-    WeightsSpec,
     WeightsUnavailable,
     hash_prefix_check,
     lite0_file,
     state_dict_into_trunk,
     weights_load,
-    weights_parse,
 )
 
 DIGEST = "ab" * 32
