@@ -37,11 +37,11 @@ def category_tree(categories: list[Category]) -> Iterator[tuple[Category, int]]:
 
 
 class CategoryChoiceField(forms.ModelChoiceField):
-    """Categories by slug, shown as an indented tree (one query)."""
+    """Categories by slug, shown as an indented tree (one query); archived ones are left out."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            queryset=Category.objects.only("id", "name", "slug", "parent_id"),
+            queryset=Category.objects.active().only("id", "name", "slug", "parent_id"),
             to_field_name="slug",
             empty_label="Choose a category…",
             **kwargs,
