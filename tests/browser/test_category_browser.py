@@ -78,3 +78,53 @@ def test_a_curator_creates_a_category_under_a_parent_and_imports_a_csv(
     ]
     assert Category.objects.get(slug="cat").target_images == 600
     assert page.problems() == []
+
+
+def test_every_curator_page_is_one_menu_away_and_the_nav_is_one_row(page: Page, log_in, screenshot):
+    UserFactory(username="cora", role="curator", is_staff=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in("cora", "/curate/categories/")
+
+    tops = page.eval_on_selector_all(
+        ".nav > *, .nav-links > li",
+        "els => els.map(e => Math.round(e.getBoundingClientRect().top))",
+    )
+    height = page.eval_on_selector(".site-header", "e => e.getBoundingClientRect().height")
+    link_height = page.eval_on_selector(".nav-links a", "e => e.getBoundingClientRect().height")
+    assert max(tops) - min(tops) < link_height  # one row: nothing wrapped below
+    assert height < 2.5 * link_height
+    page.locator(".nav-group summary", has_text="Data").click()
+    screenshot("curator-nav-data-open")
+    page.keyboard.press("Escape")
+
+    for group, links in NAV.items():
+        for name, path in links:
+            page.locator(".nav-group summary", has_text=group).click()
+            page.locator(".nav-menu").get_by_role("link", name=name, exact=True).click()
+            page.wait_for_url(f"**{path}")
+            summary = page.locator(".nav-group summary", has_text=group)
+            expect(summary).to_have_class("nav-current")
+    assert page.problems() == []
+
+
+def test_the_grouped_nav_works_by_keyboard(page: Page, log_in):
+    UserFactory(username="cora", role="curator")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in("cora", "/curate/categories/")
+
+    model = page.locator(".nav-group summary", has_text="Model")
+    model.focus()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    focused = page.evaluate("document.activeElement.textContent")
+    page.keyboard.press("Enter")
+
+    page.wait_for_url("**/curate/training/error/")
+    assert focused == "Model error"
+    page.locator(".nav-group summary", has_text="Crowd").focus()
+    page.keyboard.press("Enter")
+    expect(page.locator(".nav-menu[aria-label=Crowd]")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator(".nav-menu[aria-label=Crowd]")).to_be_hidden()
+    assert page.problems() == []
