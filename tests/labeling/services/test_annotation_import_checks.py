@@ -115,6 +115,9 @@ def test_the_admin_refuses_a_malformed_wnid(admin_client):
         {"name": "zz", "slug": "zz", "wnid": "../../../../tmp/zz", "definition": ""},
     )
 
+    listing = admin_client.get("/admin/labeling/category/?archived_at__isempty=1")
+
     assert response.status_code == 200
     assert "Use a WordNet id such as n02123045." in response.content.decode()
+    assert listing.status_code == 200
     assert Category.objects.count() == 0
