@@ -76,6 +76,8 @@ class ParsedAnnotations:
 
 def _category_problem(category: ImportCategory) -> str | None:
     """Why the category could not be stored as given (a name too long, a malformed id)."""
+    if "\x00" in category.name:  # no database text column takes it
+        return f"category name {category.name[:40]!r} holds a NUL character"
     if len(category.name) > CATEGORY_NAME_MAX_LENGTH:
         return (
             f"category name {category.name[:40]!r}… is {len(category.name):,} characters; "

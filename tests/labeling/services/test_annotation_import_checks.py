@@ -45,6 +45,10 @@ def _nothing_written() -> tuple[int, int, int]:
             "Use a WordNet id such as n02123045.",
         ),
         (
+            {"name": "c\x00t"},
+            "category name 'c\\x00t' holds a NUL character",
+        ),
+        (
             {"name": "x" * 201},
             f"category name {'x' * 40!r}… is 201 characters; at most 200 are allowed",
         ),
