@@ -64,15 +64,19 @@ class _Row:
 
 def _csv_rows(text: str) -> tuple[list[tuple[str, dict[str, str]]], list[RowError]]:
     reader = csv.DictReader(io.StringIO(text))
-    header = [(name or "").strip().lower() for name in reader.fieldnames or []]
-    reader.fieldnames = [ALIASES.get(name, name) for name in header]
-    if "name" not in reader.fieldnames:
-        return [], [RowError("line 1", f"the header needs a name column; it has {header}")]
     rows = []
-    for record in reader:
-        values = {k: (v or "").strip() for k, v in record.items() if k in COLUMNS}
-        if any(values.values()):
-            rows.append((f"line {reader.line_num}", values))
+    try:
+        header = [(name or "").strip().lower() for name in reader.fieldnames or []]
+        reader.fieldnames = [ALIASES.get(name, name) for name in header]
+        if "name" not in reader.fieldnames:
+            return [], [RowError("line 1", f"the header needs a name column; it has {header}")]
+        for record in reader:
+            values = {k: (v or "").strip() for k, v in record.items() if k in COLUMNS}
+            if any(values.values()):
+                rows.append((f"line {reader.line_num}", values))
+    except csv.Error as error:
+        # the reader counts the lines it finished: the bad one is the next
+        return [], [RowError(f"line {reader.line_num + 1}", f"not valid CSV ({error})")]
     return rows, []
 
 
@@ -105,6 +109,9 @@ def _parse(data: bytes, name: str) -> tuple[list[tuple[str, dict[str, str]]], li
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         return [], [RowError("file", "not UTF-8 text")]
+    if "\x00" in text:  # no database text column takes it
+        line = text[: text.index("\x00")].count("\n") + 1
+        return [], [RowError(f"line {line}", "holds a NUL character")]
     is_json = name.lower().endswith(".json") or text.lstrip()[:1] in ("[", "{")
     rows, errors = _json_rows(text) if is_json else _csv_rows(text)
     if not rows and not errors:

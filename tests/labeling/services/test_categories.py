@@ -135,6 +135,16 @@ def test_a_two_row_loop_in_the_file_is_refused_after_the_checks():
         ),
         (b'{"a": 1}', "x.json", RowError("file", "give a JSON list of objects, one per category")),
         (b"\xff\xfe", "x.csv", RowError("file", "not UTF-8 text")),
+        (
+            b"name\ncat\ndo\x00g\n",
+            "x.csv",
+            RowError("line 3", "holds a NUL character"),
+        ),
+        (
+            b"name\n" + b"x" * 140_000 + b"\n",
+            "x.csv",
+            RowError("line 2", "not valid CSV (field larger than field limit (131072))"),
+        ),
     ],
 )
 def test_files_that_hold_no_list_are_refused(data, name, error):
