@@ -56,7 +56,8 @@ def cat_with_work(category) -> Category:
     voter = _client("voter")
     task = voter.get("/api/tasks/next/?kind=verify").json()
     answers = [{"item": item["id"], "answer": "yes"} for item in task["items"]]
-    assert voter.post(f"/api/tasks/{task['id']}/answer/", {"answers": answers}, format="json")
+    answered = voter.post(f"/api/tasks/{task['id']}/answer/", {"answers": answers}, format="json")
+    assert answered.status_code == 201
     ImportJob.objects.create(source="url", category=category, params={"urls": []})
     return category
 
