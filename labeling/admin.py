@@ -34,7 +34,8 @@ class CrowdUserAdmin(UserAdmin):
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "wnid", "parent"]
+    list_display = ["name", "slug", "wnid", "parent", "archived_at"]
+    list_filter = [("archived_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "slug", "wnid"]
     prepopulated_fields = {"slug": ["name"]}
     list_select_related = ["parent"]

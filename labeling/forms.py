@@ -13,6 +13,7 @@ from django.core.validators import URLValidator
 
 from labeling.models import Category
 from labeling.services.accounts import validate_username
+from labeling.services.category_imports import MAX_BYTES as CATEGORY_LIST_MAX_BYTES
 
 UPLOAD_ACCEPT = "image/*,.zip,.tar,.gz,.tgz,application/zip,application/x-tar,application/gzip"
 
@@ -38,11 +39,11 @@ def category_tree(categories: list[Category]) -> Iterator[tuple[Category, int]]:
 
 
 class CategoryChoiceField(forms.ModelChoiceField):
-    """Categories by slug, shown as an indented tree (one query)."""
+    """Categories by slug, shown as an indented tree (one query); archived ones are left out."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            queryset=Category.objects.only("id", "name", "slug", "parent_id"),
+            queryset=Category.objects.active().only("id", "name", "slug", "parent_id"),
             to_field_name="slug",
             empty_label="Choose a category…",
             **kwargs,
@@ -293,3 +294,74 @@ class AnnotationImportForm(forms.Form):
         label="Let the crowd verify them",
         help_text="Open labels and proposed boxes, instead of accepted ones.",
     )
+
+
+class CategoryEditForm(forms.ModelForm):
+    """A category's own fields; the parent is picked from the tree (never itself or below it).
+
+    Validation is the model's (WordNet id shape, lengths, unique slug and id); the view hands
+    the cleaned values to labeling.services.categories."""
+
+    parent = forms.ModelChoiceField(
+        queryset=Category.objects.none(), to_field_name="slug", required=False
+    )
+
+    class Meta:
+        model = Category
+        fields = ["name", "slug", "wnid", "definition", "parent", "target_images"]
+        labels = {"wnid": "WordNet id", "target_images": "Target images"}
+        help_texts = {
+            "slug": "Letters, digits and hyphens; used in addresses and exports.",
+            "definition": "Shown to workers with every question about it.",
+        }
+        widgets = {"definition": forms.Textarea(attrs={"rows": 3})}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        categories = list(Category.objects.only("id", "name", "slug", "parent_id"))
+        below = _subtree_ids(categories, self.instance.pk) if self.instance.pk else set()
+        allowed = [c for c in categories if c.pk not in below]
+        field = self.fields["parent"]
+        field.queryset = Category.objects.exclude(pk__in=below)
+        field.choices = [("", "None: a top-level category")] + [
+            (c.slug, "\u2003" * depth + ("\u2013 " if depth else "") + c.name)
+            for c, depth in category_tree(allowed)
+        ]
+        if self.instance.pk and self.instance.parent_id:
+            self.initial["parent"] = self.instance.parent.slug
+
+    def clean_wnid(self) -> str | None:
+        return self.cleaned_data.get("wnid") or None
+
+
+def _subtree_ids(categories: list[Category], root: int) -> set[int]:
+    """The ids of `root` and every category below it."""
+    children: dict[int | None, list[int]] = defaultdict(list)
+    for category in categories:
+        children[category.parent_id].append(category.pk)
+    found, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if node not in found:
+            found.add(node)
+            stack.extend(children[node])
+    return found
+
+
+class CategoryImportForm(forms.Form):
+    """A CSV or JSON list of categories (see labeling.services.category_imports)."""
+
+    file = forms.FileField(
+        label="CSV or JSON file",
+        help_text="CSV with a header row: wnid,name,definition,parent_wnid,target_images "
+        "(only name is required). Or a JSON list of objects with the same keys.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,.json,text/csv,application/json"}),
+    )
+
+    def clean_file(self) -> Any:
+        upload = self.cleaned_data["file"]
+        if upload.size > CATEGORY_LIST_MAX_BYTES:
+            raise ValidationError(
+                f"The file is {upload.size:,} bytes; at most {CATEGORY_LIST_MAX_BYTES:,}: split it."
+            )
+        return upload

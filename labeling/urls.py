@@ -3,7 +3,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from labeling import views
+from labeling import catalog_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,21 @@ urlpatterns = [
     path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
     path("accounts/invite/<str:token>/", views.invite_accept, name="invite-accept"),
+    path("curate/categories/", catalog_views.curate_categories, name="curate-categories"),
+    path("curate/categories/new/", catalog_views.curate_category_new, name="curate-category-new"),
+    path(
+        "curate/categories/import/",
+        catalog_views.curate_categories_import,
+        name="curate-categories-import",
+    ),
+    path(
+        "curate/categories/<slug:slug>/edit/", catalog_views.curate_category, name="curate-category"
+    ),
+    path(
+        "curate/categories/<slug:slug>/state/",
+        catalog_views.curate_category_state,
+        name="curate-category-state",
+    ),
     path("curate/upload/", views.curate_upload, name="curate-upload"),
     path("curate/scrape/", views.curate_scrape, name="curate-scrape"),
     path("curate/imports/", views.curate_imports, name="curate-imports"),

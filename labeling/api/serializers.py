@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from django.urls import reverse
@@ -10,8 +9,6 @@ from rest_framework import serializers
 
 from labeling.models import Candidate, Category, Image, ImportJob, Invitation, User
 from labeling.services.accounts import validate_username
-
-WNID = re.compile(r"^n\d{8}$")
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -21,15 +18,22 @@ class CategorySerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Category
-        fields = ["id", "name", "slug", "definition", "wnid", "parent", "created_at"]
-        read_only_fields = ["id", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "definition",
+            "wnid",
+            "parent",
+            "target_images",
+            "created_at",
+            "archived_at",
+        ]
+        read_only_fields = ["id", "created_at", "archived_at"]
 
     def validate_wnid(self, value: str | None) -> str | None:
-        if value in (None, ""):
-            return None
-        if not WNID.match(value):
-            raise serializers.ValidationError("Use a WordNet id such as n02123045.")
-        return value
+        """Blank means none; the shape is checked by the model field's validator."""
+        return value or None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         parent = attrs.get("parent")
@@ -93,20 +97,25 @@ class ImageSerializer(serializers.ModelSerializer):
         return reverse("image-file", args=[image.uid, "original"])
 
 
+def _import_target() -> serializers.SlugRelatedField:
+    """A category for new images, by slug; archived ones take none."""
+    return serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.active())
+
+
 class UploadSerializer(serializers.Serializer):
-    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    category = _import_target()
     files = serializers.ListField(
         child=serializers.FileField(allow_empty_file=True), allow_empty=False
     )
 
 
 class ArchiveUploadSerializer(serializers.Serializer):
-    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    category = _import_target()
     archive = serializers.FileField()
 
 
 class ScrapeSerializer(serializers.Serializer):
-    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    category = _import_target()
     urls = serializers.ListField(child=serializers.CharField(max_length=2000), required=False)
     page_url = serializers.URLField(max_length=2000, required=False)
 

@@ -12,6 +12,7 @@ from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -36,6 +37,11 @@ from labeling.api.throttling import ScopedRateThrottle
 from labeling.ingest.archives import ArchiveRejected
 from labeling.models import Candidate, Category, Image, ImportJob, User
 from labeling.services import accounts, imports
+from labeling.services.categories import (
+    CategoryHasChildren,
+    category_delete,
+    category_restore,
+)
 from labeling.services.microtasks import gold_mark, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.throttle import login_blocked, refusal_minutes
@@ -91,12 +97,45 @@ class TokenView(ObtainAuthToken):
 
 
 class CategoryViewSet(viewsets.ModelViewSet):
-    """Categories: everyone signed in reads, curators write."""
+    """Categories: everyone signed in reads, curators write. Workers never see archived ones.
+
+    DELETE archives a category that holds crowd data (200, with ``archived_at`` set) and deletes
+    only an empty one (204); a parent answers 409 and says why."""
 
     serializer_class = CategorySerializer
     permission_classes = [CuratorWritesOthersRead]
     lookup_field = "slug"
-    queryset = Category.objects.select_related("parent").order_by("name")
+
+    def get_queryset(self) -> QuerySet[Category]:
+        queryset = Category.objects.select_related("parent").order_by("name")
+        if not self.request.user.is_curator:
+            queryset = queryset.active()
+        return queryset
+
+    @extend_schema(
+        responses={
+            200: OpenApiResponse(CategorySerializer, description="Archived: it holds data"),
+            204: OpenApiResponse(description="Deleted: it held no data"),
+            409: OpenApiResponse(description="It has subcategories"),
+        }
+    )
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        category = self.get_object()
+        try:
+            outcome = category_delete(category=category)
+        except CategoryHasChildren as error:
+            return Response({"detail": str(error)}, status=status.HTTP_409_CONFLICT)
+        if outcome == "deleted":
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        category.refresh_from_db()
+        return Response(CategorySerializer(category).data)
+
+    @extend_schema(request=None, responses={200: CategorySerializer})
+    @action(detail=True, methods=["post"])
+    def restore(self, request: Request, slug: str) -> Response:
+        """Bring an archived category back to the crowd and the import pickers."""
+        category = category_restore(category=self.get_object())
+        return Response(CategorySerializer(category).data)
 
 
 class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

@@ -21,6 +21,7 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from labeling.exports.records import Box
+from labeling.wordnet_ids import CATEGORY_NAME_MAX_LENGTH, WNID_MESSAGE, is_wnid
 
 IMPORT_FORMATS = ("coco", "voc", "yolo", "imagefolder", "labelstudio")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -61,14 +62,30 @@ class ParsedAnnotations:
     def error(self, record: str, message: str) -> None:
         self.errors.append(RecordError(record, message))
 
-    def category(self, name: str, **fields: str) -> str:
-        """The slug for a category called `name`, declared on first sight."""
+    def category(self, name: str, record: str = "archive", **fields: str) -> str:
+        """The slug for a category called `name`, declared (and checked) on first sight."""
         slug = slug_of(name)
         if slug not in self.categories:
-            self.categories[slug] = ImportCategory(
-                slug=slug, name=fields.pop("display", name), **fields
-            )
+            category = ImportCategory(slug=slug, name=fields.pop("display", name), **fields)
+            problem = _category_problem(category)
+            if problem:
+                self.error(record, problem)
+            self.categories[slug] = category
         return slug
+
+
+def _category_problem(category: ImportCategory) -> str | None:
+    """Why the category could not be stored as given (a name too long, a malformed id)."""
+    if "\x00" in category.name:  # no database text column takes it
+        return f"category name {category.name[:40]!r} holds a NUL character"
+    if len(category.name) > CATEGORY_NAME_MAX_LENGTH:
+        return (
+            f"category name {category.name[:40]!r}… is {len(category.name):,} characters; "
+            f"at most {CATEGORY_NAME_MAX_LENGTH} are allowed"
+        )
+    if category.wnid and not is_wnid(category.wnid):
+        return f"synset {category.wnid[:40]!r} of category {category.name[:40]!r}: {WNID_MESSAGE}"
+    return None
 
 
 def slug_of(name: str) -> str:
@@ -163,6 +180,7 @@ def read_coco(view: ArchiveView) -> ParsedAnnotations:
             try:
                 categories[int(category["id"])] = parsed.category(
                     str(category["name"]),
+                    record=f"{path}: category {category['id']!r:.40}",
                     display=str(category.get("display_name") or category["name"]),
                     wnid=str(category.get("synset") or ""),
                     parent=slug_of(category["supercategory"])
@@ -247,7 +265,7 @@ def read_voc(view: ArchiveView) -> ParsedAnnotations:
         per_class: dict[str, list[Box]] = defaultdict(list)
         for number, obj in enumerate(root.findall("object"), 1):
             try:
-                label = parsed.category(obj.findtext("name") or "")
+                label = parsed.category(obj.findtext("name") or "", record=path)
                 # VOC counts from 1 with inclusive corners
                 x0, y0, x1, y1 = (
                     float(obj.findtext(f"bndbox/{k}") or "x")
@@ -265,7 +283,7 @@ def read_voc(view: ArchiveView) -> ParsedAnnotations:
         match = re.fullmatch(r"(?:.*/)?ImageSets/Main/(.+)_(train|val|trainval|test)\.txt", path)
         if not match:
             continue
-        label = parsed.category(match.group(1))
+        label = parsed.category(match.group(1), record=path)
         for line in data.decode(errors="replace").splitlines():
             parts = line.split()
             if len(parts) != 2 or parts[1] != "1" or parts[0] not in by_stem:
@@ -296,7 +314,7 @@ def read_yolo(view: ArchiveView) -> ParsedAnnotations:
         parsed.error(config, f"needs a names list or mapping ({type(error).__name__})")
         return parsed
     table = dict(enumerate(names)) if isinstance(names, list) else dict(names or {})
-    classes = {int(k): parsed.category(str(v)) for k, v in table.items()}
+    classes = {int(k): parsed.category(str(v), record=config) for k, v in table.items()}
     root = posixpath.dirname(config)
     for path, data in sorted(view.texts.items()):
         match = re.fullmatch(r"(?:.*/)?labels/(.+)\.txt", path)
@@ -357,6 +375,7 @@ def read_imagefolder(view: ArchiveView) -> ParsedAnnotations:
         wnid = folder if re.fullmatch(r"n\d{8}", folder) else ""
         slug = parsed.category(
             names.get(folder, folder) if wnid else folder,
+            record=path,
             wnid=wnid,
             display=names.get(folder, folder),
         )
@@ -393,7 +412,7 @@ def read_labelstudio(view: ArchiveView) -> ParsedAnnotations:
                 value = result.get("value", {}) if isinstance(result, dict) else {}
                 if result.get("type") == "choices":
                     for choice in value.get("choices", []):
-                        labels[parsed.category(str(choice))]
+                        labels[parsed.category(str(choice), record=record)]
                 elif result.get("type") == "rectanglelabels" and resolved is not None:
                     width, height = view.sizes[resolved]
                     try:
@@ -406,7 +425,9 @@ def read_labelstudio(view: ArchiveView) -> ParsedAnnotations:
                         parsed.error(record, "a rectangle needs x, y, width and height in percent")
                         continue
                     for label in value.get("rectanglelabels", []):
-                        labels[parsed.category(str(label))].append((x, y, x + w, y + h))
+                        labels[parsed.category(str(label), record=record)].append(
+                            (x, y, x + w, y + h)
+                        )
             if not labels:
                 parsed.error(record, "no choice or rectangle label in its annotations")
             for label, boxes in sorted(labels.items()):

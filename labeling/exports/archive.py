@@ -7,12 +7,17 @@ bytes. A member made by a writer (an index file) is spooled (in memory up to SPO
 a temporary file) to learn its size and sha256 before it is added; one given as bytes (an
 image) goes in as it is. Memory stays flat whatever the dataset's size. The
 manifest, ``SHA256SUMS`` in ``sha256sum`` format, is the last member.
+
+Member paths are relative and stay inside the archive: one that is empty, absolute, starts
+with a drive, holds a backslash or a ``..`` segment is refused (UnsafeMemberPath), so that no
+name from the data (a category id, a file name) can make an archive that climbs when unpacked.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import re
 import shutil
 import tarfile
 import tempfile
@@ -26,6 +31,28 @@ MANIFEST = "SHA256SUMS"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 # already compressed: storing them again costs time and gains nothing
 _STORED = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".tar")
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+class UnsafeMemberPath(ValueError):
+    """A member path that could land outside the folder the archive is unpacked into."""
+
+
+def member_path_problem(path: str) -> str | None:
+    """Why `path` may not name an archive member, or None when it is a safe relative path."""
+    if not path:
+        return "it is empty"
+    if "\\" in path:
+        return "it holds a backslash"
+    if "\x00" in path:
+        return "it holds a NUL character"
+    if path.startswith("/"):
+        return "it is absolute"
+    if _DRIVE.match(path):
+        return "it starts with a drive"
+    if ".." in path.split("/"):
+        return "it has a '..' segment"
+    return None
 
 
 class _Unseekable(io.RawIOBase):
@@ -95,6 +122,9 @@ class ArchiveWriter:
         return self._listed(path, digest.hexdigest())
 
     def _claim(self, path: str) -> None:
+        problem = member_path_problem(path)
+        if problem:
+            raise UnsafeMemberPath(f"refused archive member {path[:200]!r}: {problem}")
         key = hashlib.blake2b(path.encode(), digest_size=8).digest()
         if key in self._paths or path == MANIFEST:
             raise ValueError(f"{path!r} is in the archive already")

@@ -6,6 +6,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from labeling.wordnet_ids import is_wnid
+
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1 in the exported image's pixels
 
 
@@ -20,8 +22,9 @@ class ExportCategory:
     supercategory: str = ""
 
     def folder(self, naming: str) -> str:
-        """Its folder name: the WordNet-style id when asked for and known, else the slug."""
-        return self.wnid if naming == "wnid" and self.wnid else self.slug
+        """Its folder name: the WordNet-style id when asked for and well formed, else the slug
+        (an id of another shape, from before ids were checked, never names a folder)."""
+        return self.wnid if naming == "wnid" and is_wnid(self.wnid) else self.slug
 
 
 @dataclass(frozen=True)

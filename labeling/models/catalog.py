@@ -6,8 +6,18 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
+
+from labeling.wordnet_ids import (
+    CATEGORY_NAME_MAX_LENGTH,
+    WNID_MAX_LENGTH,
+    WNID_MESSAGE,
+    WNID_PATTERN,
+)
+
+validate_wnid = RegexValidator(WNID_PATTERN, WNID_MESSAGE, code="wnid")
 
 
 class User(AbstractUser):
@@ -51,17 +61,27 @@ class Invitation(models.Model):
         return f"invitation {self.note or self.pk}"
 
 
-class Category(models.Model):
-    """A synset-like concept that images are labelled with; parents make a hierarchy."""
+class CategoryQuerySet(models.QuerySet["Category"]):
+    def active(self) -> CategoryQuerySet:
+        """Categories not archived: the ones the crowd works on and imports may go into."""
+        return self.filter(archived_at__isnull=True)
 
-    name = models.CharField(max_length=200)
+
+class Category(models.Model):
+    """A synset-like concept that images are labelled with; parents make a hierarchy.
+
+    An archived category keeps all its data (and its place in existing dataset versions) but
+    the crowd gets no task about it and new imports can't choose it."""
+
+    name = models.CharField(max_length=CATEGORY_NAME_MAX_LENGTH)
     slug = models.SlugField(max_length=100, unique=True)
     definition = models.TextField(blank=True, help_text="Shown to workers with every question.")
     wnid = models.CharField(
-        max_length=20,
+        max_length=WNID_MAX_LENGTH,
         unique=True,
         null=True,
         blank=True,
+        validators=[validate_wnid],
         help_text="WordNet-style id such as n02123045.",
     )
     parent = models.ForeignKey(
@@ -73,6 +93,11 @@ class Category(models.Model):
         help_text="Accepted images wanted (ImageNet aimed at 500-1,000); empty: the default.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    archived_at = models.DateTimeField(
+        null=True, blank=True, help_text="When a curator archived it; empty while in use."
+    )
+
+    objects = CategoryQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -80,6 +105,11 @@ class Category(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=~Q(parent=models.F("id")), name="category_not_own_parent"
+            ),
+            # folders of exports may be named after it: nothing that could climb a path
+            models.CheckConstraint(
+                condition=Q(wnid__isnull=True) | Q(wnid__regex=WNID_PATTERN),
+                name="category_wnid_shape",
             ),
         ]
 
@@ -183,7 +213,8 @@ class Candidate(models.Model):
         NEEDS_REVIEW = "needs_review", "Needs review"
 
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="candidates")
-    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="candidates")
+    # PROTECT: a category's crowd data is archived with it, never cascaded away
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="candidates")
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     yes_votes = models.PositiveIntegerField(default=0)
     no_votes = models.PositiveIntegerField(default=0)
@@ -294,7 +325,7 @@ class ImportJob(models.Model):
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     source = models.CharField(max_length=10, choices=ImageSource.choices)
-    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="import_jobs")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="import_jobs")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

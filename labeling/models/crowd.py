@@ -129,7 +129,7 @@ class MicroTask(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="micro_tasks"
     )
     kind = models.CharField(max_length=10, choices=TaskKind.choices)
-    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="+")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.LEASED)
     issued_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import IO
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
@@ -145,13 +146,19 @@ def annotations_import(
 def _categories(
     declared: dict[str, ImportCategory], report: AnnotationImportReport
 ) -> dict[str, Category]:
-    """The categories by slug: existing ones reused, others (and missing parents) created."""
+    """The categories by slug: existing ones reused, others (and missing parents) created.
+
+    Raises _Abort when the file names an archived category: it takes no new labels."""
     by_slug = {c.slug: c for c in Category.objects.filter(slug__in=list(declared))}
+    archived = sorted(slug for slug, c in by_slug.items() if c.archived_at is not None)
+    if archived:
+        message = "is archived; restore it on the Categories page to import into it"
+        raise _Abort([RecordError(f"category {slug}", message) for slug in archived])
     parents = {d.parent for d in declared.values()} - {""}
     for slug in sorted(parents - set(by_slug)):
         parent = Category.objects.filter(slug=slug).first()
         if parent is None:
-            parent = Category.objects.create(slug=slug, name=slug.replace("-", " "))
+            parent = _category_create(slug=slug, name=slug.replace("-", " "))
             report.categories_created.append(slug)
         by_slug[slug] = parent
     for slug, spec in sorted(declared.items()):
@@ -160,14 +167,23 @@ def _categories(
         wnid = spec.wnid or None
         if wnid and Category.objects.filter(wnid=wnid).exists():
             wnid = None  # the WordNet id is another category's already
-        by_slug[slug] = Category.objects.create(
-            slug=slug,
-            name=spec.name,
-            wnid=wnid,
-            parent=by_slug.get(spec.parent),
+        by_slug[slug] = _category_create(
+            slug=slug, name=spec.name, wnid=wnid, parent=by_slug.get(spec.parent)
         )
         report.categories_created.append(slug)
     return by_slug
+
+
+def _category_create(**fields: object) -> Category:
+    """A new category, checked by the model's own validators first (the readers check too)."""
+    category = Category(**fields)
+    try:
+        category.full_clean(validate_unique=False, validate_constraints=False)
+    except ValidationError as error:
+        problems = "; ".join(f"{k}: {' '.join(v)}" for k, v in error.message_dict.items())
+        raise _Abort([RecordError(f"category {category.slug}", problems)]) from None
+    category.save()
+    return category
 
 
 def _write(

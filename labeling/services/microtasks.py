@@ -33,6 +33,9 @@ from labeling.models import (
 )
 
 KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GRID, TaskKind.VERIFY)
+# Candidates of archived categories are kept but never asked about again, in any kind of task.
+LIVE = Q(category__archived_at__isnull=True)
+LIVE_CANDIDATE = Q(candidate__category__archived_at__isnull=True)
 
 
 class WorkerPaused(Exception):
@@ -93,7 +96,7 @@ def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
         .values("n")
     )
     open_items = Candidate.objects.filter(
-        state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
+        LIVE, state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
     )
     return (
         _new_to(worker, now, open_items)
@@ -126,7 +129,7 @@ def _gold_cells(
 
     The gold ids are read from the (small) gold table first and shuffled here: asking the
     database to order a category's candidates by random() scanned all of them."""
-    ids = GoldAnswer.objects.values_list("candidate_id", flat=True)
+    ids = GoldAnswer.objects.filter(LIVE_CANDIDATE).values_list("candidate_id", flat=True)
     if category_id is not None:
         ids = ids.filter(candidate__category_id=category_id)
     shuffled = list(ids)
@@ -174,7 +177,9 @@ def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> 
     leased = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), box__isnull=True)
     drew = Box.objects.filter(candidate=OuterRef("pk"), worker=worker)
     pool = (
-        Candidate.objects.filter(box_state=stage).exclude(Exists(answered)).exclude(Exists(leased))
+        Candidate.objects.filter(LIVE, box_state=stage)
+        .exclude(Exists(answered))
+        .exclude(Exists(leased))
     )
     if stage == "coverage":
         pool = pool.exclude(Exists(drew))  # the coverage check is someone else's eyes
@@ -190,7 +195,7 @@ def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     """One proposed box drawn by someone else that still needs verification votes."""
     voted = Vote.objects.filter(worker=worker, box=OuterRef("pk"))
     pool = (
-        Box.objects.filter(state=Box.State.PROPOSED)
+        Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
         .exclude(worker=worker)
         .exclude(Exists(voted))
         .alias(cast=F("yes_votes") + F("no_votes"))
@@ -276,7 +281,7 @@ def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:
         if profile.paused:
             raise WorkerPaused(profile.pause_reason)
         open_tasks = MicroTask.objects.filter(
-            worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
+            LIVE, worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
         )
         if kind is not None:
             open_tasks = open_tasks.filter(kind=kind)

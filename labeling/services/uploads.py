@@ -50,8 +50,9 @@ def uploaded_files_ingest(
 ) -> IngestReport:
     """Ingest uploaded images and archives into ``category``; one report, files in order.
 
-    With ``archives_only`` a file that is not an archive raises ArchiveRejected; otherwise a
-    refused archive is reported as one rejected item and the other files still go in."""
+    With ``archives_only`` a file that is not an archive, or an archive with no files in it,
+    raises ArchiveRejected; otherwise a refused archive is reported as one rejected item and
+    the other files still go in."""
     report = IngestReport()
     batch: list[UploadedFile] = []
 
@@ -87,6 +88,10 @@ def uploaded_files_ingest(
         try:
             upload.seek(0)
             sub = archive_ingest(fileobj=upload, name=name, category=category, uploader=uploader)
+            if not sub.items:  # as the import_images command says, not a silent success
+                raise ArchiveRejected(
+                    "empty", f"{name} holds no image files; nothing was imported."
+                )
         except ArchiveRejected as error:
             if archives_only:
                 raise

@@ -201,7 +201,8 @@ def test_pages_have_no_inline_script_or_style(curator_client, category):
     html = curator_client.get(reverse("curate-upload")).content.decode()
 
     assert re.findall(r"<script[^>]*>", html) == [
-        '<script type="module" src="/static/js/upload.js">'
+        '<script type="module" src="/static/js/nav.js">',
+        '<script type="module" src="/static/js/upload.js">',
     ]
     assert "style=" not in html
     assert "<style" not in html

@@ -33,7 +33,12 @@ class Command(BaseCommand):
             slugs = ", ".join(Category.objects.values_list("slug", flat=True)[:20]) or "none yet"
             raise CommandError(
                 f"No category with slug {options['category']!r}. Known: {slugs}. "
-                "Create it in the admin or the API first."
+                "Create it on the Categories page, with import_categories or the API first."
+            )
+        if category.archived_at is not None:
+            raise CommandError(
+                f"Category {category.slug!r} is archived; restore it on the Categories page "
+                "to import into it."
             )
         uploader = None
         if options["user"]:

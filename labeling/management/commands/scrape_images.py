@@ -43,6 +43,11 @@ class Command(BaseCommand):
         category = Category.objects.filter(slug=options["category"]).first()
         if category is None:
             raise CommandError(f"No category with slug {options['category']!r}; create it first.")
+        if category.archived_at is not None:
+            raise CommandError(
+                f"Category {category.slug!r} is archived; restore it on the Categories page "
+                "to import into it."
+            )
         targets = self._targets(options)
         if not targets:
             raise CommandError("No image URLs to fetch.")

@@ -1,0 +1,42 @@
+"""manage.py import_categories FILE: a CSV or a JSON list of synsets becomes categories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from labeling.services.category_imports import MAX_BYTES, categories_import
+
+ERRORS_SHOWN = 50
+
+
+class Command(BaseCommand):
+    help = (
+        "Create or update categories from a CSV (columns wnid,name,definition,parent_wnid,"
+        "target_images; a header row names them) or a JSON list of synsets with the same keys. "
+        "Every row is checked first: with any error nothing is written and each bad row is "
+        "listed with its line."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("file", type=Path)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        path: Path = options["file"]
+        if not path.is_file():
+            raise CommandError(f"{path} is not a file: give the path of a CSV or JSON file.")
+        if path.stat().st_size > MAX_BYTES:
+            raise CommandError(f"{path} is larger than {MAX_BYTES:,} bytes: split it.")
+        report = categories_import(data=path.read_bytes(), name=path.name)
+        if not report.ok:
+            lines = [f"  {error}" for error in report.errors[:ERRORS_SHOWN]]
+            more = len(report.errors) - ERRORS_SHOWN
+            if more > 0:
+                lines.append(f"  ... and {more} more")
+            raise CommandError(
+                f"{len(report.errors)} bad row(s); nothing was imported. Fix them and run "
+                "again:\n" + "\n".join(lines)
+            )
+        self.stdout.write(f"{path.name}: {report.summary()}")
