@@ -108,7 +108,8 @@ class CategoryViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self) -> QuerySet[Category]:
         queryset = Category.objects.select_related("parent").order_by("name")
-        if not self.request.user.is_curator:
+        # The schema generator asks with an anonymous user, which has no role.
+        if not getattr(self.request.user, "is_curator", False):
             queryset = queryset.active()
         return queryset
 
