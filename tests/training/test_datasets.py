@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from labeling.models import Candidate, Category, ObjectBox
+from labeling.services.categories import category_archive
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes
 from training.models import DatasetItem, DatasetVersion
@@ -66,6 +67,27 @@ def test_a_snapshot_freezes_single_label_images_with_counts_and_boxes(curator):
         k: v.split for k, v in items.items()
     }
     assert DatasetItem.objects.count() == 20
+
+
+def test_an_archived_category_stays_in_old_versions_and_out_of_new_ones():
+    cats = Category.objects.create(name="cat", slug="cat")
+    dogs = Category.objects.create(name="dog", slug="dog")
+    owls = Category.objects.create(name="owl", slug="owl")
+    for category, seed in ((cats, 500), (dogs, 600), (owls, 700)):
+        _accepted(category, 3, seed)
+    before = dataset_snapshot(min_per_class=3)
+
+    category_archive(category=owls)
+    after = dataset_snapshot(min_per_class=3)
+    chosen = dataset_snapshot(categories=[cats, owls], min_per_class=3)
+
+    assert [c["slug"] for c in before.classes] == ["cat", "dog", "owl"]
+    assert before.items.count() == 9
+    assert [c["slug"] for c in after.classes] == ["cat", "dog"]
+    assert after.items.count() == 6
+    assert after.skipped == {}
+    # a curator who names an archived category still gets it
+    assert [c["slug"] for c in chosen.classes] == ["cat", "owl"]
 
 
 def test_too_few_classes_say_what_to_do():

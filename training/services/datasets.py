@@ -40,8 +40,9 @@ def dataset_snapshot(
     min_per_class: int | None = None,
     by: User | None = None,
 ) -> DatasetVersion:
-    """Freeze the accepted labels of ``categories`` (all when None) into a new version; writes
-    the version and its items in one transaction. Raises DatasetTooSmall saying what to do."""
+    """Freeze the accepted labels of ``categories`` (when None, every category not archived)
+    into a new version; writes the version and its items in one transaction. Raises
+    DatasetTooSmall saying what to do."""
     val_share = settings.CROWDNET_TRAIN_VAL_SHARE if val_share is None else val_share
     min_per_class = (
         settings.CROWDNET_TRAIN_MIN_PER_CLASS if min_per_class is None else min_per_class
@@ -49,6 +50,8 @@ def dataset_snapshot(
     accepted = Candidate.objects.filter(state=Candidate.State.ACCEPTED)
     if categories is not None:
         accepted = accepted.filter(category__in=list(categories))
+    else:
+        accepted = accepted.filter(category__archived_at__isnull=True)
     rows = list(accepted.values_list("id", "image_id", "category_id", "image__sha256"))
     by_image: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
     for candidate_id, image_id, category_id, sha256 in rows:

@@ -9,9 +9,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from labeling.exports.annotations import IMPORT_FORMATS
+from labeling.management.rejections import rejected_whole
 from labeling.services.annotation_imports import annotations_import
-
-ERRORS_SHOWN = 50
 
 
 class Command(BaseCommand):
@@ -36,14 +35,7 @@ class Command(BaseCommand):
             source=path, kind=options["format"], by=None, prefill=options["prefill"]
         )
         if not report.ok:
-            lines = [f"  {e.record}: {e.message}" for e in report.errors[:ERRORS_SHOWN]]
-            more = len(report.errors) - ERRORS_SHOWN
-            if more > 0:
-                lines.append(f"  ... and {more} more")
-            raise CommandError(
-                f"{len(report.errors)} bad record(s); nothing was imported. Fix them and run "
-                "again:\n" + "\n".join(lines)
-            )
+            raise rejected_whole([f"{e.record}: {e.message}" for e in report.errors], "record")
         created = ", ".join(report.categories_created) or "none"
         self.stdout.write(
             f"{report.images} images, {report.labels} labels, {report.boxes} boxes imported; "

@@ -7,9 +7,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from labeling.management.rejections import rejected_whole
 from labeling.services.category_imports import MAX_BYTES, categories_import
-
-ERRORS_SHOWN = 50
 
 
 class Command(BaseCommand):
@@ -31,12 +30,5 @@ class Command(BaseCommand):
             raise CommandError(f"{path} is larger than {MAX_BYTES:,} bytes: split it.")
         report = categories_import(data=path.read_bytes(), name=path.name)
         if not report.ok:
-            lines = [f"  {error}" for error in report.errors[:ERRORS_SHOWN]]
-            more = len(report.errors) - ERRORS_SHOWN
-            if more > 0:
-                lines.append(f"  ... and {more} more")
-            raise CommandError(
-                f"{len(report.errors)} bad row(s); nothing was imported. Fix them and run "
-                "again:\n" + "\n".join(lines)
-            )
+            raise rejected_whole([str(error) for error in report.errors], "row")
         self.stdout.write(f"{path.name}: {report.summary()}")
