@@ -138,6 +138,7 @@ def label(request: HttpRequest) -> HttpResponse:
     kind = request.GET.get("kind", "")
     context = {
         "kind": kind if kind in TaskKind.values else "",
+        "kind_name": next((name for value, name, _ in KIND_LINKS if value == kind), ""),
         "stats": _own_stats(request.user),
     }
     return render(request, "labeling/label.html", context)
