@@ -400,6 +400,11 @@ CROWDNET_VOTES_PER_ITEM = env_int("CROWDNET_VOTES_PER_ITEM", 3, minimum=1)
 CROWDNET_GOLD_RATE = env_float("CROWDNET_GOLD_RATE", 0.1)
 CROWDNET_GRID_SIZE = env_int("CROWDNET_GRID_SIZE", 9, minimum=2)
 CROWDNET_BOX_VERIFY_VOTES = env_int("CROWDNET_BOX_VERIFY_VOTES", 1, minimum=1)
+# "None present" on an image the crowd accepted contradicts the label: it stands only when
+# this many distinct workers say so and nobody drew a box; after CROWDNET_BOX_DRAW_CAP
+# workers drew (or found nothing) without settling it, the image goes to the review queue.
+CROWDNET_BOX_NONE_VOTES = env_int("CROWDNET_BOX_NONE_VOTES", 2, minimum=1)
+CROWDNET_BOX_DRAW_CAP = env_int("CROWDNET_BOX_DRAW_CAP", 4, minimum=1)
 CROWDNET_MAX_BOXES = env_int("CROWDNET_MAX_BOXES", 50, minimum=1)
 CROWDNET_MIN_BOX_SIDE = env_float("CROWDNET_MIN_BOX_SIDE", 2.0)
 # Quality gates (Toloka-style): answers faster than the floor, failed-gold streaks, gold accuracy.

@@ -133,7 +133,9 @@ class ConsensusRunsView(APIView):
 
 
 class LabelingProgressView(APIView):
-    """Per category: candidates by state, boxed images, votes per decided item, agreement and
+    """Per category: candidates by state, accepted images boxed (``boxed``), with none present
+    (``none_present``), waiting for boxes (``awaiting_boxes``) and disputed by their drawers
+    (``boxes_disputed``), votes per decided item, agreement and
     progress toward the target; label votes per hour (``?hours=``, 1-720, default 72)."""
 
     permission_classes = [IsCurator]
