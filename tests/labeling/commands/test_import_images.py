@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import zipfile
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from PIL import Image as PILImage
 
+from labeling.crowd.simulate import pixel_box
 from labeling.models import Candidate, Category, DemoTruth, GoldAnswer, Image, User
 from tests.conftest import stored_files
 from tests.factories import image_bytes
@@ -105,6 +108,12 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
         assert mark.answer == truth.is_positive
         assert mark.candidate.state == ("accepted" if truth.is_positive else "rejected")
     assert Image.objects.count() == 200
+    # each digit's true box is its ink's bounding box on the stored image; intruders have none
+    for truth in DemoTruth.objects.select_related("candidate__image")[:30]:
+        with truth.candidate.image.file.open("rb") as stored:
+            ink = np.asarray(PILImage.open(stored).convert("L"))
+        expected = [pixel_box(ink)] if truth.is_positive else []
+        assert truth.boxes == expected
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Demo data: ")
     assert [line.split()[2] for line in out[1:]] == ["curator", "worker1", "worker2", "worker3"]
