@@ -95,3 +95,24 @@ def test_an_unknown_but_wellformed_id_is_404_and_a_clear_no_rejects(curator, see
     assert (rejected.status_code, rejected["Location"]) == (302, "/curate/review/?page=1")
     candidate.refresh_from_db()
     assert (candidate.state, candidate.override) == ("rejected", False)
+
+
+BAD_API_QUERIES = [
+    ("/api/images/", {"category": "cat\x00"}, "category", "Give a category by its slug."),
+    ("/api/images/", {"category": "a b"}, "category", "Give a category by its slug."),
+    ("/api/progress/", {"hours": "abc"}, "detail", "hours must be a whole number from 1 to 720."),
+]
+
+
+@pytest.mark.parametrize(("url", "params", "field", "message"), BAD_API_QUERIES)
+def test_a_malformed_api_query_is_a_400_naming_the_parameter(
+    curator_api, seeded, url, params, field, message
+):
+    before = _state()
+
+    response = curator_api.get(url, params)
+
+    assert response.status_code == 400
+    body = response.json()
+    assert (body[field] if field == "detail" else body[field][0]) == message
+    assert _state() == before
