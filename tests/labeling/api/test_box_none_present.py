@@ -108,7 +108,9 @@ def test_a_box_drawn_against_a_none_present_answer_goes_on_through_the_chain(cat
     assert [box.x0, box.y0, box.x1, box.y1] == pytest.approx([10, 10, 40, 50])
 
 
-def test_drawers_who_disagree_up_to_the_cap_send_the_image_to_review(category, client, curator):
+def test_drawers_who_disagree_up_to_the_cap_send_the_image_to_review(
+    category, client, curator, curator_api
+):
     [candidate] = _accepted(category)
     _do(_worker("ann"), "draw", NONE)
     _do(_worker("bob"), "draw", BOX)
@@ -118,6 +120,8 @@ def test_drawers_who_disagree_up_to_the_cap_send_the_image_to_review(category, c
 
     assert _stage(candidate) == "review"
     assert list(review_queue()) == [Candidate.objects.get(pk=candidate.pk)]
+    [item] = curator_api.get("/api/review/").json()["results"]
+    assert (item["id"], item["state"], item["box_state"]) == (candidate.pk, "accepted", "review")
     client.force_login(curator)
     page = client.get("/curate/review/").content.decode()
     assert "the workers drawing boxes disagree: some found none" in page
