@@ -167,7 +167,13 @@ def _record_truth(pool: Pool, report: IngestReport) -> None:
                 boxes=boxes,
             )
         )
-    DemoTruth.objects.bulk_create(truths, ignore_conflicts=True)
+    # a --force reload refreshes what an older load stored (the digits' boxes, say)
+    DemoTruth.objects.bulk_create(
+        truths,
+        update_conflicts=True,
+        unique_fields=["candidate"],
+        update_fields=["is_positive", "true_label", "boxes"],
+    )
 
 
 def _mark_gold(pool: Pool, share: float, rng: np.random.Generator) -> None:

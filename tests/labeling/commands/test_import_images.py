@@ -126,6 +126,13 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
     assert again[1:] == out[1:]
     password = out[1].split()[3]
     assert User.objects.get(username="curator").check_password(password)
+
+    # and --force refreshes truth an older load stored without boxes
+    first = DemoTruth.objects.filter(is_positive=True).order_by("pk").first()
+    DemoTruth.objects.update(boxes=[])
+    call_command("load_demo", "--limit", "200", "--no-photos", "--force", verbosity=0)
+    first.refresh_from_db()
+    assert len(first.boxes) == 1 and DemoTruth.objects.count() == 220
     assert (tmp_path / "demo-logins.txt").stat().st_mode & 0o777 == 0o600
 
 
