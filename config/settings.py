@@ -416,6 +416,11 @@ CROWDNET_GRID_SIZE = env_int("CROWDNET_GRID_SIZE", 9, minimum=2)
 CROWDNET_BOX_VERIFY_VOTES = env_int("CROWDNET_BOX_VERIFY_VOTES", 1, minimum=1)
 # Image links in the task API are signed for the worker and good for this many seconds.
 CROWDNET_IMAGE_URL_SECONDS = env_int("CROWDNET_IMAGE_URL_SECONDS", 600, minimum=10)
+# "None present" on an image the crowd accepted contradicts the label: it stands only when
+# this many distinct workers say so and nobody drew a box; after CROWDNET_BOX_DRAW_CAP
+# workers drew (or found nothing) without settling it, the image goes to the review queue.
+CROWDNET_BOX_NONE_VOTES = env_int("CROWDNET_BOX_NONE_VOTES", 2, minimum=1)
+CROWDNET_BOX_DRAW_CAP = env_int("CROWDNET_BOX_DRAW_CAP", 4, minimum=1)
 CROWDNET_MAX_BOXES = env_int("CROWDNET_MAX_BOXES", 50, minimum=1)
 CROWDNET_MIN_BOX_SIDE = env_float("CROWDNET_MIN_BOX_SIDE", 2.0)
 # Quality gates (Toloka-style): answers faster than the floor, failed-gold streaks, gold accuracy.

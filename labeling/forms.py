@@ -214,7 +214,9 @@ class InvitationForm(forms.Form):
 class ExportForm(forms.Form):
     """What to export: a version (or a new snapshot), a format and its options."""
 
-    version = forms.TypedChoiceField(coerce=int, empty_value=None, label="Dataset version")
+    version = forms.TypedChoiceField(
+        coerce=int, empty_value=None, required=False, label="Dataset version"
+    )
     format = forms.ChoiceField(
         choices=[
             ("imagefolder", "ImageFolder (torchvision)"),

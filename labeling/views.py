@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
@@ -130,9 +131,31 @@ def label(request: HttpRequest) -> HttpResponse:
     kind = request.GET.get("kind", "")
     context = {
         "kind": kind if kind in TaskKind.values else "",
+        "kind_name": next((name for value, name, _ in KIND_LINKS if value == kind), ""),
         "stats": _own_stats(request.user),
     }
     return render(request, "labeling/label.html", context)
+
+
+def bad_request(request: HttpRequest, message: str) -> HttpResponse:
+    """A 400 page saying what was wrong with the request."""
+    return render(request, "400.html", {"message": message}, status=400)
+
+
+def posted_id(request: HttpRequest, name: str) -> int | None:
+    """The positive whole number posted as ``name``, or None when it is missing or not one."""
+    value = request.POST.get(name, "")
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < 1:
+        return None
+    return int(value)
+
+
+def posted_uuid(request: HttpRequest, name: str) -> uuid.UUID | None:
+    """The UUID posted as ``name``, or None when it is missing or malformed."""
+    try:
+        return uuid.UUID(request.POST.get(name, ""))
+    except ValueError:
+        return None
 
 
 def _report_context(
@@ -231,7 +254,10 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Worker {user.username} can now log in.")
                 return redirect("curate-workers")
     elif action == "resume":
-        worker = get_object_or_404(User, pk=request.POST.get("worker"), role=User.Role.WORKER)
+        worker_id = posted_id(request, "worker")
+        if worker_id is None:
+            return bad_request(request, "The worker to resume must be given by its number.")
+        worker = get_object_or_404(User, pk=worker_id, role=User.Role.WORKER)
         worker_resume(profile=worker_profile(worker))
         messages.success(request, f"{worker.username} can label again.")
         return redirect("curate-workers")
@@ -268,7 +294,10 @@ def curate_crowd(request: HttpRequest) -> HttpResponse:
     """Crowd quality: every worker's record and the accuracy distributions; pause or restore."""
     action = request.POST.get("action")
     if action in ("pause", "resume"):
-        worker = get_object_or_404(User, pk=request.POST.get("worker"), role=User.Role.WORKER)
+        worker_id = posted_id(request, "worker")
+        if worker_id is None:
+            return bad_request(request, f"The worker to {action} must be given by its number.")
+        worker = get_object_or_404(User, pk=worker_id, role=User.Role.WORKER)
         profile = worker_profile(worker)
         if action == "resume":
             worker_resume(profile=profile)
@@ -303,7 +332,10 @@ def curate_exports(request: HttpRequest) -> HttpResponse:
     """Ask for an export, follow the jobs (exports.js polls them), download or cancel them."""
     form = ExportForm(versions=_version_choices())
     if request.POST.get("action") == "cancel":
-        export = get_object_or_404(_own_exports(request), uid=request.POST.get("export"))
+        export_uid = posted_uuid(request, "export")
+        if export_uid is None:
+            return bad_request(request, "The export to cancel must be given by its id (a UUID).")
+        export = get_object_or_404(_own_exports(request), uid=export_uid)
         export_cancel(export=export)
         messages.success(request, "The export is cancelled.")
         return redirect("curate-exports")
@@ -393,12 +425,7 @@ def curate_review(request: HttpRequest) -> HttpResponse:
     decision overrides the crowd's; "Run consensus now" queues a Dawid-Skene re-aggregation."""
     action = request.POST.get("action")
     if action == "decide":
-        candidate = get_object_or_404(Candidate, pk=request.POST.get("candidate"))
-        accepted = request.POST.get("accepted") == "yes"
-        decision_override(candidate=candidate, accepted=accepted, by=request.user)
-        verdict = "accepted" if accepted else "rejected"
-        messages.success(request, f"Item {candidate.pk} {verdict}.")
-        return redirect(f"{reverse('curate-review')}?page={request.POST.get('page', 1)}")
+        return _review_decide(request)
     if action == "reaggregate":
         user_id = request.user.pk
         transaction.on_commit(lambda: consensus_reaggregate_task.delay("manual", user_id))
@@ -416,6 +443,26 @@ def curate_review(request: HttpRequest) -> HttpResponse:
         "cap": settings.CROWDNET_CONSENSUS_VOTE_CAP,
     }
     return render(request, "labeling/curate_review.html", context)
+
+
+REVIEW_VERDICTS = {"yes": True, "no": False}
+"""The answers the review page's decision form posts as ``accepted``."""
+
+
+def _review_decide(request: HttpRequest) -> HttpResponse:
+    """A curator's yes or no on one review item; anything else is refused with 400."""
+    candidate_id = posted_id(request, "candidate")
+    if candidate_id is None:
+        return bad_request(request, "The item to decide must be given by its number.")
+    verdict = request.POST.get("accepted", "")
+    if verdict not in REVIEW_VERDICTS:
+        return bad_request(request, "The decision must be yes or no.")
+    candidate = get_object_or_404(Candidate, pk=candidate_id)
+    accepted = REVIEW_VERDICTS[verdict]
+    decision_override(candidate=candidate, accepted=accepted, by=request.user)
+    messages.success(request, f"Item {candidate.pk} {'accepted' if accepted else 'rejected'}.")
+    page = posted_id(request, "page") or 1
+    return redirect(f"{reverse('curate-review')}?page={page}")
 
 
 def _gone(request: HttpRequest) -> HttpResponse:

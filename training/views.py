@@ -10,12 +10,12 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.ingest.validation import ImageRejected
-from labeling.views import curator_required
+from labeling.views import bad_request, curator_required, posted_id
 from training.api import CHECKPOINT_UNREADABLE, RunDetailSerializer, upload_read
 from training.ml.catalog import BACKBONES, MODES, CheckpointCorrupt
 from training.models import DatasetVersion, TrainingRun
@@ -91,14 +91,6 @@ class PredictForm(forms.Form):
     image = forms.FileField(widget=forms.FileInput(attrs={"accept": "image/*"}))
 
 
-def _run_or_404(value: str | None) -> TrainingRun:
-    try:
-        pk = int(value or "")
-    except ValueError:
-        raise Http404("No such run.") from None
-    return get_object_or_404(TrainingRun, pk=pk)
-
-
 def _run_start(request: HttpRequest, form: RunStartForm) -> TrainingRun | None:
     """The queued run, or None with the service's complaint added to the form."""
     data = form.cleaned_data
@@ -133,7 +125,10 @@ def _snapshot(request: HttpRequest) -> HttpResponse:
 
 
 def _run_action(request: HttpRequest, action: str) -> HttpResponse:
-    run = _run_or_404(request.POST.get("run"))
+    run_id = posted_id(request, "run")
+    if run_id is None:
+        return bad_request(request, f"The run to {action} must be given by its number.")
+    run = get_object_or_404(TrainingRun, pk=run_id)
     if action == "cancel":
         run = run_cancel(run)
         if run.status == TrainingRun.Status.CANCELLED:

@@ -19,7 +19,8 @@ from labeling.services.microtasks import worker_pause, worker_profile
 
 
 class ReviewItemSerializer(ImageLinksMixin, serializers.ModelSerializer):
-    """A candidate as a curator reviews it: the image, the category and the crowd's tally."""
+    """A candidate as a curator reviews it: the image, the category and the crowd's tally;
+    ``box_state`` "review" marks an accepted image whose drawers disagree (some found none)."""
 
     category_name = serializers.CharField(source="category.name", read_only=True)
 
@@ -36,6 +37,7 @@ class ReviewItemSerializer(ImageLinksMixin, serializers.ModelSerializer):
             "posterior",
             "confidence",
             "override",
+            "box_state",
             "thumbnail_url",
             "image_url",
         ]
@@ -140,7 +142,9 @@ class ConsensusRunsView(APIView):
 
 
 class LabelingProgressView(APIView):
-    """Per category: candidates by state, boxed images, votes per decided item, agreement and
+    """Per category: candidates by state, accepted images boxed (``boxed``), with none present
+    (``none_present``), waiting for boxes (``awaiting_boxes``) and disputed by their drawers
+    (``boxes_disputed``), votes per decided item, agreement and
     progress toward the target; label votes per hour (``?hours=``, 1-720, default 72)."""
 
     permission_classes = [IsCurator]

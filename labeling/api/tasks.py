@@ -24,7 +24,7 @@ from labeling.services.answers import (
     WorkerPaused,
     answer_submit,
 )
-from labeling.services.microtasks import task_assign
+from labeling.services.microtasks import task_assign, task_empty_reason
 
 PROMPTS = {
     TaskKind.VERIFY: "Is there a {name} in this image?",
@@ -97,6 +97,11 @@ def task_body(task: MicroTask) -> dict[str, Any]:
     }
 
 
+EMPTY_REASON_HEADER = "Crowdnet-Empty-Reason"
+"""The header of a 204 from the next-task endpoint that says why there is no task
+(labeling.services.microtasks.EmptyReason)."""
+
+
 class NextTaskView(APIView):
     """The next micro-task for the signed-in worker; 204 when there is nothing to do."""
 
@@ -107,7 +112,11 @@ class NextTaskView(APIView):
         parameters=[OpenApiParameter("kind", enum=[k.value for k in TaskKind], required=False)],
         responses={
             200: TASK_SCHEMA,
-            204: OpenApiResponse(description="Nothing to do right now."),
+            204: OpenApiResponse(
+                description="Nothing to do right now; the Crowdnet-Empty-Reason header says "
+                "why: no-work (no task of this kind exists yet) or done (this worker has done, "
+                "or others hold, all there is)."
+            ),
             403: OpenApiResponse(description="The worker is paused; the reason is given."),
         },
     )
@@ -122,7 +131,10 @@ class NextTaskView(APIView):
         except WorkerPaused as paused:
             raise PermissionDenied(f"Your account is paused: {paused.reason}") from None
         if task is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
+            reason = task_empty_reason(kind=kind)
+            return Response(
+                status=status.HTTP_204_NO_CONTENT, headers={EMPTY_REASON_HEADER: reason.value}
+            )
         return Response(task_body(task))
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import slug_re
 from django.db.models import Prefetch, QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -151,6 +152,8 @@ class ImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
             Prefetch("candidates", queryset=Candidate.objects.select_related("category"))
         ).order_by("-id")
         category = self.request.query_params.get("category")
+        if category and not slug_re.match(category):
+            raise ValidationError({"category": ["Give a category by its slug."]})
         if category:
             queryset = queryset.filter(candidates__category__slug=category)
         return queryset

@@ -212,6 +212,17 @@ class Candidate(models.Model):
         REJECTED = "rejected", "Rejected"
         NEEDS_REVIEW = "needs_review", "Needs review"
 
+    class BoxState(models.TextChoices):
+        """Where an accepted image stands in the box chain (draw, verify, coverage)."""
+
+        NONE = "none", "No boxes wanted"
+        DRAW = "draw", "Needs drawing"
+        VERIFY = "verify", "Boxes being verified"
+        COVERAGE = "coverage", "Coverage check"
+        DONE = "done", "Every instance boxed"
+        ABSENT = "absent", "None present, by independent workers"
+        REVIEW = "review", "Drawers disagree: for a curator"
+
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="candidates")
     # PROTECT: a category's crowd data is archived with it, never cascaded away
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="candidates")
@@ -248,17 +259,7 @@ class Candidate(models.Model):
     votes_needed = models.PositiveSmallIntegerField(
         default=3, help_text="Counted verify votes wanted before consensus decides."
     )
-    box_state = models.CharField(
-        max_length=10,
-        choices=[
-            ("none", "No boxes wanted"),
-            ("draw", "Needs drawing"),
-            ("verify", "Boxes being verified"),
-            ("coverage", "Coverage check"),
-            ("done", "Every instance boxed"),
-        ],
-        default="none",
-    )
+    box_state = models.CharField(max_length=10, choices=BoxState.choices, default=BoxState.NONE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

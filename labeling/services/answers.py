@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from labeling.crowd.answers import AnswerInvalid, BoxLimits, ItemAnswer, ItemSpec, parse_answers
@@ -106,13 +106,42 @@ def _apply_label_counts(votes: list[Vote]) -> None:
     candidates_decide(sorted({candidate_id for candidate_id, _ in tally}))
 
 
+BoxState = Candidate.BoxState
+
+
+def _box_stage_settle(candidate_id: int) -> str:
+    """The box stage of an image once none of its boxes awaits a check: the coverage check
+    when a box was accepted; "absent" when CROWDNET_BOX_NONE_VOTES distinct workers found none
+    present and nobody drew one (one worker's "none" contradicts the crowd's label); the
+    review queue once CROWDNET_BOX_DRAW_CAP workers answered without settling it; else another
+    worker draws."""
+    boxes = Box.objects.filter(candidate_id=candidate_id)
+    if boxes.filter(state=Box.State.PROPOSED).exists():
+        return BoxState.VERIFY
+    if boxes.filter(state=Box.State.ACCEPTED).exists():
+        return BoxState.COVERAGE
+    tally = Vote.objects.filter(candidate_id=candidate_id, question="draw", counted=True).aggregate(
+        drawers=Count("worker", distinct=True),
+        none=Count("worker", distinct=True, filter=Q(answer=Vote.Answer.NO)),
+    )
+    needed = settings.CROWDNET_BOX_NONE_VOTES
+    if tally["none"] >= needed and tally["none"] == tally["drawers"]:
+        return BoxState.ABSENT
+    if tally["drawers"] >= max(needed, settings.CROWDNET_BOX_DRAW_CAP):
+        return BoxState.REVIEW
+    return BoxState.DRAW
+
+
+def _box_stage_set(candidate_id: int, stage: str) -> None:
+    Candidate.objects.filter(pk=candidate_id).update(box_state=stage)
+
+
 def _apply_draw(worker: User, item: TaskItem, answer: ItemAnswer) -> None:
     Box.objects.bulk_create(
         Box(candidate=item.candidate, worker=worker, x0=b[0], y0=b[1], x1=b[2], y1=b[3])
         for b in answer.boxes
     )
-    stage = "verify" if answer.boxes else "coverage"
-    Candidate.objects.filter(pk=item.candidate_id).update(box_state=stage)
+    _box_stage_set(item.candidate_id, _box_stage_settle(item.candidate_id))
 
 
 def _apply_verify_box(item: TaskItem, answer: ItemAnswer) -> None:
@@ -124,12 +153,21 @@ def _apply_verify_box(item: TaskItem, answer: ItemAnswer) -> None:
     if box.yes_votes + box.no_votes >= settings.CROWDNET_BOX_VERIFY_VOTES:
         box.state = Box.State.ACCEPTED if box_accepted(box) else Box.State.REJECTED
     box.save(update_fields=["yes_votes", "no_votes", "state"])
-    boxes = Box.objects.filter(candidate_id=item.candidate_id)
-    if not boxes.filter(state=Box.State.PROPOSED).exists():
-        accepted = boxes.filter(state=Box.State.ACCEPTED).exists()
-        Candidate.objects.filter(pk=item.candidate_id).update(
-            box_state="coverage" if accepted else "draw"
-        )
+    _box_stage_set(item.candidate_id, _box_stage_settle(item.candidate_id))
+
+
+def _apply_coverage(item: TaskItem, answer: ItemAnswer) -> None:
+    """ "Every instance boxed?": yes closes the chain only over accepted boxes; with none it
+    settles like a drawing (a "yes" over zero boxes never marks an image boxed)."""
+    if answer.answer != "yes":
+        _box_stage_set(item.candidate_id, BoxState.DRAW)
+        return
+    stage = _box_stage_settle(item.candidate_id)
+    if stage == BoxState.COVERAGE:
+        stage = BoxState.DONE
+    _box_stage_set(item.candidate_id, stage)
+    if stage == BoxState.DONE:
+        objects_fuse(item.candidate_id)
 
 
 def _apply_boxes(task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer]) -> None:
@@ -139,10 +177,7 @@ def _apply_boxes(task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer
         elif task.kind == TaskKind.VERIFY_BOX:
             _apply_verify_box(item, answer)
         elif task.kind == TaskKind.COVERAGE:
-            stage = "done" if answer.answer == "yes" else "draw"
-            Candidate.objects.filter(pk=item.candidate_id).update(box_state=stage)
-            if stage == "done":
-                objects_fuse(item.candidate_id)
+            _apply_coverage(item, answer)
 
 
 def _update_profile(

@@ -259,6 +259,10 @@ def decision_override(*, candidate: Candidate, accepted: bool | None, by: User) 
             candidate.confidence, candidate.decided_at = 1.0, now
             if accepted and candidate.box_state == "none":
                 candidate.box_state = "draw"
+            elif candidate.box_state == Candidate.BoxState.REVIEW:
+                # drawers disputed the image: "yes" says it shows one, so it is drawn again
+                states = Candidate.BoxState
+                candidate.box_state = states.DRAW if accepted else states.NONE
         candidate.save(
             update_fields=[
                 "override",
@@ -507,10 +511,12 @@ def _reaggregate(trigger: str, by: User | None) -> ConsensusRun:
 
 
 def review_queue() -> QuerySet[Candidate]:
-    """Candidates the crowd could not decide within the vote cap, oldest first."""
-    return Candidate.objects.filter(state=Candidate.State.NEEDS_REVIEW).order_by(
-        F("updated_at").asc(), "id"
-    )
+    """Candidates the crowd could not decide within the vote cap, and accepted images whose
+    drawers could not agree whether any instance is there to box; oldest first."""
+    return Candidate.objects.filter(
+        Q(state=Candidate.State.NEEDS_REVIEW)
+        | Q(state=Candidate.State.ACCEPTED, box_state=Candidate.BoxState.REVIEW)
+    ).order_by(F("updated_at").asc(), "id")
 
 
 def model_disagreements(margin: float | None = None) -> QuerySet[Candidate]:

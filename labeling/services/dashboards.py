@@ -13,13 +13,17 @@ from django.utils import timezone
 from labeling.models import Candidate, Category, User, Vote
 
 DECIDED = (Candidate.State.ACCEPTED, Candidate.State.REJECTED)
+BOX_WAITING = (Candidate.BoxState.DRAW, Candidate.BoxState.VERIFY, Candidate.BoxState.COVERAGE)
+"""Box stages of an accepted image still waiting for the crowd's boxes."""
 
 
 def labeling_progress(*, hours: int = 72) -> dict[str, Any]:
-    """Per category: candidates by state, accepted images with boxes, votes per decided item,
+    """Per category: candidates by state; accepted images boxed, confirmed to hold none,
+    waiting for boxes and disputed by their drawers (in review); votes per decided item,
     agreement on decided items (the majority's share of their votes), accepted against the
     target; and label votes per hour over the last `hours`. Three queries."""
     decided = Q(state__in=DECIDED)
+    accepted, boxes = Candidate.State.ACCEPTED, Candidate.BoxState
     rows = (
         Candidate.objects.values("category_id")
         .annotate(
@@ -27,10 +31,10 @@ def labeling_progress(*, hours: int = 72) -> dict[str, Any]:
             accepted=Count("id", filter=Q(state=Candidate.State.ACCEPTED)),
             rejected=Count("id", filter=Q(state=Candidate.State.REJECTED)),
             review=Count("id", filter=Q(state=Candidate.State.NEEDS_REVIEW)),
-            boxed=Count(
-                "id",
-                filter=Q(state=Candidate.State.ACCEPTED, box_state="done"),
-            ),
+            boxed=Count("id", filter=Q(state=accepted, box_state=boxes.DONE)),
+            none_present=Count("id", filter=Q(state=accepted, box_state=boxes.ABSENT)),
+            awaiting_boxes=Count("id", filter=Q(state=accepted, box_state__in=BOX_WAITING)),
+            boxes_disputed=Count("id", filter=Q(state=accepted, box_state=boxes.REVIEW)),
             decided_votes=Sum("votes_cast", filter=decided),
             agreement=Avg(
                 Case(
@@ -63,6 +67,9 @@ def labeling_progress(*, hours: int = 72) -> dict[str, Any]:
                 "rejected": rejected,
                 "review": row.get("review", 0),
                 "boxed": row.get("boxed", 0),
+                "none_present": row.get("none_present", 0),
+                "awaiting_boxes": row.get("awaiting_boxes", 0),
+                "boxes_disputed": row.get("boxes_disputed", 0),
                 "votes_per_decided": (
                     round(row["decided_votes"] / decided_count, 3) if decided_count else None
                 ),

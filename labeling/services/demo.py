@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image as PILImage
 
+from labeling.crowd.simulate import pixel_box
 from labeling.models import Candidate, Category, DemoTruth, Image, ImageSource, User
 from labeling.services.ingest import IngestItem, IngestReport, images_ingest
 from labeling.services.microtasks import gold_mark
@@ -55,10 +56,11 @@ PHOTO_DISTRACTORS = {
 
 @dataclass(frozen=True)
 class Pool:
-    """One category's candidate images: (name, png bytes, true label) each."""
+    """One category's candidate images: (name, png bytes, true label, true boxes of the
+    category's objects in pixels, empty when none or unknown) each."""
 
     category: Category
-    items: list[tuple[str, bytes, str]]
+    items: list[tuple[str, bytes, str, list[list[float]]]]
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -119,15 +121,18 @@ def digit_pools(
         rng.shuffle(chosen)
         yield Pool(
             category,
-            [
-                (
-                    f"mnist-{i:05d}.png",
-                    _png(features[i].reshape(28, 28).astype(np.uint8)),
-                    DIGIT_NAMES[labels[i]],
-                )
-                for i in chosen
-            ],
+            [_digit_item(f"mnist-{i:05d}.png", features[i], int(labels[i]), index) for i in chosen],
         )
+
+
+def _digit_item(
+    name: str, feature: np.ndarray, label: int, category_index: int
+) -> tuple[str, bytes, str, list[list[float]]]:
+    """One MNIST pool entry; the digit's box is its ink's bounding box, when it is the
+    pool's digit (an intruder shows no instance of the category)."""
+    pixels = feature.reshape(28, 28).astype(np.uint8)
+    box = pixel_box(pixels) if label == category_index else None
+    return (name, _png(pixels), DIGIT_NAMES[label], [box] if box else [])
 
 
 def photo_pools(photos: dict[str, Category]) -> Iterator[Pool]:
@@ -138,7 +143,7 @@ def photo_pools(photos: dict[str, Category]) -> Iterator[Pool]:
     truth = dict(PHOTOS)
     for slug, category in photos.items():
         names = [name for name, label in PHOTOS if label == slug] + list(PHOTO_DISTRACTORS[slug])
-        yield Pool(category, [(f"{name}.png", arrays[name], truth[name]) for name in names])
+        yield Pool(category, [(f"{name}.png", arrays[name], truth[name], []) for name in names])
 
 
 def _record_truth(pool: Pool, report: IngestReport) -> None:
@@ -150,7 +155,7 @@ def _record_truth(pool: Pool, report: IngestReport) -> None:
         )
     )
     truths = []
-    for (_, _, label), uid in zip(pool.items, uids, strict=True):
+    for (_, _, label, boxes), uid in zip(pool.items, uids, strict=True):
         if uid is None:
             continue
         candidate_id = candidates[by_uid[uid]]
@@ -159,9 +164,16 @@ def _record_truth(pool: Pool, report: IngestReport) -> None:
                 candidate_id=candidate_id,
                 is_positive=label == pool.category.slug,
                 true_label=label,
+                boxes=boxes,
             )
         )
-    DemoTruth.objects.bulk_create(truths, ignore_conflicts=True)
+    # a --force reload refreshes what an older load stored (the digits' boxes, say)
+    DemoTruth.objects.bulk_create(
+        truths,
+        update_conflicts=True,
+        unique_fields=["candidate"],
+        update_fields=["is_positive", "true_label", "boxes"],
+    )
 
 
 def _mark_gold(pool: Pool, share: float, rng: np.random.Generator) -> None:
@@ -197,7 +209,7 @@ def demo_data_load(
     rng = np.random.default_rng(seed + 1)
     for pool in pools:
         report = images_ingest(
-            files=[(name, data) for name, data, _ in pool.items],
+            files=[(name, data) for name, data, *_ in pool.items],
             category=pool.category,
             source=ImageSource.FOLDER,
             uploader=None,

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, TextChoices
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -36,6 +36,13 @@ KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GR
 # Candidates of archived categories are kept but never asked about again, in any kind of task.
 LIVE = Q(category__archived_at__isnull=True)
 LIVE_CANDIDATE = Q(candidate__category__archived_at__isnull=True)
+
+
+class EmptyReason(TextChoices):
+    """Why task_assign found nothing for a worker."""
+
+    NO_WORK = "no-work", "No task of this kind exists for anyone yet."
+    DONE = "done", "There is work, but none this worker may take now."
 
 
 class WorkerPaused(Exception):
@@ -153,20 +160,32 @@ def _verify_cells(worker: User, now: datetime) -> list[Cell]:
     return _lock_label_cells(worker, now, 1)
 
 
+def _grid_category(worker: User, now: datetime) -> int | None:
+    """The category of the grid: the one holding the worker's top pool item among those that
+    still have a control item the worker has not seen (one query over the small gold table)."""
+    unseen_gold = _new_to(worker, now, Candidate.objects.filter(gold__isnull=False))
+    return (
+        _label_pool(worker, now)
+        .filter(category_id__in=unseen_gold.values("category_id"))
+        .order_by("-priority", "-votes_cast", "id")
+        .values_list("category_id", flat=True)
+        .first()
+    )
+
+
 def _grid_cells(worker: User, now: datetime) -> list[Cell]:
-    """A grid of one category: pool cells plus at least one gold cell, shuffled."""
+    """A grid of one category: pool cells plus at least one gold cell, shuffled. Categories
+    whose control items this worker has all seen are passed over: a grid without a control
+    item would be trusted blindly."""
     size = settings.CROWDNET_GRID_SIZE
-    first = _lock_label_cells(worker, now, 1)
-    if not first:
+    category_id = _grid_category(worker, now)
+    if category_id is None:
         return []
-    category_id = first[0].candidate.category_id
     gold = _gold_cells(worker, now, max(1, round(size * settings.CROWDNET_GOLD_RATE)), category_id)
-    if not gold:
-        return []  # a grid without a control item would be trusted blindly
-    # The first cell is ours already and may come back from the pool: ask for one more.
-    rest = _lock_label_cells(worker, now, size - len(gold), category_id)
-    rest = [cell for cell in rest if cell.candidate.pk != first[0].candidate.pk]
-    cells = first + rest[: size - len(gold) - 1] + gold
+    rest = _lock_label_cells(worker, now, size - len(gold), category_id) if gold else []
+    if not rest:
+        return []  # taken by others since the category was picked; the worker asks again
+    cells = rest + gold
     random.shuffle(cells)
     return cells
 
@@ -292,3 +311,26 @@ def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:
             if cells:
                 return _lease(worker, candidate_kind, cells, now)
     return None
+
+
+def _work_exists(kind: str) -> bool:
+    """Whether any worker could be given a task of ``kind`` (leases and own answers aside);
+    archived categories hold none."""
+    if kind in (TaskKind.VERIFY, TaskKind.GRID):
+        open_items = Candidate.objects.filter(
+            LIVE, state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
+        )
+        if kind == TaskKind.GRID:
+            gold = Candidate.objects.filter(gold__isnull=False).values("category_id")
+            open_items = open_items.filter(category_id__in=gold)
+        return open_items.exists()
+    if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
+        return Candidate.objects.filter(LIVE, box_state=kind).exists()
+    return Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED).exists()
+
+
+def task_empty_reason(*, kind: str | None = None) -> EmptyReason:
+    """Why task_assign returned None: no work of ``kind`` (any kind when None) exists yet, or
+    this worker has done, or others hold, all there is. Reads only."""
+    kinds = [kind] if kind else KIND_ORDER
+    return EmptyReason.DONE if any(_work_exists(k) for k in kinds) else EmptyReason.NO_WORK

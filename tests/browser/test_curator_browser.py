@@ -232,6 +232,29 @@ def test_a_curator_exports_a_version_and_downloads_it(
     assert page.problems() == []
 
 
+def test_the_exports_forms_defaults_snapshot_the_accepted_labels_and_queue_a_job(
+    page: Page, curator, monkeypatch
+):
+    from labeling.models import DatasetExport
+    from labeling.services import exports
+    from tests.factories import photos_version
+
+    sent: list[int] = []
+    monkeypatch.setattr(exports, "_enqueue", sent.append)
+    photos_version()
+    curator("cora", "/curate/exports/")
+
+    expect(page.get_by_label("Dataset version")).to_have_value("")
+    page.get_by_role("button", name="Export").click()
+
+    expect(page.get_by_text("Exporting 18 images of version 2 as imagefolder.")).to_be_visible()
+    expect(page.locator("#exports tr[data-export] [data-role=status]")).to_have_text("Queued")
+    export = DatasetExport.objects.get()
+    assert (export.version.number, export.format, sent) == (2, "imagefolder", [export.pk])
+    assert page.get_by_text("This field is required.").count() == 0
+    assert page.problems() == []
+
+
 def test_model_error_charts_show_every_finished_run(page: Page, curator, screenshot):
     from tests.factories import run_history
 

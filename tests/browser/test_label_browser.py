@@ -173,6 +173,53 @@ def test_grid_by_click_and_by_key(page: Page, log_in, cat):
     assert page.problems() == []
 
 
+def test_grids_go_on_in_another_category_once_one_has_no_unseen_control_item(
+    page: Page, log_in, cat, settings
+):
+    settings.CROWDNET_GRID_SIZE = 3  # a control picture and two to label
+    dog = CategoryFactory(name="dog", slug="dog", definition="a domesticated canine")
+    for category in (cat, dog):
+        control, *_ = pictures(category, 5)
+        GoldAnswer.objects.create(candidate=control, answer=True)
+        Candidate.objects.filter(pk=control.pk).update(state="accepted")
+    Candidate.objects.filter(category=cat).update(priority=5)  # cats are asked first
+
+    first = start(page, log_in, "grid")
+    expect(page.locator("#category-name")).to_have_text("cat")
+    answer(page, lambda: page.keyboard.press("Enter"))
+    second = shown_after(page, first)
+    expect(page.locator("#category-name")).to_have_text("dog")
+    answer(page, lambda: page.keyboard.press("Enter"))
+
+    expect(page.locator("#task-prompt")).to_have_text("Nothing to do right now")
+    expect(page.locator("#state-empty")).to_contain_text(
+        "You have done all the “Pick pictures” tasks available to you for now. "
+        "Try another kind of task, or look again later."
+    )
+    expect(page.get_by_text("curators add pictures")).to_be_hidden()
+    assert [MicroTask.objects.get(uid=uid).category.slug for uid in (first, second)] == [
+        "cat",
+        "dog",
+    ]
+    # every picture still waits for votes: the worker has only run out of control pictures
+    assert Candidate.objects.filter(state="open").count() == 8
+    assert Vote.objects.filter(worker__username="wendy").count() == 6
+    page.get_by_role("link", name="Other kinds of task").click()
+    page.wait_for_url("**/")
+    assert page.problems() == []
+
+
+def test_the_empty_page_says_when_there_is_no_work_yet(page: Page, log_in):
+    UserFactory(username="wendy", role="worker")
+    log_in("wendy", "/label/?kind=grid")
+
+    expect(page.locator("#state-empty")).to_contain_text(
+        "No “Pick pictures” task is waiting yet. New ones appear as curators add pictures"
+    )
+    expect(page.get_by_text("You have done all")).to_be_hidden()
+    assert page.problems() == []
+
+
 def drag(page: Page, start: tuple[float, float], end: tuple[float, float]) -> None:
     """Press at ``start`` and release at ``end``, both fractions of the picture's shown size."""
     area = page.locator(".label-overlay-draw").bounding_box()

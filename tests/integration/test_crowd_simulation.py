@@ -80,3 +80,8 @@ def test_a_seeded_crowd_labels_the_digits_right_and_the_spammers_are_caught(
     assert report.accuracy >= 0.95
     assert report.flagged == {"honest": (0, 8), "yes": (2, 2)}
     assert DemoTruth.objects.count() == Candidate.objects.count() == 140
+    # the crowd boxed the digits it accepted, close to their ink, and no image counts as boxed
+    # without an object
+    assert report.box_objects > 0
+    assert report.box_mean_iou >= 0.7
+    assert not Candidate.objects.filter(box_state="done", object_boxes__isnull=True).exists()

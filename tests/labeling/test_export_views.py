@@ -87,3 +87,45 @@ def test_an_annotation_import_from_the_page_lists_bad_records_or_lands(curator):
     assert "<code>stray.jpg</code>: an image outside any class folder" in bad.content.decode()
     assert "Imported 1 images, 1 labels and 0 boxes." in good.content.decode()
     assert list(Candidate.objects.values_list("category__slug", "state")) == [("owl", "accepted")]
+
+
+def _defaults(form) -> dict[str, object]:
+    """What a browser posts for an untouched form: each field's initial value, else the first
+    choice of a select; unticked boxes are left out."""
+    data: dict[str, object] = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if (
+            value is None
+            and getattr(field, "choices", None)
+            and field.widget.input_type == "select"
+        ):
+            value = next(iter(field.choices))[0]
+        if value is True:
+            data[name] = "on"
+        elif value is not None and value is not False and value != []:
+            data[name] = value
+    return data
+
+
+def test_the_forms_default_choices_ask_for_a_new_snapshot_and_queue_it(
+    curator, monkeypatch, django_capture_on_commit_callbacks
+):
+    from labeling.forms import ExportForm
+    from labeling.services import exports
+    from labeling.views import _version_choices
+
+    sent: list[int] = []
+    monkeypatch.setattr(exports, "_enqueue", sent.append)
+    photos_version()
+    data = _defaults(ExportForm(versions=_version_choices()))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _client(curator).post("/curate/exports/", data)
+
+    assert data["version"] == ""
+    assert response.status_code == 302
+    export = DatasetExport.objects.get()
+    assert (export.version.number, export.format, export.archive) == (2, "imagefolder", "zip")
+    assert export.images_total == 18
+    assert sent == [export.pk]

@@ -198,7 +198,7 @@ def test_cancel_and_promote_from_the_pages(client, curator, version, current):
     assert cancelled["Location"] == f"/curate/training/runs/{run.pk}/"
     assert f"Run {run.pk} cancelled." in run_page
     assert f"Run {current.pk} is now the current model." in promoted.content.decode()
-    assert missing.status_code == 404
+    assert missing.status_code == 400
     run.refresh_from_db()
     assert (run.status, list(TrainingRun.objects.filter(current=True))) == ("cancelled", [current])
 

@@ -23,14 +23,17 @@ export class TaskApi {
     this.answerUrl = answerUrl;
   }
 
-  /** ``{ status: "task", task }``, ``{ status: "empty" }`` or ``{ status: "paused", reason }``;
-   * throws on a network error or an unexpected answer. */
+  /** ``{ status: "task", task }``, ``{ status: "empty", why }`` (``why``: "no-work" or "done",
+   * from the Crowdnet-Empty-Reason header) or ``{ status: "paused", reason }``; throws on a
+   * network error or an unexpected answer. */
   async next() {
     const response = await fetch(this.nextUrl, {
       headers: { Accept: "application/json" },
       credentials: "same-origin",
     });
-    if (response.status === 204) return { status: "empty" };
+    if (response.status === 204) {
+      return { status: "empty", why: response.headers.get("Crowdnet-Empty-Reason") || "" };
+    }
     if (response.status === 403) {
       return { status: "paused", reason: pauseReason(await detail(response)) };
     }

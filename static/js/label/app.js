@@ -138,6 +138,10 @@ function showResult(result) {
     showState("paused");
   } else {
     view.prompt.textContent = "Nothing to do right now";
+    const why = result.why === "done" ? "done" : "no-work";
+    for (const text of view.states.empty.querySelectorAll("[data-why]")) {
+      text.hidden = text.dataset.why !== why;
+    }
     showState("empty");
   }
 }

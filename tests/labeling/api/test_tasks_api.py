@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from labeling.models import Box, Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
-from tests.factories import UserFactory, image_bytes
+from tests.factories import CategoryFactory, UserFactory, image_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -252,6 +252,59 @@ def test_grid_votes_count_only_when_the_control_is_right(category):
     assert sum(Candidate.objects.values_list("votes_cast", flat=True)) == 0
     profile = WorkerProfile.objects.get(user__username="ann")
     assert (profile.gold_seen, profile.gold_correct, profile.gold_failed_streak) == (1, 0, 1)
+
+
+def test_a_worker_who_saw_a_categorys_control_items_gets_a_grid_of_another(category):
+    dog = CategoryFactory(name="dog", slug="dog")
+    _with_gold(category, 14, gold=1)
+    Candidate.objects.filter(category=category).update(priority=5)  # cats come first
+    dogs = _pool(dog, 12, start=100)
+    gold_mark(candidate=dogs[0], answer=True)
+    client, _ = _client("ann")
+
+    first = client.get("/api/tasks/next/?kind=grid").json()
+    everything = [{"item": i["id"], "selected": True} for i in first["items"]]
+    assert _answer(client, first, everything).status_code == 201
+    second = client.get("/api/tasks/next/?kind=grid")
+
+    assert first["category"]["name"] == "cat"
+    assert second.status_code == 200
+    assert second.json()["category"]["name"] == "dog"
+    gold = TaskItem.objects.get(task__uid=second.json()["id"], is_gold=True)
+    assert gold.candidate_id == dogs[0].pk
+    # cats and dogs still wait for votes, but the worker has seen every control item
+    again = [{"item": i["id"], "selected": True} for i in second.json()["items"]]
+    assert _answer(client, second.json(), again, token="t2").status_code == 201
+    third = client.get("/api/tasks/next/?kind=grid")
+    assert (third.status_code, third["Crowdnet-Empty-Reason"]) == (204, "done")
+    assert MicroTask.objects.filter(worker__username="ann").count() == 2
+
+
+def test_an_empty_answer_says_whether_there_is_no_work_or_none_left_for_the_worker(
+    category, settings
+):
+    settings.CROWDNET_GOLD_RATE = 0.0
+    client, _ = _client("ann")
+    before_any = client.get("/api/tasks/next/")
+    [candidate] = _pool(category, 1)
+    grid_without_control_items = client.get("/api/tasks/next/?kind=grid")
+    task = client.get("/api/tasks/next/?kind=verify").json()
+    assert _answer(client, task, _yes(task)).status_code == 201
+
+    after_answering = client.get("/api/tasks/next/?kind=verify")
+    any_kind = client.get("/api/tasks/next/")
+    draw = client.get("/api/tasks/next/?kind=draw")
+
+    assert (before_any.status_code, before_any["Crowdnet-Empty-Reason"]) == (204, "no-work")
+    assert grid_without_control_items["Crowdnet-Empty-Reason"] == "no-work"
+    # the item still wants two more votes, from other workers
+    assert Candidate.objects.get(pk=candidate.pk).votes_cast == 1
+    assert (after_answering.status_code, after_answering["Crowdnet-Empty-Reason"]) == (
+        204,
+        "done",
+    )
+    assert any_kind["Crowdnet-Empty-Reason"] == "done"
+    assert draw["Crowdnet-Empty-Reason"] == "no-work"
 
 
 def test_too_fast_worker_is_paused_with_a_reason(category, settings):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import zipfile
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
+from PIL import Image as PILImage
 
+from labeling.crowd.simulate import pixel_box
 from labeling.models import Candidate, Category, DemoTruth, GoldAnswer, Image, User
 from tests.conftest import stored_files
 from tests.factories import image_bytes
@@ -105,6 +108,12 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
         assert mark.answer == truth.is_positive
         assert mark.candidate.state == ("accepted" if truth.is_positive else "rejected")
     assert Image.objects.count() == 200
+    # each digit's true box is its ink's bounding box on the stored image; intruders have none
+    for truth in DemoTruth.objects.select_related("candidate__image")[:30]:
+        with truth.candidate.image.file.open("rb") as stored:
+            ink = np.asarray(PILImage.open(stored).convert("L"))
+        expected = [pixel_box(ink)] if truth.is_positive else []
+        assert truth.boxes == expected
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Demo data: ")
     assert [line.split()[2] for line in out[1:]] == ["curator", "worker1", "worker2", "worker3"]
@@ -117,6 +126,13 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
     assert again[1:] == out[1:]
     password = out[1].split()[3]
     assert User.objects.get(username="curator").check_password(password)
+
+    # and --force refreshes truth an older load stored without boxes
+    first = DemoTruth.objects.filter(is_positive=True).order_by("pk").first()
+    DemoTruth.objects.update(boxes=[])
+    call_command("load_demo", "--limit", "200", "--no-photos", "--force", verbosity=0)
+    first.refresh_from_db()
+    assert len(first.boxes) == 1 and DemoTruth.objects.count() == 220
     assert (tmp_path / "demo-logins.txt").stat().st_mode & 0o777 == 0o600
 
 

@@ -17,6 +17,7 @@ from labeling.crowd.simulate import (
     label_answer,
     mix_parse,
     personas_draw,
+    pixel_box,
 )
 
 CAT = ItemTruth(category="seven", is_positive=True, true_label="seven")
@@ -83,3 +84,34 @@ def test_honest_drawers_box_tightly_and_check_boxes_and_coverage_truthfully():
     sloppy = boxes_draw(Persona("spammer", 0.9, 0.5), BOXES, 160, 120, rng)
     assert len(sloppy) == 1
     assert all(0 <= v <= 160 for v in sloppy[0])
+
+
+def test_the_pixel_box_is_the_inks_bounding_box_in_pixel_edges():
+    pixels = np.zeros((28, 28), dtype=np.uint8)
+    assert pixel_box(pixels) is None
+    pixels[5, 9] = 200
+    assert pixel_box(pixels) == [9.0, 5.0, 10.0, 6.0]
+    pixels[20:23, 3:8] = 30
+    assert pixel_box(pixels) == [3.0, 5.0, 10.0, 23.0]
+    assert pixel_box(pixels, threshold=100) == [9.0, 5.0, 10.0, 6.0]
+    with pytest.raises(ValueError, match="2-D grey image"):
+        pixel_box(np.zeros((4, 4, 3)))
+
+
+def test_honest_drawers_box_real_digits_at_iou_at_least_half_of_their_pixel_box():
+    from labeling.services.demo import demo_digits
+
+    features, labels = demo_digits(100)
+    rng = np.random.default_rng(7)
+    people = personas_draw(20, {"honest": 1.0}, accuracy=(0.8, 0.95), rng=rng)
+    scores, missed = [], 0
+    for index, (feature, label) in enumerate(zip(features, labels, strict=True)):
+        box = pixel_box(feature.reshape(28, 28))
+        truth = ItemTruth("digit", True, str(label), boxes=[box])
+        drawn = boxes_draw(people[index % len(people)], truth, 28, 28, rng)
+        missed += not drawn
+        scores += [float(iou(np.array(drawn), np.array([box])).max()) for _ in drawn[:1]]
+
+    assert len(features) == 100
+    assert min(scores) >= 0.5
+    assert missed <= 15  # an honest worker misses an object about as often as they err
