@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 validators=[
                     django.core.validators.RegexValidator(
                         "^n[0-9]{8}\\Z",
-                        "Use a WordNet id such as n02123045 (n and eight digits).",
+                        "Use a WordNet id such as n02123045.",
                         code="wnid",
                     )
                 ],
