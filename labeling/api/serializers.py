@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import slug_re as SLUG
 from django.urls import reverse
 from rest_framework import serializers
 
@@ -11,8 +12,23 @@ from labeling.models import Candidate, Category, Image, ImportJob, Invitation, U
 from labeling.services.accounts import validate_username
 
 
+class CategorySlugField(serializers.SlugRelatedField):
+    """A category by its slug; a value that is no slug (a NUL character, which PostgreSQL
+    refuses in a query, or anything else a slug can't hold) is a 400 before any lookup."""
+
+    default_error_messages = {
+        **serializers.SlugRelatedField.default_error_messages,
+        "not_a_slug": "Give a category by its slug.",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not isinstance(data, str) or not SLUG.fullmatch(data):
+            self.fail("not_a_slug")
+        return super().to_internal_value(data)
+
+
 class CategorySerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(
+    parent = CategorySlugField(
         slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True
     )
 
@@ -99,7 +115,7 @@ class ImageSerializer(serializers.ModelSerializer):
 
 def _import_target() -> serializers.SlugRelatedField:
     """A category for new images, by slug; archived ones take none."""
-    return serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.active())
+    return CategorySlugField(slug_field="slug", queryset=Category.objects.active())
 
 
 class UploadSerializer(serializers.Serializer):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from labeling.models import Candidate, DatasetExport, WorkerProfile
+from labeling.models import Candidate, Category, DatasetExport, Image, ImportJob, WorkerProfile
 from labeling.services.microtasks import worker_pause, worker_profile
 from tests.factories import UserFactory, photos_version
 from training.models import TrainingRun
@@ -116,3 +117,34 @@ def test_a_malformed_api_query_is_a_400_naming_the_parameter(
     body = response.json()
     assert (body[field] if field == "detail" else body[field][0]) == message
     assert _state() == before
+
+
+BAD_CATEGORY_WRITES = [
+    ("/api/imports/scrape/", {"category": "cat\x00", "urls": ["https://example.org/a.jpg"]}),
+    ("/api/imports/scrape/", {"category": ["cat"], "urls": ["https://example.org/a.jpg"]}),
+    ("/api/categories/", {"name": "kitten", "slug": "kitten", "parent": "cat\x00"}),
+]
+
+
+@pytest.mark.parametrize(("url", "body"), BAD_CATEGORY_WRITES)
+def test_a_category_that_is_no_slug_is_a_400_before_any_lookup(curator_api, category, url, body):
+    before = (ImportJob.objects.count(), Category.objects.count())
+
+    response = curator_api.post(url, body, format="json")
+
+    assert response.status_code == 400
+    field = "parent" if "parent" in body else "category"
+    assert response.json()[field] == ["Give a category by its slug."]
+    assert (ImportJob.objects.count(), Category.objects.count()) == before
+
+
+@pytest.mark.parametrize("url", ["/api/imports/upload/", "/api/imports/archive/"])
+def test_an_upload_into_a_category_that_is_no_slug_is_a_400(curator_api, category, url):
+    field = "files" if url.endswith("upload/") else "archive"
+    upload = SimpleUploadedFile("a.png", b"\x89PNG not really", content_type="image/png")
+
+    response = curator_api.post(url, {"category": "cat\x00", field: upload}, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json()["category"] == ["Give a category by its slug."]
+    assert Image.objects.count() == 0
