@@ -8,11 +8,10 @@ import time
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 
 import labeling.services.consensus as consensus_service
 from labeling.crowd.gates import GateSettings, WorkerRecord, pause_reason
-from labeling.models import Candidate, MicroTask, Vote, WorkerProfile
+from labeling.models import Candidate, MicroTask, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.consensus import (
     PAUSE_SPAMMER,
@@ -21,7 +20,7 @@ from labeling.services.consensus import (
 )
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark, task_assign, worker_pause
-from tests.factories import UserFactory, image_bytes
+from tests.factories import UserFactory, image_bytes, label_votes_create
 
 # 24 crowd items, every third one a "no"; the first 4 are control items
 TRUTH = [i % 3 != 0 for i in range(24)]
@@ -72,36 +71,11 @@ def _crowd(category, honest: list, spammer, adversary) -> list[Candidate]:
     candidates = list(Candidate.objects.filter(category=category).order_by("id"))
     for candidate, true in zip(candidates[:GOLD], TRUTH, strict=False):
         gold_mark(candidate=candidate, answer=true)
-    votes = []
-    for worker in [*honest, spammer, adversary]:
-        task = MicroTask.objects.create(
-            worker=worker,
-            kind="verify",
-            category=category,
-            status="answered",
-            expires_at=timezone.now(),
-        )
-        for i, (candidate, true) in enumerate(zip(candidates, TRUTH, strict=True)):
-            said = {spammer: True, adversary: true if i < GOLD else not true}.get(worker, true)
-            votes.append(
-                Vote(
-                    worker=worker,
-                    task=task,
-                    kind="verify",
-                    question="label",
-                    candidate=candidate,
-                    answer="yes" if said else "no",
-                    is_gold=i < GOLD,
-                    counted=i >= GOLD,
-                    seconds=2.0,
-                )
-            )
-    Vote.objects.bulk_create(votes)
-    for candidate in candidates[GOLD:]:
-        yes = sum(v.answer == "yes" for v in votes if v.candidate_id == candidate.pk)
-        Candidate.objects.filter(pk=candidate.pk).update(
-            yes_votes=yes, no_votes=5 - yes, votes_needed=5
-        )
+    answers = {worker: TRUTH for worker in honest}
+    answers[spammer] = [True] * len(TRUTH)
+    answers[adversary] = [t if i < GOLD else not t for i, t in enumerate(TRUTH)]
+    label_votes_create(candidates, answers, gold=GOLD)
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates[GOLD:]]).update(votes_needed=5)
     return candidates
 
 
