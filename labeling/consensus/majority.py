@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike, NDArray
 from labeling.consensus.result import AggregateResult
 from labeling.consensus.votes import Votes
 
-TieRule = Literal["lowest", "random", "none"]
+TieRule = Literal["prior", "lowest", "random", "none"]
 
 # Weighted counts are float sums taken in arbitrary order: classes whose totals differ by less
 # than this relative amount count as tied.
@@ -25,10 +25,20 @@ def normalise_last_axis(values: NDArray[np.float64]) -> NDArray[np.float64]:
     return shares
 
 
+def _prior_rank(counts: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Per class, a rank that is higher the more (weighted) votes it has over all items, and
+    for equal totals the lower its index: argmax over it breaks a tie by the prior."""
+    classes = counts.shape[1]
+    order = np.lexsort((-np.arange(classes), counts.sum(axis=0)))  # ascending: best last
+    rank = np.empty(classes, dtype=np.int64)
+    rank[order] = np.arange(classes)
+    return rank
+
+
 def majority_vote(
     votes: Votes,
     *,
-    tie: TieRule = "lowest",
+    tie: TieRule = "prior",
     rng: np.random.Generator | None = None,
     weights: ArrayLike | None = None,
 ) -> AggregateResult:
@@ -36,11 +46,13 @@ def majority_vote(
 
     ``weights``: optional non-negative weight per worker (length n_workers), e.g. from
     :func:`~labeling.consensus.reliability.worker_weights`. Ties between the top classes:
-    ``"lowest"`` takes the lowest class index, ``"random"`` draws uniformly among them with
-    ``rng`` (default ``np.random.default_rng(0)``), ``"none"`` leaves the item at -1. An item
-    without votes (or whose voters all weigh 0) gets -1 and a uniform posterior."""
-    if tie not in ("lowest", "random", "none"):
-        raise ValueError(f'tie must be "lowest", "random" or "none", got {tie!r}')
+    ``"prior"`` takes the class with the most (weighted) votes over all items, the prior as the
+    crowd sees it, and the lowest index among classes that tie on that too; ``"lowest"`` takes
+    the lowest class index; ``"random"`` draws uniformly among them with ``rng`` (default
+    ``np.random.default_rng(0)``); ``"none"`` leaves the item at -1. An item without votes (or
+    whose voters all weigh 0) gets -1 and a uniform posterior."""
+    if tie not in ("prior", "lowest", "random", "none"):
+        raise ValueError(f'tie must be "prior", "lowest", "random" or "none", got {tie!r}')
     if weights is not None:
         per_worker = np.asarray(weights, dtype=np.float64)
         if per_worker.size and not (np.all(np.isfinite(per_worker)) and per_worker.min() >= 0):
@@ -51,6 +63,8 @@ def majority_vote(
     if tie == "random":
         generator = np.random.default_rng(0) if rng is None else rng
         labels = np.where(tied, generator.random(tied.shape), -1.0).argmax(axis=1)
+    elif tie == "prior":
+        labels = np.where(tied, _prior_rank(counts), -1).argmax(axis=1)
     else:
         labels = tied.argmax(axis=1)
         if tie == "none":

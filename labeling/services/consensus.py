@@ -9,12 +9,14 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, FloatField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Abs
 from django.utils import timezone
 
@@ -345,60 +347,87 @@ def _warm_start(worker_ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray |
     return confusions, np.array(last.class_priors, dtype=np.float64)
 
 
-def _new_state(candidate: dict, posterior: float, code: int) -> dict[str, object] | None:
+class Seen(NamedTuple):
+    """A candidate as re-aggregation read it, before the votes: it writes only while the row
+    still looks like this, so a vote, a live decision or a curator's hand since then stands."""
+
+    votes_cast: int
+    votes_needed: int
+    state: str
+    override: bool | None
+    posterior: float
+
+
+def _candidates_seen() -> dict[int, Seen]:
+    """Every candidate with counted votes, by id, as it stands now (read before the votes)."""
+    rows = (
+        Candidate.objects.filter(votes_cast__gt=0)
+        .values_list("id", "votes_cast", "votes_needed", "state", "override", "posterior")
+        .order_by()
+        .iterator(chunk_size=20_000)
+    )
+    return {pk: Seen(*rest) for pk, *rest in rows}
+
+
+def _new_state(seen: Seen, posterior: float, code: int) -> dict[str, object] | None:
     """What re-aggregation changes on one candidate (``code`` from decision_codes), or None
     when nothing changes."""
     fields: dict[str, object] = {}
-    if abs(candidate["posterior"] - posterior) > 1e-6:
+    if abs(seen.posterior - posterior) > 1e-6:
         fields["posterior"] = posterior
-    if candidate["override"] is None and candidate["votes_cast"] >= candidate["votes_needed"]:
+    if seen.override is None and seen.votes_cast >= seen.votes_needed:
         state = STATE_OF_CODE[code]
-        if state != candidate["state"]:
+        if state != seen.state:
             fields["state"] = state
             fields["confidence"] = max(posterior, 1 - posterior)
             if state == Candidate.State.OPEN:
-                fields["votes_needed"] = candidate["votes_cast"] + 1
-            if state == Candidate.State.ACCEPTED and candidate["box_state"] == "none":
-                fields["box_state"] = "draw"
+                fields["votes_needed"] = seen.votes_cast + 1
+            if state == Candidate.State.ACCEPTED:  # boxes are drawn only on accepted images
+                none = Candidate.BoxState.NONE
+                fields["box_state"] = Case(
+                    When(box_state=none, then=Value(Candidate.BoxState.DRAW)),
+                    default=F("box_state"),
+                )
     return fields or None
 
 
-def _apply_posteriors(data: LabelVotes, posteriors: np.ndarray) -> int:
-    """Write changed posteriors and states; a candidate that got a vote since the votes were
-    read is left alone (its next answer decides it). Returns how many changed state."""
-    changed = 0
+def _candidate_write(pk: int, seen: Seen, posterior: float, code: int, now: datetime) -> bool:
+    """Write one candidate's new posterior (and state) while its row is still as seen and, for a
+    new state, nobody overrode it or made it a control item meanwhile; True when its state
+    changed."""
+    fields = _new_state(seen, posterior, code)
+    if fields is None:
+        return False
+    unchanged = Q(pk=pk, votes_cast=seen.votes_cast, state=seen.state)
+    if "state" in fields:
+        decided = fields["state"] in (Candidate.State.ACCEPTED, Candidate.State.REJECTED)
+        fields["decided_at"] = now if decided else None
+        unchanged &= Q(override__isnull=True, votes_needed=seen.votes_needed)
+        unchanged &= ~Exists(GoldAnswer.objects.filter(candidate_id=OuterRef("pk")))
+    updated = Candidate.objects.filter(unchanged).update(**fields)
+    return bool(updated) and "state" in fields
+
+
+def _apply_posteriors(data: LabelVotes, posteriors: np.ndarray, seen: dict[int, Seen]) -> int:
+    """Write changed posteriors and states of the candidates ``seen`` before the votes were
+    read; one that changed since (a vote, a live decision, a curator) is left alone: the live
+    path has it. Returns how many changed state."""
     p_yes = dict(zip(data.candidate_ids.tolist(), posteriors[:, 1].tolist(), strict=True))
     gold = set(data.candidate_ids[data.gold_items].tolist())
-    ids = [pk for pk in p_yes if pk not in gold]
+    ids = [pk for pk in p_yes if pk not in gold and pk in seen]
     now = timezone.now()
+    changed = 0
     for start in range(0, len(ids), 1000):
         chunk = ids[start : start + 1000]
-        rows = list(
-            Candidate.objects.filter(pk__in=chunk).values(
-                "id", "posterior", "override", "votes_cast", "votes_needed", "state", "box_state"
-            )
-        )
         codes = decision_codes(
-            [p_yes[row["id"]] for row in rows],
-            [row["votes_cast"] for row in rows],
+            [p_yes[pk] for pk in chunk],
+            [seen[pk].votes_cast for pk in chunk],
             threshold=settings.CROWDNET_CONSENSUS_THRESHOLD,
             cap=settings.CROWDNET_CONSENSUS_VOTE_CAP,
         )
         with transaction.atomic():
-            for row, code in zip(rows, codes.tolist(), strict=True):
-                fields = _new_state(row, p_yes[row["id"]], code)
-                if fields is None:
-                    continue
-                if "state" in fields:
-                    decided = fields["state"] in (
-                        Candidate.State.ACCEPTED,
-                        Candidate.State.REJECTED,
-                    )
-                    fields["decided_at"] = now if decided else None
-                updated = Candidate.objects.filter(
-                    pk=row["id"], votes_cast=row["votes_cast"], state=row["state"]
-                ).update(**fields)
-                changed += updated and "state" in fields
+            for pk, code in zip(chunk, codes.tolist(), strict=True):
+                changed += _candidate_write(pk, seen[pk], p_yes[pk], code, now)
     return changed
 
 
@@ -429,33 +458,49 @@ def class_evidence(data: LabelVotes, posteriors: np.ndarray) -> np.ndarray:
 def _apply_workers(
     data: LabelVotes, confusions: np.ndarray, priors: np.ndarray, posteriors: np.ndarray
 ) -> None:
-    """Write each worker's matrix, accuracy and spammer score; pause workers who answer like
-    a coin (spammer score) or against the crowd (accuracy below the gate), once they have
-    answered enough for the model to know them: enough votes, and enough on items of every
-    class (on a mostly-positive pool an honest worker's "no" row rests on few items early on,
-    and looks like a spammer's)."""
+    """Write each worker's matrix, accuracy, spammer score and vote count, the only columns this
+    run owns (one UPDATE per worker, no lock held between them, so counters and pauses that
+    answers, gates and curators write meanwhile stand); pause workers who answer like a coin
+    (spammer score) or against the crowd (accuracy below the gate), once they have answered
+    enough for the model to know them: enough votes, and enough on items of every class (on a
+    mostly-positive pool an honest worker's "no" row rests on few items early on, and looks
+    like a spammer's)."""
     accuracy = em_accuracy(confusions, priors)
     spam = spammer_score(confusions)
     cast = np.bincount(data.votes.worker, minlength=len(data.worker_ids))
     known = (cast >= settings.CROWDNET_GATE_SPAMMER_MIN_VOTES) & (
         class_evidence(data, posteriors).min(axis=1) >= settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS
     )
-    profiles = {
-        p.user_id: p for p in WorkerProfile.objects.filter(user_id__in=data.worker_ids.tolist())
-    }
+    worker_ids = data.worker_ids.tolist()
+    have = set(
+        WorkerProfile.objects.filter(user_id__in=worker_ids).values_list("user_id", flat=True)
+    )
+    WorkerProfile.objects.bulk_create(
+        [WorkerProfile(user_id=w) for w in worker_ids if w not in have], ignore_conflicts=True
+    )
     now = timezone.now()
-    for i, worker_id in enumerate(data.worker_ids.tolist()):
-        profile = profiles.get(worker_id) or WorkerProfile(user_id=worker_id)
-        profile.em_accuracy, profile.spammer_score = float(accuracy[i]), float(spam[i])
-        profile.confusion = np.round(confusions[i], 6).tolist()
-        profile.label_votes = int(cast[i])
+    for i, worker_id in enumerate(worker_ids):
+        WorkerProfile.objects.filter(user_id=worker_id).update(
+            em_accuracy=float(accuracy[i]),
+            spammer_score=float(spam[i]),
+            confusion=np.round(confusions[i], 6).tolist(),
+            label_votes=int(cast[i]),
+        )
         reason = model_gate_reason(spam[i], accuracy[i]) if known[i] else ""
-        if reason and not profile.paused:
-            profile.paused, profile.pause_reason, profile.paused_at = True, reason, now
+        if reason:
+            _model_pause(worker_id, reason, now)
+
+
+def _model_pause(worker_id: int, reason: str, now: datetime) -> None:
+    """Pause a worker the model caught, unless a gate or a curator paused them first (their
+    reason stands); the worker's open leases go back to the pool."""
+    with transaction.atomic():
+        if WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
+            paused=True, pause_reason=reason, paused_at=now
+        ):
             TaskItem.objects.filter(
                 task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
             ).update(leased_until=now)
-        profile.save()
 
 
 RUN_LOCK = "crowdnet:consensus-run"
@@ -480,6 +525,7 @@ def _reaggregate(trigger: str, by: User | None) -> ConsensusRun:
     run = ConsensusRun.objects.create(trigger=trigger, requested_by=by)
     started = time.perf_counter()
     try:
+        seen = _candidates_seen()  # before the votes: what changes after is the live path's
         data = label_votes()
         if data.votes.n_votes == 0:
             run.status, run.finished_at = ConsensusRun.Status.DONE, timezone.now()
@@ -493,7 +539,7 @@ def _reaggregate(trigger: str, by: User | None) -> ConsensusRun:
             init_confusions=init_confusions,
             init_priors=init_priors,
         )
-        run.changed = _apply_posteriors(data, result.posteriors)
+        run.changed = _apply_posteriors(data, result.posteriors, seen)
         _apply_workers(data, result.confusions, result.class_priors, result.posteriors)
         run.items, run.votes = data.votes.n_items, data.votes.n_votes
         run.workers, run.iterations = data.votes.n_workers, result.iterations

@@ -21,13 +21,13 @@ import numpy as np
 import urllib3
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import ImageDraw
 from rest_framework.authtoken.models import Token
 
 from labeling.consensus import iou
 from labeling.crowd.simulate import (
-    BAD_KINDS,
     ItemTruth,
     Persona,
     box_check,
@@ -39,15 +39,21 @@ from labeling.crowd.simulate import (
 from labeling.models import (
     Candidate,
     Category,
+    ConsensusRun,
     DemoTruth,
-    ObjectBox,
+    MicroTask,
     TaskItem,
     User,
     WorkerProfile,
 )
-from labeling.services.consensus import model_gate_reason
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
+from labeling.services.simulation_scores import (
+    CrowdScore,
+    SimulationReport,
+    box_quality,
+    crowd_score,
+)
 
 
 @dataclass(frozen=True)
@@ -81,58 +87,23 @@ class _Tally:
     by_kind: Counter[str] = field(default_factory=Counter)
 
 
-@dataclass(frozen=True)
-class SimulationReport:
-    """What a run did and how right the crowd's consensus came out."""
-
-    seconds: float
-    answered_tasks: int
-    answered_items: int
-    tasks_per_second: float
-    tasks_by_kind: dict[str, int]
-    decided: int
-    correct: int
-    review: int
-    still_open: int
-    votes_per_decided_item: float
-    flagged: dict[str, tuple[int, int]]
-    box_objects: int
-    box_mean_iou: float | None
-    errors: list[str]
-
-    @property
-    def accuracy(self) -> float | None:
-        return self.correct / self.decided if self.decided else None
-
-    def flagged_share(self, bad: bool) -> tuple[int, int]:
-        """(flagged, workers) over the bad kinds, or over honest workers and confusers."""
-        rows = [v for k, v in self.flagged.items() if (k in BAD_KINDS) == bad]
-        return sum(f for f, _ in rows), sum(n for _, n in rows)
-
-    def lines(self) -> list[str]:
-        """The report as a person reads it."""
-        accuracy = f"{self.accuracy:.3f}" if self.accuracy is not None else "n/a"
-        box = f"{self.box_mean_iou:.3f}" if self.box_mean_iou is not None else "n/a"
-        kinds = ", ".join(f"{k} {n}" for k, n in sorted(self.tasks_by_kind.items())) or "none"
-        return [
-            f"answered tasks: {self.answered_tasks} ({self.answered_items} items) in "
-            f"{self.seconds:.1f} s = {self.tasks_per_second:.1f} tasks/s [{kinds}]",
-            f"label accuracy against the truth: {accuracy} "
-            f"({self.correct}/{self.decided} decided items)",
-            f"votes per decided item: {self.votes_per_decided_item:.2f}; "
-            f"review queue: {self.review}; still open: {self.still_open}",
-            "workers flagged (paused, or under a gate at the last aggregation), by kind: "
-            + ", ".join(f"{k} {f}/{n}" for k, (f, n) in sorted(self.flagged.items())),
-            f"boxes: mean IoU of fused objects against the truth: {box} "
-            f"({self.box_objects} true objects)",
-            f"errors: {len(self.errors)} {self.errors[:3]}",
-        ]
+def _clean_slate() -> dict[str, object]:
+    """Every column of a worker profile at its default: counters, control-item record,
+    pause, and the model's estimates."""
+    return {
+        f.name: f.get_default()
+        for f in WorkerProfile._meta.concrete_fields
+        if not f.primary_key and f.name != "user"
+    }
 
 
 def simulated_workers_create(count: int, prefix: str) -> list[tuple[User, str]]:
     """``count`` worker accounts ``<prefix>-0``... with API tokens (reused when they exist);
-    their records are reset so every run starts from a clean slate."""
+    every profile column is reset and leases still open from an earlier run are given back,
+    so each run starts from a clean slate (the earlier run's votes stay: they are the
+    crowd's)."""
     people = []
+    now = timezone.now()
     for index in range(count):
         user, created = User.objects.get_or_create(
             username=f"{prefix}-{index}", defaults={"role": User.Role.WORKER}
@@ -140,15 +111,11 @@ def simulated_workers_create(count: int, prefix: str) -> list[tuple[User, str]]:
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
-        WorkerProfile.objects.update_or_create(
-            user=user,
-            defaults={
-                "paused": False,
-                "pause_reason": "",
-                "gold_failed_streak": 0,
-                "recent_fast": [],
-            },
-        )
+        with transaction.atomic():
+            WorkerProfile.objects.update_or_create(user=user, defaults=_clean_slate())
+            leased = MicroTask.objects.filter(worker=user, status=MicroTask.Status.LEASED)
+            TaskItem.objects.filter(task__in=leased).update(leased_until=now)
+            leased.update(expires_at=now)
         token, _ = Token.objects.get_or_create(user=user)
         people.append((user, token.key))
     return people
@@ -287,62 +254,25 @@ def _worker_loop(
         connection.close()
 
 
-def _box_quality() -> tuple[int, float | None]:
-    """(true objects, mean IoU of the best fused object for each) over images with both."""
-    truths = DemoTruth.objects.exclude(boxes=[]).values_list("candidate_id", "boxes")
-    fused: dict[int, list[list[float]]] = {}
-    for candidate_id, *coords in ObjectBox.objects.values_list(
-        "candidate_id", "x0", "y0", "x1", "y1"
-    ):
-        fused.setdefault(candidate_id, []).append(coords)
-    scores = []
-    for candidate_id, boxes in truths:
-        if candidate_id not in fused:
-            continue
-        overlap = iou(np.array(boxes, dtype=np.float64), np.array(fused[candidate_id]))
-        scores.extend(overlap.max(axis=1).tolist())
-    return len(scores), (float(np.mean(scores)) if scores else None)
-
-
-def _under_gate(profile: WorkerProfile) -> bool:
-    """Whether the last aggregation put this worker under a gate (paused or not yet, for
-    want of votes)."""
-    if profile.spammer_score is None or profile.em_accuracy is None:
-        return False
-    return bool(model_gate_reason(profile.spammer_score, profile.em_accuracy))
-
-
 def simulation_report(
-    tally: _Tally, personas: list[Persona], people: list[tuple[User, str]], seconds: float
+    tally: _Tally,
+    seconds: float,
+    *,
+    live: CrowdScore,
+    reaggregated: CrowdScore | None,
+    batch_runs_live: int,
 ) -> SimulationReport:
-    """Score the crowd's decisions against DemoTruth, and the gates against the personas."""
-    rows = list(
-        DemoTruth.objects.filter(candidate__gold__isnull=True).values_list(
-            "is_positive", "candidate__state", "candidate__votes_cast"
-        )
-    )
-    decided = [(p, s, v) for p, s, v in rows if s in ("accepted", "rejected")]
-    correct = sum((s == "accepted") == p for p, s, _ in decided)
-    profiles = {p.user_id: p for p in WorkerProfile.objects.filter(user__in=[u for u, _ in people])}
-    flagged: dict[str, tuple[int, int]] = {}
-    for (user, _), persona in zip(people, personas, strict=True):
-        profile = profiles.get(user.pk)
-        hit = bool(profile and (profile.paused or _under_gate(profile)))
-        done, total = flagged.get(persona.kind, (0, 0))
-        flagged[persona.kind] = (done + hit, total + 1)
-    objects, mean_iou = _box_quality()
+    """The run's report: the tally, the scores, and the fused boxes as they stand."""
+    objects, mean_iou = box_quality()
     return SimulationReport(
         seconds=seconds,
         answered_tasks=tally.answered,
         answered_items=tally.items,
         tasks_per_second=tally.answered / seconds if seconds else 0.0,
         tasks_by_kind=dict(tally.by_kind),
-        decided=len(decided),
-        correct=correct,
-        review=sum(s == "needs_review" for _, s, _ in rows),
-        still_open=sum(s == "open" for _, s, _ in rows),
-        votes_per_decided_item=float(np.mean([v for *_, v in decided])) if decided else 0.0,
-        flagged=flagged,
+        live=live,
+        reaggregated=reaggregated,
+        batch_runs_live=batch_runs_live,
         box_objects=objects,
         box_mean_iou=mean_iou,
         errors=tally.errors,
@@ -396,10 +326,12 @@ def simulation_run(
     progress: Callable[[int], None] | None = None,
     rounds: int = 3,
 ) -> SimulationReport:
-    """Run the simulated crowd against ``config.url``; ``after`` runs once the crowd stops
-    (a re-aggregation, say) and before the report is scored. A re-aggregation can reopen
-    items (those decided on a spammer's votes): while it did, time is left and fewer than
-    ``rounds`` rounds ran, the crowd comes back for them. Writes worker accounts."""
+    """Run the simulated crowd against ``config.url``. The report scores the decisions live,
+    as the answer path left them when the crowd first stopped; with ``after`` (a
+    re-aggregation, say), run each time the crowd stops, it scores them again at the end. A
+    re-aggregation can reopen items (those decided on a spammer's votes): while it did, time
+    is left and fewer than ``rounds`` rounds ran, the crowd comes back for them. Writes worker
+    accounts."""
     rng = np.random.default_rng(config.seed)
     personas = personas_draw(
         config.workers,
@@ -409,19 +341,31 @@ def simulation_run(
         rng=rng,
     )
     people = simulated_workers_create(config.workers, config.prefix)
+    workers = [user for user, _ in people]
     tally = _Tally()
+    started_at = timezone.now()
     deadline = time.monotonic() + config.seconds
     seconds = 0.0  # the crowd's time, without the re-aggregations
+    live: CrowdScore | None = None
+    batch_runs_live = 0
     for _ in range(rounds):
         started = time.monotonic()
         _crowd_round(config, personas, people, tally, deadline, progress)
         seconds += time.monotonic() - started
+        if live is None:  # as the answer path left things, before any re-aggregation
+            live = crowd_score(personas, workers)
+            batch_runs_live = ConsensusRun.objects.filter(started_at__gte=started_at).count()
         if after is not None:
             after()
         budget_left = config.max_tasks is None or tally.answered < config.max_tasks
         if not (after and budget_left and time.monotonic() < deadline and _label_work_left()):
             break
-    return simulation_report(tally, personas, people, seconds)
+    if live is None:  # no round ran
+        live = crowd_score(personas, workers)
+    reaggregated = crowd_score(personas, workers) if after is not None else None
+    return simulation_report(
+        tally, seconds, live=live, reaggregated=reaggregated, batch_runs_live=batch_runs_live
+    )
 
 
 def box_category_generate(*, count: int, seed: int = 0, gold_share: float = 0.1) -> Category:

@@ -70,7 +70,7 @@ def test_a_seeded_crowd_labels_the_digits_right_and_the_spammers_are_caught(
     print("\n".join(report.lines()))
 
     # then every answer went through, most items were decided, the decisions match the
-    # truth, and both always-yes workers are flagged while no honest one is
+    # truth, and both always-yes workers are paused while no honest one is
     assert report.errors == []
     assert report.answered_tasks > 0
     assert report.decided + report.review + report.still_open == open_items
@@ -78,7 +78,10 @@ def test_a_seeded_crowd_labels_the_digits_right_and_the_spammers_are_caught(
     # for them; an item can still run out of workers who haven't answered it: a few stay open)
     assert report.decided >= 0.85 * open_items
     assert report.accuracy >= 0.95
-    assert report.flagged == {"honest": (0, 8), "yes": (2, 2)}
+    assert report.paused == {"honest": (0, 8), "yes": (2, 2)}
+    # and the live score, taken before the first re-aggregation, covers the same items
+    live = report.live
+    assert live.decided + live.review + live.still_open == open_items
     assert DemoTruth.objects.count() == Candidate.objects.count() == 140
     # the crowd boxed the digits it accepted, close to their ink, and no image counts as boxed
     # without an object

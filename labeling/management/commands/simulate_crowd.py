@@ -22,7 +22,8 @@ class Command(BaseCommand):
     help = (
         "Run a simulated crowd against a running CrowdNet over HTTP (honest workers, "
         "confusers, spammers, always-yes, too-fast clickers, adversaries) and score the "
-        "consensus against the known truth of the demo data."
+        "consensus against the known truth of the demo data: live, as the answer path "
+        "decided, and after a Dawid-Skene re-aggregation."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -58,7 +59,8 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-reaggregate",
             action="store_true",
-            help="Skip the Dawid-Skene re-aggregation run after the crowd stops.",
+            help="Skip the Dawid-Skene re-aggregation after the crowd stops: the report then "
+            "scores only the live decisions (without it, it scores them live and after).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -28,9 +28,68 @@ def test_majority_takes_the_most_voted_class_and_vote_shares():
     assert result.log_likelihood is None
 
 
-@pytest.mark.parametrize(("tie", "expected"), [("lowest", [1, 0, -1]), ("none", [1, -1, -1])])
+@pytest.mark.parametrize(
+    ("tie", "expected"), [("prior", [1, 0, -1]), ("lowest", [1, 0, -1]), ("none", [1, -1, -1])]
+)
 def test_tie_rules(tie, expected):
     np.testing.assert_array_equal(majority_vote(VOTES, tie=tie).labels, expected)
+
+
+def test_prior_ties_go_to_the_class_with_most_votes_overall_then_the_lowest():
+    # given four classes with 2, 3, 1 and 3 votes over all items; item 0 ties 0 against 3,
+    # item 1 ties 1 against 3, item 2 ties 2 against 3
+    votes = Votes.from_arrays(
+        [0, 0, 1, 1, 2, 2, 3, 3, 3],
+        [0, 1, 0, 1, 0, 1, 0, 1, 2],
+        [0, 3, 1, 3, 3, 2, 1, 1, 0],
+        n_classes=4,
+    )
+    np.testing.assert_array_equal(votes.counts().sum(axis=0), [2, 3, 1, 3])
+
+    # then each tie goes to the most voted class, and 1 beats 3 (as many votes, lower index)
+    np.testing.assert_array_equal(majority_vote(votes, tie="prior").labels, [3, 1, 3, 1])
+    np.testing.assert_array_equal(majority_vote(votes).labels, [3, 1, 3, 1])
+    np.testing.assert_array_equal(majority_vote(votes, tie="lowest").labels, [0, 1, 2, 1])
+
+
+def test_prior_ties_use_the_weighted_totals():
+    # given item 2 tied 1-1 between workers of weight 1; by head count class 0 leads overall
+    # (3 votes to 2), by weight class 1 does (worker 2 weighs 5: 6 to 3)
+    votes = Votes.from_arrays([0, 0, 1, 2, 2], [0, 1, 2, 0, 3], [0, 0, 1, 0, 1])
+
+    weighted = majority_vote(votes, weights=[1.0, 1.0, 5.0, 1.0])
+
+    np.testing.assert_array_equal(weighted.labels, [0, 1, 1])
+    np.testing.assert_array_equal(majority_vote(votes).labels, [0, 1, 0])
+
+
+def _even_crowd(seed: int) -> tuple[Votes, np.ndarray]:
+    """2,000 yes/no items, 10 % of them class 0, four votes each from 40 workers right 65 to
+    85 % of the time: about one item in five ends 2-2."""
+    rng = np.random.default_rng(seed)
+    truth = np.ones(2000, dtype=np.int64)
+    truth[rng.permutation(2000)[:200]] = 0
+    accuracy = rng.uniform(0.65, 0.85, 40)
+    items = np.repeat(np.arange(2000), 4)
+    workers = np.concatenate([rng.choice(40, 4, replace=False) for _ in range(2000)])
+    right = rng.random(items.size) < accuracy[workers]
+    labels = np.where(right, truth[items], 1 - truth[items])
+    return Votes.from_arrays(items, workers, labels, n_items=2000, n_workers=40), truth
+
+
+def test_on_an_even_vote_crowd_with_a_rare_class_ties_follow_the_prior():
+    # given the crowd above: 418 of its 2,000 items tie
+    votes, truth = _even_crowd(12)
+    counts = votes.counts()
+    assert int((counts[:, 0] == counts[:, 1]).sum()) == 418
+
+    # when ties go to the class the crowd votes most, not to class 0
+    by_prior = majority_vote(votes, tie="prior").labels
+    lowest = majority_vote(votes, tie="lowest").labels
+
+    # then 1,856 items (92.8 %) come out right against 1,520 (76.0 %)
+    assert int((by_prior == truth).sum()) == 1856
+    assert int((lowest == truth).sum()) == 1520
 
 
 def test_random_ties_pick_uniformly_among_the_tied_classes_only():
@@ -98,7 +157,7 @@ def test_an_item_whose_voters_all_weigh_zero_is_undecided():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"tie": "first"}, 'tie must be "lowest", "random" or "none", got \'first\''),
+        ({"tie": "first"}, 'tie must be "prior", "lowest", "random" or "none", got \'first\''),
         ({"weights": [1.0, -1.0, 1.0]}, "weights must be finite and non-negative"),
         ({"weights": [1.0, np.nan, 1.0]}, "weights must be finite and non-negative"),
         ({"weights": [1.0, 1.0]}, r"weights must have shape \(3,\), got \(2,\)"),
