@@ -13,21 +13,20 @@ instead swamps sparse crowds (3-10 votes per worker): every worker looks like no
 class prior takes over and rare classes are never predicted. Class priors carry one
 pseudo-item per class, whatever ``smoothing`` is, so no class's prior reaches 0.
 
-Each fit first regroups the votes (:class:`_Layout`) so that every round is a few whole-array
+Each fit first regroups the votes (:class:`VoteLayout`) so that every round is a few whole-array
 gathers, slice additions and ``np.bincount`` calls: no Python loop runs per vote or per item.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from labeling.consensus.majority import majority_vote, normalise_last_axis
 from labeling.consensus.result import AggregateResult
+from labeling.consensus.vote_layout import VoteLayout, sum_per_item, sum_per_pair, vote_layout
 from labeling.consensus.votes import Gold, Votes
 
 Params = tuple[NDArray[np.float64], NDArray[np.float64]]
@@ -41,11 +40,6 @@ _TINY = np.finfo(np.float64).tiny
 # share of the items instead (2 % spread over the classes) lifted the sparse binary crowds'
 # rare-class recall but cost a dense rare-class crowd 3 points of accuracy.
 _CLASS_PSEUDO_ITEMS = 1.0
-
-# Vote ranks covering fewer items than this go to the tail, summed by np.bincount: a sliced rank
-# costs a few Python-level numpy calls per class, which only pays off over enough items
-# (measured at 1M votes: 1,000 ranks of 1,000 items are faster as a tail).
-_MIN_SLICE = 1024
 
 
 def dawid_skene(
@@ -89,7 +83,7 @@ def dawid_skene(
     if diagonal_prior < 0:
         raise ValueError(f"diagonal_prior must be non-negative, got {diagonal_prior}")
 
-    def m_step(layout: _Layout, posteriors: NDArray[np.float64]) -> Params:
+    def m_step(layout: VoteLayout, posteriors: NDArray[np.float64]) -> Params:
         return _priors(posteriors), _confusions(
             layout, posteriors, votes.n_workers, smoothing, diagonal_prior
         )
@@ -120,7 +114,7 @@ def one_coin_dawid_skene(
     n_classes = votes.n_classes
     seen = np.bincount(votes.worker, minlength=votes.n_workers).astype(np.float64)
 
-    def m_step(layout: _Layout, posteriors: NDArray[np.float64]) -> Params:
+    def m_step(layout: VoteLayout, posteriors: NDArray[np.float64]) -> Params:
         agreement = np.take(posteriors, layout.cell)
         correct: NDArray[np.float64] = np.bincount(
             layout.worker, weights=agreement, minlength=votes.n_workers
@@ -144,122 +138,6 @@ def _check_em_args(smoothing: float, max_iter: int, tol: float) -> None:
         raise ValueError(f"tol must be non-negative, got {tol}")
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """The votes regrouped once per fit, so that an EM round sums them in whole-array steps.
-
-    Items are renumbered by vote count, most first (ties keep their order), so that the items
-    with more than r votes are a prefix of the new numbering. Votes are laid out rank by rank:
-    every item's first vote in the new item order, then every item's second vote, and so on.
-    Rank r's votes then line up with that prefix, and a sum per item is one slice addition per
-    rank, adding each item's votes in their original order as ``np.bincount`` does. Ranks of
-    fewer than ``_MIN_SLICE`` items (the last votes of the few busiest items) form a tail that
-    ``np.bincount`` sums.
-
-    Inside the EM loop posteriors are (K, n_items) in the new numbering. Per-vote arrays are in
-    layout order; ``scratch`` is an (n_votes,) buffer that the rounds gather into."""
-
-    order: NDArray[np.int64]  # (n_items,) original number of each renumbered item
-    position: NDArray[np.int64]  # (n_items,) new number of each original item
-    n_voted: int  # items with at least one vote, numbered [0, n_voted)
-    item: NDArray[np.int64]  # new number of each vote's item
-    worker: NDArray[np.int64]
-    label: NDArray[np.int64]
-    pair: NDArray[np.int64]  # worker * K + label
-    ranks: tuple[tuple[int, int], ...]  # (first vote, votes = items) of each sliced rank
-    tail: int  # first vote of the tail
-    tail_items: int  # items with votes in the tail, numbered [0, tail_items)
-    scratch: NDArray[np.float64]
-
-    @cached_property
-    def cell(self) -> NDArray[np.int64]:
-        """label * n_items + item: each vote's entry in the flattened (K, n_items) posteriors."""
-        return self.label * self.order.size + self.item
-
-
-def _layout(votes: Votes) -> _Layout:
-    """The layout of ``votes``: two sorts, then a few gathers and scatters over the votes."""
-    counts = np.bincount(votes.item, minlength=votes.n_items)
-    order = np.argsort(-counts, kind="stable")
-    position = np.empty_like(order)
-    position[order] = np.arange(votes.n_items)
-    by_item = np.argsort(position[votes.item], kind="stable")
-    ordered_counts = counts[order]
-    renumbered = np.repeat(np.arange(votes.n_items), ordered_counts)  # of by_item's votes
-    first = np.cumsum(ordered_counts) - ordered_counts
-    rank = np.arange(votes.n_votes) - np.repeat(first, ordered_counts)
-    # votes of rank r = items with more than r votes
-    sizes = votes.n_items - np.cumsum(np.bincount(ordered_counts))[:-1]
-    starts = np.cumsum(sizes) - sizes
-    laid_out = np.empty(votes.n_votes, dtype=np.int64)
-    laid_out[starts[rank] + renumbered] = by_item
-    worker = votes.worker[laid_out]
-    label = votes.label[laid_out]
-    sliced = int(np.count_nonzero(sizes >= _MIN_SLICE))
-    tail = sliced < sizes.size
-    return _Layout(
-        order=order,
-        position=position,
-        n_voted=int(sizes[0]) if sizes.size else 0,
-        item=np.arange(votes.n_votes) - np.repeat(starts, sizes),
-        worker=worker,
-        label=label,
-        pair=worker * votes.n_classes + label,
-        ranks=tuple((int(starts[r]), int(sizes[r])) for r in range(sliced)),
-        tail=int(starts[sliced]) if tail else votes.n_votes,
-        tail_items=int(sizes[sliced]) if tail else 0,
-        scratch=np.empty(votes.n_votes),
-    )
-
-
-def _sum_per_item(
-    layout: _Layout, by_pair: NDArray[np.float64], totals: NDArray[np.float64]
-) -> NDArray[np.float64]:
-    """``totals`` ((K, n_items)) set to the sums of ``by_pair[:, pair]`` over each item's votes.
-
-    ``by_pair``: (K, n_pairs), a value per class and pair (worker * K + label)."""
-    totals.fill(0.0)
-    for start, size in layout.ranks:
-        pairs = layout.pair[start : start + size]
-        gathered = layout.scratch[:size]
-        for row, table in zip(totals, by_pair, strict=True):
-            row[:size] += np.take(table, pairs, out=gathered, mode="clip")
-    tail = slice(layout.tail, None)
-    _add_tail(layout, totals[:, : layout.tail_items], by_pair, layout.pair[tail], layout.item[tail])
-    return totals
-
-
-def _sum_per_pair(
-    layout: _Layout, posteriors: NDArray[np.float64], n_pairs: int
-) -> NDArray[np.float64]:
-    """(K, n_pairs) sums of ``posteriors[:, item]`` ((K, n_items)) over each pair's votes.
-
-    A pair is worker * K + label. A sliced rank's votes line up with the first items, so
-    their posteriors are read in place; the tail's are gathered."""
-    totals = np.zeros((posteriors.shape[0], n_pairs))
-    for start, size in layout.ranks:
-        pairs = layout.pair[start : start + size]
-        for row, values in zip(totals, posteriors[:, :size], strict=True):
-            row += np.bincount(pairs, weights=values, minlength=n_pairs)
-    tail = slice(layout.tail, None)
-    _add_tail(layout, totals, posteriors, layout.item[tail], layout.pair[tail])
-    return totals
-
-
-def _add_tail(
-    layout: _Layout,
-    totals: NDArray[np.float64],
-    tables: NDArray[np.float64],
-    read_at: NDArray[np.int64],
-    add_to: NDArray[np.int64],
-) -> None:
-    """Per row: ``totals[row, add_to[v]] += tables[row, read_at[v]]`` for each tail vote v."""
-    gathered = layout.scratch[: read_at.size]
-    for row, table in zip(totals, tables, strict=True):
-        np.take(table, read_at, out=gathered, mode="clip")
-        row += np.bincount(add_to, weights=gathered, minlength=row.size)
-
-
 def _priors(posteriors: NDArray[np.float64]) -> NDArray[np.float64]:
     """Class priors from (K, n_items) posteriors, with ``_CLASS_PSEUDO_ITEMS`` per class."""
     return normalise_last_axis(posteriors.sum(axis=1) + _CLASS_PSEUDO_ITEMS)
@@ -277,7 +155,7 @@ def _shrink(
 
 
 def _confusions(
-    layout: _Layout,
+    layout: VoteLayout,
     posteriors: NDArray[np.float64],
     n_workers: int,
     smoothing: float,
@@ -286,7 +164,7 @@ def _confusions(
     """conf[w, true, given]: expected counts shrunk towards the pooled confusion (see
     :func:`dawid_skene`)."""
     k = posteriors.shape[0]
-    counts = _sum_per_pair(layout, posteriors, n_workers * k)  # [true, worker * K + given]
+    counts = sum_per_pair(layout, posteriors, n_workers * k)  # [true, worker * K + given]
     by_worker = counts.reshape(k, n_workers, k).transpose(1, 0, 2)
     pooled = by_worker.sum(axis=0)
     centre = (pooled + 1.0 / k) / (pooled.sum(axis=1, keepdims=True) + 1.0)
@@ -296,7 +174,7 @@ def _confusions(
 
 
 def _e_step(
-    layout: _Layout,
+    layout: VoteLayout,
     params: Params,
     gold_items: NDArray[np.int64],
     gold_labels: NDArray[np.int64],
@@ -308,7 +186,7 @@ def _e_step(
     log_conf = np.log(np.maximum(confusions, _TINY))
     # by_pair[true, worker * K + given]
     by_pair = log_conf.transpose(1, 0, 2).reshape(k, confusions.shape[0] * k)
-    log_joint = _sum_per_item(layout, by_pair, out)
+    log_joint = sum_per_item(layout, by_pair, out)
     log_joint += np.log(np.maximum(priors, _TINY))[:, None]
     gold_log_joint = log_joint[gold_labels, gold_items]
     top = log_joint.max(axis=0)
@@ -332,7 +210,7 @@ def _clamp(
 def _fit(
     votes: Votes,
     gold: Gold | None,
-    m_step: Callable[[_Layout, NDArray[np.float64]], Params],
+    m_step: Callable[[VoteLayout, NDArray[np.float64]], Params],
     max_iter: int,
     tol: float,
     init: ArrayLike | None,
@@ -341,7 +219,7 @@ def _fit(
 ) -> AggregateResult:
     """Run EM from the chosen start until posteriors move less than ``tol``."""
     gold_items, gold_labels = votes.gold_arrays(gold)
-    layout = _layout(votes)
+    layout = vote_layout(votes)
     gold_at = layout.position[gold_items]
     posteriors = _start(votes, layout, init, init_confusions, init_priors, gold_at, gold_labels)
     spare = np.empty_like(posteriors)
@@ -374,7 +252,7 @@ def _fit(
 
 def _start(
     votes: Votes,
-    layout: _Layout,
+    layout: VoteLayout,
     init: ArrayLike | None,
     init_confusions: ArrayLike | None,
     init_priors: ArrayLike | None,
