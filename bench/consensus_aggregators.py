@@ -3,6 +3,18 @@
     .venv/bin/python bench/consensus_aggregators.py            # 20,000 and 200,000 items
     .venv/bin/python bench/consensus_aggregators.py --small    # 2,000 items, a quick check
     .venv/bin/python bench/consensus_aggregators.py --skip-mace  # no MACE (minutes at 1M votes)
+    .venv/bin/python bench/consensus_aggregators.py --families   # every crowd family, 3 seeds
+    .venv/bin/python bench/consensus_aggregators.py --families --seed 7 --seeds 5
+
+``--families`` scores majority vote, Dawid-Skene and one-coin Dawid-Skene (ours) against
+crowd-kit's MajorityVote and DawidSkene on each crowd family of ``consensus_crowds.FAMILIES``
+(sparse, rare classes, many classes with confusers, colluders, yes-clickers, inverters, ...),
+on ``--seeds`` fresh crowds each: seeds ``--seed``, ``--seed`` + 1, ..., the first taken from
+the clock unless given. It prints per family the mean accuracy over the seeds (non-gold
+items), the worst per-seed margin of our Dawid-Skene over crowd-kit's and over our majority
+vote (random ties; crowd-kit's breaks them by first appearance), and the recall of the rarest
+class; the Bayes oracle uses the true matrices (for colluders their average one, so it is not
+the optimum there).
 
 Simulates a crowd (bench/consensus_crowds.py) of 300 workers on 5 classes: 15 % spammers
 (half uniform, half always the same class), 10 % confusers (0 <-> 1 and 2 <-> 3), 3 %
@@ -44,7 +56,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from consensus_crowds import Crowd, describe, make_crowd
+from consensus_crowds import FAMILIES, Crowd, describe, make_crowd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -102,6 +114,24 @@ def crowdkit_worker(args: argparse.Namespace) -> None:
     history = getattr(model, "loss_history_", None)
     result = labels.reindex(range(n_items)).fillna(-1).to_numpy(dtype=np.int64)
     np.savez(args.out, labels=result, seconds=seconds, iterations=len(history or ()))
+
+
+def crowdkit_family_worker(args: argparse.Namespace) -> None:
+    """Runs inside the crowd-kit venv: MajorityVote and DawidSkene on ``args.votes``; writes
+    both label arrays to ``args.out`` (one process per crowd: importing crowd-kit is slow)."""
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene, MajorityVote
+
+    arrays = np.load(args.votes)
+    data = pd.DataFrame(
+        {"task": arrays["item"], "worker": arrays["worker"], "label": arrays["label"]}
+    )
+    n_items = int(arrays["n_items"])
+    found = {}
+    for name, model in (("MajorityVote", MajorityVote()), ("DawidSkene", DawidSkene(100, 1e-5))):
+        labels = model.fit_predict(data)  # type: ignore[attr-defined]
+        found[name] = labels.reindex(range(n_items)).fillna(-1).to_numpy(dtype=np.int64)
+    np.savez(args.out, **found)
 
 
 def run_crowdkit(
@@ -244,6 +274,78 @@ def pair_rows(
     return rows
 
 
+def family_seed(crowd: Crowd, args: argparse.Namespace) -> dict[str, np.ndarray]:
+    """Labels per method (ours and, unless skipped, crowd-kit's) on one crowd."""
+    votes = Votes.from_arrays(
+        crowd.item,
+        crowd.worker,
+        crowd.label,
+        n_items=crowd.n_items,
+        n_workers=crowd.pool.n_workers,
+        n_classes=crowd.pool.n_classes,
+    )
+    found = {
+        "majority": majority_vote(votes, tie="random", rng=np.random.default_rng(0)).labels,
+        "DS": dawid_skene(votes).labels,
+        "one-coin": one_coin_dawid_skene(votes).labels,
+        "oracle": crowd.oracle_posteriors().argmax(axis=1),
+    }
+    if args.skip_crowdkit:
+        return found
+    with tempfile.TemporaryDirectory() as folder:
+        votes_path, out = Path(folder) / "votes.npz", Path(folder) / "out.npz"
+        np.savez(
+            votes_path,
+            item=crowd.item,
+            worker=crowd.worker,
+            label=crowd.label,
+            n_items=crowd.n_items,
+        )
+        command = [args.crowdkit_python, str(Path(__file__).resolve()), "--crowdkit-family"]
+        command += ["--votes", str(votes_path), "--out", str(out)]
+        subprocess.run(command, check=True, timeout=args.crowdkit_timeout)
+        theirs = np.load(out)
+        found["ck majority"], found["ck DS"] = theirs["MajorityVote"], theirs["DawidSkene"]
+    return found
+
+
+def bench_families(args: argparse.Namespace) -> None:
+    """One Markdown row per crowd family, over ``args.seeds`` seeds from ``args.seed``."""
+    seeds = [args.seed + offset for offset in range(args.seeds)]
+    print(f"seeds: {seeds}")
+    columns = ("majority", "DS", "one-coin", "ck majority", "ck DS", "oracle")
+    print(
+        "\n| family | votes/worker | "
+        + " | ".join(f"{c} %" for c in columns)
+        + " | DS - ck DS, worst seed | DS - majority, worst seed"
+        + " | rarest-class recall DS / ck DS / oracle |"
+    )
+    print("| --- " * (len(columns) + 5) + "|")
+    for name, family in FAMILIES.items():
+        options = dict(family)
+        n_items = int(options.pop("n_items"))  # type: ignore[call-overload]
+        scores: dict[str, list[float]] = {}
+        recall: dict[str, list[float]] = {}
+        per_worker = []
+        for seed in seeds:
+            crowd = make_crowd(seed, n_items, **options)  # type: ignore[arg-type]
+            scored = ~crowd.gold
+            rarest = scored & (crowd.truth == int(np.argmin(crowd.priors)))
+            per_worker.append(len(crowd.item) / np.unique(crowd.worker).size)
+            for method, labels in family_seed(crowd, args).items():
+                right = labels == crowd.truth
+                scores.setdefault(method, []).append(100 * float(right[scored].mean()))
+                recall.setdefault(method, []).append(100 * float(right[rarest].mean()))
+        cells = [name, f"{np.mean(per_worker):.1f}"]
+        cells += [f"{np.mean(scores[c]):.2f}" if c in scores else "" for c in columns]
+        for other in ("ck DS", "majority"):
+            gaps = np.subtract(scores["DS"], scores.get(other, [np.nan]))
+            cells.append(f"{gaps.min():+.2f}")
+        shown = [f"{np.mean(recall[m]):.1f}" if m in recall else "-" for m in ("DS", "ck DS")]
+        cells.append(" / ".join([*shown, f"{np.mean(recall['oracle']):.1f}"]))
+        print("| " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--small", action="store_true", help="one crowd of 2,000 items")
@@ -253,7 +355,11 @@ def main() -> None:
     parser.add_argument("--skip-mace", action="store_true", help="leave out crowd-kit's MACE")
     parser.add_argument("--mace-restarts", type=int, default=10, help="crowd-kit's default: 10")
     parser.add_argument("--mace-iter", type=int, default=50, help="crowd-kit's default: 50")
+    parser.add_argument("--families", action="store_true", help="score every crowd family")
+    parser.add_argument("--seed", type=int, default=int(time.time()), help="first family seed")
+    parser.add_argument("--seeds", type=int, default=3, help="crowds per family")
     parser.add_argument("--crowdkit-worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--crowdkit-family", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--votes", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--method", help=argparse.SUPPRESS)
@@ -261,11 +367,17 @@ def main() -> None:
     if args.crowdkit_worker:
         crowdkit_worker(args)
         return
+    if args.crowdkit_family:
+        crowdkit_family_worker(args)
+        return
 
     print(f"machine: {platform.node()}, {os.cpu_count()} cores, numpy {np.__version__}")
     if not args.skip_crowdkit and not Path(args.crowdkit_python).exists():
         print(f"no {args.crowdkit_python}: crowd-kit skipped (see this script's docstring)")
         args.skip_crowdkit = True
+    if args.families:
+        bench_families(args)
+        return
     sizes = [2_000] if args.small else [20_000, 200_000]
     rows = []
     for index, n_items in enumerate(sizes):

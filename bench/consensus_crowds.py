@@ -7,7 +7,15 @@ A crowd is a pool of workers, each with a true confusion matrix ``conf[w, true, 
 - confusers: honest, except that they mix up look-alike class pairs (0 <-> 1, ...);
 - random spammers: every class equally likely, whatever the truth;
 - constant spammers: always the same class (their own, drawn at random);
-- adversaries: right on gold items, wrong (uniform over the other classes) everywhere else.
+- adversaries: right on gold items, wrong (uniform over the other classes) everywhere else;
+- colluders: right on gold items; elsewhere all of them give the same wrong label, drawn per
+  item (their errors are shared, so they agree with each other against the truth);
+- yes-clickers: always the "yes" class (the last one), all of them the same;
+- yes-biased: honest, but with probability ``yes_bias`` they answer "yes" whatever the truth;
+- inverters: always wrong (uniform over the other classes), gold items included.
+
+Weak honest workers are honest ones with a low ``honest_accuracy`` range. ``FAMILIES`` holds
+the named crowd families the consensus benchmarks score on.
 
 Workers differ in how much they work (log-normal activity), and every item gets its votes
 from distinct workers. Everything is vectorised: no Python loop runs per vote or per item.
@@ -20,8 +28,29 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-KINDS = ("honest", "confuser", "random", "constant", "adversary")
-HONEST, CONFUSER, RANDOM, CONSTANT, ADVERSARY = range(len(KINDS))
+KINDS = (
+    "honest",
+    "confuser",
+    "random",
+    "constant",
+    "adversary",
+    "colluder",
+    "yes-clicker",
+    "yes-biased",
+    "inverter",
+)
+(
+    HONEST,
+    CONFUSER,
+    RANDOM,
+    CONSTANT,
+    ADVERSARY,
+    COLLUDER,
+    YES_CLICKER,
+    YES_BIASED,
+    INVERTER,
+) = range(len(KINDS))
+BAD_KINDS = KINDS[1:]
 
 
 @dataclass(frozen=True)
@@ -61,6 +90,11 @@ def make_pool(
     random_spammers: float = 0.0,
     constant_spammers: float = 0.0,
     adversaries: float = 0.0,
+    colluders: float = 0.0,
+    yes_clickers: float = 0.0,
+    yes_biased: float = 0.0,
+    inverters: float = 0.0,
+    yes_bias: float = 0.3,
     confused_pairs: tuple[tuple[int, int], ...] = ((0, 1),),
     confusion: float = 0.4,
     activity_sigma: float = 1.0,
@@ -70,11 +104,20 @@ def make_pool(
     Confusers have an honest accuracy from the same range, and on a true class in one of
     ``confused_pairs`` they answer its partner with probability ``confusion`` on top of that.
     Activity is log-normal with ``activity_sigma`` (0 = everyone works equally)."""
-    counts = [round(f * n_workers) for f in (confusers, random_spammers, constant_spammers)]
-    counts.append(round(adversaries * n_workers))
+    fractions = (
+        confusers,
+        random_spammers,
+        constant_spammers,
+        adversaries,
+        colluders,
+        yes_clickers,
+        yes_biased,
+        inverters,
+    )
     kind = np.full(n_workers, HONEST, dtype=np.int64)
     start = 0
-    for code, count in zip((CONFUSER, RANDOM, CONSTANT, ADVERSARY), counts, strict=True):
+    for code, fraction in enumerate(fractions, start=CONFUSER):
+        count = round(fraction * n_workers)
         kind[start : start + count] = code
         start += count
     if start > n_workers:
@@ -98,9 +141,17 @@ def make_pool(
     constant = kind == CONSTANT
     confusions[constant] = 0.0
     confusions[constant, :, rng.integers(0, k, size=int(constant.sum()))] = 1.0
+    yes = np.zeros(k)
+    yes[-1] = 1.0
+    biased = kind == YES_BIASED
+    confusions[biased] = (1.0 - yes_bias) * confusions[biased] + yes_bias * yes
+    confusions[kind == YES_CLICKER] = yes
+    confusions[kind == INVERTER] = off
     gold_confusions = confusions.copy()
-    confusions[kind == ADVERSARY] = off
-    gold_confusions[kind == ADVERSARY] = eye
+    # colluders' answers off gold are replaced per item in make_crowd; this is their average
+    for code in (ADVERSARY, COLLUDER):
+        confusions[kind == code] = off
+        gold_confusions[kind == code] = eye
 
     activity = rng.lognormal(0.0, activity_sigma, size=n_workers) if activity_sigma else None
     activity = np.ones(n_workers) if activity is None else activity
@@ -190,6 +241,9 @@ def make_crowd(
     item = np.repeat(np.arange(n_items, dtype=np.int64), votes_per_item)
     worker = workers.ravel()
     label = draw_answers(rng, pool, worker, truth[item], gold[item])
+    shared_wrong = (truth + rng.integers(1, len(priors), size=n_items)) % len(priors)
+    colluding = (pool.kind[worker] == COLLUDER) & ~gold[item]
+    label[colluding] = shared_wrong[item[colluding]]
     return Crowd(item, worker, label, truth, gold, priors, pool)
 
 
@@ -217,3 +271,64 @@ def describe(pool: WorkerPool) -> str:
     """One line: how many workers of each kind."""
     counts = np.bincount(pool.kind, minlength=len(KINDS))
     return ", ".join(f"{count} {name}" for name, count in zip(KINDS, counts, strict=True) if count)
+
+
+def zipf(n_classes: int, exponent: float = 1.0) -> NDArray[np.float64]:
+    """(K,) class priors proportional to 1 / rank ** exponent."""
+    weights = 1.0 / np.arange(1, n_classes + 1) ** exponent
+    return np.asarray(weights / weights.sum(), dtype=np.float64)
+
+
+def _family(
+    n_items: int, n_workers: int, per_item: int, priors: list[float] | NDArray[np.float64], **pool
+) -> dict[str, object]:
+    return {
+        "n_items": n_items,
+        "n_workers": n_workers,
+        "votes_per_item": per_item,
+        "priors": np.asarray(priors, dtype=np.float64),
+        **pool,
+    }
+
+
+# Sparse families: thousands of workers with 3-10 votes each (log-normal activity, sigma 0.4).
+_SPARSE = {"activity_sigma": 0.4, "random_spammers": 0.1}
+FAMILIES: dict[str, dict[str, object]] = {
+    "sparse binary 90% yes, 5 votes/item, 8/worker": _family(4000, 2500, 5, [0.1, 0.9], **_SPARSE),
+    "sparse binary 90% yes, 4 votes/item, 8/worker": _family(4000, 2000, 4, [0.1, 0.9], **_SPARSE),
+    "sparse binary 90% yes, 3 votes/item, 4/worker": _family(4000, 3000, 3, [0.1, 0.9], **_SPARSE),
+    "sparse 4 classes, 8 votes/worker": _family(
+        2000, 1250, 5, [0.4, 0.3, 0.2, 0.1], constant_spammers=0.05, confusers=0.1, **_SPARSE
+    ),
+    "sparse 10 classes Zipf, 7 votes/worker": _family(2000, 1500, 5, zipf(10), **_SPARSE),
+    "rare binary 7%": _family(5000, 200, 5, [0.93, 0.07], random_spammers=0.1),
+    "rare 5 classes (5% and 8%)": _family(
+        5000,
+        200,
+        5,
+        [0.45, 0.27, 0.15, 0.08, 0.05],
+        random_spammers=0.1,
+        confusers=0.1,
+        confused_pairs=((3, 4),),
+    ),
+    "12 classes Zipf, confuser pairs": _family(
+        5000, 300, 5, zipf(12), confusers=0.3, confused_pairs=((0, 1), (2, 3), (4, 5))
+    ),
+    "colluders 15%, 4 classes": _family(3000, 200, 5, [0.25] * 4, colluders=0.15),
+    "binary colluders 15%, 30% yes": _family(3000, 200, 5, [0.7, 0.3], colluders=0.15),
+    "yes-clickers 10% + yes-biased 20%, weak honest": _family(
+        3000,
+        150,
+        5,
+        [0.6, 0.4],
+        honest_accuracy=(0.55, 0.75),
+        yes_clickers=0.1,
+        yes_biased=0.2,
+    ),
+    "weak honest 0.55-0.75 + inverters 10%": _family(
+        3000, 150, 7, [0.3, 0.7], honest_accuracy=(0.55, 0.75), inverters=0.1
+    ),
+    "adversaries 10% + spammers 20%, binary": _family(
+        3000, 150, 5, [0.5, 0.5], adversaries=0.1, random_spammers=0.1, constant_spammers=0.1
+    ),
+}

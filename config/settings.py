@@ -447,6 +447,8 @@ if CROWDNET_CONSENSUS_RULE not in ("adaptive", "imagenet"):
 CROWDNET_CONSENSUS_THRESHOLD = env_float("CROWDNET_CONSENSUS_THRESHOLD", 0.95, minimum=0.5)
 CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 7, minimum=1)
 CROWDNET_CONSENSUS_PRIOR = env_float("CROWDNET_CONSENSUS_PRIOR", 0.5)
+# Dawid-Skene: K * (1 + smoothing) pseudo-votes per confusion row, along the crowd's pooled row
+# (docs/benchmarks.md, crowd families); the confidence table: pseudo-items at the prior.
 CROWDNET_CONSENSUS_SMOOTHING = env_float("CROWDNET_CONSENSUS_SMOOTHING", 1.0)
 CROWDNET_BOX_IOU = env_float("CROWDNET_BOX_IOU", 0.5)
 

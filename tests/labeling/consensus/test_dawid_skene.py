@@ -20,44 +20,57 @@ THREE_CLASSES = Votes.from_arrays([0, 0, 1, 1, 2], [0, 1, 0, 1, 0], [0, 0, 1, 2,
 def test_one_round_on_three_classes_matches_the_hand_computation():
     # start (vote shares): T = [[1, 0, 0], [0, .5, .5], [0, 0, 1]]
     # priors = (T.sum(0) + 1) / (3 + 3) = [2, 1.5, 2.5] / 6 = [1/3, 1/4, 5/12]
-    # worker 0, truth 0: item 0 said 0 with weight 1 -> [1+1, 1, 1] / 4
-    #           truth 1: item 1 said 1 with weight .5 -> [1, 1.5, 1] / 3.5
-    #           truth 2: item 1 said 1 (.5), item 2 said 2 (1) -> [1, 1.5, 2] / 4.5
-    # worker 1, truth 0: [2, 1, 1] / 4; truths 1 and 2: item 1 said 2 (.5) -> [1, 1, 1.5] / 3.5
+    # expected counts C, worker 0: truth 0 [1, 0, 0], truth 1 [0, .5, 0], truth 2 [0, .5, 1]
+    #                    worker 1: truth 0 [1, 0, 0], truth 1 [0, 0, .5], truth 2 [0, 0, .5]
+    # pooled rows (C summed + 1/3) / (row total + 1): [7, 1, 1] / 9, [2, 5, 5] / 12,
+    # [2, 5, 11] / 18; each row then gets S = 3 * (1 + 1) = 6 pseudo-votes along them:
+    # worker 0, truth 0: ([1, 0, 0] + [14/3, 2/3, 2/3]) / 7 = [17, 2, 2] / 21
+    #           truth 1: ([0, .5, 0] + [1, 2.5, 2.5]) / 6.5 = [2, 6, 5] / 13
+    #           truth 2: ([0, .5, 1] + [2/3, 5/3, 11/3]) / 7.5 = [4, 13, 28] / 45
+    # worker 1, truth 0: [17, 2, 2] / 21; truth 1: [1, 2.5, 3] / 6.5 = [2, 5, 6] / 13
+    #           truth 2: ([0, 0, .5] + [2/3, 5/3, 11/3]) / 6.5 = [4, 10, 25] / 39
     result = dawid_skene(THREE_CLASSES, max_iter=1)
 
-    np.testing.assert_allclose(result.class_priors, [1 / 3, 1 / 4, 5 / 12], rtol=1e-14)
-    np.testing.assert_allclose(
-        result.confusions,
-        [
-            [[1 / 2, 1 / 4, 1 / 4], [2 / 7, 3 / 7, 2 / 7], [2 / 9, 1 / 3, 4 / 9]],
-            [[1 / 2, 1 / 4, 1 / 4], [2 / 7, 2 / 7, 3 / 7], [2 / 7, 2 / 7, 3 / 7]],
-        ],
-        rtol=1e-14,
+    priors = np.array([1 / 3, 1 / 4, 5 / 12])
+    worker0 = np.array(
+        [[17 / 21, 2 / 21, 2 / 21], [2 / 13, 6 / 13, 5 / 13], [4 / 45, 13 / 45, 28 / 45]]
     )
-    # E-step, prior * product of the voters' confusion entries:
-    # item 0 (0, 0): 1/3 * 1/2 * 1/2, 1/4 * 2/7 * 2/7, 5/12 * 2/9 * 2/7
-    # item 1 (1, 2): 1/3 * 1/4 * 1/4, 1/4 * 3/7 * 3/7, 5/12 * 1/3 * 3/7
-    # item 2 (2):    1/3 * 1/4,       1/4 * 2/7,       5/12 * 4/9
+    worker1 = np.array(
+        [[17 / 21, 2 / 21, 2 / 21], [2 / 13, 5 / 13, 6 / 13], [4 / 39, 10 / 39, 25 / 39]]
+    )
+    np.testing.assert_allclose(result.class_priors, priors, rtol=1e-14)
+    np.testing.assert_allclose(result.confusions, [worker0, worker1], rtol=1e-14)
+    # E-step, prior * product of the voters' confusion entries (columns: given labels):
+    # item 0 (0, 0), item 1 (1, 2), item 2 (2)
     joint = np.array(
-        [[1 / 12, 1 / 49, 5 / 189], [1 / 48, 9 / 196, 5 / 84], [1 / 12, 1 / 14, 5 / 27]]
+        [
+            priors * worker0[:, 0] * worker1[:, 0],
+            priors * worker0[:, 1] * worker1[:, 2],
+            priors * worker0[:, 2],
+        ]
     )
     np.testing.assert_allclose(result.posteriors, joint / joint.sum(axis=1, keepdims=True), 1e-14)
+    np.testing.assert_array_equal(result.labels, joint.argmax(axis=1))
     np.testing.assert_array_equal(result.labels, [0, 2, 2])
     assert result.iterations == 1
     assert result.log_likelihood == pytest.approx(np.log(joint.sum(axis=1)).sum(), rel=1e-14)
 
 
 def test_one_coin_round_on_three_classes_matches_the_hand_computation():
-    # worker 0 agrees with T on item 0 (1), item 1 (.5), item 2 (1): (2.5 + 1) / (3 + 2) = .7
-    # worker 1 agrees on item 0 (1) and item 1 (.5): (1.5 + 1) / (2 + 2) = .625
+    # worker 0 agrees with T on item 0 (1), item 1 (.5), item 2 (1): 2.5 of 3 votes
+    # worker 1 agrees on item 0 (1) and item 1 (.5): 1.5 of 2
+    # pooled accuracy (4 + 1/3) / (5 + 1) = 13/18, worth S = 2 * (1 + 1) = 4 pseudo-votes:
+    # worker 0: (2.5 + 4 * 13/18) / (3 + 4) = 97/126; worker 1: (1.5 + 4 * 13/18) / 6 = 79/108
     result = one_coin_dawid_skene(THREE_CLASSES, max_iter=1)
 
+    p0, p1 = 97 / 126, 79 / 108
     np.testing.assert_allclose(result.class_priors, [1 / 3, 1 / 4, 5 / 12], rtol=1e-14)
-    np.testing.assert_allclose(result.confusions[0], np.full((3, 3), 0.15) + 0.55 * np.eye(3))
-    np.testing.assert_allclose(result.confusions[1], np.full((3, 3), 0.1875) + 0.4375 * np.eye(3))
-    # item 0 (0, 0): 1/3 * .7 * .625, 1/4 * .15 * .1875, 5/12 * .15 * .1875
-    joint0 = np.array([1 / 3 * 0.7 * 0.625, 1 / 4 * 0.15 * 0.1875, 5 / 12 * 0.15 * 0.1875])
+    for confusion, p in zip(result.confusions, (p0, p1), strict=True):
+        expected = np.full((3, 3), (1 - p) / 2) + (p - (1 - p) / 2) * np.eye(3)
+        np.testing.assert_allclose(confusion, expected, rtol=1e-14)
+    # item 0 (0, 0): 1/3 * p0 * p1, 1/4 * q0 * q1, 5/12 * q0 * q1 with q = (1 - p) / 2
+    q0, q1 = (1 - p0) / 2, (1 - p1) / 2
+    joint0 = np.array([1 / 3 * p0 * p1, 1 / 4 * q0 * q1, 5 / 12 * q0 * q1])
     np.testing.assert_allclose(result.posteriors[0], joint0 / joint0.sum(), rtol=1e-14)
     np.testing.assert_array_equal(result.labels, [0, 2, 2])
 
@@ -69,7 +82,7 @@ def test_rows_of_every_output_are_distributions():
         assert result.class_priors.sum() == pytest.approx(1.0, rel=1e-12)
 
 
-def test_a_worker_who_only_answered_gold_gets_a_smoothed_matrix_from_gold_alone():
+def test_a_worker_who_only_answered_gold_gets_his_gold_record_shrunk_towards_the_crowd():
     # workers 0-2 agree on items 0-3; worker 3 answered only gold items 4 (truth 0, said 0)
     # and 5 (truth 1, said 0)
     votes = Votes.from_arrays(
@@ -77,16 +90,23 @@ def test_a_worker_who_only_answered_gold_gets_a_smoothed_matrix_from_gold_alone(
         [0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3],
         [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 0],
     )
+    gold = ([4, 5], [0, 1])
 
-    result = dawid_skene(votes, gold=([4, 5], [0, 1]))
+    first = dawid_skene(votes, gold=gold, max_iter=1)
+    result = dawid_skene(votes, gold=gold)
 
-    # truth 0: said 0 once -> [1 + 1, 0 + 1] / 3; truth 1: said 0 once -> the same
-    np.testing.assert_allclose(result.confusions[3], [[2 / 3, 1 / 3], [2 / 3, 1 / 3]], 1e-14)
+    # pooled counts: truth 0 [7, 0], truth 1 [1, 6]; rows (+ 1/2) / (total + 1): [15, 1] / 16
+    # and [3, 13] / 16, worth S = 2 * (1 + 1) = 4 pseudo-votes; worker 3 said 0 once per row:
+    # ([1, 0] + [15/4, 1/4]) / 5 = [19, 1] / 20 and ([1, 0] + [3/4, 13/4]) / 5 = [7, 13] / 20
+    np.testing.assert_allclose(first.confusions[3], [[19 / 20, 1 / 20], [7 / 20, 13 / 20]], 1e-14)
     np.testing.assert_array_equal(result.posteriors[4:], [[1.0, 0.0], [0.0, 1.0]])
     np.testing.assert_array_equal(result.labels, [0, 1, 0, 1, 0, 1])
-    one_coin = one_coin_dawid_skene(votes, gold=([4, 5], [0, 1]))
-    # one right answer out of two: (1 + 1) / (2 + 2)
-    np.testing.assert_allclose(one_coin.confusions[3], [[0.5, 0.5], [0.5, 0.5]], rtol=1e-14)
+    one_coin = one_coin_dawid_skene(votes, gold=gold, max_iter=1)
+    # 13 right of 14 votes: pooled (13 + 1/2) / (14 + 1) = .9; worker 3, one right of two:
+    # (1 + 4 * .9) / (2 + 4) = 23/30
+    np.testing.assert_allclose(
+        one_coin.confusions[3], [[23 / 30, 7 / 30], [7 / 30, 23 / 30]], rtol=1e-14
+    )
 
 
 def test_gold_clamping_changes_the_outcome():
@@ -126,8 +146,11 @@ def test_a_gold_item_without_votes_keeps_its_gold_label():
     np.testing.assert_array_equal(result.posteriors[4], [0.0, 1.0])
 
 
-def test_items_voted_only_by_a_constant_spammer_fall_back_to_the_prior():
-    # workers 0-2 label items 0-19 correctly; worker 3 says 0 to everything, items 20-21 too
+def test_items_voted_only_by_a_constant_spammer_stay_near_the_prior():
+    # workers 0-2 label items 0-19 correctly; worker 3 says 0 to everything, items 20-21 too.
+    # His matrix is shrunk towards the crowd's (4 pseudo-votes per row, along the pooled row
+    # that says 0 on truth 1 about a third of the time), so his 0 is weak evidence, not none:
+    # likelihood ratio about 1.24 (observed: rows [.997, .003] and [.804, .196])
     truth = np.arange(20) % 2
     votes = Votes.from_arrays(
         np.concatenate([np.tile(np.arange(20), 3), np.arange(22)]),
@@ -138,9 +161,15 @@ def test_items_voted_only_by_a_constant_spammer_fall_back_to_the_prior():
     result = dawid_skene(votes)
 
     np.testing.assert_array_equal(majority_vote(votes).posteriors[20:], [[1.0, 0.0], [1.0, 0.0]])
-    np.testing.assert_allclose(result.posteriors[20:], [result.class_priors] * 2, atol=1e-6)
+    odds = result.confusions[3, 0, 0] / result.confusions[3, 1, 0]
+    expected = result.class_priors * [odds, 1.0]
+    np.testing.assert_allclose(result.posteriors[20:], [expected / expected.sum()] * 2, 1e-5)
+    assert 1.2 < odds < 1.3
+    assert 0.55 < result.posteriors[20, 0] < 0.57
     np.testing.assert_array_equal(result.labels[:20], truth)
-    assert spammer_score(result.confusions)[3] < 1e-6
+    scores = spammer_score(result.confusions)
+    assert scores[3] < 0.05
+    assert scores[:3].min() > 0.8
 
 
 def test_a_lone_worker_needs_a_diagonal_prior_to_count():
@@ -286,8 +315,9 @@ def _ragged_crowd(seed: int) -> tuple[Votes, tuple[np.ndarray, np.ndarray]]:
 
 
 def _reference_em(votes, gold, rounds, *, one_coin=False, warm=None, diagonal_prior=0.0):
-    """EM as the docstrings state it, vote by vote with np.add.at (smoothing 1): posteriors,
-    confusions, priors and log-likelihood after ``rounds`` rounds."""
+    """EM as the docstrings state it, vote by vote with np.add.at (smoothing 1, so K * 2
+    pseudo-votes per confusion row along the pooled row, 4 for one-coin's accuracy):
+    posteriors, confusions, priors and log-likelihood after ``rounds`` rounds."""
     n_items, n_workers, k = votes.n_items, votes.n_workers, votes.n_classes
     gold_items, gold_labels = gold
 
@@ -305,14 +335,19 @@ def _reference_em(votes, gold, rounds, *, one_coin=False, warm=None, diagonal_pr
         if one_coin:
             correct = np.zeros(n_workers)
             np.add.at(correct, votes.worker, posteriors[votes.item, votes.label])
-            accuracy = (correct + 1) / (np.bincount(votes.worker, minlength=n_workers) + 2)
+            seen = np.bincount(votes.worker, minlength=n_workers)
+            pooled = (correct.sum() + 1 / k) / (seen.sum() + 1)
+            accuracy = (correct + 4 * pooled) / (seen + 4)
             wrong = (1 - accuracy) / (k - 1)
             diagonal = np.eye(k, dtype=bool)
             return priors, np.where(diagonal, accuracy[:, None, None], wrong[:, None, None])
         counts = np.zeros((n_workers, k, k))
         np.add.at(counts, (votes.worker, slice(None), votes.label), posteriors[votes.item])
-        counts += 1 + diagonal_prior * np.eye(k)
-        return priors, counts / counts.sum(axis=2, keepdims=True)
+        pooled = counts.sum(axis=0)
+        centre = (pooled + 1 / k) / (pooled.sum(axis=1, keepdims=True) + 1)
+        rows = counts.sum(axis=2, keepdims=True)
+        shrunk = counts + 2 * k * centre + diagonal_prior * np.eye(k)
+        return priors, shrunk / (rows + 2 * k + diagonal_prior)
 
     if warm is None:
         shares = votes.counts()
@@ -362,3 +397,25 @@ def test_rounds_match_a_reference_em_on_a_ragged_crowd(case):
     labels[3001] = gold[1][-1]
     np.testing.assert_array_equal(result.labels, labels)
     assert result.iterations == (3 if case == "warm" else 6)
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 1.0])
+def test_a_worker_without_votes_gets_the_crowds_pooled_matrix(smoothing):
+    # THREE_CLASSES plus a worker 2 who never voted. After one round, pooled expected counts
+    # (see the hand computation above) give the rows [7, 1, 1] / 9, [2, 5, 5] / 12 and
+    # [2, 5, 11] / 18; pooled accuracy (4 + 1/3) / (5 + 1) = 13/18.
+    votes = Votes.from_arrays(
+        THREE_CLASSES.item, THREE_CLASSES.worker, THREE_CLASSES.label, n_workers=3
+    )
+
+    full = dawid_skene(votes, smoothing=smoothing, max_iter=1)
+    one_coin = one_coin_dawid_skene(votes, smoothing=smoothing, max_iter=1)
+
+    pooled = [[7 / 9, 1 / 9, 1 / 9], [2 / 12, 5 / 12, 5 / 12], [2 / 18, 5 / 18, 11 / 18]]
+    np.testing.assert_allclose(full.confusions[2], pooled, rtol=1e-14)
+    accuracy = 13 / 18
+    expected = np.full((3, 3), (1 - accuracy) / 2) + (accuracy - (1 - accuracy) / 2) * np.eye(3)
+    np.testing.assert_allclose(one_coin.confusions[2], expected, rtol=1e-14)
+    for result in (dawid_skene(votes, smoothing=smoothing), one_coin_dawid_skene(votes)):
+        assert np.isfinite(result.confusions).all()
+        assert np.isfinite(result.posteriors).all()
