@@ -452,6 +452,10 @@ def _apply_workers(
         reason = model_gate_reason(spam[i], accuracy[i]) if known[i] else ""
         if reason and not profile.paused:
             profile.paused, profile.pause_reason, profile.paused_at = True, reason, now
+            profile.pause_detail = (
+                f"Dawid-Skene after {int(cast[i])} label votes: spammer score {spam[i]:.3f}, "
+                f"accuracy {accuracy[i]:.3f}."
+            )
             TaskItem.objects.filter(
                 task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
             ).update(leased_until=now)

@@ -145,8 +145,11 @@ def simulated_workers_create(count: int, prefix: str) -> list[tuple[User, str]]:
             defaults={
                 "paused": False,
                 "pause_reason": "",
-                "gold_failed_streak": 0,
-                "recent_fast": [],
+                "pause_detail": "",
+                "gold_evidence": 0.0,
+                "gold_evidence_yes": 0.0,
+                "gold_evidence_no": 0.0,
+                "fast_evidence": 0.0,
             },
         )
         token, _ = Token.objects.get_or_create(user=user)
