@@ -82,7 +82,7 @@ def _threshold(alpha: float) -> float:
     return math.log(1.0 / alpha)
 
 
-def _step(evidence: float, *, bad: float, good: float, hit: bool, alpha: float) -> float:
+def sprt_step(evidence: float, *, bad: float, good: float, hit: bool, alpha: float) -> float:
     """One SPRT step: ``hit`` happened with probability ``bad`` under "below the bar" and
     ``good`` under "at the bar"; the sum floored at -2 log(1 / alpha)."""
     ratio = bad / good if hit else (1.0 - bad) / (1.0 - good)
@@ -106,10 +106,10 @@ def record_task(
     evidence = record.gold_evidence
     by_class = {True: record.gold_evidence_yes, False: record.gold_evidence_no}
     for answer in gold:
-        evidence = _step(
+        evidence = sprt_step(
             evidence, bad=gates.gold_chance, good=gates.gold_bar, hit=answer.right, alpha=pooled
         )
-        by_class[answer.positive] = _step(
+        by_class[answer.positive] = sprt_step(
             by_class[answer.positive],
             bad=gates.class_wrong,
             good=gates.gold_bar,
@@ -124,7 +124,7 @@ def record_task(
         gold_evidence=evidence,
         gold_evidence_yes=by_class[True],
         gold_evidence_no=by_class[False],
-        fast_evidence=_step(
+        fast_evidence=sprt_step(
             record.fast_evidence,
             bad=gates.fast_bot_rate,
             good=gates.fast_honest_rate,
