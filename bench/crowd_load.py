@@ -38,8 +38,7 @@ FAST_SETTINGS = {
     "CROWDNET_THROTTLE_TASKS_IP": "1000000/min",
     "CROWDNET_THROTTLE_USER": "1000000/min",
     # Simulated workers answer at random, so the gold gates would pause them all.
-    "CROWDNET_GATE_GOLD_FAIL_STREAK": "1000000",
-    "CROWDNET_GATE_GOLD_MIN_SEEN": "1000000",
+    "CROWDNET_GATE_FALSE_PAUSE": "1e-300",
     "DJANGO_LOG_LEVEL": "ERROR",
 }
 

@@ -66,10 +66,11 @@ SEED_SQL = [
        SELECT '!', false, 'w' || w, '', '', '', false, true, now(), 'worker'
        FROM generate_series(0, 499) w""",
     """INSERT INTO labeling_workerprofile (user_id, answered_tasks, answered_items,
-         seconds_total, streak, gold_seen, gold_correct, gold_failed_streak, recent_fast, paused,
-         pause_reason, em_accuracy, spammer_score, label_votes)
-       SELECT id, 400, 2000, 2000 * (1.5 + id % 7 / 2.0), 0, 40, 30 + id % 10, 0, '[]'::jsonb,
-         id % 50 = 0, '', 0.6 + (id % 40) / 100.0, (id % 90) / 100.0, 2000
+         seconds_total, streak, gold_seen, gold_correct, gold_evidence, gold_evidence_yes,
+         gold_evidence_no, fast_evidence, paused, pause_reason, pause_detail, em_accuracy,
+         spammer_score, label_votes)
+       SELECT id, 400, 2000, 2000 * (1.5 + id % 7 / 2.0), 0, 40, 30 + id % 10, 0, 0, 0, 0,
+         id % 50 = 0, '', '', 0.6 + (id % 40) / 100.0, (id % 90) / 100.0, 2000
        FROM labeling_user WHERE role = 'worker'""",
     """INSERT INTO labeling_microtask (uid, worker_id, kind, category_id, status, issued_at,
          expires_at)

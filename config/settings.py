@@ -423,13 +423,28 @@ CROWDNET_BOX_NONE_VOTES = env_int("CROWDNET_BOX_NONE_VOTES", 2, minimum=1)
 CROWDNET_BOX_DRAW_CAP = env_int("CROWDNET_BOX_DRAW_CAP", 4, minimum=1)
 CROWDNET_MAX_BOXES = env_int("CROWDNET_MAX_BOXES", 50, minimum=1)
 CROWDNET_MIN_BOX_SIDE = env_float("CROWDNET_MIN_BOX_SIDE", 2.0)
-# Quality gates (Toloka-style): answers faster than the floor, failed-gold streaks, gold accuracy.
+# Quality gates: sequential tests (labeling/crowd/gates.py). A worker whose accuracy on control
+# items (a grid counts per cell) is at least CROWDNET_GATE_GOLD_BAR, or who answers under
+# CROWDNET_GATE_MIN_SECONDS_PER_ITEM s per image in at most CROWDNET_GATE_FAST_HONEST_RATE of
+# tasks, is ever paused by each gate with a chance of at most CROWDNET_GATE_FALSE_PAUSE.
 CROWDNET_GATE_MIN_SECONDS_PER_ITEM = env_float("CROWDNET_GATE_MIN_SECONDS_PER_ITEM", 0.4)
-CROWDNET_GATE_FAST_WINDOW = env_int("CROWDNET_GATE_FAST_WINDOW", 10, minimum=1)
-CROWDNET_GATE_FAST_MAX = env_int("CROWDNET_GATE_FAST_MAX", 3, minimum=1)
-CROWDNET_GATE_GOLD_FAIL_STREAK = env_int("CROWDNET_GATE_GOLD_FAIL_STREAK", 3, minimum=1)
-CROWDNET_GATE_GOLD_MIN_SEEN = env_int("CROWDNET_GATE_GOLD_MIN_SEEN", 10, minimum=1)
-CROWDNET_GATE_GOLD_MIN_ACCURACY = env_float("CROWDNET_GATE_GOLD_MIN_ACCURACY", 0.7)
+CROWDNET_GATE_FAST_HONEST_RATE = env_float("CROWDNET_GATE_FAST_HONEST_RATE", 0.1)
+# ... tested against a worker who clicks through this share of tasks.
+CROWDNET_GATE_FAST_BOT_RATE = env_float("CROWDNET_GATE_FAST_BOT_RATE", 0.5)
+CROWDNET_GATE_GOLD_BAR = env_float("CROWDNET_GATE_GOLD_BAR", 0.8)
+# ... tested against a worker who answers at random (right this often).
+CROWDNET_GATE_GOLD_CHANCE = env_float("CROWDNET_GATE_GOLD_CHANCE", 0.5)
+CROWDNET_GATE_FALSE_PAUSE = env_float("CROWDNET_GATE_FALSE_PAUSE", 0.01)
+if not (
+    0 < CROWDNET_GATE_FAST_HONEST_RATE < CROWDNET_GATE_FAST_BOT_RATE < 1
+    and 0 < CROWDNET_GATE_GOLD_CHANCE < CROWDNET_GATE_GOLD_BAR < 1
+    and 0 < CROWDNET_GATE_FALSE_PAUSE < 1
+):
+    raise ImproperlyConfigured(
+        "Quality gates need 0 < CROWDNET_GATE_FAST_HONEST_RATE < CROWDNET_GATE_FAST_BOT_RATE < 1, "
+        "0 < CROWDNET_GATE_GOLD_CHANCE < CROWDNET_GATE_GOLD_BAR < 1 and "
+        "0 < CROWDNET_GATE_FALSE_PAUSE < 1."
+    )
 # Workers whose Dawid-Skene spammer score stays under this after enough label votes are paused.
 CROWDNET_GATE_SPAMMER_SCORE = env_float("CROWDNET_GATE_SPAMMER_SCORE", 0.05)
 CROWDNET_GATE_SPAMMER_MIN_VOTES = env_int("CROWDNET_GATE_SPAMMER_MIN_VOTES", 30, minimum=1)

@@ -176,7 +176,8 @@ class CrowdWorkerSerializer(serializers.Serializer):
     spammer_score = serializers.FloatField(allow_null=True)
     seconds_per_item = serializers.FloatField(allow_null=True)
     paused = serializers.BooleanField()
-    pause_reason = serializers.CharField()
+    pause_reason = serializers.CharField(help_text="What the worker is told.")
+    pause_detail = serializers.CharField(help_text="The evidence behind it, for curators.")
     last_answer_at = serializers.DateTimeField(allow_null=True)
 
 

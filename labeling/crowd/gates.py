@@ -1,66 +1,170 @@
-"""Worker quality gates (Toloka-style): too fast, failed-gold streaks, low gold accuracy."""
+"""Worker quality gates as sequential tests: control-item accuracy and too-fast answers.
+
+Each gate is Wald's sequential probability ratio test (SPRT), kept open-ended: a worker's
+evidence is the log likelihood ratio "below the bar" against "at the bar", summed over every
+control answer (or every task, for speed) since the last resume, and the worker is paused once
+it reaches log(1 / alpha). For a worker at or above the bar that sum is a supermartingale, so
+by Ville's inequality the chance it ever gets there, however long the worker stays, is at most
+alpha: repeated looks are paid for. The sum is floored at -2 log(1 / alpha) so a long honest
+record cannot hide a worker who turns bad later; the floor costs little (bench/gates.py computes
+the exact false-pause rates).
+
+Three control-item tests share the budget: all control answers, accuracy 0.5 (a coin) against
+the bar (half of alpha); and, per known answer, control items whose answer is yes and those
+whose answer is no, each at accuracy 0.1 against the bar (a quarter each), which catches a
+worker who always says yes (or never selects) on a pool whose controls are mostly yes.
+
+What the worker is told names the reason and nothing else: not which items were controls, how
+many, or their answers. Curators get the evidence.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
 class GateSettings:
+    """``gold_bar``: accuracy on control items (per item, a grid counts per cell) an honest
+    worker is protected at; ``gold_chance``: a worker who answers at random; ``class_wrong``:
+    a worker who gets one kind of control item (yes or no) wrong almost always;
+    ``fast_honest_rate`` / ``fast_bot_rate``: share of tasks answered under
+    ``min_seconds_per_item`` seconds per item by an honest worker / by one clicking through;
+    ``false_pause``: the chance a worker at the bar is ever paused, per gate (alpha)."""
+
     min_seconds_per_item: float = 0.4
-    fast_window: int = 10
-    fast_max: int = 3
-    gold_fail_streak: int = 3
-    gold_min_seen: int = 10
-    gold_min_accuracy: float = 0.7
+    fast_honest_rate: float = 0.1
+    fast_bot_rate: float = 0.5
+    gold_bar: float = 0.8
+    gold_chance: float = 0.5
+    class_wrong: float = 0.1
+    false_pause: float = 0.01
+
+
+@dataclass(frozen=True)
+class ControlAnswer:
+    """One answered control item (a grid: one control cell): its known answer, and whether
+    the worker got it right."""
+
+    positive: bool
+    right: bool
 
 
 @dataclass(frozen=True)
 class WorkerRecord:
-    """What the gates look at: gold seen and right, the current failed-gold streak, and 1/0 per
-    recent task for "answered faster than the floor" (newest last)."""
+    """What the gates look at: lifetime control counts (for curators), and the evidence (log
+    likelihood ratios) of each sequential test since the last resume."""
 
     gold_seen: int = 0
     gold_correct: int = 0
-    gold_failed_streak: int = 0
-    recent_fast: tuple[int, ...] = ()
+    gold_evidence: float = 0.0
+    gold_evidence_yes: float = 0.0
+    gold_evidence_no: float = 0.0
+    fast_evidence: float = 0.0
+
+
+@dataclass(frozen=True)
+class Pause:
+    """``reason`` is shown to the worker; ``detail`` (the evidence) only to curators."""
+
+    reason: str
+    detail: str
+
+
+GOLD_REASON = (
+    "Your answers to check questions were below the required accuracy. Re-read the category "
+    "definitions; a curator can resume your account."
+)
+
+
+def _threshold(alpha: float) -> float:
+    return math.log(1.0 / alpha)
+
+
+def sprt_step(evidence: float, *, bad: float, good: float, hit: bool, alpha: float) -> float:
+    """One SPRT step: ``hit`` happened with probability ``bad`` under "below the bar" and
+    ``good`` under "at the bar"; the sum floored at -2 log(1 / alpha)."""
+    ratio = bad / good if hit else (1.0 - bad) / (1.0 - good)
+    return max(-2.0 * _threshold(alpha), evidence + math.log(ratio))
+
+
+def gold_thresholds(gates: GateSettings) -> tuple[float, float]:
+    """Pause thresholds (nats) of the pooled test and of each per-answer test."""
+    return _threshold(gates.false_pause / 2), _threshold(gates.false_pause / 4)
 
 
 def record_task(
-    record: WorkerRecord, *, seconds_per_item: float, gold: list[bool], gates: GateSettings
+    record: WorkerRecord,
+    *,
+    seconds_per_item: float,
+    gold: list[ControlAnswer],
+    gates: GateSettings,
 ) -> WorkerRecord:
-    """The record after one answered task: ``gold`` holds one bool per gold item (right?)."""
-    streak = record.gold_failed_streak
-    for right in gold:
-        streak = 0 if right else streak + 1
-    fast = int(seconds_per_item < gates.min_seconds_per_item)
+    """The record after one answered task, with one ControlAnswer per control item in it."""
+    pooled, per_class = gates.false_pause / 2, gates.false_pause / 4
+    evidence = record.gold_evidence
+    by_class = {True: record.gold_evidence_yes, False: record.gold_evidence_no}
+    for answer in gold:
+        evidence = sprt_step(
+            evidence, bad=gates.gold_chance, good=gates.gold_bar, hit=answer.right, alpha=pooled
+        )
+        by_class[answer.positive] = sprt_step(
+            by_class[answer.positive],
+            bad=gates.class_wrong,
+            good=gates.gold_bar,
+            hit=answer.right,
+            alpha=per_class,
+        )
+    fast = seconds_per_item < gates.min_seconds_per_item
     return replace(
         record,
         gold_seen=record.gold_seen + len(gold),
-        gold_correct=record.gold_correct + sum(gold),
-        gold_failed_streak=streak,
-        recent_fast=(*record.recent_fast, fast)[-gates.fast_window :],
+        gold_correct=record.gold_correct + sum(answer.right for answer in gold),
+        gold_evidence=evidence,
+        gold_evidence_yes=by_class[True],
+        gold_evidence_no=by_class[False],
+        fast_evidence=sprt_step(
+            record.fast_evidence,
+            bad=gates.fast_bot_rate,
+            good=gates.fast_honest_rate,
+            hit=fast,
+            alpha=gates.false_pause,
+        ),
     )
 
 
-def pause_reason(record: WorkerRecord, gates: GateSettings) -> str | None:
-    """Why this worker must pause, in words for them and for curators; None when fine."""
-    if sum(record.recent_fast) >= gates.fast_max:
-        return (
-            f"{sum(record.recent_fast)} of your last {len(record.recent_fast)} tasks were answered "
-            f"faster than {gates.min_seconds_per_item:g} s per image. Take a little more time "
-            "on each one; a curator can resume your account."
+def _gold_detail(record: WorkerRecord, gates: GateSettings) -> str:
+    pooled, per_class = gold_thresholds(gates)
+    return (
+        f"Control items: {record.gold_correct} of {record.gold_seen} right. Evidence (nats, "
+        f"pause at {pooled:.2f} / {per_class:.2f}): all {record.gold_evidence:.2f}, "
+        f"yes items {record.gold_evidence_yes:.2f}, no items {record.gold_evidence_no:.2f} "
+        f"(bar {gates.gold_bar:.0%})."
+    )
+
+
+def pause_decision(record: WorkerRecord, gates: GateSettings) -> Pause | None:
+    """Whether this worker must pause: a reason for them and the evidence for curators."""
+    if record.fast_evidence >= _threshold(gates.false_pause):
+        return Pause(
+            reason=(
+                f"Too many of your recent tasks were answered faster than "
+                f"{gates.min_seconds_per_item:g} s per image. Take a little more time on each "
+                "one; a curator can resume your account."
+            ),
+            detail=(
+                f"Speed evidence {record.fast_evidence:.2f} nats reached "
+                f"{_threshold(gates.false_pause):.2f}: tasks under "
+                f"{gates.min_seconds_per_item:g} s per image far more often than "
+                f"{gates.fast_honest_rate:.0%}."
+            ),
         )
-    if record.gold_failed_streak >= gates.gold_fail_streak:
-        return (
-            f"{record.gold_failed_streak} check questions in a row were answered wrong. "
-            "Re-read the category definitions; a curator can resume your account."
-        )
-    if record.gold_seen >= gates.gold_min_seen:
-        accuracy = record.gold_correct / record.gold_seen
-        if accuracy < gates.gold_min_accuracy:
-            return (
-                f"Your accuracy on check questions is {accuracy:.0%}, below the "
-                f"{gates.gold_min_accuracy:.0%} needed. A curator can resume your account."
-            )
+    pooled, per_class = gold_thresholds(gates)
+    if (
+        record.gold_evidence >= pooled
+        or record.gold_evidence_yes >= per_class
+        or record.gold_evidence_no >= per_class
+    ):
+        return Pause(reason=GOLD_REASON, detail=_gold_detail(record, gates))
     return None

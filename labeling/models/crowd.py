@@ -43,12 +43,17 @@ class WorkerProfile(models.Model):
     last_answer_at = models.DateTimeField(null=True, blank=True)
     gold_seen = models.PositiveIntegerField(default=0)
     gold_correct = models.PositiveIntegerField(default=0)
-    gold_failed_streak = models.PositiveIntegerField(default=0)
-    recent_fast = models.JSONField(
-        default=list, help_text="1/0 per recent task: answered faster than the floor."
-    )
+    # Sequential-test evidence since the last resume (log likelihood ratios, nats): see
+    # labeling.crowd.gates.
+    gold_evidence = models.FloatField(default=0.0)
+    gold_evidence_yes = models.FloatField(default=0.0)
+    gold_evidence_no = models.FloatField(default=0.0)
+    fast_evidence = models.FloatField(default=0.0)
     paused = models.BooleanField(default=False)
-    pause_reason = models.CharField(max_length=300, blank=True)
+    pause_reason = models.CharField(max_length=300, blank=True, help_text="Shown to the worker.")
+    pause_detail = models.CharField(
+        max_length=300, blank=True, help_text="The evidence behind a gate's pause, for curators."
+    )
     paused_at = models.DateTimeField(null=True, blank=True)
     # Written by the consensus re-aggregation (Dawid-Skene over every label vote).
     em_accuracy = models.FloatField(null=True, blank=True)

@@ -17,7 +17,13 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from labeling.crowd.answers import AnswerInvalid, BoxLimits, ItemAnswer, ItemSpec, parse_answers
-from labeling.crowd.gates import GateSettings, WorkerRecord, pause_reason, record_task
+from labeling.crowd.gates import (
+    ControlAnswer,
+    GateSettings,
+    WorkerRecord,
+    pause_decision,
+    record_task,
+)
 from labeling.models import (
     QUESTION_OF_KIND,
     Box,
@@ -59,11 +65,11 @@ def gate_settings() -> GateSettings:
     """Quality-gate thresholds from settings."""
     return GateSettings(
         min_seconds_per_item=settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM,
-        fast_window=settings.CROWDNET_GATE_FAST_WINDOW,
-        fast_max=settings.CROWDNET_GATE_FAST_MAX,
-        gold_fail_streak=settings.CROWDNET_GATE_GOLD_FAIL_STREAK,
-        gold_min_seen=settings.CROWDNET_GATE_GOLD_MIN_SEEN,
-        gold_min_accuracy=settings.CROWDNET_GATE_GOLD_MIN_ACCURACY,
+        fast_honest_rate=settings.CROWDNET_GATE_FAST_HONEST_RATE,
+        fast_bot_rate=settings.CROWDNET_GATE_FAST_BOT_RATE,
+        gold_bar=settings.CROWDNET_GATE_GOLD_BAR,
+        gold_chance=settings.CROWDNET_GATE_GOLD_CHANCE,
+        false_pause=settings.CROWDNET_GATE_FALSE_PAUSE,
     )
 
 
@@ -87,10 +93,16 @@ def _specs(items: list[TaskItem]) -> list[ItemSpec]:
     ]
 
 
-def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[bool | None]:
-    """Per item: was the control item answered right? None for items that are not gold."""
+def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[ControlAnswer | None]:
+    """Per item: the control item's known answer and whether it was answered right; None for
+    items that are not gold."""
     return [
-        (answer.answer == "yes") == item.candidate.gold.answer if item.is_gold else None
+        ControlAnswer(
+            positive=item.candidate.gold.answer,
+            right=(answer.answer == "yes") == item.candidate.gold.answer,
+        )
+        if item.is_gold
+        else None
         for item, answer in zip(items, parsed, strict=True)
     ]
 
@@ -181,15 +193,17 @@ def _apply_boxes(task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer
 
 
 def _update_profile(
-    profile: WorkerProfile, *, items: int, seconds_per_item: float, gold: list[bool]
+    profile: WorkerProfile, *, items: int, seconds_per_item: float, gold: list[ControlAnswer]
 ) -> None:
     gates = gate_settings()
     record = record_task(
         WorkerRecord(
-            profile.gold_seen,
-            profile.gold_correct,
-            profile.gold_failed_streak,
-            tuple(profile.recent_fast),
+            gold_seen=profile.gold_seen,
+            gold_correct=profile.gold_correct,
+            gold_evidence=profile.gold_evidence,
+            gold_evidence_yes=profile.gold_evidence_yes,
+            gold_evidence_no=profile.gold_evidence_no,
+            fast_evidence=profile.fast_evidence,
         ),
         seconds_per_item=seconds_per_item,
         gold=gold,
@@ -203,13 +217,16 @@ def _update_profile(
     profile.seconds_total += seconds_per_item * items
     profile.last_answer_at = now
     profile.gold_seen, profile.gold_correct = record.gold_seen, record.gold_correct
-    profile.gold_failed_streak, profile.recent_fast = (
-        record.gold_failed_streak,
-        list(record.recent_fast),
+    profile.gold_evidence = record.gold_evidence
+    profile.gold_evidence_yes, profile.gold_evidence_no = (
+        record.gold_evidence_yes,
+        record.gold_evidence_no,
     )
-    reason = pause_reason(record, gates)
-    if reason:
-        profile.paused, profile.pause_reason, profile.paused_at = True, reason, now
+    profile.fast_evidence = record.fast_evidence
+    pause = pause_decision(record, gates)
+    if pause:
+        profile.paused, profile.paused_at = True, now
+        profile.pause_reason, profile.pause_detail = pause.reason, pause.detail
         # A paused worker's other leases go back to the pool at once.
         TaskItem.objects.filter(
             task__worker=profile.user, task__status=MicroTask.Status.LEASED
@@ -260,8 +277,10 @@ def answer_submit(
         shown = max(filter(None, [task.issued_at, profile.last_answer_at]))
         seconds = max(0.0, (now - shown).total_seconds()) / len(items)
         results = _gold_results(items, parsed)
-        gold = [right for right in results if right is not None]
-        counted = all(gold)  # reCAPTCHA's rule: the unknowns count only when the control is right
+        gold = [control for control in results if control is not None]
+        counted = all(
+            control.right for control in gold
+        )  # reCAPTCHA's rule: the unknowns count only when the control is right
         votes = [
             Vote(
                 worker=worker,
@@ -272,11 +291,11 @@ def answer_submit(
                 box=item.box,
                 answer=answer.answer,
                 is_gold=item.is_gold,
-                correct=right,
+                correct=None if control is None else control.right,
                 counted=counted and not item.is_gold,
                 seconds=seconds,
             )
-            for item, answer, right in zip(items, parsed, results, strict=True)
+            for item, answer, control in zip(items, parsed, results, strict=True)
         ]
         Vote.objects.bulk_create(votes)
         if task.kind in (TaskKind.VERIFY, TaskKind.GRID):

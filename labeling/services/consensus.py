@@ -488,15 +488,19 @@ def _apply_workers(
         )
         reason = model_gate_reason(spam[i], accuracy[i]) if known[i] else ""
         if reason:
-            _model_pause(worker_id, reason, now)
+            detail = (
+                f"Dawid-Skene after {int(cast[i])} label votes: spammer score {spam[i]:.3f}, "
+                f"accuracy {accuracy[i]:.3f}."
+            )
+            _model_pause(worker_id, reason, detail, now)
 
 
-def _model_pause(worker_id: int, reason: str, now: datetime) -> None:
+def _model_pause(worker_id: int, reason: str, detail: str, now: datetime) -> None:
     """Pause a worker the model caught, unless a gate or a curator paused them first (their
-    reason stands); the worker's open leases go back to the pool."""
+    reason and curator-facing detail stand); the worker's open leases go back to the pool."""
     with transaction.atomic():
         if WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
-            paused=True, pause_reason=reason, paused_at=now
+            paused=True, pause_reason=reason, pause_detail=detail, paused_at=now
         ):
             TaskItem.objects.filter(
                 task__worker_id=worker_id, task__status=MicroTask.Status.LEASED

@@ -137,6 +137,7 @@ def crowd_quality() -> dict[str, Any]:
                 ),
                 "paused": bool(profile and profile.paused),
                 "pause_reason": profile.pause_reason if profile else "",
+                "pause_detail": profile.pause_detail if profile else "",
                 "last_answer_at": (
                     profile.last_answer_at.isoformat()
                     if profile and profile.last_answer_at

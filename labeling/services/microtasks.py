@@ -276,16 +276,23 @@ def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> 
 def worker_pause(*, profile: WorkerProfile, reason: str) -> None:
     """A curator pauses a worker (shown to them as the reason); writes the profile."""
     profile.paused, profile.pause_reason, profile.paused_at = True, reason[:300], timezone.now()
-    profile.save(update_fields=["paused", "pause_reason", "paused_at"])
+    profile.pause_detail = "Paused by a curator."
+    profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at"])
 
 
 def worker_resume(*, profile: WorkerProfile) -> None:
-    """Lift a quality-gate pause and clear the record that caused it; writes the profile."""
-    profile.paused, profile.pause_reason, profile.paused_at = False, "", None
-    profile.gold_failed_streak, profile.recent_fast = 0, []
-    profile.save(
-        update_fields=["paused", "pause_reason", "paused_at", "gold_failed_streak", "recent_fast"]
+    """Lift a pause and start the gates' sequential tests afresh (the lifetime control counts
+    stay); writes the profile."""
+    profile.paused, profile.pause_reason, profile.pause_detail, profile.paused_at = (
+        False,
+        "",
+        "",
+        None,
     )
+    evidence = ["gold_evidence", "gold_evidence_yes", "gold_evidence_no", "fast_evidence"]
+    for field in evidence:
+        setattr(profile, field, 0.0)
+    profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])
 
 
 def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:

@@ -5,7 +5,9 @@ answers, and workers kept out of all of it."""
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
+from labeling.crowd.gates import GOLD_REASON
 from labeling.models import WorkerProfile
 from tests.factories import UserFactory, progress_seed
 
@@ -117,3 +119,24 @@ def test_the_pause_api_and_workers_kept_out(curator_api, worker_api, client, wor
     )
     for path in ("/curate/crowd/", f"/curate/crowd/{other.pk}/answers/"):
         assert client.get(path).status_code == 403
+
+
+def test_a_gates_evidence_is_shown_to_curators_and_never_to_the_worker(client, curator, worker):
+    # given a worker paused by the control-item gate
+    detail = "Control items: 3 of 11 right. Evidence (nats, pause at 5.30 / 5.99): all 5.61"
+    WorkerProfile.objects.create(
+        user=worker, paused=True, pause_reason=GOLD_REASON, pause_detail=detail
+    )
+
+    # when the worker opens their home page and a curator the Crowd and Workers pages
+    client.force_login(worker)
+    home = client.get(reverse("home")).content.decode()
+    client.force_login(curator)
+    crowd = client.get("/curate/crowd/").content.decode()
+    workers = client.get("/curate/workers/").content.decode()
+
+    # then the worker reads the reason only, curators the reason and the evidence
+    assert f"<p>{GOLD_REASON}</p>" in home
+    assert "Control items" not in home
+    assert f'{GOLD_REASON} <small class="pause-detail">{detail}</small>' in crowd
+    assert f"<small>{detail}</small>" in workers

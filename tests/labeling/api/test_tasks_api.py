@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import timedelta
 
@@ -251,7 +252,15 @@ def test_grid_votes_count_only_when_the_control_is_right(category):
     assert Vote.objects.get(is_gold=True).correct is False
     assert sum(Candidate.objects.values_list("votes_cast", flat=True)) == 0
     profile = WorkerProfile.objects.get(user__username="ann")
-    assert (profile.gold_seen, profile.gold_correct, profile.gold_failed_streak) == (1, 0, 1)
+    # one missed control whose answer is yes: evidence log(0.5 / 0.2) against a coin and
+    # log(0.9 / 0.2) against "misses yes items" (labeling.crowd.gates)
+    assert (profile.gold_seen, profile.gold_correct) == (1, 0)
+    assert (profile.gold_evidence, profile.gold_evidence_yes, profile.gold_evidence_no) == (
+        pytest.approx(math.log(2.5)),
+        pytest.approx(math.log(4.5)),
+        0.0,
+    )
+    assert (profile.paused, profile.pause_reason) == (False, "")
 
 
 def test_a_worker_who_saw_a_categorys_control_items_gets_a_grid_of_another(category):
@@ -310,7 +319,7 @@ def test_an_empty_answer_says_whether_there_is_no_work_or_none_left_for_the_work
 def test_too_fast_worker_is_paused_with_a_reason(category, settings):
     settings.CROWDNET_GOLD_RATE = 0.0
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 60.0
-    settings.CROWDNET_GATE_FAST_MAX = 2
+    settings.CROWDNET_GATE_FALSE_PAUSE = 0.05  # pause at log(20) nats: two fast tasks (2 log 5)
     _pool(category, 4)
     client, _ = _client("speedy")
 
@@ -319,13 +328,49 @@ def test_too_fast_worker_is_paused_with_a_reason(category, settings):
         body = _answer(client, task, _yes(task), token=token).json()
 
     assert body["paused"] is True
-    assert body["pause_reason"].startswith("2 of your last 2 tasks were answered faster than 60 s")
+    assert body["pause_reason"] == (
+        "Too many of your recent tasks were answered faster than 60 s per image. Take a little "
+        "more time on each one; a curator can resume your account."
+    )
     response = client.get("/api/tasks/next/")
     assert response.status_code == 403
-    assert response.json()["detail"].startswith("Your account is paused: 2 of your last 2")
+    assert response.json()["detail"].startswith("Your account is paused: Too many of your")
     assert not TaskItem.objects.filter(
         task__worker__username="speedy", leased_until__gt=timezone.now()
     ).exists()
+
+
+def test_missed_controls_pause_with_a_reason_that_names_no_item_count_or_answer(
+    category, curator_api, settings
+):
+    # given only control items (all cats) and a gate loose enough to pause after two misses
+    # (the pooled test at log(1 / 0.25) = 1.39 nats; two misses give 2 log(2.5) = 1.83)
+    settings.CROWDNET_GOLD_RATE = 1.0
+    settings.CROWDNET_GATE_FALSE_PAUSE = 0.5
+    _with_gold(category, 3, gold=3)
+    client, user = _client("ann")
+
+    # when the worker says "no" to two of them
+    bodies = []
+    for token in ["a", "b"]:
+        task = client.get("/api/tasks/next/?kind=verify").json()
+        bodies.append(_answer(client, task, _yes(task, "no"), token=token).json())
+
+    # then the first answer leaves them working and the second pauses them, told why in words
+    # that give away nothing about the items
+    assert [body["paused"] for body in bodies] == [False, True]
+    reason = bodies[1]["pause_reason"]
+    assert reason == (
+        "Your answers to check questions were below the required accuracy. Re-read the "
+        "category definitions; a curator can resume your account."
+    )
+    refused = client.get("/api/tasks/next/")
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == f"Your account is paused: {reason}"
+    # curators see the evidence
+    [row] = [w for w in curator_api.get("/api/crowd/").json()["workers"] if w["id"] == user.pk]
+    assert row["pause_reason"] == reason
+    assert row["pause_detail"].startswith("Control items: 0 of 2 right.")
 
 
 def test_box_chain_draw_verify_coverage(category):
@@ -394,7 +439,14 @@ def test_curator_resumes_a_paused_worker(curator_api, category, settings):
     _pool(category, 2)
     client, user = _client("paused")
     WorkerProfile.objects.create(
-        user=user, paused=True, pause_reason="too fast", recent_fast=[1, 1, 1]
+        user=user,
+        paused=True,
+        pause_reason="too fast",
+        pause_detail="evidence",
+        gold_seen=4,
+        gold_evidence=1.5,
+        gold_evidence_no=2.0,
+        fast_evidence=5.0,
     )
     assert client.get("/api/tasks/next/").status_code == 403
 
@@ -403,7 +455,14 @@ def test_curator_resumes_a_paused_worker(curator_api, category, settings):
 
     assert response.status_code == 200
     profile = WorkerProfile.objects.get(user=user)
-    assert (profile.paused, profile.pause_reason, profile.recent_fast) == (False, "", [])
+    assert (profile.paused, profile.pause_reason, profile.pause_detail) == (False, "", "")
+    evidence = [
+        profile.gold_evidence,
+        profile.gold_evidence_yes,
+        profile.gold_evidence_no,
+        profile.fast_evidence,
+    ]
+    assert (evidence, profile.gold_seen) == ([0.0, 0.0, 0.0, 0.0], 4)
     assert client.get("/api/tasks/next/").status_code == 200
 
 
@@ -422,7 +481,10 @@ def test_a_prefetched_task_is_timed_from_the_previous_answer(category, settings)
     assert _answer(client, second, _yes(second), token="b").status_code == 201
 
     # then only the second counts as too fast
-    assert WorkerProfile.objects.get(user=user).recent_fast == [0, 1]
+    # (evidence log(0.5 / 0.9) for the slow one, then log(0.5 / 0.1) for the fast one)
+    assert WorkerProfile.objects.get(user=user).fast_evidence == pytest.approx(
+        math.log(0.5 / 0.9) + math.log(5.0)
+    )
     seconds = list(Vote.objects.order_by("id").values_list("seconds", flat=True))
     assert seconds[0] >= 20 and seconds[1] < 5
 

@@ -1,0 +1,301 @@
+"""Quality gates: how often honest workers get paused, and how soon bad ones do.
+
+    .venv/bin/python bench/gates.py            # 1,000 workers per family and stream
+    .venv/bin/python bench/gates.py --small    # 200, a quick check
+
+Simulated workers answer tasks at the live control rate and every answer goes through the pure
+gate functions (labeling.crowd.gates: record_task, pause_decision) with the default settings.
+Two task streams, as the task API serves them: verify tasks (one image; a control item with
+probability CROWDNET_GOLD_RATE = 0.1, otherwise one label vote) and 3x3 grids (one control cell,
+round(9 x 0.1), and 8 label votes per task). Control items' known answer is yes for half of
+them, or for 90 % where said (yes-clickers need a set of controls with both answers).
+
+Families (fresh seeds each run): honest (accuracy uniform 0.80-0.95, the same on yes and no
+controls), honest at exactly the bar (0.80), weak honest (0.55-0.75), random spammers (0.5),
+yes-clickers (right exactly on the yes controls), adversaries who answer controls right (and
+real items wrong: no control gate can see them), always-wrong. Reported: share paused within
+200 and 1,000 tasks, and label votes cast until the pause (median, 90th percentile, over the
+workers paused within 1,000 tasks). "before" is the old rule (3 control misses in a row, or
+under 70 % after 10) on the same answers. The exact chance that a worker at the bar is ever
+paused within N control answers comes from dynamic programming over the same step function.
+
+The speed gate is checked the same way: tasks under the time floor, at a share per worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labeling.consensus import Votes, dawid_skene
+from labeling.consensus.reliability import em_accuracy, spammer_score
+from labeling.crowd.gates import (
+    ControlAnswer,
+    GateSettings,
+    WorkerRecord,
+    gold_thresholds,
+    pause_decision,
+    record_task,
+    sprt_step,
+)
+
+GATES = GateSettings()
+GOLD_RATE = 0.1
+GRID_LABELS = 8  # 9 cells, one of them a control
+HORIZONS = (200, 1000)
+SLOW, FAST = 5.0, 0.1  # seconds per item
+
+
+@dataclass(frozen=True)
+class Family:
+    """How a worker of this family answers a control item: P(right | known answer yes / no)."""
+
+    name: str
+    right: Callable[[np.random.Generator], tuple[float, float]]
+    yes_share: float = 0.5
+
+
+def _uniform(low: float, high: float) -> Callable[[np.random.Generator], tuple[float, float]]:
+    def draw(rng: np.random.Generator) -> tuple[float, float]:
+        accuracy = float(rng.uniform(low, high))
+        return accuracy, accuracy
+
+    return draw
+
+
+FAMILIES = [
+    Family("honest 0.80-0.95", _uniform(0.80, 0.95)),
+    Family("honest at the bar 0.80", _uniform(0.80, 0.80)),
+    Family("weak honest 0.55-0.75", _uniform(0.55, 0.75)),
+    Family("random spammer", _uniform(0.5, 0.5)),
+    Family("yes-clicker, controls 50 % yes", lambda rng: (1.0, 0.0)),
+    Family("yes-clicker, controls 90 % yes", lambda rng: (1.0, 0.0), yes_share=0.9),
+    Family("adversary (controls right)", _uniform(1.0, 1.0)),
+    Family("always wrong", _uniform(0.0, 0.0)),
+]
+
+
+def _old_rule(rights: list[bool]) -> bool:
+    """The gate this replaces: 3 misses in a row, or under 70 % after at least 10."""
+    streak = 0
+    for right in rights:
+        streak = 0 if right else streak + 1
+        if streak >= 3:
+            return True
+    return len(rights) >= 10 and sum(rights) / len(rights) < 0.7
+
+
+def _worker(family: Family, stream: str, rng: np.random.Generator) -> tuple[int | None, ...]:
+    """One worker over 1,000 tasks: (task of the new gate's pause, label votes cast by then,
+    task of the old rule's pause); None where it never paused."""
+    on_yes, on_no = family.right(rng)
+    record, votes, rights = WorkerRecord(), 0, []
+    paused_at = votes_at = old_at = None
+    for task in range(1, HORIZONS[-1] + 1):
+        if stream == "verify" and rng.random() >= GOLD_RATE:
+            votes += 1
+            continue
+        votes += GRID_LABELS if stream == "grid" else 0
+        positive = bool(rng.random() < family.yes_share)
+        right = bool(rng.random() < (on_yes if positive else on_no))
+        rights.append(right)
+        if old_at is None and _old_rule(rights):
+            old_at = task
+        if paused_at is None:
+            control = ControlAnswer(positive=positive, right=right)
+            record = record_task(record, seconds_per_item=SLOW, gold=[control], gates=GATES)
+            if pause_decision(record, GATES) is not None:
+                paused_at, votes_at = task, votes
+        if paused_at is not None and old_at is not None:
+            break
+    return paused_at, votes_at, old_at
+
+
+def _share(tasks: list[int | None], horizon: int) -> float:
+    return 100.0 * sum(t is not None and t <= horizon for t in tasks) / len(tasks)
+
+
+def _votes(votes: list[int | None]) -> str:
+    seen = [v for v in votes if v is not None]
+    if not seen:
+        return "never"
+    return f"{np.median(seen):.0f} / {np.percentile(seen, 90):.0f}"
+
+
+def control_gate(workers: int, seed: int) -> None:
+    print("Control-item gate: % paused within 200 / 1,000 tasks (before: the old rule);")
+    print("label votes cast until the pause, median / 90th percentile")
+    for stream in ("verify", "grid"):
+        print(f"\n  {stream} stream")
+        print(
+            f"  {'family':32} {'new 200':>8} {'new 1000':>9} {'old 200':>8} {'old 1000':>9}  votes"
+        )
+        for index, family in enumerate(FAMILIES):
+            rng = np.random.default_rng([seed, index, stream == "grid"])
+            runs = [_worker(family, stream, rng) for _ in range(workers)]
+            new = [r[0] for r in runs]
+            old = [r[2] for r in runs]
+            print(
+                f"  {family.name:32} {_share(new, 200):7.1f}% {_share(new, 1000):8.1f}% "
+                f"{_share(old, 200):7.1f}% {_share(old, 1000):8.1f}%  "
+                f"{_votes([r[1] for r in runs])}"
+            )
+
+
+def _exact_crossing(right: float, *, bad: float, alpha: float, steps: int) -> float:
+    """P(one of the gate's floored SPRT sums reaches log(1 / alpha) within ``steps`` answers),
+    for a worker right with probability ``right`` on each; exact, over the reachable sums."""
+    threshold, states, crossed = math.log(1 / alpha), {0.0: 1.0}, 0.0
+    for _ in range(steps):
+        after: dict[float, float] = {}
+        for evidence, weight in states.items():
+            for hit, chance in ((True, right), (False, 1 - right)):
+                value = sprt_step(evidence, bad=bad, good=GATES.gold_bar, hit=hit, alpha=alpha)
+                if value >= threshold:
+                    crossed += weight * chance
+                else:
+                    key = round(value, 9)
+                    after[key] = after.get(key, 0.0) + weight * chance
+        states = after
+    return crossed
+
+
+def worst_case() -> None:
+    print("\nExact: a worker right 80 % of the time (the bar), paused within N control answers")
+    pooled, per_class = gold_thresholds(GATES)
+    print(f"  thresholds {pooled:.2f} nats (all controls), {per_class:.2f} (each kind)")
+    for steps in (200, 1000):
+        all_controls = _exact_crossing(
+            0.8, bad=GATES.gold_chance, alpha=GATES.false_pause / 2, steps=steps
+        )
+        each_kind = _exact_crossing(
+            0.8, bad=GATES.class_wrong, alpha=GATES.false_pause / 4, steps=steps // 2
+        )
+        print(
+            f"  N = {steps:4}: all controls {100 * all_controls:.2f} %, each kind (N/2 each) "
+            f"{100 * each_kind:.2f} %, together at most "
+            f"{100 * (all_controls + 2 * each_kind):.2f} %"
+        )
+
+
+def speed_gate(workers: int, seed: int) -> None:
+    print("\nSpeed gate: % paused within 200 / 1,000 tasks (before: 3 of the last 10 tasks)")
+    rng = np.random.default_rng([seed, 99])
+    for share in (0.02, 0.05, 0.1, 0.5, 1.0):
+        new, old = [], []
+        for _ in range(workers):
+            fast = rng.random(HORIZONS[-1]) < share
+            record, at = WorkerRecord(), None
+            for task, is_fast in enumerate(fast, start=1):
+                seconds = FAST if is_fast else SLOW
+                record = record_task(record, seconds_per_item=seconds, gold=[], gates=GATES)
+                if pause_decision(record, GATES) is not None:
+                    at = task
+                    break
+            new.append(at)
+            window = np.convolve(fast, np.ones(10, dtype=int))[: len(fast)]
+            hits = np.flatnonzero(window >= 3)
+            old.append(int(hits[0]) + 1 if len(hits) else None)
+        print(
+            f"  fast on {share:4.0%} of tasks: new {_share(new, 200):5.1f}% / "
+            f"{_share(new, 1000):5.1f}%, before {_share(old, 200):5.1f}% / "
+            f"{_share(old, 1000):5.1f}%"
+            + (
+                f", paused at task {np.median([t for t in new if t]):.0f} (median)"
+                if any(new)
+                else ""
+            )
+        )
+
+
+DS_ITEMS, DS_HONEST, DS_REDUNDANCY = 600, 15, 3
+DS_CHECKS = (10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300)
+
+
+def _ds_paused(votes: Votes, worker: int) -> bool:
+    """The re-aggregation's gate (labeling.services.consensus) on one worker, defaults: at
+    least 30 label votes and 10 (in expectation) on items of each class, then a spammer score
+    under 0.05 or an accuracy under 0.5."""
+    result = dawid_skene(votes, smoothing=1.0)
+    mine = votes.worker == worker
+    evidence = result.posteriors[votes.item[mine]].sum(axis=0)
+    if mine.sum() < 30 or evidence.min() < 10:
+        return False
+    spam = spammer_score(result.confusions)[worker]
+    accuracy = em_accuracy(result.confusions, result.class_priors)[worker]
+    return bool(spam < 0.05 or accuracy < 0.5)
+
+
+def _ds_trial(kind: str, prior: float, rng: np.random.Generator) -> int | None:
+    """Label votes one bad worker casts, among 15 honest ones (0.80-0.95, 3 votes per item on
+    600 items), before a Dawid-Skene run would pause him (checked at DS_CHECKS)."""
+    truth = rng.random(DS_ITEMS) < prior
+    accuracy = rng.uniform(0.8, 0.95, DS_HONEST)
+    items = np.repeat(np.arange(DS_ITEMS), DS_REDUNDANCY)
+    workers = np.concatenate([rng.choice(DS_HONEST, DS_REDUNDANCY, replace=False) for _ in truth])
+    right = rng.random(len(items)) < accuracy[workers]
+    labels = np.where(right, truth[items], ~truth[items])
+    mine = rng.permutation(DS_ITEMS)[: DS_CHECKS[-1]]
+    answers = {
+        "random spammer": rng.random(len(mine)) < 0.5,
+        "always wrong": ~truth[mine],
+        "yes-clicker": np.ones(len(mine), dtype=bool),
+    }[kind]
+    for n in DS_CHECKS:
+        votes = Votes.from_arrays(
+            np.concatenate([items, mine[:n]]),
+            np.concatenate([workers, np.full(n, DS_HONEST)]),
+            np.concatenate([labels, answers[:n]]).astype(np.int64),
+            n_items=DS_ITEMS,
+            n_workers=DS_HONEST + 1,
+            n_classes=2,
+        )
+        if _ds_paused(votes, DS_HONEST):
+            return n
+    return None
+
+
+def model_gate(trials: int, seed: int) -> None:
+    print(
+        "\nDawid-Skene gate (at its next run, every 15 min): label votes a bad worker had cast "
+        "when a run would pause him, median / 90th percentile (never: not by 300)"
+    )
+    rng = np.random.default_rng([seed, 7])
+    for prior in (0.5, 0.9):
+        for kind in ("random spammer", "always wrong", "yes-clicker"):
+            when = [_ds_trial(kind, prior, rng) for _ in range(trials)]
+            caught = [n for n in when if n is not None]
+            shown = (
+                f"{np.median(caught):.0f} / {np.percentile(caught, 90):.0f}" if caught else "never"
+            )
+            print(
+                f"  pool {prior:.0%} yes, {kind:15}: {shown}, "
+                f"{100 * len(caught) / trials:.0f} % paused by 300"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="200 workers per family")
+    parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "little"))
+    args = parser.parse_args()
+    workers = 200 if args.small else 1000
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, seed {args.seed}")
+    print(f"{workers} workers per family and stream, {HORIZONS[-1]} tasks each\n")
+    control_gate(workers, args.seed)
+    worst_case()
+    speed_gate(workers, args.seed)
+    model_gate(20 if args.small else 60, args.seed)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""The quality gates' sequential tests, on cases worked out by hand (defaults: bar 0.8, chance
+0.5, one kind of control wrong 0.1, false-pause budget 0.01; speed 0.1 against 0.5)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from labeling.crowd.gates import (
+    GOLD_REASON,
+    ControlAnswer,
+    GateSettings,
+    WorkerRecord,
+    gold_thresholds,
+    pause_decision,
+    record_task,
+)
+
+GATES = GateSettings()
+SLOW = 5.0  # seconds per item, over the 0.4 s floor
+RIGHT_POOLED, WRONG_POOLED = math.log(0.5 / 0.8), math.log(0.5 / 0.2)  # -0.470, +0.916 nats
+RIGHT_CLASS, WRONG_CLASS = math.log(0.1 / 0.8), math.log(0.9 / 0.2)  # -2.079, +1.504 nats
+
+
+def _run(
+    controls: list[ControlAnswer], record: WorkerRecord | None = None
+) -> tuple[WorkerRecord, list[bool]]:
+    """One task per control answer; the record at the end and, per task, paused or not."""
+    record = record or WorkerRecord()
+    paused = []
+    for control in controls:
+        record = record_task(record, seconds_per_item=SLOW, gold=[control], gates=GATES)
+        paused.append(pause_decision(record, GATES) is not None)
+    return record, paused
+
+
+def test_thresholds_split_the_budget_half_pooled_a_quarter_per_kind_of_control():
+    assert gold_thresholds(GATES) == (pytest.approx(math.log(200)), pytest.approx(math.log(400)))
+
+
+def test_six_missed_controls_of_both_kinds_pause_at_the_sixth():
+    # 5 misses: 5 x 0.916 = 4.58 < log(200) = 5.30; 6 misses: 5.50; per kind 3 x 1.504 = 4.51
+    misses = [ControlAnswer(positive=i % 2 == 0, right=False) for i in range(6)]
+
+    record, paused = _run(misses)
+
+    assert paused == [False] * 5 + [True]
+    assert record.gold_evidence == pytest.approx(6 * WRONG_POOLED)
+    assert record.gold_evidence_yes == record.gold_evidence_no == pytest.approx(3 * WRONG_CLASS)
+
+
+def test_four_missed_no_controls_in_a_row_pause_a_yes_clicker():
+    # per kind: 3 x 1.504 = 4.51 < log(400) = 5.99 <= 4 x 1.504 = 6.02; pooled only 3.67
+    record, paused = _run([ControlAnswer(positive=False, right=False)] * 4)
+
+    assert paused == [False, False, False, True]
+    assert (record.gold_evidence, record.gold_evidence_no, record.gold_evidence_yes) == (
+        pytest.approx(4 * WRONG_POOLED),
+        pytest.approx(4 * WRONG_CLASS),
+        0.0,
+    )
+
+
+def test_an_honest_worker_with_9_of_13_is_not_paused_even_with_the_misses_first():
+    misses = [ControlAnswer(positive=i % 2 == 0, right=False) for i in range(4)]
+    rights = [ControlAnswer(positive=i % 2 == 0, right=True) for i in range(9)]
+
+    record, paused = _run(misses + rights)
+
+    assert paused == [False] * 13
+    assert (record.gold_seen, record.gold_correct) == (13, 9)
+    assert record.gold_evidence == pytest.approx(4 * WRONG_POOLED + 9 * RIGHT_POOLED)
+    # yes items: 2 misses, 5 right; no items: 2 misses, 4 right
+    assert record.gold_evidence_yes == pytest.approx(2 * WRONG_CLASS + 5 * RIGHT_CLASS)
+    assert record.gold_evidence_no == pytest.approx(2 * WRONG_CLASS + 4 * RIGHT_CLASS)
+
+
+def test_a_long_honest_record_is_floored_so_a_worker_who_turns_bad_is_still_caught():
+    record, _ = _run([ControlAnswer(positive=True, right=True)] * 200)
+    assert record.gold_evidence == pytest.approx(-2 * math.log(200))
+
+    # from the floor, -10.60 nats, 18 misses in a row reach 5.90 >= 5.30; 17 reach 4.98
+    _, paused = _run([ControlAnswer(positive=False, right=False)] * 18, record)
+
+    assert paused.index(True) == 3  # the per-kind test on "no" items gets there first
+    _, pooled_only = _run([ControlAnswer(positive=i % 2 == 0, right=False) for i in range(18)])
+    assert pooled_only.index(True) == 5
+
+
+def test_random_spammers_are_all_paused_within_120_control_answers():
+    # 200 workers who answer each control item (yes or no, half each) at random
+    rng = np.random.default_rng(20261207)
+    when = []
+    for _ in range(200):
+        truths, rights = rng.random(200) < 0.5, rng.random(200) < 0.5
+        answers = [
+            ControlAnswer(positive=bool(t), right=bool(r))
+            for t, r in zip(truths, rights, strict=True)
+        ]
+        _, paused = _run(answers)
+        when.append(paused.index(True) + 1 if True in paused else 10**9)
+
+    # median 17 control answers (about 150 label votes at the default control rate)
+    assert (max(when) <= 120, int(np.median(when))) == (True, 17)
+
+
+@pytest.mark.parametrize(
+    ("fast_tasks", "paused"),
+    [
+        # each fast task adds log(0.5 / 0.1) = 1.609 nats, each slow one log(0.5 / 0.9) = -0.588;
+        # the speed gate pauses at log(100) = 4.61
+        ([1, 1], False),
+        ([1, 1, 1], True),
+        ([1, 1, 0, 1], False),  # 3 x 1.609 - 0.588 = 4.24
+        ([1, 1, 0, 1, 1], True),
+        ([1, 0, 0, 0, 0, 0, 0, 0, 0, 0] * 100, False),  # an honest worker, fast one time in 10
+    ],
+)
+def test_the_speed_gate_is_a_sequential_test_too(fast_tasks, paused):
+    record = WorkerRecord()
+    for fast in fast_tasks:
+        seconds = 0.1 if fast else SLOW
+        record = record_task(record, seconds_per_item=seconds, gold=[], gates=GATES)
+
+    decision = pause_decision(record, GATES)
+
+    assert (decision is not None) == paused
+    if paused:
+        assert decision.reason == (
+            "Too many of your recent tasks were answered faster than 0.4 s per image. Take a "
+            "little more time on each one; a curator can resume your account."
+        )
+
+
+def test_the_workers_message_names_the_reason_and_nothing_else_while_curators_get_evidence():
+    record, _ = _run([ControlAnswer(positive=True, right=False)] * 6)
+
+    decision = pause_decision(record, GATES)
+
+    assert decision is not None
+    assert decision.reason == GOLD_REASON
+    assert decision.reason == (
+        "Your answers to check questions were below the required accuracy. Re-read the "
+        "category definitions; a curator can resume your account."
+    )
+    assert not any(ch.isdigit() for ch in decision.reason)
+    assert "in a row" not in decision.reason
+    assert decision.detail == (
+        "Control items: 0 of 6 right. Evidence (nats, pause at 5.30 / 5.99): all 5.50, "
+        "yes items 9.02, no items 0.00 (bar 80%)."
+    )
