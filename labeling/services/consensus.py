@@ -455,6 +455,24 @@ def class_evidence(data: LabelVotes, posteriors: np.ndarray) -> np.ndarray:
     )
 
 
+def own_confusions(data: LabelVotes, posteriors: np.ndarray) -> np.ndarray:
+    """(workers, classes, classes): each worker's confusion from his own votes alone, every
+    vote spread over the true classes by the item's posterior; no prior. A row with no
+    evidence is uniform."""
+    k = posteriors.shape[1]
+    workers = len(data.worker_ids)
+    pair = data.votes.worker * k + data.votes.label
+    counts = np.stack(
+        [
+            np.bincount(pair, weights=posteriors[data.votes.item, c], minlength=workers * k)
+            for c in range(k)
+        ],
+        axis=1,
+    ).reshape(workers, k, k)
+    rows = counts.sum(axis=2, keepdims=True)
+    return np.where(rows > 0, counts / np.maximum(rows, 1e-12), 1.0 / k)
+
+
 def _apply_workers(
     data: LabelVotes, confusions: np.ndarray, priors: np.ndarray, posteriors: np.ndarray
 ) -> None:
@@ -464,13 +482,18 @@ def _apply_workers(
     (spammer score) or against the crowd (accuracy below the gate), once they have answered
     enough for the model to know them: enough votes, and enough on items of every class (on a
     mostly-positive pool an honest worker's "no" row rests on few items early on, and looks
-    like a spammer's)."""
-    accuracy = em_accuracy(confusions, priors)
-    spam = spammer_score(confusions)
+    like a spammer's).
+
+    The stored matrix is the model's, shrunk toward the crowd (a newcomer reads like an average
+    worker); a worker the model knows is scored and gated on his own votes alone, so that prior
+    cannot make an always-yes worker look like the crowd on the rows he answered."""
     cast = np.bincount(data.votes.worker, minlength=len(data.worker_ids))
     known = (cast >= settings.CROWDNET_GATE_SPAMMER_MIN_VOTES) & (
         class_evidence(data, posteriors).min(axis=1) >= settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS
     )
+    scored = np.where(known[:, None, None], own_confusions(data, posteriors), confusions)
+    accuracy = em_accuracy(scored, priors)
+    spam = spammer_score(scored)
     worker_ids = data.worker_ids.tolist()
     have = set(
         WorkerProfile.objects.filter(user_id__in=worker_ids).values_list("user_id", flat=True)

@@ -3,6 +3,7 @@ gate and curator pauses, overrides and live decisions committed while it runs al
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -10,7 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 import labeling.services.consensus as consensus_service
-from labeling.crowd.gates import GateSettings, WorkerRecord, pause_reason
+from labeling.crowd.gates import GateSettings, WorkerRecord, pause_decision
 from labeling.models import Candidate, MicroTask, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.consensus import (
@@ -34,10 +35,13 @@ LIVE_COLUMNS = (
     "last_answer_at",
     "gold_seen",
     "gold_correct",
-    "gold_failed_streak",
-    "recent_fast",
+    "gold_evidence",
+    "gold_evidence_yes",
+    "gold_evidence_no",
+    "fast_evidence",
     "paused",
     "pause_reason",
+    "pause_detail",
     "paused_at",
 )
 
@@ -50,9 +54,10 @@ def _rules(settings):
     settings.CROWDNET_CONSENSUS_PRIOR = 0.5
     settings.CROWDNET_GATE_SPAMMER_MIN_VOTES = 10
     settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS = 5  # 8 of the 24 items are "no"
-    # every answer is "too fast"; the second one in a row pauses the worker
+    # every answer is "too fast": each adds log(0.5 / 0.1) = 1.61 nats of speed evidence, and
+    # at a 5 % false-pause budget the gate pauses at log(20) = 3.0, so on the second answer
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 1000.0
-    settings.CROWDNET_GATE_FAST_MAX = 2
+    settings.CROWDNET_GATE_FALSE_PAUSE = 0.05
 
 
 def _worker(name: str):
@@ -165,12 +170,17 @@ def test_answers_and_pauses_committed_during_a_run_all_stand(category, curator):
     assert _live(y) == after["y"]
     assert _live(adversary) == after["adversary"]
     assert (after["x"]["answered_tasks"], after["x"]["answered_items"]) == (11, 41)
-    assert (after["x"]["recent_fast"], after["x"]["paused"]) == ([1], False)
-    assert (after["y"]["answered_tasks"], after["y"]["answered_items"]) == (12, 42)
-    fast = pause_reason(
-        WorkerRecord(0, 0, 0, (1, 1)), GateSettings(min_seconds_per_item=1000.0, fast_max=2)
+    assert (after["x"]["fast_evidence"], after["x"]["paused"]) == (
+        pytest.approx(math.log(5)),
+        False,
     )
-    assert (after["y"]["paused"], after["y"]["pause_reason"]) == (True, fast)
+    assert (after["y"]["answered_tasks"], after["y"]["answered_items"]) == (12, 42)
+    fast = pause_decision(
+        WorkerRecord(fast_evidence=2 * math.log(5)),
+        GateSettings(min_seconds_per_item=1000.0, false_pause=0.05),
+    )
+    assert fast is not None
+    assert (after["y"]["paused"], after["y"]["pause_reason"]) == (True, fast.reason)
     assert (after["adversary"]["paused"], after["adversary"]["pause_reason"]) == (
         True,
         "Curator: a look.",
