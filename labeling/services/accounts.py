@@ -42,6 +42,8 @@ def _token_digest(token: str) -> str:
 
 
 def _check_new_user(username: str, password: str) -> None:
+    """Raise ValidationError by field unless ``username`` (already NFKC-normalised, as it will
+    be stored) is allowed and free in any case, and ``password`` is strong enough."""
     try:
         validate_username(username)
     except ValidationError as error:
@@ -57,7 +59,11 @@ def _check_new_user(username: str, password: str) -> None:
 def user_create(
     *, username: str, password: str, role: str = User.Role.WORKER, email: str = ""
 ) -> User:
-    """Create an active account with a validated password; writes one user."""
+    """Create an active account with a validated password; writes one user.
+
+    The name is checked as Django stores it (NFKC-normalised), so a full-width "cora" is taken
+    when "cora" exists, instead of failing on the unique constraint."""
+    username = User.normalize_username(username)
     _check_new_user(username, password)
     return User.objects.create_user(username=username, password=password, email=email, role=role)
 

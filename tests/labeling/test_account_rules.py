@@ -97,3 +97,24 @@ def test_resume_finds_only_workers_like_pause(curator_api, curator):
 
     assert (resume.status_code, pause.status_code) == (404, 404)
     assert not WorkerProfile.objects.exists()
+
+
+@pytest.mark.parametrize("username", ["\uff43\uff4f\uff52\uff41", "\uff23ora", "COR\u1d2c"])
+def test_a_name_that_normalises_to_a_taken_one_is_refused(curator_api, username):
+    # Django stores usernames NFKC-normalised: a full-width "cora" is stored as "cora".
+    response = curator_api.post(
+        "/api/workers/", {"username": username, "password": PASSWORD}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"username": ["That username is taken; choose another."]}
+    assert list(User.objects.values_list("username", flat=True)) == ["cora"]
+
+
+def test_an_account_is_stored_under_the_name_it_was_checked_as(settings):
+    settings.CROWDNET_OPEN_SIGNUP = True
+
+    user = accounts.signup(username="\ufb01sh", password=PASSWORD)
+
+    assert user.username == "fish"
+    assert list(User.objects.values_list("username", flat=True)) == ["fish"]
