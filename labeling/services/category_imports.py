@@ -85,6 +85,8 @@ def _json_rows(text: str) -> tuple[list[tuple[str, dict[str, str]]], list[RowErr
         document = json.loads(text)
     except ValueError as error:
         return [], [RowError("file", f"not valid JSON ({error})")]
+    except RecursionError:  # the decoder recurses once per level of nesting
+        return [], [RowError("file", "not valid JSON (nested too deeply)")]
     if not isinstance(document, list):
         return [], [RowError("file", "give a JSON list of objects, one per category")]
     rows, errors = [], []

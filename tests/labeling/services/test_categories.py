@@ -141,6 +141,11 @@ def test_a_two_row_loop_in_the_file_is_refused_after_the_checks():
             RowError("line 3", "holds a NUL character"),
         ),
         (
+            b"[" * 100_000 + b"]" * 100_000,
+            "x.json",
+            RowError("file", "not valid JSON (nested too deeply)"),
+        ),
+        (
             b"name\n" + b"x" * 140_000 + b"\n",
             "x.csv",
             RowError("line 2", "not valid CSV (field larger than field limit (131072))"),
