@@ -95,12 +95,11 @@ def _json_rows(text: str) -> tuple[list[tuple[str, dict[str, str]]], list[RowErr
             errors.append(RowError(f"item {number}", "is not an object"))
             continue
         values = {ALIASES.get(k, k): v for k, v in item.items()}
-        rows.append(
-            (
-                f"item {number}",
-                {k: "" if v is None else str(v).strip() for k, v in values.items() if k in COLUMNS},
-            )
-        )
+        texts = {k: "" if v is None else str(v).strip() for k, v in values.items() if k in COLUMNS}
+        if any("\x00" in text for text in texts.values()):  # "\u0000" in the JSON
+            errors.append(RowError(f"item {number}", "holds a NUL character"))
+            continue
+        rows.append((f"item {number}", texts))
     return rows, errors
 
 

@@ -141,6 +141,11 @@ def test_a_two_row_loop_in_the_file_is_refused_after_the_checks():
             RowError("line 3", "holds a NUL character"),
         ),
         (
+            b'[{"name": "cat"}, {"name": "dog", "definition": "a\\u0000"}]',
+            "x.json",
+            RowError("item 2", "holds a NUL character"),
+        ),
+        (
             b"[" * 100_000 + b"]" * 100_000,
             "x.json",
             RowError("file", "not valid JSON (nested too deeply)"),
