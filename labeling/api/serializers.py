@@ -11,10 +11,22 @@ from labeling.models import Candidate, Category, Image, ImportJob, Invitation, U
 from labeling.services.accounts import validate_username
 
 
+class CategorySlugField(serializers.SlugRelatedField):
+    """A category by slug; a value that is no slug at all (a NUL character, which PostgreSQL
+    text can't hold) is "does not exist" too, never looked up."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(slug_field="slug", **kwargs)
+
+    def to_internal_value(self, data: Any) -> Category:
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data)
+        category: Category = super().to_internal_value(data)
+        return category
+
+
 class CategorySerializer(serializers.ModelSerializer):
-    parent = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Category.objects.all(), required=False, allow_null=True
-    )
+    parent = CategorySlugField(queryset=Category.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Category
@@ -97,9 +109,9 @@ class ImageSerializer(serializers.ModelSerializer):
         return reverse("image-file", args=[image.uid, "original"])
 
 
-def _import_target() -> serializers.SlugRelatedField:
+def _import_target() -> CategorySlugField:
     """A category for new images, by slug; archived ones take none."""
-    return serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.active())
+    return CategorySlugField(queryset=Category.objects.active())
 
 
 class UploadSerializer(serializers.Serializer):

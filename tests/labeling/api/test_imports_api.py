@@ -173,3 +173,15 @@ def test_image_list_has_a_fixed_number_of_queries(curator_api, category, django_
     body = response.json()
     assert body["count"] == 5
     assert [c["category"] for c in body["results"][0]["candidates"]] == ["cat"]
+
+
+def test_a_category_slug_with_a_nul_character_is_a_400_not_a_database_error(curator_api, category):
+    response = curator_api.post(
+        "/api/imports/upload/",
+        {"category": "c\x00t", "files": [_file("a.jpg", image_bytes(8))]},
+        format="multipart",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"category": ["Object with slug=c\x00t does not exist."]}
+    assert Image.objects.count() == 0
