@@ -48,14 +48,9 @@ class CategorySerializer(serializers.ModelSerializer):
         return value or None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        parent = attrs.get("parent")
-        node = parent
-        while node is not None and self.instance is not None:
-            if node.pk == self.instance.pk:
-                raise serializers.ValidationError(
-                    {"parent": "A category can't be its own ancestor."}
-                )
-            node = node.parent
+        problem = (self.instance or Category()).ancestry_problem(attrs.get("parent"))
+        if problem:
+            raise serializers.ValidationError({"parent": problem})
         return attrs
 
 

@@ -6,6 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -115,6 +116,26 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def ancestry_problem(self, parent: Category | None) -> str | None:
+        """Why ``parent`` can't be this category's parent (it is this category or below it,
+        or its own parents loop), or None. Walks up at most once per category."""
+        seen: set[int] = set()
+        node = parent
+        while node is not None:
+            if self.pk is not None and node.pk == self.pk:
+                return "A category can't be its own ancestor."
+            if node.pk in seen:
+                return "That parent's own parents make a loop; give it another parent first."
+            seen.add(node.pk)
+            node = node.parent
+        return None
+
+    def clean(self) -> None:
+        """The tree check, so that the admin and full_clean refuse a loop of parents."""
+        problem = self.ancestry_problem(self.parent) if self.parent_id else None
+        if problem:
+            raise ValidationError({"parent": problem})
 
 
 class ImageSource(models.TextChoices):
