@@ -11,6 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from labeling.usernames import validate_username
 from labeling.wordnet_ids import (
     CATEGORY_NAME_MAX_LENGTH,
     WNID_MAX_LENGTH,
@@ -30,6 +31,16 @@ class User(AbstractUser):
         WORKER = "worker", "Worker"
         CURATOR = "curator", "Curator"
 
+    # AbstractUser's field with the project's one username rule, so that the admin and
+    # createsuperuser apply it too, not only the API and the forms.
+    username = models.CharField(
+        "username",
+        max_length=150,
+        unique=True,
+        help_text="Letters, digits and @ . + - _ only; no two dots in a row.",
+        validators=[validate_username],
+        error_messages={"unique": "A user with that username already exists."},
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.WORKER)
 
     @property

@@ -118,3 +118,33 @@ def test_an_account_is_stored_under_the_name_it_was_checked_as(settings):
 
     assert user.username == "fish"
     assert list(User.objects.values_list("username", flat=True)) == ["fish"]
+
+
+def test_the_admin_applies_the_rule_when_adding_and_renaming(admin_client):
+    admin = User.objects.get(username="admin")
+    added = admin_client.post(
+        "/admin/labeling/user/add/",
+        {
+            "username": "up..here",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "usable_password": "true",
+        },
+    )
+    renamed = admin_client.post(
+        f"/admin/labeling/user/{admin.pk}/change/",
+        {
+            "username": "up..here",
+            "role": "curator",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+        },
+    )
+
+    assert added.status_code == renamed.status_code == 200
+    assert added.context["adminform"].form.errors == {"username": [DOTS]}
+    assert renamed.context["adminform"].form.errors == {"username": [DOTS]}
+    assert list(User.objects.values_list("username", flat=True)) == ["admin"]
