@@ -244,17 +244,29 @@ class _Loop(Exception):
 
 
 def _loop_errors(rows: list[_Row]) -> list[RowError]:
-    """Rows whose chain of parents comes back to them, in the tree as written (so a row that
-    moves a category under one of its own descendants is caught too)."""
+    """Rows whose chain of parents never reaches a root, in the tree as written (so a row that
+    moves a category under one of its own descendants is caught too). Each category is walked
+    once: a 10,000-deep chain costs 10,000 steps, not 50 million."""
     tree = dict(Category.objects.values_list("pk", "parent_id"))
+    rooted: set[int] = set()
+    looped: set[int] = set()
+
+    def reaches_root(start: int) -> bool:
+        path: set[int] = set()
+        node: int | None = start
+        while node is not None and node not in rooted and node not in looped:
+            if node in path:
+                break
+            path.add(node)
+            node = tree.get(node)
+        reached = node is None or node in rooted
+        (rooted if reached else looped).update(path)
+        return reached
+
     errors = []
     for row in rows:
-        assert row.target is not None
-        node, seen = tree.get(row.target.pk), {row.target.pk}
-        while node is not None and node not in seen:
-            seen.add(node)
-            node = tree.get(node)
-        if node is not None:
+        assert row.target is not None and row.target.pk is not None
+        if not reaches_root(row.target.pk):
             errors.append(RowError(row.line, "its parents make a loop"))
     return errors
 

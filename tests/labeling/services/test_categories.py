@@ -119,6 +119,22 @@ def test_a_two_row_loop_in_the_file_is_refused_after_the_checks():
     assert (report.created, Category.objects.count()) == ([], 0)
 
 
+def test_a_deep_chain_imports_and_a_loop_at_its_top_is_found_for_every_row():
+    """The loop check walks each category once and still finds every row a loop strands."""
+    chain = ["name,parent", "c0,"] + [f"c{i},c{i - 1}" for i in range(1, 3000)]
+    looped = ["name,parent", "top,c2999"] + [f"c{i},c{i - 1}" for i in range(1, 3)]
+    looped.append("c0,top")
+
+    first = categories_import(data="\n".join(chain).encode(), name="chain.csv")
+    second = categories_import(data="\n".join(looped).encode(), name="loop.csv")
+
+    assert (len(first.created), first.errors) == (3000, [])
+    assert Category.objects.get(slug="c2999").parent.slug == "c2998"
+    assert second.errors == [RowError(f"line {n}", "its parents make a loop") for n in (2, 3, 4, 5)]
+    assert Category.objects.count() == 3000
+    assert Category.objects.get(slug="c0").parent is None
+
+
 @pytest.mark.parametrize(
     ("data", "name", "error"),
     [
