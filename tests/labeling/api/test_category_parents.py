@@ -66,3 +66,19 @@ def test_the_admin_refuses_to_make_a_loop(admin_client):
     assert response.status_code == 200
     assert "A category can&#x27;t be its own ancestor." in response.content.decode()
     assert Category.objects.get(slug="a").parent is None
+
+
+@pytest.mark.parametrize(
+    ("method", "url"),
+    [
+        ("get", "/api/categories/a%00b/"),
+        ("post", "/api/categories/a%00b/restore/"),
+        ("delete", "/api/categories/a%00b/"),
+        ("patch", "/api/categories/a%00b/"),
+    ],
+)
+def test_a_category_address_that_is_no_slug_is_a_404(curator_api, category, method, url):
+    response = getattr(curator_api, method)(url)
+
+    assert response.status_code == 404
+    assert list(Category.objects.values_list("slug", "archived_at")) == [("cat", None)]
