@@ -94,8 +94,15 @@ def _json_rows(text: str) -> tuple[list[tuple[str, dict[str, str]]], list[RowErr
         if not isinstance(item, dict):
             errors.append(RowError(f"item {number}", "is not an object"))
             continue
-        values = {ALIASES.get(k, k): v for k, v in item.items()}
-        texts = {k: "" if v is None else str(v).strip() for k, v in values.items() if k in COLUMNS}
+        values = {ALIASES.get(k, k): v for k, v in item.items() if ALIASES.get(k, k) in COLUMNS}
+        nested = [k for k, v in values.items() if isinstance(v, (dict, list))]
+        if nested:
+            kind = "an object" if isinstance(values[nested[0]], dict) else "a list"
+            errors.append(
+                RowError(f"item {number}", f"{nested[0]} is {kind}; give text or a number")
+            )
+            continue
+        texts = {k: "" if v is None else str(v).strip() for k, v in values.items()}
         if any("\x00" in text for text in texts.values()):  # "\u0000" in the JSON
             errors.append(RowError(f"item {number}", "holds a NUL character"))
             continue

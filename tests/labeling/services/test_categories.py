@@ -162,6 +162,11 @@ def test_a_deep_chain_imports_and_a_loop_at_its_top_is_found_for_every_row():
             RowError("item 2", "holds a NUL character"),
         ),
         (
+            b'[{"name": "cat"}, {"name": {"en": "dog"}}]',
+            "x.json",
+            RowError("item 2", "name is an object; give text or a number"),
+        ),
+        (
             b"[" * 100_000 + b"]" * 100_000,
             "x.json",
             RowError("file", "not valid JSON (nested too deeply)"),
