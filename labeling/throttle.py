@@ -10,12 +10,14 @@ password is checked and counts every failure here. Three counters per failure:
   addresses. (Someone with many addresses can use it to lock an account out for a window:
   that is the price of not letting them guess.)
 
-The client address is `client_address`, which every throttle and lockout uses.
+The client address is `client_address`; every throttle and lockout counts by its network,
+`client_network` (an IPv6 host is handed a whole /64, so its addresses count as one).
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -50,8 +52,24 @@ def client_address(request: HttpRequest) -> str:
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
-def _keys(request: HttpRequest, username: str) -> tuple[str, str, str]:
+def client_network(request: HttpRequest) -> str:
+    """What limits count by: the client's IPv4 address (an IPv4-mapped IPv6 one as IPv4), or
+    the /64 network of its IPv6 address, since one host may use any address in its /64;
+    the address as given when it is not an IP address."""
     address = client_address(request)
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def _keys(request: HttpRequest, username: str) -> tuple[str, str, str]:
+    address = client_network(request)
     name = username.strip().lower()
     pair = hashlib.sha256(f"{address}\n{name}".encode()).hexdigest()
     account = hashlib.sha256(name.encode()).hexdigest()

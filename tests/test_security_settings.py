@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 PRINT = (
@@ -52,3 +53,14 @@ def test_https_responses_carry_the_hsts_header(settings, client):
     response = client.get("/accounts/login/", secure=True)
 
     assert response["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
+
+
+def test_the_compose_stack_trusts_the_one_proxy_in_front_of_it():
+    """Behind a proxy with CROWDNET_NUM_PROXIES=0 every client has the proxy's address, so
+    one client's failed logins would block everyone's."""
+    compose = yaml.safe_load((ROOT / "docker" / "docker-compose.yml").read_text())
+
+    web = compose["services"]["web"]
+
+    assert web["ports"] == ["127.0.0.1:${CROWDNET_PORT:-8000}:8000"]
+    assert web["environment"]["CROWDNET_NUM_PROXIES"] == "${CROWDNET_NUM_PROXIES:-1}"

@@ -52,14 +52,9 @@ class CategorySerializer(serializers.ModelSerializer):
         return value or None
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        parent = attrs.get("parent")
-        node = parent
-        while node is not None and self.instance is not None:
-            if node.pk == self.instance.pk:
-                raise serializers.ValidationError(
-                    {"parent": "A category can't be its own ancestor."}
-                )
-            node = node.parent
+        problem = (self.instance or Category()).ancestry_problem(attrs.get("parent"))
+        if problem:
+            raise serializers.ValidationError({"parent": problem})
         return attrs
 
 
@@ -113,7 +108,7 @@ class ImageSerializer(serializers.ModelSerializer):
         return reverse("image-file", args=[image.uid, "original"])
 
 
-def _import_target() -> serializers.SlugRelatedField:
+def _import_target() -> CategorySlugField:
     """A category for new images, by slug; archived ones take none."""
     return CategorySlugField(slug_field="slug", queryset=Category.objects.active())
 

@@ -7,15 +7,15 @@ from typing import Any
 from rest_framework import throttling
 from rest_framework.request import Request
 
-from labeling.throttle import client_address
+from labeling.throttle import client_network
 
 
 class ClientAddressMixin:
-    """Identify anonymous clients by `labeling.throttle.client_address`, which trusts
-    X-Forwarded-For only as far as CROWDNET_NUM_PROXIES says."""
+    """Identify anonymous clients by `labeling.throttle.client_network`: the client address,
+    trusting X-Forwarded-For only as far as CROWDNET_NUM_PROXIES says, or its IPv6 /64."""
 
     def get_ident(self, request: Request) -> str:
-        return client_address(request)
+        return client_network(request)
 
 
 class UserRateThrottle(ClientAddressMixin, throttling.UserRateThrottle):

@@ -106,6 +106,8 @@ class CategoryViewSet(viewsets.ModelViewSet):
     serializer_class = CategorySerializer
     permission_classes = [CuratorWritesOthersRead]
     lookup_field = "slug"
+    # only slugs reach the database: a NUL character in the address would be a DataError
+    lookup_value_regex = "[-a-zA-Z0-9_]+"
 
     def get_queryset(self) -> QuerySet[Category]:
         queryset = Category.objects.select_related("parent").order_by("name")

@@ -163,6 +163,9 @@ def _json(parsed: ParsedAnnotations, path: str, data: bytes) -> object | None:
     except (ValueError, UnicodeDecodeError) as error:
         parsed.error(path, f"not valid JSON ({error})")
         return None
+    except RecursionError:  # the decoder recurses once per level of nesting
+        parsed.error(path, "not valid JSON (nested too deeply)")
+        return None
 
 
 def read_coco(view: ArchiveView) -> ParsedAnnotations:

@@ -56,7 +56,7 @@ def jpeg_original(data: bytes, keep_gps: bool) -> bytes | None:
             return None
         code = data[pos + 1]
         if code == _JPEG_SOS:
-            parts.append(data[pos:end])
+            parts.extend(_jpeg_scans(data, pos, end))
             break
         if code in _JPEG_STANDALONE:
             parts.append(data[pos : pos + 2])
@@ -70,6 +70,26 @@ def jpeg_original(data: bytes, keep_gps: bool) -> bytes | None:
             parts.append(data[pos : pos + 4] + segment)
         pos += 2 + length
     return b"".join(parts)
+
+
+def _jpeg_scans(data: bytes, pos: int, end: int) -> list[bytes]:
+    """The scans from the first SOS (at pos) to just past EOI (end), less the comment and
+    application segments that a progressive JPEG may carry between its scans (a comment, or
+    EXIF with GPS, hidden there would otherwise be stored)."""
+    parts, kept_from = [], pos
+    while (marker := _JPEG_MARKER.search(data, pos, end)) is not None:
+        at, code, pos = marker.start(), data[marker.end() - 1], marker.end()
+        if code == 0xD9 or pos + 2 > end:
+            break
+        if code in _JPEG_STANDALONE:
+            continue
+        (length,) = struct.unpack_from(">H", data, pos)
+        if code == _JPEG_COM or 0xE0 <= code <= 0xEF:
+            parts.append(data[kept_from:at])
+            kept_from = pos + length
+        pos += length
+    parts.append(data[kept_from:end])
+    return parts
 
 
 def _jpeg_segment(code: int, payload: bytes, keep_gps: bool) -> bytes | None:

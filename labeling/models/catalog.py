@@ -6,10 +6,12 @@ import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from labeling.usernames import validate_username
 from labeling.wordnet_ids import (
     CATEGORY_NAME_MAX_LENGTH,
     WNID_MAX_LENGTH,
@@ -29,6 +31,16 @@ class User(AbstractUser):
         WORKER = "worker", "Worker"
         CURATOR = "curator", "Curator"
 
+    # AbstractUser's field with the project's one username rule, so that the admin and
+    # createsuperuser apply it too, not only the API and the forms.
+    username = models.CharField(
+        "username",
+        max_length=150,
+        unique=True,
+        help_text="Letters, digits and @ . + - _ only; no two dots in a row.",
+        validators=[validate_username],
+        error_messages={"unique": "A user with that username already exists."},
+    )
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.WORKER)
 
     @property
@@ -115,6 +127,26 @@ class Category(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def ancestry_problem(self, parent: Category | None) -> str | None:
+        """Why ``parent`` can't be this category's parent (it is this category or below it,
+        or its own parents loop), or None. Walks up at most once per category."""
+        seen: set[int] = set()
+        node = parent
+        while node is not None:
+            if self.pk is not None and node.pk == self.pk:
+                return "A category can't be its own ancestor."
+            if node.pk in seen:
+                return "That parent's own parents make a loop; give it another parent first."
+            seen.add(node.pk)
+            node = node.parent
+        return None
+
+    def clean(self) -> None:
+        """The tree check, so that the admin and full_clean refuse a loop of parents."""
+        problem = self.ancestry_problem(self.parent) if self.parent_id else None
+        if problem:
+            raise ValidationError({"parent": problem})
 
 
 class ImageSource(models.TextChoices):

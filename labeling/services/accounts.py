@@ -4,37 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import unicodedata
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
-from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from labeling.models import Invitation, User
-
-# Format and control characters (zero-width, right-to-left overrides), line and paragraph
-# separators: invisible in a name, and they make one name look like another.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-_unicode_username = UnicodeUsernameValidator()
-
-
-def validate_username(value: str) -> None:
-    """The one username rule, for the API, the forms and every service that makes an account:
-    Django's (letters, digits and @ . + - _ only), no invisible or control character, and
-    nothing path-like (no ".."). Raises ValidationError."""
-    if any(unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in value):
-        raise ValidationError(
-            "A username can't hold invisible or control characters (line breaks, zero-width "
-            "or right-to-left marks).",
-            code="invisible",
-        )
-    _unicode_username(value)
-    if ".." in value:
-        raise ValidationError("A username can't hold two dots in a row.", code="dots")
+from labeling.usernames import validate_username
 
 
 def _token_digest(token: str) -> str:
@@ -42,6 +21,8 @@ def _token_digest(token: str) -> str:
 
 
 def _check_new_user(username: str, password: str) -> None:
+    """Raise ValidationError by field unless ``username`` (already NFKC-normalised, as it will
+    be stored) is allowed and free in any case, and ``password`` is strong enough."""
     try:
         validate_username(username)
     except ValidationError as error:
@@ -57,7 +38,11 @@ def _check_new_user(username: str, password: str) -> None:
 def user_create(
     *, username: str, password: str, role: str = User.Role.WORKER, email: str = ""
 ) -> User:
-    """Create an active account with a validated password; writes one user."""
+    """Create an active account with a validated password; writes one user.
+
+    The name is checked as Django stores it (NFKC-normalised), so a full-width "cora" is taken
+    when "cora" exists, instead of failing on the unique constraint."""
+    username = User.normalize_username(username)
     _check_new_user(username, password)
     return User.objects.create_user(username=username, password=password, email=email, role=role)
 

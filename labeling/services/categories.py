@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models.deletion import ProtectedError
 from django.utils import timezone
@@ -24,23 +23,12 @@ class CategoryHasChildren(Exception):
     """The category is a parent: its subcategories must be moved or removed first."""
 
 
-def _ancestry_problem(category: Category, parent: Category | None) -> str | None:
-    node = parent
-    while node is not None:
-        if category.pk is not None and node.pk == category.pk:
-            return "A category can't be its own ancestor."
-        node = node.parent
-    return None
-
-
 def _checked_save(category: Category) -> Category:
-    """Run the model's validators (wnid shape, lengths, uniqueness) and the tree check, then
-    save; raises ValidationError with per-field messages and writes nothing on failure."""
+    """Run the model's validators (wnid shape, lengths, uniqueness) and the tree check (its
+    clean()), then save; raises ValidationError with per-field messages and writes nothing on
+    failure."""
     category.wnid = category.wnid or None
     category.full_clean()
-    problem = _ancestry_problem(category, category.parent)
-    if problem:
-        raise ValidationError({"parent": problem})
     category.save()
     return category
 

@@ -97,3 +97,54 @@ def test_resume_finds_only_workers_like_pause(curator_api, curator):
 
     assert (resume.status_code, pause.status_code) == (404, 404)
     assert not WorkerProfile.objects.exists()
+
+
+@pytest.mark.parametrize("username", ["\uff43\uff4f\uff52\uff41", "\uff23ora", "COR\u1d2c"])
+def test_a_name_that_normalises_to_a_taken_one_is_refused(curator_api, username):
+    # Django stores usernames NFKC-normalised: a full-width "cora" is stored as "cora".
+    response = curator_api.post(
+        "/api/workers/", {"username": username, "password": PASSWORD}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"username": ["That username is taken; choose another."]}
+    assert list(User.objects.values_list("username", flat=True)) == ["cora"]
+
+
+def test_an_account_is_stored_under_the_name_it_was_checked_as(settings):
+    settings.CROWDNET_OPEN_SIGNUP = True
+
+    user = accounts.signup(username="\ufb01sh", password=PASSWORD)
+
+    assert user.username == "fish"
+    assert list(User.objects.values_list("username", flat=True)) == ["fish"]
+
+
+def test_the_admin_applies_the_rule_when_adding_and_renaming(admin_client):
+    admin = User.objects.get(username="admin")
+    added = admin_client.post(
+        "/admin/labeling/user/add/",
+        {
+            "username": "up..here",
+            "password1": PASSWORD,
+            "password2": PASSWORD,
+            "usable_password": "true",
+        },
+    )
+    renamed = admin_client.post(
+        f"/admin/labeling/user/{admin.pk}/change/",
+        {
+            "username": "up..here",
+            "role": "curator",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "is_active": "on",
+            "is_staff": "on",
+            "is_superuser": "on",
+        },
+    )
+
+    assert added.status_code == renamed.status_code == 200
+    assert added.context["adminform"].form.errors == {"username": [DOTS]}
+    assert renamed.context["adminform"].form.errors == {"username": [DOTS]}
+    assert list(User.objects.values_list("username", flat=True)) == ["admin"]

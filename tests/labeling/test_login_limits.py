@@ -8,7 +8,7 @@ from django.test import RequestFactory
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from labeling.throttle import LIMITS, client_address
+from labeling.throttle import LIMITS, client_address, client_network
 from tests.factories import PASSWORD, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -151,3 +151,45 @@ def test_a_token_request_that_is_not_an_object_is_400(api, body):
 
     assert response.status_code == 400
     assert not Token.objects.exists()
+
+
+def test_one_ipv6_network_counts_as_one_address(client, curator):
+    """A host is given a whole /64: each failure from another address in it, for another
+    account, still counts toward one address limit."""
+    codes = [
+        client.post(
+            reverse("login"),
+            {"username": f"user{n}", "password": "wrong"},
+            REMOTE_ADDR=f"2001:db8:1:2::{n + 1:x}",
+        ).status_code
+        for n in range(LIMITS.per_address + 1)
+    ]
+
+    fresh = client.post(
+        reverse("login"),
+        {"username": "cora", "password": PASSWORD},
+        REMOTE_ADDR="2001:db8:1:2:ffff::1",
+    )
+    elsewhere = client.post(
+        reverse("login"), {"username": "cora", "password": PASSWORD}, REMOTE_ADDR="2001:db8:1:3::1"
+    )
+
+    assert codes == [200] * LIMITS.per_address + [429]
+    assert fresh.status_code == 429
+    assert elsewhere.status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("192.0.2.1", "192.0.2.1"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("::ffff:192.0.2.1", "192.0.2.1"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_client_network_groups_an_ipv6_host(address, key):
+    request = RequestFactory().get("/", REMOTE_ADDR=address)
+
+    assert client_network(request) == key

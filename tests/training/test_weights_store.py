@@ -124,3 +124,16 @@ def test_an_unknown_run_id_is_400(curator_api, store, queued):
         "weights": ["run:999: no finished run with a checkpoint has that id."]
     }
     assert (TrainingRun.objects.count(), queued) == (0, [])
+
+
+def test_weights_longer_than_a_run_can_store_are_400(curator_api, store, queued):
+    digits_version()
+    weights = "checkpoint:" + "deep/" * 60 + "run.pt"
+
+    response = _post(curator_api, weights)
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "weights": ["The starting weights are 317 characters long; at most 300 are allowed."]
+    }
+    assert (TrainingRun.objects.count(), queued) == (0, [])

@@ -100,6 +100,13 @@ def run_create(
         raise RunInvalid("backbone", f"Unknown backbone; use one of {', '.join(BACKBONES)}.")
     if mode not in MODES:
         raise RunInvalid("mode", f"Unknown mode; use one of {', '.join(MODES)}.")
+    limit = TrainingRun._meta.get_field("weights").max_length
+    if len(weights) > limit:
+        raise RunInvalid(
+            "weights",
+            f"The starting weights are {len(weights)} characters long; at most {limit} are "
+            "allowed.",
+        )
     try:
         weights_resolve(weights)
     except ValueError as error:

@@ -93,15 +93,16 @@ def test_archive_endpoint_refuses_a_non_archive_and_stores_nothing(
     assert stored_files(media_root) == []
 
 
-def test_upload_needs_a_known_category(curator_api, category):
+@pytest.mark.parametrize("slug", ["unicorn", "c\x00t"])  # NUL: never looked up
+def test_upload_needs_a_known_category(curator_api, category, slug):
     response = curator_api.post(
         "/api/imports/upload/",
-        {"category": "unicorn", "files": [_file("a.jpg", image_bytes(8))]},
+        {"category": slug, "files": [_file("a.jpg", image_bytes(8))]},
         format="multipart",
     )
 
     assert response.status_code == 400
-    assert response.json() == {"category": ["Object with slug=unicorn does not exist."]}
+    assert response.json() == {"category": [f"Object with slug={slug} does not exist."]}
     assert Image.objects.count() == 0
 
 

@@ -236,3 +236,22 @@ def test_unreadable_exif_is_dropped_whole() -> None:
 def test_scrub_exif_refuses_what_it_cannot_walk(block: bytes) -> None:
     with pytest.raises(ExifUnreadable):
         scrub_exif(block, keep_gps=False)
+
+
+def test_comments_and_metadata_between_the_scans_of_a_progressive_jpeg_are_dropped() -> None:
+    # given a progressive JPEG with a comment and a GPS-bearing EXIF block after its first scan
+    data = _encode(_picture(), "JPEG", quality=95, progressive=True)
+    second_scan = data.index(b"\xff\xda", data.index(b"\xff\xda") + 2)
+    exif = b"Exif\x00\x00" + _camera_exif().tobytes()
+    comment = b"\xff\xfe" + struct.pack(">H", 2 + 14) + b"where I live 1"
+    app1 = b"\xff\xe1" + struct.pack(">H", 2 + len(exif)) + exif
+    data = data[:second_scan] + comment + app1 + data[second_scan:]
+
+    # when
+    result = validate_image(data, LIMITS)
+
+    # then neither is stored, and the picture is the same
+    assert b"where I live" not in result.original
+    assert b"Exif\x00\x00" not in result.original
+    assert len(result.original) == len(data) - len(comment) - len(app1)
+    assert np.array_equal(np.asarray(_opened(result.original)), np.asarray(_opened(data)))

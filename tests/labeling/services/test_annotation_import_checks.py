@@ -125,3 +125,23 @@ def test_the_admin_refuses_a_malformed_wnid(admin_client):
     assert "Use a WordNet id such as n02123045." in response.content.decode()
     assert listing.status_code == 200
     assert Category.objects.count() == 0
+
+
+def test_a_json_file_nested_too_deep_is_reported_not_a_500(curator_api):
+    # json.loads recurses once per level: this depth raises RecursionError, not ValueError
+    nested = b"[" * 100_000 + b"]" * 100_000
+    upload = zip_of({"a.json": nested, "p.jpg": image_bytes(1)})
+
+    response = curator_api.post(
+        "/api/imports/annotations/", {"archive": upload, "format": "coco"}, format="multipart"
+    )
+
+    assert response.status_code == 400
+    assert response.json()["errors"] == [
+        {"record": "a.json", "message": "not valid JSON (nested too deeply)"},
+        {
+            "record": "archive",
+            "message": "no COCO JSON file (with images, annotations and categories) in it",
+        },
+    ]
+    assert _nothing_written() == (0, 0, 0)

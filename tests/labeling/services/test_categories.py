@@ -119,6 +119,22 @@ def test_a_two_row_loop_in_the_file_is_refused_after_the_checks():
     assert (report.created, Category.objects.count()) == ([], 0)
 
 
+def test_a_deep_chain_imports_and_a_loop_at_its_top_is_found_for_every_row():
+    """The loop check walks each category once and still finds every row a loop strands."""
+    chain = ["name,parent", "c0,"] + [f"c{i},c{i - 1}" for i in range(1, 3000)]
+    looped = ["name,parent", "top,c2999"] + [f"c{i},c{i - 1}" for i in range(1, 3)]
+    looped.append("c0,top")
+
+    first = categories_import(data="\n".join(chain).encode(), name="chain.csv")
+    second = categories_import(data="\n".join(looped).encode(), name="loop.csv")
+
+    assert (len(first.created), first.errors) == (3000, [])
+    assert Category.objects.get(slug="c2999").parent.slug == "c2998"
+    assert second.errors == [RowError(f"line {n}", "its parents make a loop") for n in (2, 3, 4, 5)]
+    assert Category.objects.count() == 3000
+    assert Category.objects.get(slug="c0").parent is None
+
+
 @pytest.mark.parametrize(
     ("data", "name", "error"),
     [
@@ -139,6 +155,21 @@ def test_a_two_row_loop_in_the_file_is_refused_after_the_checks():
             b"name\ncat\ndo\x00g\n",
             "x.csv",
             RowError("line 3", "holds a NUL character"),
+        ),
+        (
+            b'[{"name": "cat"}, {"name": "dog", "definition": "a\\u0000"}]',
+            "x.json",
+            RowError("item 2", "holds a NUL character"),
+        ),
+        (
+            b'[{"name": "cat"}, {"name": {"en": "dog"}}]',
+            "x.json",
+            RowError("item 2", "name is an object; give text or a number"),
+        ),
+        (
+            b"[" * 100_000 + b"]" * 100_000,
+            "x.json",
+            RowError("file", "not valid JSON (nested too deeply)"),
         ),
         (
             b"name\n" + b"x" * 140_000 + b"\n",
