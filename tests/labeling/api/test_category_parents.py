@@ -16,7 +16,7 @@ def test_a_parent_slug_with_a_nul_character_is_a_400(curator_api):
     )
 
     assert response.status_code == 400
-    assert response.json() == {"parent": ["Object with slug=p\x00 does not exist."]}
+    assert response.json() == {"parent": ["Give a category by its slug."]}
     assert Category.objects.count() == 0
 
 

@@ -93,8 +93,14 @@ def test_archive_endpoint_refuses_a_non_archive_and_stores_nothing(
     assert stored_files(media_root) == []
 
 
-@pytest.mark.parametrize("slug", ["unicorn", "c\x00t"])  # NUL: never looked up
-def test_upload_needs_a_known_category(curator_api, category, slug):
+@pytest.mark.parametrize(
+    ("slug", "message"),
+    [
+        ("unicorn", "Object with slug=unicorn does not exist."),
+        ("c\x00t", "Give a category by its slug."),  # NUL: never looked up
+    ],
+)
+def test_upload_needs_a_known_category(curator_api, category, slug, message):
     response = curator_api.post(
         "/api/imports/upload/",
         {"category": slug, "files": [_file("a.jpg", image_bytes(8))]},
@@ -102,7 +108,7 @@ def test_upload_needs_a_known_category(curator_api, category, slug):
     )
 
     assert response.status_code == 400
-    assert response.json() == {"category": [f"Object with slug={slug} does not exist."]}
+    assert response.json() == {"category": [message]}
     assert Image.objects.count() == 0
 
 
