@@ -164,19 +164,24 @@ def run_crowdkit(
     return result["labels"], float(result["seconds"]), int(result["iterations"])
 
 
+def crowd_votes(crowd: Crowd) -> Votes:
+    """The crowd's votes as the aggregators take them."""
+    return Votes.from_arrays(
+        crowd.item,
+        crowd.worker,
+        crowd.label,
+        n_items=crowd.n_items,
+        n_workers=crowd.pool.n_workers,
+        n_classes=crowd.pool.n_classes,
+    )
+
+
 def run_ours(crowd: Crowd) -> dict[str, Outcome]:
     """Our aggregators on the crowd's votes: name -> (labels, seconds, EM rounds)."""
     gold = (np.flatnonzero(crowd.gold), crowd.truth[crowd.gold])
 
     def votes() -> Votes:
-        return Votes.from_arrays(
-            crowd.item,
-            crowd.worker,
-            crowd.label,
-            n_items=crowd.n_items,
-            n_workers=crowd.pool.n_workers,
-            n_classes=crowd.pool.n_classes,
-        )
+        return crowd_votes(crowd)
 
     runs: dict[str, Callable[[], AggregateResult]] = {
         "majority": lambda: majority_vote(votes(), tie="lowest"),
@@ -276,14 +281,7 @@ def pair_rows(
 
 def family_seed(crowd: Crowd, args: argparse.Namespace) -> dict[str, np.ndarray]:
     """Labels per method (ours and, unless skipped, crowd-kit's) on one crowd."""
-    votes = Votes.from_arrays(
-        crowd.item,
-        crowd.worker,
-        crowd.label,
-        n_items=crowd.n_items,
-        n_workers=crowd.pool.n_workers,
-        n_classes=crowd.pool.n_classes,
-    )
+    votes = crowd_votes(crowd)
     found = {
         "majority": majority_vote(votes, tie="random", rng=np.random.default_rng(0)).labels,
         "DS": dawid_skene(votes).labels,
