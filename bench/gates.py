@@ -37,7 +37,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labeling.consensus import Votes, dawid_skene
-from labeling.consensus.reliability import em_accuracy, spammer_score
+from labeling.consensus.reliability import em_accuracy, own_confusions, spammer_score
 from labeling.crowd.gates import (
     ControlAnswer,
     GateSettings,
@@ -223,15 +223,16 @@ DS_CHECKS = (10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300)
 
 def _ds_paused(votes: Votes, worker: int) -> bool:
     """The re-aggregation's gate (labeling.services.consensus) on one worker, defaults: at
-    least 30 label votes and 10 (in expectation) on items of each class, then a spammer score
-    under 0.05 or an accuracy under 0.5."""
+    least 30 label votes and 10 (in expectation) on items of each class, then, on the matrix
+    of his own votes, a spammer score under 0.05 or an accuracy under 0.5."""
     result = dawid_skene(votes, smoothing=1.0)
     mine = votes.worker == worker
     evidence = result.posteriors[votes.item[mine]].sum(axis=0)
     if mine.sum() < 30 or evidence.min() < 10:
         return False
-    spam = spammer_score(result.confusions)[worker]
-    accuracy = em_accuracy(result.confusions, result.class_priors)[worker]
+    own = own_confusions(votes, result.posteriors)
+    spam = spammer_score(own)[worker]
+    accuracy = em_accuracy(own, result.class_priors)[worker]
     return bool(spam < 0.05 or accuracy < 0.5)
 
 

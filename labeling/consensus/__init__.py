@@ -10,6 +10,7 @@ from labeling.consensus.majority import majority_vote
 from labeling.consensus.reliability import (
     em_accuracy,
     gold_accuracy,
+    own_confusions,
     spammer_score,
     worker_weights,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "iou",
     "majority_vote",
     "one_coin_dawid_skene",
+    "own_confusions",
     "spammer_score",
     "worker_weights",
 ]

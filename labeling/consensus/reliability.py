@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from labeling.consensus.votes import Votes
+
 ACCURACY_EPS = 1e-3
 """Accuracies are clipped to [ACCURACY_EPS, 1 - ACCURACY_EPS] before taking log-odds."""
 
@@ -72,3 +74,20 @@ def _confusions(confusions: ArrayLike) -> NDArray[np.float64]:
             f"confusions must have shape (n_workers, K, K) with K >= 2, got {conf.shape}"
         )
     return conf
+
+
+def own_confusions(votes: Votes, posteriors: ArrayLike) -> NDArray[np.float64]:
+    """(workers, classes, classes): each worker's confusion from his own votes alone, every
+    vote spread over the true classes by its item's posterior (items, classes); no prior, so a
+    worker the model knows is judged on what he answered. A row with no evidence is uniform."""
+    post = np.asarray(posteriors, dtype=np.float64)
+    k, workers = votes.n_classes, votes.n_workers
+    pair = votes.worker * k + votes.label
+    by_true = [
+        np.bincount(pair, weights=post[votes.item, c], minlength=workers * k) for c in range(k)
+    ]
+    # [true class, worker * k + label] -> [worker, true class, label]
+    counts = np.stack(by_true).reshape(k, workers, k).transpose(1, 0, 2)
+    rows = counts.sum(axis=2, keepdims=True)
+    own: NDArray[np.float64] = np.where(rows > 0, counts / np.maximum(rows, 1e-12), 1.0 / k)
+    return own

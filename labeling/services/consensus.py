@@ -33,6 +33,7 @@ from labeling.consensus import (
     em_accuracy,
     fuse_boxes,
     gold_accuracy,
+    own_confusions,
     spammer_score,
 )
 from labeling.consensus.decisions import decision_codes
@@ -455,24 +456,6 @@ def class_evidence(data: LabelVotes, posteriors: np.ndarray) -> np.ndarray:
     )
 
 
-def own_confusions(data: LabelVotes, posteriors: np.ndarray) -> np.ndarray:
-    """(workers, classes, classes): each worker's confusion from his own votes alone, every
-    vote spread over the true classes by the item's posterior; no prior. A row with no
-    evidence is uniform."""
-    k = posteriors.shape[1]
-    workers = len(data.worker_ids)
-    pair = data.votes.worker * k + data.votes.label
-    counts = np.stack(
-        [
-            np.bincount(pair, weights=posteriors[data.votes.item, c], minlength=workers * k)
-            for c in range(k)
-        ],
-        axis=1,
-    ).reshape(workers, k, k)
-    rows = counts.sum(axis=2, keepdims=True)
-    return np.where(rows > 0, counts / np.maximum(rows, 1e-12), 1.0 / k)
-
-
 def _apply_workers(
     data: LabelVotes, confusions: np.ndarray, priors: np.ndarray, posteriors: np.ndarray
 ) -> None:
@@ -491,7 +474,7 @@ def _apply_workers(
     known = (cast >= settings.CROWDNET_GATE_SPAMMER_MIN_VOTES) & (
         class_evidence(data, posteriors).min(axis=1) >= settings.CROWDNET_GATE_SPAMMER_MIN_PER_CLASS
     )
-    scored = np.where(known[:, None, None], own_confusions(data, posteriors), confusions)
+    scored = np.where(known[:, None, None], own_confusions(data.votes, posteriors), confusions)
     accuracy = em_accuracy(scored, priors)
     spam = spammer_score(scored)
     worker_ids = data.worker_ids.tolist()

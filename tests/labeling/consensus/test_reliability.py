@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from labeling.consensus import em_accuracy, gold_accuracy, spammer_score, worker_weights
+from labeling.consensus import (
+    Votes,
+    em_accuracy,
+    gold_accuracy,
+    own_confusions,
+    spammer_score,
+    worker_weights,
+)
 
 
 def test_gold_accuracy_is_the_beta_posterior_mean():
@@ -86,3 +93,21 @@ def test_worker_weights_are_clipped_one_coin_log_odds():
 def test_worker_weights_need_two_classes():
     with pytest.raises(ValueError, match="n_classes must be at least 2, got 1"):
         worker_weights([0.8], n_classes=1)
+
+
+def test_own_confusions_count_each_workers_votes_by_the_items_posteriors():
+    # items 0 and 1 are surely yes, item 2 is "no" with probability 0.75; worker 0 says yes to
+    # everything, worker 1 answers 0 and 2 right, worker 2 cast no vote
+    posteriors = np.array([[0.0, 1.0], [0.0, 1.0], [0.75, 0.25]])
+    votes = Votes.from_arrays(
+        [0, 1, 2, 0, 2], [0, 0, 0, 1, 1], [1, 1, 1, 1, 0], n_items=3, n_workers=3, n_classes=2
+    )
+
+    own = own_confusions(votes, posteriors)
+
+    # worker 0: the "no" row holds only item 2's 0.75, all of it answered yes
+    np.testing.assert_allclose(own[0], [[0.0, 1.0], [0.0, 1.0]])
+    # worker 1: "no" row 0.75 answered no; "yes" row 1.0 yes (item 0) + 0.25 no (item 2)
+    np.testing.assert_allclose(own[1], [[1.0, 0.0], [0.2, 0.8]])
+    np.testing.assert_allclose(own[2], [[0.5, 0.5], [0.5, 0.5]])
+    assert spammer_score(own)[0] == 0.0
