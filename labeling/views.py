@@ -1,4 +1,5 @@
-"""HTML views for workers and curators: validate a form, call one service, render."""
+"""HTML views for workers and curators: validate a form, call one service, render. The
+category tree's pages are in catalog_views, exports and annotation imports in export_views."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.contrib.auth.views import LoginView
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -23,8 +24,6 @@ from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_GET, require_http_methods
 
 from labeling.forms import (
-    AnnotationImportForm,
-    ExportForm,
     InvitationForm,
     NewAccountForm,
     ScrapeForm,
@@ -35,7 +34,6 @@ from labeling.models import (
     Candidate,
     Category,
     ConsensusRun,
-    DatasetExport,
     Image,
     ImportJob,
     TaskKind,
@@ -43,16 +41,13 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services import accounts, imports
-from labeling.services.annotation_imports import annotations_import
 from labeling.services.answers import worker_stats
 from labeling.services.consensus import decision_override, model_disagreements, review_queue
 from labeling.services.dashboards import crowd_quality, labeling_progress, worker_answers
-from labeling.services.exports import ExportRequestError, export_cancel, export_create
 from labeling.services.microtasks import worker_pause, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
 from labeling.tasks import consensus_reaggregate as consensus_reaggregate_task
 from labeling.throttle import login_blocked, login_refused
-from training.models import DatasetVersion
 
 REPORT_ROWS_SHOWN = 1000
 """Most report rows a page lists; the counts above the table always cover every file."""
@@ -324,98 +319,6 @@ def curate_worker_answers(request: HttpRequest, pk: int) -> HttpResponse:
 def curate_progress(request: HttpRequest) -> HttpResponse:
     """Labeling progress per category and the crowd's votes per hour (charts by progress.js)."""
     return render(request, "labeling/curate_progress.html", {"progress": labeling_progress()})
-
-
-@curator_required
-@require_http_methods(["GET", "POST"])
-def curate_exports(request: HttpRequest) -> HttpResponse:
-    """Ask for an export, follow the jobs (exports.js polls them), download or cancel them."""
-    form = ExportForm(versions=_version_choices())
-    if request.POST.get("action") == "cancel":
-        export_uid = posted_uuid(request, "export")
-        if export_uid is None:
-            return bad_request(request, "The export to cancel must be given by its id (a UUID).")
-        export = get_object_or_404(_own_exports(request), uid=export_uid)
-        export_cancel(export=export)
-        messages.success(request, "The export is cancelled.")
-        return redirect("curate-exports")
-    if request.method == "POST":
-        form = ExportForm(request.POST, versions=_version_choices())
-        if form.is_valid():
-            number = form.cleaned_data["version"]
-            try:
-                export = export_create(
-                    by=request.user,
-                    kind=form.cleaned_data["format"],
-                    options=form.options(),
-                    version=None
-                    if number is None
-                    else get_object_or_404(DatasetVersion, number=number),
-                )
-            except ExportRequestError as error:
-                form.add_error(None, str(error))
-            else:
-                messages.success(
-                    request,
-                    f"Exporting {export.images_total} images of version "
-                    f"{export.version.number} as {export.format}.",
-                )
-                return redirect("curate-exports")
-    return _exports_page(request, form, AnnotationImportForm())
-
-
-@curator_required
-@require_http_methods(["POST"])
-def curate_annotations_import(request: HttpRequest) -> HttpResponse:
-    """Import an archive of annotations made elsewhere; every bad record is listed."""
-    import_form = AnnotationImportForm(request.POST, request.FILES)
-    report = None
-    if import_form.is_valid():
-        report = annotations_import(
-            source=import_form.cleaned_data["archive"].file,
-            kind=import_form.cleaned_data["format"],
-            by=request.user,
-            prefill=import_form.cleaned_data["prefill"],
-        )
-        if report.ok:
-            messages.success(
-                request,
-                f"Imported {report.images} images, {report.labels} labels and "
-                f"{report.boxes} boxes.",
-            )
-            return redirect("curate-exports")
-    form = ExportForm(versions=_version_choices())
-    return _exports_page(request, form, import_form, report, status=400)
-
-
-def _version_choices() -> list[tuple[int, str]]:
-    return [
-        (v.number, f"v{v.number}: {v.images} images, {len(v.classes)} classes")
-        for v in DatasetVersion.objects.order_by("-number")[:50]
-    ]
-
-
-def _exports_page(
-    request: HttpRequest,
-    form: ExportForm,
-    import_form: AnnotationImportForm,
-    import_report: object = None,
-    status: int = 200,
-) -> HttpResponse:
-    page = Paginator(_own_exports(request), 25).get_page(request.GET.get("page"))
-    context = {
-        "form": form,
-        "page": page,
-        "retention_hours": settings.CROWDNET_EXPORT_RETENTION_HOURS,
-        "import_form": import_form,
-        "import_report": import_report,
-    }
-    return render(request, "labeling/curate_exports.html", context, status=status)
-
-
-def _own_exports(request: HttpRequest) -> QuerySet[DatasetExport]:
-    exports = DatasetExport.objects.select_related("version", "requested_by")
-    return exports if request.user.is_staff else exports.filter(requested_by=request.user)
 
 
 @curator_required

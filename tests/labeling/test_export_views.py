@@ -111,9 +111,9 @@ def _defaults(form) -> dict[str, object]:
 def test_the_forms_default_choices_ask_for_a_new_snapshot_and_queue_it(
     curator, monkeypatch, django_capture_on_commit_callbacks
 ):
+    from labeling.export_views import _version_choices
     from labeling.forms import ExportForm
     from labeling.services import exports
-    from labeling.views import _version_choices
 
     sent: list[int] = []
     monkeypatch.setattr(exports, "_enqueue", sent.append)
