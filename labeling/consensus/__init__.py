@@ -1,7 +1,13 @@
 """Label aggregation in pure numpy, no Django: majority vote, Dawid-Skene EM, ImageNet's
 dynamic consensus, reliability-weighted adaptive voting, worker reliability and box fusion."""
 
-from labeling.consensus.adaptive import allocate, binary_posterior, binary_posteriors
+from labeling.consensus.adaptive import (
+    allocate,
+    binary_posterior,
+    binary_posteriors,
+    vote_accuracies,
+    vote_agreement,
+)
 from labeling.consensus.boxes import FusedBoxes, fuse_boxes, iou
 from labeling.consensus.dawid_skene import dawid_skene, one_coin_dawid_skene
 from labeling.consensus.decisions import ACCEPT, CONTINUE, REJECT, REVIEW, decision_codes
@@ -10,7 +16,9 @@ from labeling.consensus.majority import majority_vote
 from labeling.consensus.reliability import (
     em_accuracy,
     gold_accuracy,
+    live_coins,
     own_confusions,
+    peer_counts,
     spammer_score,
     worker_weights,
 )
@@ -38,9 +46,13 @@ __all__ = [
     "fuse_boxes",
     "gold_accuracy",
     "iou",
+    "live_coins",
     "majority_vote",
     "one_coin_dawid_skene",
     "own_confusions",
+    "peer_counts",
     "spammer_score",
+    "vote_accuracies",
+    "vote_agreement",
     "worker_weights",
 ]

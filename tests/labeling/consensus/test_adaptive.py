@@ -13,6 +13,11 @@ from labeling.consensus import (
     allocate,
     binary_posterior,
     binary_posteriors,
+    live_coins,
+    peer_counts,
+    vote_accuracies,
+    vote_agreement,
+    worker_weights,
 )
 
 
@@ -22,7 +27,8 @@ from labeling.consensus import (
         ([1, 1, 0], [0.8, 0.8, 0.8], 0.5, 0.8),  # odds 4 * 4 / 4
         ([1], [0.8], 0.2, 0.5),  # odds 1/4 * 4
         ([], [], 0.3, 0.3),
-        ([1], [0.2], 0.5, 0.2),  # a worker below chance is evidence against his answer
+        ([1], [0.2], 0.5, 0.5),  # a worker below chance weighs nothing, as in worker_weights
+        ([1, 0], [0.9, 0.1], 0.5, 0.9),  # ... not even read backwards
         ([1], [1.0], 0.5, 0.999),  # accuracy clipped to .999: odds 999
         ([1, 0], [0.9, 0.6], 0.5, 6 / 7),  # odds 9 / 1.5 = 6
     ],
@@ -85,3 +91,62 @@ def test_allocate_decides_and_ranks_the_items_still_open():
 def test_allocate_refuses_a_cap_below_one():
     with pytest.raises(ValueError, match="cap must be at least 1, got 0"):
         allocate([0.5], [0], cap=0)
+
+
+def test_below_chance_rule_matches_worker_weights():
+    accuracies = np.array([0.1, 0.3, 0.5, 0.7, 0.9])
+
+    posteriors = binary_posteriors(np.arange(5), np.ones(5, np.int64), accuracies, 5)
+
+    log_odds = np.log(posteriors / (1 - posteriors))
+    np.testing.assert_allclose(log_odds, worker_weights(accuracies, 2), atol=1e-12)
+
+
+def test_vote_agreement_leaves_each_vote_out():
+    # item 0: yes 0.8, yes 0.8, no 0.8; item 1: one vote, so only the prior is left
+    agreement = vote_agreement([0, 0, 0, 1], [1, 1, 0, 1], [0.8, 0.8, 0.8, 0.9], 2, 0.3)
+
+    # without one yes: odds 3/7 * 4 / 4; without the no: 3/7 * 16
+    np.testing.assert_allclose(agreement, [0.3, 0.3, 48 / 55, 0.3], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("answer", "sensitivity", "specificity", "expected"),
+    [
+        (1, 0.8, 0.8, 0.8),  # one coin: the accuracy itself
+        (1, 0.9, 0.6, 0.9 / 1.3),  # yes: odds s / (1 - c) = 9 / 4
+        (0, 0.9, 0.6, 0.6 / 0.7),  # no: odds c / (1 - s) = 6
+        (1, 1.0, 0.0, 0.5),  # a yes-clicker's yes says nothing (clipped coins: 0.999 / 0.999)
+    ],
+)
+def test_vote_accuracies_carry_the_two_coin_odds(answer, sensitivity, specificity, expected):
+    got = vote_accuracies([answer], [sensitivity], [specificity])
+
+    assert got[0] == pytest.approx(expected, rel=1e-12)
+
+
+def test_live_coins_catch_a_worker_who_answers_controls_right_and_the_rest_wrong():
+    # 20 of 20 controls right (the prior: mean 22/23, worth 4 votes); on 20 decided items the
+    # crowd said the opposite of him; a newcomer's prior is Beta(2, 1) itself (3 votes)
+    sens, spec = live_coins([20, 0], [20, 0], [[10, 0, 10, 0], [0, 0, 0, 0]])
+
+    np.testing.assert_allclose(sens, [4 * 22 / 23 / 14, 2 / 3], rtol=1e-12)
+    np.testing.assert_allclose(spec, [4 * 22 / 23 / 14, 2 / 3], rtol=1e-12)
+
+
+def test_live_coins_learn_each_class_apart():
+    # a yes-clicker: on 6 yes items he said yes 6 times, on 4 no items never no
+    sens, spec = live_coins([0], [0], [[6, 6, 4, 0]], strength=3.0)
+
+    np.testing.assert_allclose([sens[0], spec[0]], [8 / 9, 2 / 7], rtol=1e-12)
+
+
+def test_peer_counts_weigh_each_vote_by_what_the_others_said():
+    counts = peer_counts([0, 0, 1], [1, 0, 1], [0.9, 0.2, 0.5], 2)
+
+    np.testing.assert_allclose(counts, [[1.1, 0.9, 0.9, 0.8], [0.5, 0.5, 0.5, 0.0]], rtol=1e-12)
+
+
+def test_live_coins_refuse_bad_counts():
+    with pytest.raises(ValueError, match="gold_correct at most gold_seen"):
+        live_coins([4], [3], [[0, 0, 0, 0]])
