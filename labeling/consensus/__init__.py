@@ -14,6 +14,7 @@ from labeling.consensus.decisions import ACCEPT, CONTINUE, REJECT, REVIEW, decis
 from labeling.consensus.dynamic import ConfidenceTable, decide, fit_confidence_table
 from labeling.consensus.majority import majority_vote
 from labeling.consensus.reliability import (
+    PEER_CONFIDENCE,
     em_accuracy,
     gold_accuracy,
     live_coins,
@@ -28,6 +29,7 @@ from labeling.consensus.votes import Gold, Votes
 __all__ = [
     "ACCEPT",
     "CONTINUE",
+    "PEER_CONFIDENCE",
     "REJECT",
     "REVIEW",
     "AggregateResult",

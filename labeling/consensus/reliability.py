@@ -28,6 +28,12 @@ def gold_accuracy(
     return (right + alpha) / (total + alpha + beta)
 
 
+PEER_CONFIDENCE = 0.9
+"""A vote teaches its worker's live coins only where the item's other votes were at least this
+sure of the truth: an item they left near even says little about him, and counting it as half
+right pulls every worker toward chance (bench/consensus_live.py)."""
+
+
 def live_coins(
     gold_correct: ArrayLike,
     gold_seen: ArrayLike,

@@ -23,6 +23,7 @@ from django.utils import timezone
 from labeling.consensus import (
     ACCEPT,
     CONTINUE,
+    PEER_CONFIDENCE,
     REJECT,
     REVIEW,
     Votes,
@@ -213,27 +214,27 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
         return 0
     decisions, live = _decisions(candidates)
     now = timezone.now()
-    decided, settled = 0, []  # settled: accepted or rejected, a truth to learn workers from
+    decided = []
     for i, candidate in enumerate(candidates):
         fields = _state_fields(candidate, decisions[candidate.pk], now)
-        decided += fields.get("state", Candidate.State.OPEN) != Candidate.State.OPEN
-        if fields.get("state") in (Candidate.State.ACCEPTED, Candidate.State.REJECTED):
-            settled.append(i)
+        if fields.get("state", Candidate.State.OPEN) != Candidate.State.OPEN:
+            decided.append(i)
         Candidate.objects.filter(pk=candidate.pk).update(**fields)
-    _learn_from(live, settled, len(candidates))
-    return decided
+    _learn_from(live, decided, len(candidates))
+    return len(decided)
 
 
 def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
-    """Once the answer commits, credit each voter on the items just decided with how far the
-    item's other votes agreed with him, and look again at the decisions of any worker whose
-    votes thereby stop carrying evidence."""
-    on = np.isin(live.items, decided)
-    if not on.any():
-        return
+    """Once the answer commits, credit each voter on the items just decided (sent to review
+    included: learning only where the crowd agreed would flatter everyone) with what the item's
+    other votes said, where they were confident (PEER_CONFIDENCE), and look again at the
+    decisions of any worker whose votes thereby stop carrying evidence."""
     p_others = vote_agreement(
         live.items, live.answers, live.accuracies, n_items, settings.CROWDNET_CONSENSUS_PRIOR
     )
+    on = np.isin(live.items, decided) & (np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE)
+    if not on.any():
+        return
     ids, workers = np.unique(live.workers[on], return_inverse=True)
     counts = peer_counts_by_worker(
         ids, peer_counts(workers, live.answers[on], p_others[on], len(ids))
