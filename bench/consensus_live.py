@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labeling.consensus.adaptive import binary_posteriors, vote_accuracies, vote_agreement
 from labeling.consensus.reliability import PEER_CONFIDENCE, live_coins, peer_counts
 
+QUEUE_LENGTH = 15
+"""Votes drawn per item: more than any cap tried."""
 MIXES = (
     "adversaries 10% + spammers 20%, binary",
     "weak honest 0.55-0.75 + inverters 10%",
@@ -49,8 +51,20 @@ MIXES = (
     "binary colluders 15%, 30% yes",
     "rare binary 7%",
     "sparse binary 90% yes, 5 votes/item, 8/worker",
+    "own crowd: honest 0.6-0.95 + spammers 15%, 60% yes",
 )
-QUEUE = 15
+OWN_CROWD: dict[str, object] = {
+    "n_items": 5000,
+    "n_workers": 300,
+    "votes_per_item": QUEUE_LENGTH,
+    "priors": np.array([0.4, 0.6]),
+    "honest_accuracy": (0.6, 0.95),
+    "random_spammers": 0.075,
+    "constant_spammers": 0.075,
+    "activity_sigma": 0.5,
+}
+"""The crowd bench/consensus_adaptive.py tunes on: 60 % yes, 15 % spammers."""
+QUEUE = QUEUE_LENGTH
 WAVES = 20
 VOTES_NEEDED = 3
 CONTROL_RATE = 0.05
@@ -160,7 +174,7 @@ def reopen(
 
 
 def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
-    spec = dict(FAMILIES[family])
+    spec = dict(FAMILIES.get(family) or OWN_CROWD)
     n_items = int(spec.pop("n_items"))
     n_workers = int(spec.pop("n_workers"))
     spec.pop("votes_per_item")
@@ -229,8 +243,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="fresh crowds per mix")
     parser.add_argument("--first-seed", type=int, default=2026)
-    parser.add_argument("--threshold", type=float, default=0.95)
-    parser.add_argument("--cap", type=int, default=7)
+    parser.add_argument("--threshold", type=float, default=0.995)
+    parser.add_argument("--cap", type=int, default=10)
     parser.add_argument("--control-votes", type=float, default=4.0)
     parser.add_argument("--prior", type=float, default=0.5, help="P(yes) before any vote")
     parser.add_argument(

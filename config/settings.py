@@ -459,8 +459,8 @@ CROWDNET_GATE_EM_MIN_ACCURACY = env_float("CROWDNET_GATE_EM_MIN_ACCURACY", 0.5)
 CROWDNET_CONSENSUS_RULE = env_str("CROWDNET_CONSENSUS_RULE", "adaptive")
 if CROWDNET_CONSENSUS_RULE not in ("adaptive", "imagenet"):
     raise ImproperlyConfigured("CROWDNET_CONSENSUS_RULE must be adaptive or imagenet.")
-CROWDNET_CONSENSUS_THRESHOLD = env_float("CROWDNET_CONSENSUS_THRESHOLD", 0.95, minimum=0.5)
-CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 7, minimum=1)
+CROWDNET_CONSENSUS_THRESHOLD = env_float("CROWDNET_CONSENSUS_THRESHOLD", 0.995, minimum=0.5)
+CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 10, minimum=1)
 CROWDNET_CONSENSUS_PRIOR = env_float("CROWDNET_CONSENSUS_PRIOR", 0.5)
 # Live worker estimate: a worker's control record counts as at most this many votes per class
 # before his agreement with the crowd on decided items (labeling.consensus.live_coins).
