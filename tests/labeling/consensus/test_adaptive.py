@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -150,3 +152,71 @@ def test_peer_counts_weigh_each_vote_by_what_the_others_said():
 def test_live_coins_refuse_bad_counts():
     with pytest.raises(ValueError, match="gold_correct at most gold_seen"):
         live_coins([4], [3], [[0, 0, 0, 0]])
+
+
+def _bins(posterior, truth, edges):
+    """Per bin of max(P, 1 - P): (items, share right)."""
+    confidence = np.maximum(posterior, 1 - posterior)
+    right = (posterior >= 0.5) == (truth == 1)
+    rows = []
+    for low, high in itertools.pairwise(edges):
+        inside = (confidence >= low) & (confidence < high)
+        rows.append((int(inside.sum()), round(float(right[inside].mean()), 4)))
+    return rows
+
+
+def test_posteriors_with_the_true_two_coins_are_calibrated():
+    # given 20,000 items (30 % yes) with 5 votes each from workers whose sensitivity and
+    # specificity differ (yes-biased ones among them), weighted by their true coins
+    rng = np.random.default_rng(2026)
+    n_items, n_workers = 20_000, 200
+    sens = rng.uniform(0.6, 0.95, n_workers)
+    spec = np.where(np.arange(n_workers) < 50, sens - 0.3, sens)  # a quarter yes-biased
+    truth = (rng.random(n_items) < 0.3).astype(np.int64)
+    item = np.repeat(np.arange(n_items), 5)
+    worker = rng.integers(0, n_workers, item.size)
+    p_yes = np.where(truth[item] == 1, sens[worker], 1 - spec[worker])
+    answers = (rng.random(item.size) < p_yes).astype(np.int64)
+
+    posterior = binary_posteriors(
+        item, answers, vote_accuracies(answers, sens[worker], spec[worker]), n_items, 0.3
+    )
+
+    # then items at P in each bin are right about that often (every bin at or above its floor)
+    assert _bins(posterior, truth, [0.9, 0.95, 0.99, 0.995, 1.0001]) == [
+        (2028, 0.9295),
+        (4816, 0.9805),
+        (1904, 0.9921),
+        (6317, 0.9986),
+    ]
+
+
+def test_one_coin_weights_overstate_a_yes_biased_crowd():
+    # given the same kind of crowd, all yes-biased, but weighted by one accuracy per worker
+    # (the mean of his two coins): his yes is trusted more than it deserves
+    rng = np.random.default_rng(7)
+    n_items, n_workers = 20_000, 100
+    sens = rng.uniform(0.85, 0.95, n_workers)
+    spec = sens - 0.3
+    truth = (rng.random(n_items) < 0.5).astype(np.int64)
+    item = np.repeat(np.arange(n_items), 5)
+    worker = rng.integers(0, n_workers, item.size)
+    p_yes = np.where(truth[item] == 1, sens[worker], 1 - spec[worker])
+    answers = (rng.random(item.size) < p_yes).astype(np.int64)
+    one_coin = (sens + spec) / 2
+
+    two = binary_posteriors(
+        item, answers, vote_accuracies(answers, sens[worker], spec[worker]), n_items
+    )
+    one = binary_posteriors(item, answers, one_coin[worker], n_items)
+
+    # then items accepted at P(yes) >= 0.95 are right as often as the two coins say (98.3 %
+    # against a mean P of 98.2 %), while one coin claims 98.5 % and is right 92.1 % of the time
+    for posterior, accepted, right, claimed in (
+        (two, 5967, 0.9831, 0.9825),
+        (one, 9485, 0.9208, 0.985),
+    ):
+        yes = posterior >= 0.95
+        assert int(yes.sum()) == accepted
+        assert round(float(truth[yes].mean()), 4) == right
+        assert round(float(posterior[yes].mean()), 4) == claimed
