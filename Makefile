@@ -55,6 +55,7 @@ bench-ingest: venv
 bench-consensus: venv
 	$(BIN)/python bench/consensus_aggregators.py
 	$(BIN)/python bench/consensus_adaptive.py
+	$(BIN)/python bench/consensus_live.py
 	$(BIN)/python bench/consensus_boxes.py
 
 .PHONY: bench-train

@@ -459,9 +459,12 @@ CROWDNET_GATE_EM_MIN_ACCURACY = env_float("CROWDNET_GATE_EM_MIN_ACCURACY", 0.5)
 CROWDNET_CONSENSUS_RULE = env_str("CROWDNET_CONSENSUS_RULE", "adaptive")
 if CROWDNET_CONSENSUS_RULE not in ("adaptive", "imagenet"):
     raise ImproperlyConfigured("CROWDNET_CONSENSUS_RULE must be adaptive or imagenet.")
-CROWDNET_CONSENSUS_THRESHOLD = env_float("CROWDNET_CONSENSUS_THRESHOLD", 0.95, minimum=0.5)
-CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 7, minimum=1)
+CROWDNET_CONSENSUS_THRESHOLD = env_float("CROWDNET_CONSENSUS_THRESHOLD", 0.995, minimum=0.5)
+CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 10, minimum=1)
 CROWDNET_CONSENSUS_PRIOR = env_float("CROWDNET_CONSENSUS_PRIOR", 0.5)
+# Live worker estimate: a worker's control record counts as at most this many votes per class
+# before his agreement with the crowd on decided items (labeling.consensus.live_coins).
+CROWDNET_CONSENSUS_CONTROL_VOTES = env_float("CROWDNET_CONSENSUS_CONTROL_VOTES", 4.0, minimum=0.1)
 # Dawid-Skene: K * (1 + smoothing) pseudo-votes per confusion row, along the crowd's pooled row
 # (docs/benchmarks.md, crowd families); the confidence table: pseudo-items at the prior.
 CROWDNET_CONSENSUS_SMOOTHING = env_float("CROWDNET_CONSENSUS_SMOOTHING", 1.0)

@@ -1,16 +1,25 @@
 """Label aggregation in pure numpy, no Django: majority vote, Dawid-Skene EM, ImageNet's
 dynamic consensus, reliability-weighted adaptive voting, worker reliability and box fusion."""
 
-from labeling.consensus.adaptive import allocate, binary_posterior, binary_posteriors
+from labeling.consensus.adaptive import (
+    allocate,
+    binary_posterior,
+    binary_posteriors,
+    vote_accuracies,
+    vote_agreement,
+)
 from labeling.consensus.boxes import FusedBoxes, fuse_boxes, iou
 from labeling.consensus.dawid_skene import dawid_skene, one_coin_dawid_skene
 from labeling.consensus.decisions import ACCEPT, CONTINUE, REJECT, REVIEW, decision_codes
 from labeling.consensus.dynamic import ConfidenceTable, decide, fit_confidence_table
 from labeling.consensus.majority import majority_vote
 from labeling.consensus.reliability import (
+    PEER_CONFIDENCE,
     em_accuracy,
     gold_accuracy,
+    live_coins,
     own_confusions,
+    peer_counts,
     spammer_score,
     worker_weights,
 )
@@ -20,6 +29,7 @@ from labeling.consensus.votes import Gold, Votes
 __all__ = [
     "ACCEPT",
     "CONTINUE",
+    "PEER_CONFIDENCE",
     "REJECT",
     "REVIEW",
     "AggregateResult",
@@ -38,9 +48,13 @@ __all__ = [
     "fuse_boxes",
     "gold_accuracy",
     "iou",
+    "live_coins",
     "majority_vote",
     "one_coin_dawid_skene",
     "own_confusions",
+    "peer_counts",
     "spammer_score",
+    "vote_accuracies",
+    "vote_agreement",
     "worker_weights",
 ]

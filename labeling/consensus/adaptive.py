@@ -25,12 +25,63 @@ def binary_posteriors(
     """P(yes) per item, shape (n_items,), from one vote per entry of ``item``.
 
     ``answers``: 1 yes, 0 no; ``accuracies``: the voter's accuracy for each vote, clipped to
-    [ACCURACY_EPS, 1 - ACCURACY_EPS]; ``prior``: P(yes) before any vote, scalar or per item,
+    [0.5, 1 - ACCURACY_EPS]; ``prior``: P(yes) before any vote, scalar or per item,
     strictly between 0 and 1. Computed as sigmoid(logit(prior) + sum of ±log(p / (1 - p))),
-    + for yes; a worker below 0.5 counts as evidence for the opposite answer."""
+    + for yes. A worker at or below chance weighs nothing (the rule of ``worker_weights``):
+    reading his answers backwards would trust a worker whose behaviour is the one thing known
+    to be wrong, and hand an adversary who changes tack a full weight until he is re-learnt."""
+    items, evidence, log_odds = _evidence(item, answers, accuracies, n_items, prior)
+    log_odds = log_odds + np.bincount(items, weights=evidence, minlength=n_items)
+    return _sigmoid(log_odds)
+
+
+def vote_agreement(
+    item: ArrayLike,
+    answers: ArrayLike,
+    accuracies: ArrayLike,
+    n_items: int,
+    prior: float | ArrayLike = 0.5,
+) -> NDArray[np.float64]:
+    """Per vote, P(yes) of its item from the prior and the item's *other* votes (leave one out),
+    arguments as in :func:`binary_posteriors`: what the rest of the crowd says the truth was,
+    free of this vote's own weight, so a worker cannot agree with himself."""
+    items, evidence, log_odds = _evidence(item, answers, accuracies, n_items, prior)
+    total = np.broadcast_to(log_odds, (n_items,)) + np.bincount(
+        items, weights=evidence, minlength=n_items
+    )
+    return _sigmoid(total[items] - evidence)
+
+
+def vote_accuracies(
+    answers: ArrayLike, sensitivity: ArrayLike, specificity: ArrayLike
+) -> NDArray[np.float64]:
+    """Per vote, the one-coin accuracy whose odds equal the voter's two-coin likelihood ratio:
+    a yes from a worker with sensitivity s (P(yes | yes)) and specificity c (P(no | no))
+    multiplies the odds of yes by s / (1 - c), a no divides them by c / (1 - s). A yes-clicker
+    (s = 1, c = 0) so weighs nothing either way."""
+    said_yes = np.asarray(answers) == 1
+    s = np.clip(np.asarray(sensitivity, dtype=np.float64), ACCURACY_EPS, 1.0 - ACCURACY_EPS)
+    c = np.clip(np.asarray(specificity, dtype=np.float64), ACCURACY_EPS, 1.0 - ACCURACY_EPS)
+    accuracy: NDArray[np.float64] = np.where(said_yes, s / (s + 1.0 - c), c / (c + 1.0 - s))
+    return accuracy
+
+
+def _sigmoid(log_odds: NDArray[np.float64]) -> NDArray[np.float64]:
+    return 0.5 * (1.0 + np.tanh(0.5 * log_odds))  # without overflow
+
+
+def _evidence(
+    item: ArrayLike,
+    answers: ArrayLike,
+    accuracies: ArrayLike,
+    n_items: int,
+    prior: float | ArrayLike,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]:
+    """Validated item indices, each vote's log-odds evidence (+ for yes, 0 for a voter at or
+    below chance) and the prior's log-odds."""
     items = as_index_array(item, "item")
     said_yes = as_index_array(answers, "answers")
-    p = np.clip(np.asarray(accuracies, dtype=np.float64), ACCURACY_EPS, 1.0 - ACCURACY_EPS)
+    p = np.clip(np.asarray(accuracies, dtype=np.float64), 0.5, 1.0 - ACCURACY_EPS)
     if not len(items) == len(said_yes) == p.size or p.ndim != 1:
         raise ValueError("item, answers and accuracies must be 1-D arrays of one length")
     if said_yes.size and said_yes.max() > 1:
@@ -41,9 +92,7 @@ def binary_posteriors(
     if np.any(prior_yes <= 0) or np.any(prior_yes >= 1):
         raise ValueError("prior must lie strictly between 0 and 1")
     evidence = np.where(said_yes == 1, 1.0, -1.0) * (np.log(p) - np.log1p(-p))
-    log_odds = np.log(prior_yes) - np.log1p(-prior_yes)
-    log_odds = log_odds + np.bincount(items, weights=evidence, minlength=n_items)
-    return 0.5 * (1.0 + np.tanh(0.5 * log_odds))  # the sigmoid, without overflow
+    return items, evidence, np.log(prior_yes) - np.log1p(-prior_yes)
 
 
 def binary_posterior(answers: ArrayLike, accuracies: ArrayLike, prior: float = 0.5) -> float:

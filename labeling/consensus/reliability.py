@@ -28,6 +28,57 @@ def gold_accuracy(
     return (right + alpha) / (total + alpha + beta)
 
 
+PEER_CONFIDENCE = 0.9
+"""A vote teaches its worker's live coins only where the item's other votes were at least this
+sure of the truth: an item they left near even says little about him, and counting it as half
+right pulls every worker toward chance (bench/consensus_live.py)."""
+
+
+def live_coins(
+    gold_correct: ArrayLike,
+    gold_seen: ArrayLike,
+    peer: ArrayLike,
+    *,
+    strength: float = 4.0,
+    alpha: float = 2.0,
+    beta: float = 1.0,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Per worker, (sensitivity, specificity) learnt live from his control record and from
+    agreement with the rest of the crowd.
+
+    ``peer`` (workers, 4): expected counts over his votes on decided items, weighted by what
+    the other votes said the truth was: [votes on yes items, of those said yes, votes on no
+    items, of those said no]. Each coin is a Beta posterior mean over those counts whose prior
+    has the control record's mean (under Beta(alpha, beta): 2/3 for a newcomer) and weighs at
+    most ``strength`` votes: a worker who answers controls right and the rest wrong (controls
+    spotted) is then caught as soon as the crowd outvotes him on a few items, however long his
+    control record."""
+    right = np.asarray(gold_correct, dtype=np.float64)
+    seen = np.asarray(gold_seen, dtype=np.float64)
+    counts = np.asarray(peer, dtype=np.float64).reshape(-1, 4)
+    if np.any(right < 0) or np.any(right > seen) or np.any(counts < 0):
+        raise ValueError("counts must be non-negative and gold_correct at most gold_seen")
+    if strength <= 0:
+        raise ValueError(f"strength must be positive, got {strength}")
+    weight = np.minimum(seen + alpha + beta, strength)[:, None]
+    mean = ((right + alpha) / (seen + alpha + beta))[:, None]
+    judged, agreed = counts[:, [0, 2]], counts[:, [1, 3]]
+    coins = (weight * mean + agreed) / (weight + judged)
+    return coins[:, 0], coins[:, 1]
+
+
+def peer_counts(
+    worker: ArrayLike, answers: ArrayLike, p_yes_others: ArrayLike, n_workers: int
+) -> NDArray[np.float64]:
+    """(n_workers, 4) expected counts for :func:`live_coins` from votes (``answers`` 1 yes, 0
+    no) and, per vote, P(yes) from the item's other votes."""
+    w = np.asarray(worker, dtype=np.int64)
+    yes = np.asarray(answers, dtype=np.float64)
+    q = np.asarray(p_yes_others, dtype=np.float64)
+    columns = (q, q * yes, 1.0 - q, (1.0 - q) * (1.0 - yes))
+    return np.stack([np.bincount(w, weights=c, minlength=n_workers) for c in columns], axis=1)
+
+
 def em_accuracy(confusions: ArrayLike, class_priors: ArrayLike) -> NDArray[np.float64]:
     """Per worker, P(answer is right) = sum_k prior_k * conf[w, k, k]."""
     conf = _confusions(confusions)

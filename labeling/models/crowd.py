@@ -64,6 +64,12 @@ class WorkerProfile(models.Model):
         null=True, blank=True, help_text="[[P(no|no), P(yes|no)], [P(no|yes), P(yes|yes)]]"
     )
     label_votes = models.PositiveIntegerField(default=0, help_text="As of the last aggregation.")
+    # Written live as the crowd decides items the worker voted on (labeling.consensus.live_coins):
+    # expected counts, each vote weighted by what the item's other votes said the truth was.
+    peer_yes_items = models.FloatField(default=0.0)
+    peer_yes_said_yes = models.FloatField(default=0.0)
+    peer_no_items = models.FloatField(default=0.0)
+    peer_no_said_no = models.FloatField(default=0.0)
 
     def __str__(self) -> str:
         return f"profile of {self.user_id}"

@@ -23,6 +23,7 @@ from django.utils import timezone
 from labeling.consensus import (
     ACCEPT,
     CONTINUE,
+    PEER_CONFIDENCE,
     REJECT,
     REVIEW,
     Votes,
@@ -34,7 +35,10 @@ from labeling.consensus import (
     fuse_boxes,
     gold_accuracy,
     own_confusions,
+    peer_counts,
     spammer_score,
+    vote_accuracies,
+    vote_agreement,
 )
 from labeling.consensus.decisions import decision_codes
 from labeling.consensus.dynamic import ConfidenceTable as Table
@@ -53,6 +57,7 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
+from labeling.services.worker_coins import peer_counts_by_worker, peer_record_add, worker_coins
 
 log = logging.getLogger(__name__)
 
@@ -108,21 +113,46 @@ class Decision:
     priority: int
 
 
-def _decisions(candidates: list[Candidate]) -> dict[int, Decision]:
-    """Posterior and decision code per candidate, from its counted yes/no label votes."""
-    ids = [c.pk for c in candidates]
+@dataclass(frozen=True)
+class LiveVotes:
+    """Counted yes/no label votes on a set of candidates, as arrays (one entry per vote)."""
+
+    items: np.ndarray
+    workers: np.ndarray
+    answers: np.ndarray
+    accuracies: np.ndarray
+
+
+def _live_votes(ids: list[int]) -> LiveVotes:
+    """The candidates' counted label votes, each weighted by its voter's live coins (a yes by
+    his sensitivity against his specificity, a no the other way round)."""
     votes = list(
         Vote.objects.filter(
             candidate_id__in=ids, question="label", counted=True, answer__in=[YES, NO]
         ).values_list("candidate_id", "worker_id", "answer")
     )
     index = {pk: i for i, pk in enumerate(ids)}
-    accuracy = worker_accuracies(worker for _, worker, _ in votes)
-    items = np.array([index[c] for c, _, _ in votes], dtype=np.int64)
+    coins = worker_coins(worker for _, worker, _ in votes)
+    workers = np.array([w for _, w, _ in votes], dtype=np.int64)
     answers = np.array([a == YES for _, _, a in votes], dtype=np.int64)
-    accuracies = np.array([accuracy[w] for _, w, _ in votes], dtype=np.float64)
+    sens = np.array([coins[w][0] for w in workers.tolist()], dtype=np.float64)
+    spec = np.array([coins[w][1] for w in workers.tolist()], dtype=np.float64)
+    return LiveVotes(
+        items=np.array([index[c] for c, _, _ in votes], dtype=np.int64),
+        workers=workers,
+        answers=answers,
+        accuracies=vote_accuracies(answers, sens, spec),
+    )
+
+
+def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVotes]:
+    """Posterior and decision code per candidate, from its counted yes/no label votes, and the
+    votes they came from."""
+    ids = [c.pk for c in candidates]
+    index = {pk: i for i, pk in enumerate(ids)}
+    live = _live_votes(ids)
     posterior = binary_posteriors(
-        items, answers, accuracies, len(ids), settings.CROWDNET_CONSENSUS_PRIOR
+        live.items, live.answers, live.accuracies, len(ids), settings.CROWDNET_CONSENSUS_PRIOR
     )
     cast = np.array([c.votes_cast for c in candidates], dtype=np.int64)
     codes, priority = allocate(
@@ -143,10 +173,11 @@ def _decisions(candidates: list[Candidate]) -> dict[int, Decision]:
             value = table.table[candidate.yes_votes, candidate.no_votes]
             if np.isfinite(value):
                 posterior[i] = value
-    return {
+    decisions = {
         pk: Decision(float(posterior[i]), int(codes[i]), int(priority[i]))
         for pk, i in index.items()
     }
+    return decisions, live
 
 
 def _state_fields(candidate: Candidate, decision: Decision, now) -> dict[str, object]:
@@ -181,14 +212,79 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
     )
     if not candidates:
         return 0
-    decisions = _decisions(candidates)
+    decisions, live = _decisions(candidates)
     now = timezone.now()
-    decided = 0
-    for candidate in candidates:
+    decided = []
+    for i, candidate in enumerate(candidates):
         fields = _state_fields(candidate, decisions[candidate.pk], now)
-        decided += fields.get("state", Candidate.State.OPEN) != Candidate.State.OPEN
+        if fields.get("state", Candidate.State.OPEN) != Candidate.State.OPEN:
+            decided.append(i)
         Candidate.objects.filter(pk=candidate.pk).update(**fields)
-    return decided
+    _learn_from(live, decided, len(candidates))
+    return len(decided)
+
+
+def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
+    """Once the answer commits, credit each voter on the items just decided (sent to review
+    included: learning only where the crowd agreed would flatter everyone) with what the item's
+    other votes said, where they were confident (PEER_CONFIDENCE), and look again at the
+    decisions of any worker whose votes thereby stop carrying evidence."""
+    p_others = vote_agreement(
+        live.items, live.answers, live.accuracies, n_items, settings.CROWDNET_CONSENSUS_PRIOR
+    )
+    on = np.isin(live.items, decided) & (np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE)
+    if not on.any():
+        return
+    ids, workers = np.unique(live.workers[on], return_inverse=True)
+    counts = peer_counts_by_worker(
+        ids, peer_counts(workers, live.answers[on], p_others[on], len(ids))
+    )
+    transaction.on_commit(lambda: _peer_learn(counts))
+
+
+def _peer_learn(counts: dict[int, tuple[float, float, float, float]]) -> None:
+    for worker_id in peer_record_add(counts):
+        worker_decisions_reopen(worker_id=worker_id)
+
+
+def worker_decisions_reopen(*, worker_id: int) -> int:
+    """Decide again, with everyone's coins as they stand now, the crowd's decisions this worker
+    voted on (a curator's and control items untouched): one that no longer holds goes back to
+    open waiting for one more vote, or to its new decision; returns how many changed."""
+    voted = Vote.objects.filter(
+        worker_id=worker_id, question="label", counted=True, answer__in=[YES, NO]
+    ).values("candidate_id")
+    changed = 0
+    with transaction.atomic():
+        candidates = list(
+            Candidate.objects.select_for_update(of=("self",))
+            .filter(
+                pk__in=voted,
+                state__in=[Candidate.State.ACCEPTED, Candidate.State.REJECTED],
+                override__isnull=True,
+                gold__isnull=True,
+            )
+            .order_by("id")
+        )
+        if not candidates:
+            return 0
+        decisions, _ = _decisions(candidates)
+        now = timezone.now()
+        for candidate in candidates:
+            decision = decisions[candidate.pk]
+            state = STATE_OF_CODE[decision.code]
+            fields: dict[str, object] = {"posterior": decision.posterior}
+            if state != candidate.state:
+                changed += 1
+                p = decision.posterior
+                fields.update(state=state, confidence=max(p, 1 - p), priority=decision.priority)
+                fields["decided_at"] = None if state == Candidate.State.OPEN else now
+                if state == Candidate.State.OPEN:
+                    fields["votes_needed"] = max(candidate.votes_needed, candidate.votes_cast + 1)
+                if state == Candidate.State.ACCEPTED and candidate.box_state == "none":
+                    fields["box_state"] = "draw"  # boxes are drawn only on accepted images
+            Candidate.objects.filter(pk=candidate.pk).update(**fields)
+    return changed
 
 
 def box_accepted(box: Box) -> bool:

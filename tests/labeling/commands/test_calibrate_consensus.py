@@ -78,6 +78,7 @@ def test_with_the_imagenet_rule_a_tally_is_decided_by_the_table(category, settin
     candidates = _calibrated(category)
     call_command("calibrate_consensus", "--fit", stdout=io.StringIO())
     settings.CROWDNET_CONSENSUS_RULE = "imagenet"
+    settings.CROWDNET_CONSENSUS_THRESHOLD = 0.95
     fresh = candidates[24]
     Candidate.objects.filter(pk=fresh.pk).update(yes_votes=2, votes_needed=2)
 

@@ -42,6 +42,10 @@ FRESH = {
     "spammer_score": None,
     "confusion": None,
     "label_votes": 0,
+    "peer_yes_items": 0.0,
+    "peer_yes_said_yes": 0.0,
+    "peer_no_items": 0.0,
+    "peer_no_said_no": 0.0,
 }
 
 
@@ -88,6 +92,10 @@ def test_a_second_run_starts_its_workers_from_a_clean_slate(category):
         spammer_score=0.01,
         confusion=[[0.5, 0.5], [0.5, 0.5]],
         label_votes=40,
+        peer_yes_items=9.5,
+        peer_yes_said_yes=1.5,
+        peer_no_items=3.0,
+        peer_no_said_no=0.5,
     )
 
     # when the next run creates its workers

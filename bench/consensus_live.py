@@ -1,0 +1,302 @@
+"""Live consensus before any batch re-run: precision of accepted labels, calibration, votes.
+
+    .venv/bin/python bench/consensus_live.py             # 6 mixes x 3 fresh seeds
+    .venv/bin/python bench/consensus_live.py --seeds 2   # quicker
+
+Simulates the answer path as the platform runs it, with no Dawid-Skene run at all. Items come
+in waves (20 per crowd); within a wave, every open item gets its next vote each round from
+its own queue of distinct workers (bench/consensus_crowds.py draws who and what). Each vote is
+weighted by its voter's live coins (labeling.consensus.live_coins): his control record (a
+control item answered with probability 5 / 95 after each vote, counted in the votes; adversaries
+and colluders answer controls right) worth at most ``--control-votes`` votes, plus his agreement
+with the other votes on every item decided so far (vote_agreement, peer_counts). An item is
+decided when P(yes) or P(no) reaches the threshold (once it has 3 votes, the platform's
+votes_needed), goes to review at the cap; a vote teaches its worker only where the item's other
+votes were at least PEER_CONFIDENCE sure, on decided items and those sent to review alike; a
+worker whose votes stop carrying evidence has the decisions he voted on taken again with
+today's coins (reopened ones get more votes). Nobody is paused (the gates would only help).
+
+Scored per crowd: precision of accepted labels (truth yes among accepted), accuracy over all
+items (a review item takes the side its posterior favours, as in consensus_adaptive.py), votes
+per item with control answers, against fixed 7 (majority of the first 7 votes, no controls) on
+the same queues; and a calibration table: decided items by the confidence they were decided at,
+against how often they were right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from consensus_crowds import FAMILIES, make_crowd
+from numpy.typing import NDArray
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from labeling.consensus.adaptive import binary_posteriors, vote_accuracies, vote_agreement
+from labeling.consensus.reliability import PEER_CONFIDENCE, live_coins, peer_counts
+
+QUEUE_LENGTH = 15
+"""Votes drawn per item: more than any cap tried."""
+MIXES = (
+    "adversaries 10% + spammers 20%, binary",
+    "weak honest 0.55-0.75 + inverters 10%",
+    "yes-clickers 10% + yes-biased 20%, weak honest",
+    "binary colluders 15%, 30% yes",
+    "rare binary 7%",
+    "sparse binary 90% yes, 5 votes/item, 8/worker",
+    "own crowd: honest 0.6-0.95 + spammers 15%, 60% yes",
+)
+OWN_CROWD: dict[str, object] = {
+    "n_items": 5000,
+    "n_workers": 300,
+    "votes_per_item": QUEUE_LENGTH,
+    "priors": np.array([0.4, 0.6]),
+    "honest_accuracy": (0.6, 0.95),
+    "random_spammers": 0.075,
+    "constant_spammers": 0.075,
+    "activity_sigma": 0.5,
+}
+"""The crowd bench/consensus_adaptive.py tunes on: 60 % yes, 15 % spammers."""
+QUEUE = QUEUE_LENGTH
+WAVES = 20
+VOTES_NEEDED = 3
+CONTROL_RATE = 0.05
+BINS = (0.95, 0.97, 0.99, 0.995, 0.999, 1.0001)
+
+
+@dataclass
+class Live:
+    """The state of one simulated live run."""
+
+    truth: NDArray[np.int64]
+    workers: NDArray[np.int64]  # (items, QUEUE)
+    answers: NDArray[np.int64]  # (items, QUEUE), 1 yes
+    gold_right: NDArray[np.float64]  # (n_workers,) P(right on a control)
+    rng: np.random.Generator
+    count: NDArray[np.int64] = field(init=False)
+    state: NDArray[np.int8] = field(init=False)  # 0 open, 1 accepted, -1 rejected, 2 review
+    p_yes: NDArray[np.float64] = field(init=False)
+    decided_at: NDArray[np.float64] = field(init=False)
+    gold: NDArray[np.float64] = field(init=False)  # (W, 2): seen, right
+    peer: NDArray[np.float64] = field(init=False)  # (W, 4)
+    controls: int = 0
+
+    def __post_init__(self) -> None:
+        n, w = len(self.truth), len(self.gold_right)
+        self.count = np.zeros(n, np.int64)
+        self.state = np.zeros(n, np.int8)
+        self.p_yes = np.full(n, 0.5)
+        self.decided_at = np.full(n, np.nan)
+        self.gold = np.zeros((w, 2))
+        self.peer = np.zeros((w, 4))
+
+
+def coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    return live_coins(live.gold[:, 1], live.gold[:, 0], live.peer, strength=control_votes)
+
+
+def votes_of(live: Live, items: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
+    """Flat (row in ``items``, worker, answer) for the votes cast so far on ``items``."""
+    mask = np.arange(QUEUE)[None, :] < live.count[items, None]
+    rows = np.broadcast_to(np.arange(len(items))[:, None], mask.shape)[mask]
+    return rows, live.workers[items][mask], live.answers[items][mask]
+
+
+def posterior(
+    live: Live, items: NDArray[np.int64], sens: NDArray, spec: NDArray, prior: float
+) -> tuple[NDArray[np.float64], tuple[NDArray[np.int64], ...], NDArray[np.float64]]:
+    """P(yes) of ``items`` from their votes so far, with the votes and their accuracies."""
+    rows, w, a = votes_of(live, items)
+    accuracy = vote_accuracies(a, sens[w], spec[w])
+    return binary_posteriors(rows, a, accuracy, len(items), prior), (rows, w, a), accuracy
+
+
+def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) -> None:
+    """One more vote on each open item, its controls, then decide and learn."""
+    live.count[open_items] += 1
+    voters = live.workers[open_items, live.count[open_items] - 1]
+    control = live.rng.random(len(voters)) < CONTROL_RATE / (1 - CONTROL_RATE)
+    who = voters[control]
+    right = live.rng.random(len(who)) < live.gold_right[who]
+    np.add.at(live.gold, (who, 0), 1.0)
+    np.add.at(live.gold, (who, 1), right.astype(np.float64))
+    live.controls += int(control.sum())
+    sens, spec = coins(live, args.control_votes)
+    before = sens + spec > 1
+    p, (rows, w, a), accuracy = posterior(live, open_items, sens, spec, args.prior)
+    live.p_yes[open_items] = p
+    ready = live.count[open_items] >= VOTES_NEEDED
+    accept = ready & (p >= args.threshold)
+    reject = ready & (1 - p >= args.threshold)
+    review = ~accept & ~reject & (live.count[open_items] >= args.cap)
+    live.state[open_items[accept]] = 1
+    live.state[open_items[reject]] = -1
+    live.state[open_items[review]] = 2
+    settled = accept | reject
+    live.decided_at[open_items[settled]] = np.maximum(p, 1 - p)[settled]
+    on = (settled | (False if args.decided_only else review))[rows]
+    if on.any():
+        q = vote_agreement(rows, a, accuracy, len(open_items), args.prior)
+        on &= np.maximum(q, 1 - q) >= args.peer_confidence
+        live.peer += peer_counts(w[on], a[on], q[on], len(live.gold_right))
+    sens, spec = coins(live, args.control_votes)
+    fallen = np.flatnonzero(before & (sens + spec <= 1))
+    if fallen.size:
+        reopen(live, fallen, sens, spec, args)
+
+
+def reopen(
+    live: Live, fallen: NDArray[np.int64], sens: NDArray, spec: NDArray, args: argparse.Namespace
+) -> None:
+    """Decide again, with today's coins, every accepted or rejected item a fallen worker
+    voted on."""
+    decided = np.flatnonzero(np.isin(live.state, (1, -1)))
+    voted = (
+        np.isin(live.workers[decided], fallen)
+        & (np.arange(QUEUE)[None, :] < live.count[decided, None])
+    ).any(axis=1)
+    items = decided[voted]
+    if not items.size:
+        return
+    p, _, _ = posterior(live, items, sens, spec, args.prior)
+    live.p_yes[items] = p
+    new = np.where(p >= args.threshold, 1, np.where(1 - p >= args.threshold, -1, 0))
+    new = np.where((new == 0) & (live.count[items] >= args.cap), 2, new).astype(np.int8)
+    live.state[items] = new
+    live.decided_at[items] = np.where(np.isin(new, (1, -1)), np.maximum(p, 1 - p), np.nan)
+
+
+def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
+    spec = dict(FAMILIES.get(family) or OWN_CROWD)
+    n_items = int(spec.pop("n_items"))
+    n_workers = int(spec.pop("n_workers"))
+    spec.pop("votes_per_item")
+    priors = spec.pop("priors")
+    crowd = make_crowd(seed, n_items, n_workers, QUEUE, priors, gold_fraction=0.0, **spec)  # type: ignore[arg-type]
+    pool = crowd.pool
+    gold_right = np.einsum("k,wkk->w", crowd.priors, pool.gold_confusions)
+    live = Live(
+        truth=crowd.truth,
+        workers=crowd.worker.reshape(n_items, QUEUE),
+        answers=crowd.label.reshape(n_items, QUEUE),
+        gold_right=gold_right,
+        rng=np.random.default_rng(seed + 10_000),
+    )
+    for wave in np.array_split(np.arange(n_items), WAVES):
+        live.count[wave] = 0
+        while True:
+            open_items = np.flatnonzero(live.state == 0)
+            open_items = open_items[open_items <= wave[-1]]
+            if not open_items.size:
+                break
+            step(live, open_items, args)
+    return live
+
+
+@dataclass(frozen=True)
+class Score:
+    precision: float
+    accepted: int
+    false_accepts: int
+    accuracy: float
+    votes: float
+    fixed7: float
+    review: float
+
+
+def score(live: Live) -> Score:
+    accepted = live.state == 1
+    labels = np.where(live.state == 1, 1, np.where(live.state == -1, 0, live.p_yes >= 0.5))
+    total = live.count.sum() + live.controls
+    yes7 = live.answers[:, :7].sum(axis=1)
+    return Score(
+        precision=float(live.truth[accepted].mean()) if accepted.any() else float("nan"),
+        accepted=int(accepted.sum()),
+        false_accepts=int((accepted & (live.truth == 0)).sum()),
+        accuracy=float((labels == live.truth).mean()),
+        votes=float(total / len(live.truth)),
+        fixed7=float(((2 * yes7 > 7) == live.truth).mean()),
+        review=float((live.state == 2).mean()),
+    )
+
+
+def calibration(lives: list[Live]) -> list[tuple[str, int, float]]:
+    """(bin, items, observed accuracy) over the decided items of ``lives``."""
+    at = np.concatenate([lv.decided_at for lv in lives])
+    right = np.concatenate([(lv.state == 1) == (lv.truth == 1) for lv in lives])
+    rows = []
+    for low, high in itertools.pairwise(BINS):
+        inside = (at >= low) & (at < high)
+        label = f"[{low}, {min(high, 1.0)}{']' if high > 1 else ')'}"
+        rows.append((label, int(inside.sum()), float(right[inside].mean()) if inside.any() else 0))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=3, help="fresh crowds per mix")
+    parser.add_argument("--first-seed", type=int, default=2026)
+    parser.add_argument("--threshold", type=float, default=0.995)
+    parser.add_argument("--cap", type=int, default=10)
+    parser.add_argument("--control-votes", type=float, default=4.0)
+    parser.add_argument("--prior", type=float, default=0.5, help="P(yes) before any vote")
+    parser.add_argument(
+        "--peer-confidence",
+        type=float,
+        default=PEER_CONFIDENCE,
+        help="learn from a vote only where the item's other votes were this sure",
+    )
+    parser.add_argument(
+        "--decided-only",
+        action="store_true",
+        help="learn only from accepted or rejected items, not from those sent to review",
+    )
+    args = parser.parse_args()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    print(f"machine: {platform.node()}, {os.cpu_count()} cores, numpy {np.__version__}")
+    print(
+        f"threshold {args.threshold}, cap {args.cap}, prior {args.prior}, control votes "
+        f"{args.control_votes}, peer confidence {args.peer_confidence}, learning from "
+        f"{'decided items only' if args.decided_only else 'decided and review items'}, "
+        f"seeds {seeds[0]}-{seeds[-1]}\n"
+    )
+    print(
+        "| mix | accepted precision % (false / accepted) | accuracy % | fixed 7 % | votes / item "
+        "| fewer than fixed 7 | review % | target |\n"
+        "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    )
+    everything: list[Live] = []
+    for family in MIXES:
+        lives = [simulate(family, seed, args) for seed in seeds]
+        everything += lives
+        s = [score(lv) for lv in lives]
+        false, accepted = sum(x.false_accepts for x in s), sum(x.accepted for x in s)
+        accuracy = np.mean([x.accuracy for x in s])
+        fixed7 = np.mean([x.fixed7 for x in s])
+        votes = np.mean([x.votes for x in s])
+        met = sum(x.accuracy >= x.fixed7 and x.votes <= 0.7 * 7 for x in s)
+        print(
+            f"| {family} | {100 * (1 - false / accepted):.2f} ({false} / {accepted}) "
+            f"| {100 * accuracy:.2f} | {100 * fixed7:.2f} | {votes:.2f} "
+            f"| {100 * (1 - votes / 7):.0f} % | {100 * np.mean([x.review for x in s]):.1f} "
+            f"| {met} of {len(s)} |"
+        )
+        for label, n, observed in calibration(lives):
+            print(f"|   decided at {label} | {n} items | {100 * observed:.2f} % right | | | | | |")
+    print(
+        "\nCalibration over all mixes:\n\n| decided at P in | items | right % |\n"
+        "| --- | --- | --- |"
+    )
+    for label, n, observed in calibration(everything):
+        print(f"| {label} | {n} | {100 * observed:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""Each worker's two coins (sensitivity, specificity) on yes/no label questions, as the live
+answer path reads and learns them: from the control record, from agreement with the rest of the
+crowd on the items it decides, and from the last Dawid-Skene run when there was one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from labeling.consensus import live_coins
+from labeling.models import WorkerProfile
+
+PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
+_READ = ("user_id", "gold_correct", "gold_seen", "confusion", *PEER_FIELDS)
+
+
+def _coins(rows: list[tuple]) -> dict[int, tuple[float, float]]:
+    """(sensitivity, specificity) per worker from profile rows laid out as ``_READ``."""
+    if not rows:
+        return {}
+    ids = [row[0] for row in rows]
+    sens, spec = live_coins(
+        [row[1] for row in rows],
+        [row[2] for row in rows],
+        [row[4:] for row in rows],
+        strength=settings.CROWDNET_CONSENSUS_CONTROL_VOTES,
+    )
+    coins = {}
+    for i, worker_id in enumerate(ids):
+        s, c = float(sens[i]), float(spec[i])
+        confusion = rows[i][3]
+        if confusion:  # the batch model's view: whichever of the two doubts him more wins
+            s, c = min(s, float(confusion[1][1])), min(c, float(confusion[0][0]))
+        coins[worker_id] = (s, c)
+    return coins
+
+
+def worker_coins(worker_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
+    """(sensitivity, specificity) per worker; a worker with no profile reads as a newcomer
+    (two thirds right on both classes)."""
+    ids = set(worker_ids)
+    rows = list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ))
+    coins = _coins(rows)
+    newcomer = 2 / 3  # the control record's Beta(2, 1) prior mean, nothing else known
+    return {w: coins.get(w, (newcomer, newcomer)) for w in ids}
+
+
+def informative(sensitivity: float, specificity: float) -> bool:
+    """Whether the worker's votes carry any evidence: his yes is likelier on yes items than on
+    no items (Youden's J above 0). A worker at or below it weighs nothing live."""
+    return sensitivity + specificity > 1.0
+
+
+def peer_record_add(counts: dict[int, tuple[float, float, float, float]]) -> list[int]:
+    """Add agreement counts (laid out as ``PEER_FIELDS``) to these workers' profiles with
+    targeted updates, in id order; returns the workers whose votes carried evidence before and
+    no longer do (their decisions are to be looked at again)."""
+    ids = sorted(counts)
+    with transaction.atomic():
+        before = _coins(
+            list(
+                WorkerProfile.objects.select_for_update()
+                .filter(user_id__in=ids)
+                .order_by("user_id")
+                .values_list(*_READ)
+            )
+        )
+        for worker_id in ids:
+            added = dict(zip(PEER_FIELDS, counts[worker_id], strict=True))
+            WorkerProfile.objects.filter(user_id=worker_id).update(
+                **{name: F(name) + value for name, value in added.items()}
+            )
+        after = _coins(list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ)))
+    return [
+        w for w in ids if w in before and informative(*before[w]) and not informative(*after[w])
+    ]
+
+
+def peer_counts_by_worker(
+    workers: np.ndarray, counts: np.ndarray
+) -> dict[int, tuple[float, float, float, float]]:
+    """``counts`` rows (from labeling.consensus.peer_counts over worker indices) keyed by the
+    worker ids in ``workers``; workers with nothing judged are left out."""
+    return {
+        int(w): tuple(float(v) for v in counts[i])  # type: ignore[misc]
+        for i, w in enumerate(workers.tolist())
+        if counts[i, 0] + counts[i, 2] > 0
+    }

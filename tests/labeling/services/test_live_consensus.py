@@ -1,0 +1,155 @@
+"""The live answer path learns each worker from agreement with the crowd: a worker who answers
+control items right and everything else wrong stops deciding items within a few votes, and the
+decisions his votes made are taken again without him."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from labeling.models import Candidate, Vote, WorkerProfile
+from labeling.services.answers import answer_submit
+from labeling.services.consensus import worker_decisions_reopen
+from labeling.services.ingest import images_ingest
+from labeling.services.microtasks import task_assign
+from labeling.services.worker_coins import informative, worker_coins
+from tests.factories import UserFactory, image_bytes, label_votes_create
+
+pytestmark = pytest.mark.django_db
+
+DECIDED = ("accepted", "rejected")
+
+
+@pytest.fixture(autouse=True)
+def _rules(settings):
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    settings.CROWDNET_GOLD_RATE = 0.0
+    settings.CROWDNET_CONSENSUS_THRESHOLD = 0.95
+    settings.CROWDNET_CONSENSUS_VOTE_CAP = 7
+    settings.CROWDNET_CONSENSUS_PRIOR = 0.5
+
+
+def _pool(category, count: int) -> list[Candidate]:
+    files = [(f"{i}.jpg", image_bytes(5000 + i, size=(80, 60))) for i in range(count)]
+    images_ingest(files=files, category=category, source="upload", uploader=None)
+    return list(Candidate.objects.filter(category=category).order_by("id"))
+
+
+def _worker(name: str, *, gold_seen: int, gold_correct: int):
+    user = UserFactory(username=name)
+    WorkerProfile.objects.create(user=user, gold_seen=gold_seen, gold_correct=gold_correct)
+    return user
+
+
+def _answer(worker, said_yes: bool, capture) -> int | None:
+    """One verify task answered, its commit hooks run as they would in production; the
+    candidate's id, or None when the pool has nothing for him."""
+    task = task_assign(worker=worker, kind="verify")
+    if task is None:
+        return None
+    [item] = task.items.all()
+    answer = "yes" if said_yes(item.candidate_id) else "no"
+    with capture(execute=True):
+        answer_submit(
+            worker=worker,
+            task_uid=str(task.uid),
+            answers=[{"item": str(item.uid), "answer": answer}],
+            client_token="",
+        )
+    return item.candidate_id
+
+
+def _states() -> dict[int, str]:
+    return dict(Candidate.objects.values_list("id", "state"))
+
+
+def test_an_adversary_with_a_perfect_control_record_is_caught_and_his_decisions_reopened(
+    category, django_capture_on_commit_callbacks
+):
+    # given 40 items (seeded truth), six honest workers right 80 % of the time with a 9-of-10
+    # control record, and an adversary who got all 20 controls right and answers the rest wrong
+    rng = np.random.default_rng(3)
+    candidates = _pool(category, 40)
+    truth = {c.pk: bool(rng.random() < 0.5) for c in candidates}
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=9) for i in range(6)]
+    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+
+    def lies(pk: int) -> bool:
+        return not truth[pk]
+
+    def tells(pk: int) -> bool:
+        return truth[pk] if rng.random() < 0.8 else not truth[pk]
+
+    # when they answer in turn, the adversary first in every round, until the pool is done
+    ever_decided_wrong: set[int] = set()
+    reopened: set[int] = set()
+    before = _states()
+    caught_after = None
+    for _ in range(200):
+        answered = _answer(adversary, lies, django_capture_on_commit_callbacks)
+        for worker in honest:
+            answered = _answer(worker, tells, django_capture_on_commit_callbacks) or answered
+        states = _states()
+        reopened |= {pk for pk, s in states.items() if before[pk] in DECIDED and s != before[pk]}
+        before = states
+        ever_decided_wrong |= {
+            pk for pk, s in states.items() if s in DECIDED and (s == "accepted") != truth[pk]
+        }
+        if caught_after is None and not informative(*worker_coins([adversary.pk])[adversary.pk]):
+            caught_after = Vote.objects.filter(worker=adversary, counted=True).count()
+        if answered is None:
+            break
+
+    # then his votes stopped carrying evidence after a few label votes
+    # then his votes stopped carrying evidence after 11 label votes (he had cast 28 by the end)
+    position = {c.pk: i for i, c in enumerate(candidates)}
+    assert caught_after == 11
+    assert Vote.objects.filter(worker=adversary, counted=True).count() == 28
+    # and the two items he had pushed to a wrong decision were taken again; no decided item
+    # changed state otherwise (honest decisions stand) and none stays wrong
+    assert sorted(position[pk] for pk in ever_decided_wrong) == [0, 2]
+    assert sorted(position[pk] for pk in reopened) == [0, 2]
+    states = _states()
+    assert not {pk for pk, s in states.items() if s in DECIDED and (s == "accepted") != truth[pk]}
+    assert Counter(states.values()) == {"accepted": 16, "rejected": 17, "needs_review": 7}
+
+
+def test_reopening_takes_again_only_the_decisions_a_discredited_worker_carried(category):
+    # given an adversary with a perfect control record and two honest workers right on 10 of 10
+    # controls, and three items they decided together: the first only thanks to the adversary,
+    # the second with the honest pair on his side, the third settled by a curator
+    first, second, third = _pool(category, 3)
+    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
+    label_votes_create(
+        [first, second, third],
+        {
+            adversary: [True, True, True],
+            honest[0]: [True, True, False],
+            honest[1]: [False, True, True],
+        },
+    )
+    Candidate.objects.update(state="accepted", posterior=0.99, votes_needed=3)
+    Candidate.objects.filter(pk=third.pk).update(override=True)
+    # when the crowd has outvoted the adversary on 12 items of each class
+    WorkerProfile.objects.filter(user=adversary).update(
+        peer_yes_items=12.0, peer_yes_said_yes=0.0, peer_no_items=12.0, peer_no_said_no=0.0
+    )
+    changed = worker_decisions_reopen(worker_id=adversary.pk)
+
+    # then the first item is open again and waits for a fourth vote (one yes, one no of equal
+    # weight: P(yes) 1/2); the second stands on the honest pair (odds 12 * 12); the curator's
+    # stands untouched
+    assert changed == 1
+    rows = {
+        c.pk: (c.state, c.votes_needed, c.decided_at, round(c.posterior, 6))
+        for c in Candidate.objects.all()
+    }
+    assert rows == {
+        first.pk: ("open", 4, None, 0.5),
+        second.pk: ("accepted", 3, None, round(144 / 145, 6)),
+        third.pk: ("accepted", 3, None, 0.99),
+    }
+    assert worker_decisions_reopen(worker_id=adversary.pk) == 0
