@@ -343,11 +343,12 @@ def test_too_fast_worker_is_paused_with_a_reason(category, settings):
 def test_missed_controls_pause_with_a_reason_that_names_no_item_count_or_answer(
     category, curator_api, settings
 ):
-    # given only control items (all cats) and a gate loose enough to pause after two misses
+    # given control items served every time (a control stands in for a pool item, so the pool
+    # has some) and a gate loose enough to pause after two misses
     # (the pooled test at log(1 / 0.25) = 1.39 nats; two misses give 2 log(2.5) = 1.83)
     settings.CROWDNET_GOLD_RATE = 1.0
     settings.CROWDNET_GATE_FALSE_PAUSE = 0.5
-    _with_gold(category, 3, gold=3)
+    _with_gold(category, 5, gold=3)
     client, user = _client("ann")
 
     # when the worker says "no" to two of them
