@@ -21,8 +21,8 @@ from labeling.models import Image, TaskItem
 VIEWER_PATCH = 2
 """Side of the square, in pixels, that a worker's copy of an image changes."""
 VIEWER_DELTA = 12
-"""How far (0-255) each channel of that square moves: past JPEG's quantisation at the stored quality,
-out of sight at a few pixels."""
+"""How far (0-255) each channel of that square moves: past JPEG's quantisation at the stored
+quality, out of sight at a few pixels."""
 
 CONTENT_TYPES = {
     "JPEG": "image/jpeg",
