@@ -4,12 +4,11 @@ category without curated gold uses items the crowd decided confidently."""
 from __future__ import annotations
 
 import pytest
-from rest_framework.test import APIClient
 
 from labeling.models import Candidate, GoldAnswer, TaskItem, Vote, WorkerProfile
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
-from tests.factories import CategoryFactory, UserFactory, image_bytes
+from tests.factories import CategoryFactory, image_bytes, worker_client
 
 pytestmark = pytest.mark.django_db
 
@@ -34,14 +33,6 @@ def _decide(candidates: list[Candidate], state: str, confidence: float) -> None:
     )
 
 
-def _client(username: str) -> tuple[APIClient, object]:
-    user = UserFactory(username=username, role="worker")
-    client = APIClient()
-    client.force_login(user)
-    client.force_authenticate(user)
-    return client, user
-
-
 def _next(client) -> dict:
     response = client.get("/api/tasks/next/?kind=verify")
     assert response.status_code == 200
@@ -63,7 +54,7 @@ def test_a_control_item_is_of_the_category_of_the_pool_item_it_stands_in_for(cat
         gold_mark(candidate=candidate, answer=False)
 
     # when eight workers each ask for a verify task
-    served = [_served(_next(_client(f"w{i}")[0])) for i in range(8)]
+    served = [_served(_next(worker_client(f"w{i}")[0])) for i in range(8)]
 
     # then every one is the cat control item, with its known answer
     assert [(s.is_gold, s.candidate_id, s.control_answer) for s in served] == [
@@ -84,7 +75,7 @@ def test_a_category_without_gold_uses_a_confident_decision_and_the_gate_scores_i
     [unsure] = _images(category, 1, start=20)
     _decide([unsure], "accepted", 0.9)
     _images(category, 2, start=30)
-    client, user = _client("ann")
+    client, user = worker_client("ann")
 
     # when the worker gets a verify task and says "yes"
     task = _next(client)
@@ -120,7 +111,7 @@ def test_the_control_item_is_the_one_closest_in_size_to_the_pool_item(category, 
     gold_mark(candidate=large, answer=True)
     _decide([close], "rejected", 0.999)  # accepted, it would be an example
 
-    served = [_served(_next(_client(f"w{i}")[0])) for i in range(3)]
+    served = [_served(_next(worker_client(f"w{i}")[0])) for i in range(3)]
 
     assert [(s.is_gold, s.candidate_id) for s in served] == [(True, close.pk)] * 3
 
@@ -137,9 +128,9 @@ def test_control_and_real_tasks_carry_the_same_examples(category, settings):
 
     # when one worker gets a control task and another a real one
     settings.CROWDNET_GOLD_RATE = 1.0
-    control = _next(_client("ann")[0])
+    control = _next(worker_client("ann")[0])
     settings.CROWDNET_GOLD_RATE = 0.0
-    real = _next(_client("bob")[0])
+    real = _next(worker_client("bob")[0])
 
     # then both show three cat examples (signed per worker, so compared by count and task)
     assert _served(control).is_gold is True
