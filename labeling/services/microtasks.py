@@ -41,6 +41,8 @@ EXAMPLES = 3
 SIZE_STEP = 32
 """Control items are drawn from the closest size step to the real item's: pixels of
 width + height difference."""
+CONTROL_WINDOW = 200
+"""Decided items looked at on each side of the real item, in id order, for its control."""
 
 
 class EmptyReason(TextChoices):
@@ -169,19 +171,26 @@ def _control_cell(worker: User, now: datetime, like: Candidate) -> Cell | None:
     """A control item to serve in place of ``like``: same category, closest size step, curated
     gold first, else an item the crowd decided with CROWDNET_CONTROL_CONFIDENCE (its known
     answer is the decision); never one the worker answered or sees as an example. One query
-    over the category's decided items."""
+    over the category's gold and at most 2 x CONTROL_WINDOW decided items next to ``like`` in
+    id order (the same import, so the same kind of image), whatever the category's size."""
     known = Q(gold__isnull=False) | Q(confidence__gte=settings.CROWDNET_CONTROL_CONFIDENCE)
-    decided = Candidate.objects.filter(
-        known,
-        category_id=like.category_id,
-        state__in=[Candidate.State.ACCEPTED, Candidate.State.REJECTED],
-    ).exclude(pk__in=task_examples(like.category_id).values("pk")[:EXAMPLES])
+    decided = _new_to(
+        worker,
+        now,
+        Candidate.objects.filter(
+            known,
+            category_id=like.category_id,
+            state__in=[Candidate.State.ACCEPTED, Candidate.State.REJECTED],
+        ).exclude(pk__in=task_examples(like.category_id).values("pk")[:EXAMPLES]),
+    )
+    below = decided.filter(pk__lt=like.pk).order_by("-pk").values("pk")[:CONTROL_WINDOW]
+    above = decided.filter(pk__gt=like.pk).order_by("pk").values("pk")[:CONTROL_WINDOW]
+    curated = GoldAnswer.objects.filter(candidate__category_id=like.category_id)
     width, height = like.image.width, like.image.height
     distance = Abs(F("image__width") - width) + Abs(F("image__height") - height)
-    curated = Exists(GoldAnswer.objects.filter(candidate=OuterRef("pk")))
     control = (
-        _new_to(worker, now, decided)
-        .alias(step=distance / SIZE_STEP, curated=curated)
+        decided.filter(Q(pk__in=below) | Q(pk__in=above) | Q(pk__in=curated.values("candidate_id")))
+        .alias(step=distance / SIZE_STEP, curated=Exists(curated.filter(candidate=OuterRef("pk"))))
         .order_by("step", F("curated").desc(), "?")
         .select_related("image", "category", "gold")
         .first()

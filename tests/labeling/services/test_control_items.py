@@ -137,3 +137,24 @@ def test_control_and_real_tasks_carry_the_same_examples(category, settings):
     assert _served(real).is_gold is False
     assert (control["category"]["name"], len(control["examples"])) == ("cat", 3)
     assert (real["category"]["name"], len(real["examples"])) == ("cat", 3)
+
+
+def test_a_control_comes_from_the_decided_items_next_to_the_pool_item_or_from_gold(
+    category, settings, monkeypatch
+):
+    # given, in import order, an item for gold, two decided items and the open pool item, and
+    # a window of one decided item on each side
+    settings.CROWDNET_GOLD_RATE = 1.0
+    monkeypatch.setattr("labeling.services.microtasks.CONTROL_WINDOW", 1)
+    far_gold, far, near, _ = _images(category, 4, start=0)
+    _decide([far, near], "rejected", 0.999)
+    _decide([far_gold], "needs_review", 0.0)  # out of the pool
+
+    # when workers ask before and after the first item is made gold
+    before = [_served(_next(worker_client(f"w{i}")[0])) for i in range(4)]
+    gold_mark(candidate=far_gold, answer=False)
+    after = _served(_next(worker_client("w9")[0]))
+
+    # then only the nearest decided item served, and then the gold item, wherever it lies
+    assert {(s.candidate_id, s.control_answer) for s in before} == {(near.pk, False)}
+    assert (after.candidate_id, after.control_answer) == (far_gold.pk, False)
