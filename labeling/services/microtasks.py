@@ -172,7 +172,7 @@ def _control_cell(worker: User, now: datetime, like: Candidate) -> Cell | None:
     gold first, else an item the crowd decided with CROWDNET_CONTROL_CONFIDENCE (its known
     answer is the decision); never one the worker answered or sees as an example. One query
     over the category's gold and at most 2 x CONTROL_WINDOW decided items next to ``like`` in
-    id order (the same import, so the same kind of image), whatever the category's size."""
+    id order (the same import, so the same kind of image) are ranked."""
     known = Q(gold__isnull=False) | Q(confidence__gte=settings.CROWDNET_CONTROL_CONFIDENCE)
     decided = _new_to(
         worker,
