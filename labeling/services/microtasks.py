@@ -170,9 +170,9 @@ def task_examples(category_id: int) -> QuerySet[Candidate]:
 def _control_cell(worker: User, now: datetime, like: Candidate) -> Cell | None:
     """A control item to serve in place of ``like``: same category, closest size step, curated
     gold first, else an item the crowd decided with CROWDNET_CONTROL_CONFIDENCE (its known
-    answer is the decision); never one the worker answered or sees as an example. One query
-    over the category's gold and at most 2 x CONTROL_WINDOW decided items next to ``like`` in
-    id order (the same import, so the same kind of image) are ranked."""
+    answer is the decision); never one the worker answered or sees as an example. One query;
+    it ranks the category's gold and at most 2 x CONTROL_WINDOW decided items next to ``like``
+    in id order (the same import, so the same kind of image)."""
     known = Q(gold__isnull=False) | Q(confidence__gte=settings.CROWDNET_CONTROL_CONFIDENCE)
     decided = _new_to(
         worker,
