@@ -412,6 +412,9 @@ CROWDNET_LEASE_SECONDS = env_int("CROWDNET_LEASE_SECONDS", 180, minimum=10)
 CROWDNET_MAX_OPEN_TASKS = env_int("CROWDNET_MAX_OPEN_TASKS", 2, minimum=1)
 CROWDNET_VOTES_PER_ITEM = env_int("CROWDNET_VOTES_PER_ITEM", 3, minimum=1)
 CROWDNET_GOLD_RATE = env_float("CROWDNET_GOLD_RATE", 0.1)
+# Where a category has no curated gold item left for a worker, items the crowd decided with
+# at least this confidence serve as its control items (their known answer is the decision).
+CROWDNET_CONTROL_CONFIDENCE = env_float("CROWDNET_CONTROL_CONFIDENCE", 0.99)
 CROWDNET_GRID_SIZE = env_int("CROWDNET_GRID_SIZE", 9, minimum=2)
 CROWDNET_BOX_VERIFY_VOTES = env_int("CROWDNET_BOX_VERIFY_VOTES", 1, minimum=1)
 # Image links in the task API are signed for the worker and good for this many seconds.

@@ -7,6 +7,7 @@ import io
 import factory
 import numpy as np
 from PIL import Image as PILImage
+from rest_framework.test import APIClient
 
 from labeling.models import Category, User
 
@@ -344,3 +345,12 @@ def label_votes_create(candidates, answers, *, gold: int = 0) -> None:
         Candidate.objects.filter(pk=candidate.pk).update(
             yes_votes=mine.count("yes"), no_votes=mine.count("no")
         )
+
+
+def worker_client(username: str) -> tuple[APIClient, User]:
+    """A new worker and an API client signed in as them (session and authentication)."""
+    user = UserFactory(username=username, role="worker")
+    client = APIClient()
+    client.force_login(user)
+    client.force_authenticate(user)
+    return client, user

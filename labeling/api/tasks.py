@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from labeling.api.image_urls import image_url_sign
 from labeling.api.task_serializers import TASK_SCHEMA, AnswerSerializer, StatsSerializer
 from labeling.api.throttling import AddressRateThrottle, ScopedRateThrottle
-from labeling.models import Box, Candidate, MicroTask, TaskItem, TaskKind
+from labeling.models import Box, MicroTask, TaskItem, TaskKind
 from labeling.services.answers import (
     AnswerInvalid,
     TaskConflict,
@@ -24,7 +24,7 @@ from labeling.services.answers import (
     WorkerPaused,
     answer_submit,
 )
-from labeling.services.microtasks import task_assign, task_empty_reason
+from labeling.services.microtasks import EXAMPLES, task_assign, task_empty_reason, task_examples
 
 PROMPTS = {
     TaskKind.VERIFY: "Is there a {name} in this image?",
@@ -33,7 +33,6 @@ PROMPTS = {
     TaskKind.VERIFY_BOX: "Is this box tight around one {name}?",
     TaskKind.COVERAGE: "Is every {name} boxed?",
 }
-EXAMPLES = 3
 
 
 class TaskThrottle(ScopedRateThrottle):
@@ -72,12 +71,9 @@ def task_body(task: MicroTask) -> dict[str, Any]:
         )
     items = list(items_query)
     examples = (
-        Candidate.objects.filter(
-            category=task.category, state=Candidate.State.ACCEPTED, gold__isnull=True
-        )
+        task_examples(task.category_id)
         .exclude(image_id__in=[item.candidate.image_id for item in items])
-        .select_related("image")
-        .order_by("-confidence", "id")[:EXAMPLES]
+        .select_related("image")[:EXAMPLES]
     )
     return {
         "id": str(task.uid),

@@ -167,7 +167,7 @@ class MicroTask(models.Model):
 class TaskItem(models.Model):
     """One cell of a task: a candidate (verify, grid, draw, coverage) or a box (verify_box).
 
-    ``is_gold`` is server-side only; serializers never read it."""
+    ``is_gold`` and ``control_answer`` are server-side only; serializers never read them."""
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     task = models.ForeignKey(MicroTask, on_delete=models.CASCADE, related_name="items")
@@ -175,6 +175,12 @@ class TaskItem(models.Model):
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="task_items")
     box = models.ForeignKey(Box, null=True, blank=True, on_delete=models.CASCADE)
     is_gold = models.BooleanField(default=False)
+    control_answer = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="A control item's known answer when it was served: the curated gold answer, "
+        "or the crowd's confident decision for a category without gold.",
+    )
     leased_until = models.DateTimeField(help_text="Copy of the task's expiry, for pool counts.")
 
     class Meta:

@@ -96,14 +96,15 @@ def _specs(items: list[TaskItem]) -> list[ItemSpec]:
 def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[ControlAnswer | None]:
     """Per item: the control item's known answer and whether it was answered right; None for
     items that are not gold."""
-    return [
-        ControlAnswer(
-            positive=item.candidate.gold.answer,
-            right=(answer.answer == "yes") == item.candidate.gold.answer,
-        )
+    known = [
+        (item.candidate.gold.answer if item.control_answer is None else item.control_answer)
         if item.is_gold
         else None
-        for item, answer in zip(items, parsed, strict=True)
+        for item in items
+    ]  # items leased before control_answer existed fall back to the gold row
+    return [
+        None if positive is None else ControlAnswer(positive, (a.answer == "yes") == positive)
+        for positive, a in zip(known, parsed, strict=True)
     ]
 
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, TextChoices
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Abs, Coalesce
 from django.utils import timezone
 
 from labeling.models import (
@@ -36,6 +36,13 @@ KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GR
 # Candidates of archived categories are kept but never asked about again, in any kind of task.
 LIVE = Q(category__archived_at__isnull=True)
 LIVE_CANDIDATE = Q(candidate__category__archived_at__isnull=True)
+EXAMPLES = 3
+"""Example images a task carries: the category's most confident accepted items."""
+SIZE_STEP = 32
+"""Control items are drawn from the closest size step to the real item's: pixels of
+width + height difference."""
+CONTROL_WINDOW = 200
+"""Decided items looked at on each side of the real item, in id order, for its control."""
 
 
 class EmptyReason(TextChoices):
@@ -60,6 +67,7 @@ class Cell:
     candidate: Candidate
     box: Box | None = None
     is_gold: bool = False
+    control_answer: bool | None = None
 
 
 def worker_profile(worker: User, *, lock: bool = False) -> WorkerProfile:
@@ -145,19 +153,66 @@ def _gold_cells(
     for start in range(0, len(shuffled), 200):
         window = shuffled[start : start + 200]
         fresh = _new_to(worker, now, Candidate.objects.filter(pk__in=window))
-        found = {c.pk: c for c in fresh.select_related("image", "category")}
+        found = {c.pk: c for c in fresh.select_related("image", "category", "gold")}
         chosen += [found[pk] for pk in window if pk in found][: limit - len(chosen)]
         if len(chosen) == limit:
             break
-    return [Cell(candidate, is_gold=True) for candidate in chosen]
+    return [Cell(c, is_gold=True, control_answer=c.gold.answer) for c in chosen]
+
+
+def task_examples(category_id: int) -> QuerySet[Candidate]:
+    """The images a task of the category shows as examples, best first (slice to EXAMPLES)."""
+    return Candidate.objects.filter(
+        category_id=category_id, state=Candidate.State.ACCEPTED, gold__isnull=True
+    ).order_by("-confidence", "id")
+
+
+def _control_cell(worker: User, now: datetime, like: Candidate) -> Cell | None:
+    """A control item to serve in place of ``like``: same category, closest size step, curated
+    gold first, else an item the crowd decided with CROWDNET_CONTROL_CONFIDENCE (its known
+    answer is the decision); never one the worker answered or sees as an example. One query;
+    it ranks the category's gold and at most 2 x CONTROL_WINDOW decided items next to ``like``
+    in id order (the same import, so the same kind of image)."""
+    known = Q(gold__isnull=False) | Q(confidence__gte=settings.CROWDNET_CONTROL_CONFIDENCE)
+    decided = _new_to(
+        worker,
+        now,
+        Candidate.objects.filter(
+            known,
+            category_id=like.category_id,
+            state__in=[Candidate.State.ACCEPTED, Candidate.State.REJECTED],
+        ).exclude(pk__in=task_examples(like.category_id).values("pk")[:EXAMPLES]),
+    )
+    below = decided.filter(pk__lt=like.pk).order_by("-pk").values("pk")[:CONTROL_WINDOW]
+    above = decided.filter(pk__gt=like.pk).order_by("pk").values("pk")[:CONTROL_WINDOW]
+    curated = GoldAnswer.objects.filter(candidate__category_id=like.category_id)
+    width, height = like.image.width, like.image.height
+    distance = Abs(F("image__width") - width) + Abs(F("image__height") - height)
+    control = (
+        decided.filter(Q(pk__in=below) | Q(pk__in=above) | Q(pk__in=curated.values("candidate_id")))
+        .alias(step=distance / SIZE_STEP, curated=Exists(curated.filter(candidate=OuterRef("pk"))))
+        .order_by("step", F("curated").desc(), "?")
+        .select_related("image", "category", "gold")
+        .first()
+    )
+    if control is None:
+        return None
+    gold = getattr(control, "gold", None)
+    answer = gold.answer if gold is not None else control.state == Candidate.State.ACCEPTED
+    return Cell(control, is_gold=True, control_answer=answer)
 
 
 def _verify_cells(worker: User, now: datetime) -> list[Cell]:
-    if random.random() < settings.CROWDNET_GOLD_RATE:
-        gold = _gold_cells(worker, now, 1)
-        if gold:
-            return gold
-    return _lock_label_cells(worker, now, 1)
+    """The worker's next pool item or, at CROWDNET_GOLD_RATE, a control item in its place
+    drawn alongside it. Both are looked up (and the pool row locked) every time, so a control
+    costs the same queries and time as a real item; an empty pool serves no control either."""
+    real = _lock_label_cells(worker, now, 1)
+    if not real:
+        return []
+    control = _control_cell(worker, now, real[0].candidate)
+    if random.random() < settings.CROWDNET_GOLD_RATE and control is not None:
+        return [control]
+    return real
 
 
 def _grid_category(worker: User, now: datetime) -> int | None:
@@ -254,6 +309,7 @@ def _lease(worker: User, kind: str, cells: list[Cell], now: datetime) -> MicroTa
             candidate=cell.candidate,
             box=cell.box,
             is_gold=cell.is_gold,
+            control_answer=cell.control_answer,
             leased_until=expires,
         )
         for position, cell in enumerate(cells)

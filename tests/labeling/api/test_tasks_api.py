@@ -9,12 +9,11 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from labeling.models import Box, Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
-from tests.factories import CategoryFactory, UserFactory, image_bytes
+from tests.factories import CategoryFactory, UserFactory, image_bytes, worker_client
 
 pytestmark = pytest.mark.django_db
 
@@ -29,14 +28,6 @@ def _pool(category, count: int, start: int = 0) -> list[Candidate]:
     files = [(f"{i}.jpg", image_bytes(1000 + start + i, size=(80, 60))) for i in range(count)]
     images_ingest(files=files, category=category, source="upload", uploader=None)
     return list(Candidate.objects.filter(category=category).order_by("id"))
-
-
-def _client(username: str) -> tuple[APIClient, object]:
-    user = UserFactory(username=username, role="worker")
-    client = APIClient()
-    client.force_login(user)
-    client.force_authenticate(user)
-    return client, user
 
 
 def _answer(client, task, answers, token="t1"):
@@ -81,7 +72,7 @@ def test_nothing_to_do_is_204_and_unknown_kind_is_400(worker_api, category):
 def test_a_worker_never_gets_an_item_twice_and_holds_at_most_two_tasks(category, settings):
     settings.CROWDNET_GOLD_RATE = 0.0
     _pool(category, 3)
-    client, _ = _client("ann")
+    client, _ = worker_client("ann")
 
     first = client.get("/api/tasks/next/?kind=verify").json()
     second = client.get("/api/tasks/next/?kind=verify").json()
@@ -99,7 +90,7 @@ def test_a_worker_never_gets_an_item_twice_and_holds_at_most_two_tasks(category,
 def test_no_item_gets_more_leases_than_the_votes_it_needs(category, settings):
     settings.CROWDNET_GOLD_RATE = 0.0
     [candidate] = _pool(category, 1)
-    clients = [_client(f"w{i}")[0] for i in range(4)]
+    clients = [worker_client(f"w{i}")[0] for i in range(4)]
 
     codes = [c.get("/api/tasks/next/?kind=verify").status_code for c in clients]
 
@@ -116,7 +107,7 @@ def test_breadth_first_and_priority(category, settings):
     settings.CROWDNET_GOLD_RATE = 0.0
     _fresh, nearly, urgent = _pool(category, 3)
     Candidate.objects.filter(pk=nearly.pk).update(yes_votes=2)
-    client, _ = _client("ann")
+    client, _ = worker_client("ann")
 
     first = client.get("/api/tasks/next/?kind=verify").json()
     assert TaskItem.objects.get(uid=first["items"][0]["id"]).candidate == nearly
@@ -164,7 +155,7 @@ def test_other_workers_task_is_404_and_expired_is_409(worker_api, category, sett
     settings.CROWDNET_GOLD_RATE = 0.0
     _pool(category, 2)
     task = worker_api.get("/api/tasks/next/").json()
-    intruder, _ = _client("mallory")
+    intruder, _ = worker_client("mallory")
 
     assert _answer(intruder, task, _yes(task)).status_code == 404
     assert intruder.get(task["items"][0]["image_url"]).status_code == 404
@@ -240,7 +231,7 @@ def test_grid_carries_gold_that_the_worker_cannot_see(worker_api, category):
 
 def test_grid_votes_count_only_when_the_control_is_right(category):
     _with_gold(category, 12, gold=1)
-    client, _ = _client("ann")
+    client, _ = worker_client("ann")
     task = client.get("/api/tasks/next/?kind=grid").json()
     gold_item = str(TaskItem.objects.get(task__uid=task["id"], is_gold=True).uid)
 
@@ -269,7 +260,7 @@ def test_a_worker_who_saw_a_categorys_control_items_gets_a_grid_of_another(categ
     Candidate.objects.filter(category=category).update(priority=5)  # cats come first
     dogs = _pool(dog, 12, start=100)
     gold_mark(candidate=dogs[0], answer=True)
-    client, _ = _client("ann")
+    client, _ = worker_client("ann")
 
     first = client.get("/api/tasks/next/?kind=grid").json()
     everything = [{"item": i["id"], "selected": True} for i in first["items"]]
@@ -293,7 +284,7 @@ def test_an_empty_answer_says_whether_there_is_no_work_or_none_left_for_the_work
     category, settings
 ):
     settings.CROWDNET_GOLD_RATE = 0.0
-    client, _ = _client("ann")
+    client, _ = worker_client("ann")
     before_any = client.get("/api/tasks/next/")
     [candidate] = _pool(category, 1)
     grid_without_control_items = client.get("/api/tasks/next/?kind=grid")
@@ -321,7 +312,7 @@ def test_too_fast_worker_is_paused_with_a_reason(category, settings):
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 60.0
     settings.CROWDNET_GATE_FALSE_PAUSE = 0.05  # pause at log(20) nats: two fast tasks (2 log 5)
     _pool(category, 4)
-    client, _ = _client("speedy")
+    client, _ = worker_client("speedy")
 
     for token in ["a", "b"]:
         task = client.get("/api/tasks/next/").json()
@@ -343,12 +334,13 @@ def test_too_fast_worker_is_paused_with_a_reason(category, settings):
 def test_missed_controls_pause_with_a_reason_that_names_no_item_count_or_answer(
     category, curator_api, settings
 ):
-    # given only control items (all cats) and a gate loose enough to pause after two misses
+    # given control items served every time (a control stands in for a pool item, so the pool
+    # has some) and a gate loose enough to pause after two misses
     # (the pooled test at log(1 / 0.25) = 1.39 nats; two misses give 2 log(2.5) = 1.83)
     settings.CROWDNET_GOLD_RATE = 1.0
     settings.CROWDNET_GATE_FALSE_PAUSE = 0.5
-    _with_gold(category, 3, gold=3)
-    client, user = _client("ann")
+    _with_gold(category, 5, gold=3)
+    client, user = worker_client("ann")
 
     # when the worker says "no" to two of them
     bodies = []
@@ -376,9 +368,9 @@ def test_missed_controls_pause_with_a_reason_that_names_no_item_count_or_answer(
 def test_box_chain_draw_verify_coverage(category):
     [candidate] = _pool(category, 1)
     Candidate.objects.filter(pk=candidate.pk).update(state="accepted", box_state="draw")
-    drawer, _ = _client("drawer")
-    checker, _ = _client("checker")
-    closer, _ = _client("closer")
+    drawer, _ = worker_client("drawer")
+    checker, _ = worker_client("checker")
+    closer, _ = worker_client("closer")
 
     # draw: one box inside the 80x60 image
     task = drawer.get("/api/tasks/next/?kind=draw").json()
@@ -437,7 +429,7 @@ def test_curators_mark_gold_and_workers_cannot(curator_api, worker_api, category
 def test_curator_resumes_a_paused_worker(curator_api, category, settings):
     settings.CROWDNET_GOLD_RATE = 0.0
     _pool(category, 2)
-    client, user = _client("paused")
+    client, user = worker_client("paused")
     WorkerProfile.objects.create(
         user=user,
         paused=True,
@@ -471,7 +463,7 @@ def test_a_prefetched_task_is_timed_from_the_previous_answer(category, settings)
     settings.CROWDNET_GOLD_RATE = 0.0
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 5.0
     _pool(category, 2)
-    client, user = _client("ann")
+    client, user = worker_client("ann")
     first = client.get("/api/tasks/next/?kind=verify").json()
     second = client.get("/api/tasks/next/?kind=verify").json()
     MicroTask.objects.update(issued_at=timezone.now() - timedelta(seconds=20))
@@ -495,7 +487,7 @@ def test_a_box_gets_as_many_checks_as_configured_then_the_majority_decides(categ
     Candidate.objects.filter(pk=candidate.pk).update(state="accepted", box_state="verify")
     drawer = UserFactory(username="drawer")
     box = Box.objects.create(candidate=candidate, worker=drawer, x0=1, y0=1, x1=30, y1=20)
-    checkers = [_client(f"c{i}")[0] for i in range(4)]
+    checkers = [worker_client(f"c{i}")[0] for i in range(4)]
 
     tasks = [c.get("/api/tasks/next/?kind=verify_box") for c in checkers]
     assert [t.status_code for t in tasks] == [200, 200, 200, 204]
