@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0013_username_rule'),
+        ('labeling', '0014_peer_agreement'),
     ]
 
     operations = [
