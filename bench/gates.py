@@ -222,7 +222,7 @@ DS_CHECKS = (10, 20, 30, 40, 50, 60, 80, 100, 150, 200, 300)
 
 
 def _ds_paused(votes: Votes, worker: int) -> bool:
-    """The re-aggregation's gate (labeling.services.consensus) on one worker, defaults: at
+    """The re-aggregation's gate (labeling.services.reaggregation) on one worker, defaults: at
     least 30 label votes and 10 (in expectation) on items of each class, then, on the matrix
     of his own votes, a spammer score under 0.05 or an accuracy under 0.5."""
     result = dawid_skene(votes, smoothing=1.0)

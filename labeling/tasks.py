@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from labeling.services import consensus, exports, imports, media
+from labeling.services import exports, imports, media, reaggregation
 
 
 @shared_task(name="labeling.tasks.ping")
@@ -37,7 +37,7 @@ def consensus_reaggregate(trigger: str = "schedule", user_id: int | None = None)
     from labeling.models import User
 
     by = User.objects.filter(pk=user_id).first() if user_id is not None else None
-    return consensus.consensus_reaggregate(trigger=trigger, by=by).pk
+    return reaggregation.consensus_reaggregate(trigger=trigger, by=by).pk
 
 
 @shared_task(name="labeling.tasks.export_build", acks_late=True, soft_time_limit=4 * 3600)

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from labeling.crowd.simulate import mix_parse
 from labeling.models import DemoTruth, TaskKind
-from labeling.services.consensus import consensus_reaggregate
+from labeling.services.reaggregation import consensus_reaggregate
 from labeling.services.simulation import (
     SimulationConfig,
     box_category_generate,

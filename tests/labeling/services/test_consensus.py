@@ -18,11 +18,7 @@ from labeling.models import (
 )
 from labeling.services.answers import answer_submit
 from labeling.services.consensus import (
-    PAUSE_DISAGREES,
-    PAUSE_SPAMMER,
-    RUN_LOCK,
     box_accepted,
-    consensus_reaggregate,
     decision_override,
     objects_fuse,
     review_queue,
@@ -30,6 +26,12 @@ from labeling.services.consensus import (
 )
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark, task_assign
+from labeling.services.reaggregation import (
+    PAUSE_DISAGREES,
+    PAUSE_SPAMMER,
+    RUN_LOCK,
+    consensus_reaggregate,
+)
 from tests.factories import UserFactory, image_bytes
 
 pytestmark = pytest.mark.django_db

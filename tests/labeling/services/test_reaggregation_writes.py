@@ -10,17 +10,14 @@ import time
 import pytest
 from django.db import connection, transaction
 
-import labeling.services.consensus as consensus_service
+import labeling.services.reaggregation as reaggregation
 from labeling.crowd.gates import GateSettings, WorkerRecord, pause_decision
 from labeling.models import Candidate, MicroTask, WorkerProfile
 from labeling.services.answers import answer_submit
-from labeling.services.consensus import (
-    PAUSE_SPAMMER,
-    consensus_reaggregate,
-    decision_override,
-)
+from labeling.services.consensus import decision_override
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark, task_assign, worker_pause
+from labeling.services.reaggregation import PAUSE_SPAMMER, consensus_reaggregate
 from tests.factories import UserFactory, image_bytes, label_votes_create
 
 # 24 crowd items, every third one a "no"; the first 4 are control items
@@ -212,7 +209,7 @@ def test_a_live_decision_an_override_and_a_new_control_item_during_a_run_stand(
     latecomer = UserFactory(username="late")
     task = task_assign(worker=latecomer, kind="verify")
     assert [item.candidate_id for item in task.items.all()] == [live.pk]
-    fit = consensus_service.dawid_skene
+    fit = reaggregation.dawid_skene
     seen: dict[str, dict] = {}
     columns = ("state", "posterior", "confidence", "votes_needed", "decided_at", "override")
 
@@ -227,7 +224,7 @@ def test_a_live_decision_an_override_and_a_new_control_item_during_a_run_stand(
         seen.update({c.pk: Candidate.objects.values(*columns).get(pk=c.pk) for c in candidates[4:]})
         return result
 
-    monkeypatch.setattr(consensus_service, "dawid_skene", fit_while_the_crowd_works)
+    monkeypatch.setattr(reaggregation, "dawid_skene", fit_while_the_crowd_works)
     run = consensus_reaggregate(trigger="manual")
 
     # then those three rows are as the live path and the curator left them

@@ -9,13 +9,13 @@ from django.utils import timezone
 
 from labeling.crowd.simulate import personas_draw
 from labeling.models import Candidate, DemoTruth, TaskItem, WorkerProfile
-from labeling.services.consensus import (
+from labeling.services.ingest import images_ingest
+from labeling.services.microtasks import gold_mark, task_assign
+from labeling.services.reaggregation import (
     PAUSE_SPAMMER,
     consensus_reaggregate,
     model_gate_reason,
 )
-from labeling.services.ingest import images_ingest
-from labeling.services.microtasks import gold_mark, task_assign
 from labeling.services.simulation import SimulationConfig, simulated_workers_create, simulation_run
 from tests.factories import UserFactory, image_bytes, label_votes_create
 
