@@ -9,7 +9,8 @@ import numpy as np
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
-from labeling.models import Category, User
+from labeling.models import Candidate, Category, User
+from labeling.services.ingest import images_ingest
 
 PASSWORD = "correct-horse-battery-staple"
 
@@ -354,3 +355,11 @@ def worker_client(username: str) -> tuple[APIClient, User]:
     client.force_login(user)
     client.force_authenticate(user)
     return client, user
+
+
+def candidate_pool(category, count: int, *, seed: int) -> list[Candidate]:
+    """``count`` distinct 80x60 images ingested into ``category``: its open candidates, by id
+    (image seeds ``seed`` onwards, so tests that need apart pools pick apart seeds)."""
+    files = [(f"{i}.jpg", image_bytes(seed + i, size=(80, 60))) for i in range(count)]
+    images_ingest(files=files, category=category, source="upload", uploader=None)
+    return list(Candidate.objects.filter(category=category).order_by("id"))

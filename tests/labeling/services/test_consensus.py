@@ -24,7 +24,6 @@ from labeling.services.consensus import (
     review_queue,
     worker_accuracies,
 )
-from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark, task_assign
 from labeling.services.reaggregation import (
     PAUSE_DISAGREES,
@@ -32,7 +31,7 @@ from labeling.services.reaggregation import (
     RUN_LOCK,
     consensus_reaggregate,
 )
-from tests.factories import UserFactory, image_bytes
+from tests.factories import UserFactory, candidate_pool
 
 pytestmark = pytest.mark.django_db
 
@@ -47,9 +46,7 @@ def _quick(settings):
 
 
 def _pool(category, count: int) -> list[Candidate]:
-    files = [(f"{i}.jpg", image_bytes(3000 + i, size=(80, 60))) for i in range(count)]
-    images_ingest(files=files, category=category, source="upload", uploader=None)
-    return list(Candidate.objects.filter(category=category).order_by("id"))
+    return candidate_pool(category, count, seed=3000)
 
 
 def _worker(name: str, *, gold_seen: int = 0, gold_correct: int = 0):

@@ -12,10 +12,9 @@ import pytest
 from labeling.models import Candidate, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.consensus import worker_decisions_reopen
-from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import task_assign
 from labeling.services.worker_coins import informative, worker_coins
-from tests.factories import UserFactory, image_bytes, label_votes_create
+from tests.factories import UserFactory, candidate_pool, label_votes_create
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +31,7 @@ def _rules(settings):
 
 
 def _pool(category, count: int) -> list[Candidate]:
-    files = [(f"{i}.jpg", image_bytes(5000 + i, size=(80, 60))) for i in range(count)]
-    images_ingest(files=files, category=category, source="upload", uploader=None)
-    return list(Candidate.objects.filter(category=category).order_by("id"))
+    return candidate_pool(category, count, seed=5000)
 
 
 def _worker(name: str, *, gold_seen: int, gold_correct: int):

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from labeling.crowd.simulate import personas_draw
 from labeling.models import Candidate, DemoTruth, TaskItem, WorkerProfile
-from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark, task_assign
 from labeling.services.reaggregation import (
     PAUSE_SPAMMER,
@@ -17,7 +16,7 @@ from labeling.services.reaggregation import (
     model_gate_reason,
 )
 from labeling.services.simulation import SimulationConfig, simulated_workers_create, simulation_run
-from tests.factories import UserFactory, image_bytes, label_votes_create
+from tests.factories import UserFactory, candidate_pool, label_votes_create
 
 pytestmark = pytest.mark.django_db
 
@@ -60,9 +59,7 @@ def _rules(settings):
 
 
 def _pool(category, count: int) -> list[Candidate]:
-    files = [(f"{i}.jpg", image_bytes(8000 + i, size=(80, 60))) for i in range(count)]
-    images_ingest(files=files, category=category, source="upload", uploader=None)
-    return list(Candidate.objects.filter(category=category).order_by("id"))
+    return candidate_pool(category, count, seed=8000)
 
 
 def test_a_second_run_starts_its_workers_from_a_clean_slate(category):
