@@ -161,3 +161,110 @@ class ValidationMistake(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.run_id} mistake {self.rank}"
+
+
+class EvaluationSet(models.Model):
+    """A frozen held-out test set for one set of categories, as ILSVRC's test set was: images
+    reserved by hash (never in any version's train split), labels that got extra scrutiny. It
+    changes only by a new evaluation version (a higher ``number`` for the same ``category_key``),
+    which a curator asks for; every score says which version it came from."""
+
+    category_key = models.CharField(
+        max_length=1000, help_text="The categories' ids, sorted, comma-separated."
+    )
+    number = models.PositiveIntegerField(help_text="The evaluation version for these categories.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    classes = models.JSONField(help_text='[{"id", "slug", "name"}] in label order.')
+    counts = models.JSONField(help_text="[n per class], in label order.")
+    images = models.PositiveIntegerField()
+    note = models.TextField(blank=True, help_text="Why this version was made, in words.")
+
+    class Meta:
+        ordering = ["category_key", "-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["category_key", "number"], name="evaluation_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"evaluation set {self.category_key} v{self.number}"
+
+
+class EvaluationItem(models.Model):
+    """One image of an evaluation set with its class index (label order of the set)."""
+
+    evaluation = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="items")
+    image = models.ForeignKey(Image, on_delete=models.PROTECT, related_name="+")
+    label = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["evaluation", "image"], name="evaluation_item_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.image_id} in {self.evaluation_id}"
+
+
+class EvaluationScore(models.Model):
+    """A run's error on one evaluation set, with its answer per image (the set's item order),
+    so two models can be compared on the same images (a paired test)."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="scores")
+    evaluation = models.ForeignKey(EvaluationSet, on_delete=models.CASCADE, related_name="scores")
+    created_at = models.DateTimeField(auto_now_add=True)
+    images = models.PositiveIntegerField()
+    top1_error = models.FloatField()
+    top5_error = models.FloatField()
+    top1_correct = models.TextField(
+        help_text="'1'/'0' per item in the set's item order: top-1 right or not."
+    )
+    top5_correct = models.TextField(help_text="'1'/'0' per item: the label among the top 5.")
+
+    class Meta:
+        ordering = ["evaluation", "run"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "evaluation"], name="evaluation_score_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} on {self.evaluation_id}"
+
+
+class Promotion(models.Model):
+    """A decision to make a run the current model or not: both models on the same evaluation
+    images at decision time, with McNemar's test on the images where they differ."""
+
+    candidate = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="promotions")
+    incumbent = models.ForeignKey(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    evaluation = models.ForeignKey(
+        EvaluationSet, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The curator who promoted by hand; empty for an automatic decision.",
+    )
+    promoted = models.BooleanField()
+    candidate_top1_error = models.FloatField(null=True, blank=True)
+    incumbent_top1_error = models.FloatField(null=True, blank=True)
+    only_candidate_right = models.PositiveIntegerField(default=0)
+    only_incumbent_right = models.PositiveIntegerField(default=0)
+    p_value = models.FloatField(null=True, blank=True, help_text="McNemar, one-sided, exact.")
+    margin = models.FloatField(default=0.0)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"promotion of run {self.candidate_id}: {self.promoted}"
