@@ -1,21 +1,46 @@
-"""Django's Redis cache, with one redis client per connection pool instead of one per call.
+"""Django's Redis cache, with one redis client per connection pool, that fails open.
 
 Django builds a new ``redis.Redis`` for every cache operation, and redis-py fills a table of
 several hundred response callbacks each time: with two throttles per worker request that was
 four clients and some 1,300 dict writes a request. ``redis.Redis`` is thread-safe (it borrows a
 connection from the pool for each command), so one per pool is enough.
+
+The cache holds only throttle and lockout counters and short-lived locks: every answer lives in
+PostgreSQL. So when Redis cannot be reached, the cache fails open instead of failing every
+request: each operation goes to a memory cache of this process (limits then count per process,
+which still stops a flood), the outage is logged once, and Redis is tried again after
+CROWDNET_CACHE_RETRY_SECONDS. Connections time out quickly and are not retried inside
+redis-py, so an unreachable Redis costs a request at most one short timeout, once per retry
+period per process.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+from django.conf import settings
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.cache.backends.redis import RedisCache as DjangoRedisCache
 from django.core.cache.backends.redis import RedisCacheClient
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 
 class ReusingRedisCacheClient(RedisCacheClient):
     def __init__(self, servers: list[str], **options: Any) -> None:
+        options.setdefault("socket_connect_timeout", 0.5)
+        options.setdefault("socket_timeout", 1.0)
+        options.setdefault("retry", Retry(NoBackoff(), 0))
         super().__init__(servers, **options)
         self._clients: dict[int, Any] = {}
 
@@ -27,7 +52,86 @@ class ReusingRedisCacheClient(RedisCacheClient):
         return client
 
 
+class _Outage:
+    """Whether this process treats Redis as down (shared by every thread's cache object)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.down_until = 0.0
+
+    def skipping(self) -> bool:
+        return time.monotonic() < self.down_until
+
+    def started(self, location: str, error: Exception) -> None:
+        retry = settings.CROWDNET_CACHE_RETRY_SECONDS
+        with self.lock:
+            first = self.down_until == 0.0
+            self.down_until = time.monotonic() + retry
+        if first:
+            log.warning(
+                "Redis cache at %s unreachable (%s): limits count in this process's memory "
+                "until it is back; trying again every %s s",
+                location,
+                error,
+                retry,
+            )
+
+    def ended(self, location: str) -> None:
+        with self.lock:
+            was_down, self.down_until = self.down_until != 0.0, 0.0
+        if was_down:
+            log.warning("Redis cache at %s reachable again", location)
+
+
+_OUTAGES: dict[str, _Outage] = {}
+_OUTAGES_LOCK = threading.Lock()
+
+
 class RedisCache(DjangoRedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = ReusingRedisCacheClient
+        self._where = ",".join(self._servers)
+        with _OUTAGES_LOCK:
+            self._outage = _OUTAGES.setdefault(self._where, _Outage())
+        # LocMemCache instances of one name share their storage: one per process.
+        memory = {key: params[key] for key in ("TIMEOUT", "KEY_PREFIX", "VERSION") if key in params}
+        memory["OPTIONS"] = {"MAX_ENTRIES": 100_000}
+        self._fallback = LocMemCache(f"redis-fallback:{self._where}", memory)
+
+    def _either(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if not self._outage.skipping():
+            try:
+                result = getattr(super(), name)(*args, **kwargs)
+            except UNREACHABLE as error:
+                self._outage.started(self._where, error)
+            else:
+                if self._outage.down_until:
+                    self._outage.ended(self._where)
+                return result
+        return getattr(self._fallback, name)(*args, **kwargs)
+
+
+def _fail_open(name: str) -> Callable[..., Any]:
+    def method(self: RedisCache, *args: Any, **kwargs: Any) -> Any:
+        return self._either(name, *args, **kwargs)
+
+    method.__name__ = name
+    method.__doc__ = f"``{name}`` on Redis, or on this process's memory while it is down."
+    return method
+
+
+for _name in (
+    "add",
+    "get",
+    "set",
+    "touch",
+    "delete",
+    "get_many",
+    "has_key",
+    "incr",
+    "set_many",
+    "delete_many",
+    "clear",
+):
+    setattr(RedisCache, _name, _fail_open(_name))

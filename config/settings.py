@@ -198,6 +198,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache, Celery --------------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# While Redis is unreachable the cache counts limits in each process's memory (config/cache.py)
+# and tries Redis again this often.
+CROWDNET_CACHE_RETRY_SECONDS = env_int("CROWDNET_CACHE_RETRY_SECONDS", 5, minimum=1)
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}}
     CELERY_BROKER_URL = REDIS_URL
