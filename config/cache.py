@@ -95,7 +95,9 @@ class RedisCache(DjangoRedisCache):
         with _OUTAGES_LOCK:
             self._outage = _OUTAGES.setdefault(self._where, _Outage())
         # LocMemCache instances of one name share their storage: one per process.
-        memory = {key: params[key] for key in ("TIMEOUT", "KEY_PREFIX", "VERSION") if key in params}
+        memory: dict[str, Any] = {
+            key: params[key] for key in ("TIMEOUT", "KEY_PREFIX", "VERSION") if key in params
+        }
         memory["OPTIONS"] = {"MAX_ENTRIES": 100_000}
         self._fallback = LocMemCache(f"redis-fallback:{self._where}", memory)
 
