@@ -198,11 +198,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache, Celery --------------------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# The cache may live in another Redis database than the broker (the test suite's does, so that
+# clearing the cache between tests never flushes queued Celery messages).
+REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL", "") or REDIS_URL
 # While Redis is unreachable the cache counts limits in each process's memory (config/cache.py)
 # and tries Redis again this often.
 CROWDNET_CACHE_RETRY_SECONDS = env_int("CROWDNET_CACHE_RETRY_SECONDS", 5, minimum=1)
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_CACHE_URL}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
 else:

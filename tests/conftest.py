@@ -18,6 +18,25 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("CI must run on PostgreSQL: set DATABASE_URL (see .ci/run).")
         if not os.environ.get("REDIS_URL", "").startswith("redis://"):
             raise pytest.UsageError("CI must run with Redis: set REDIS_URL (see .ci/run).")
+    _own_cache_database()
+
+
+def _own_cache_database() -> None:
+    """The suite's cache gets a Redis database of its own, next to the broker's, so the
+    cache.clear() around every test never flushes Celery's queues and results. Children (the
+    integration tests' Celery workers) inherit it through REDIS_CACHE_URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    from django.conf import settings
+
+    broker = os.environ.get("REDIS_URL", "")
+    if not broker.startswith("redis://") or os.environ.get("REDIS_CACHE_URL"):
+        return
+    parts = urlsplit(broker)
+    number = int(parts.path.strip("/") or 0)
+    own = urlunsplit(parts._replace(path=f"/{(number + 1) % 16}"))
+    os.environ["REDIS_CACHE_URL"] = own
+    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": own}}
 
 
 @pytest.fixture(autouse=True)
