@@ -36,7 +36,8 @@ def _own_cache_database() -> None:
     number = int(parts.path.strip("/") or 0)
     own = urlunsplit(parts._replace(path=f"/{(number + 1) % 16}"))
     os.environ["REDIS_CACHE_URL"] = own
-    settings.CACHES = {**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": own}}
+    default = {**settings.CACHES["default"], "LOCATION": own}
+    settings.CACHES = {**settings.CACHES, "default": default}
 
 
 @pytest.fixture(autouse=True)

@@ -41,4 +41,4 @@ def test_the_suites_cache_is_never_the_brokers_redis_database():
     assert settings.CACHES["default"]["LOCATION"] == own
     assert os.environ["REDIS_CACHE_URL"] == own
     assert cache._servers == [own]
-    assert settings.CELERY_BROKER_URL == broker
+    assert broker == settings.CELERY_BROKER_URL
