@@ -26,16 +26,7 @@ demo: venv
 	@echo "CrowdNet is starting at http://127.0.0.1:$(PORT)/  (API docs: /api/docs/, admin: /admin/)"
 	@echo "Logins are listed above (also in var/demo-logins.txt). Ctrl-C stops web, worker and beat."
 	@if [ "$(DEMO_CROWD)" != "0" ]; then echo "A simulated crowd labels for $(DEMO_CROWD) s (DEMO_CROWD=0 skips it); its report goes to var/demo-crowd.txt."; fi
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker -Q default -n default@%h --concurrency 1 --loglevel warning & \
-	$(BIN)/celery -A config worker -Q training -n training@%h --concurrency 1 --prefetch-multiplier 1 \
-	  --loglevel warning & \
-	$(BIN)/celery -A config beat --loglevel warning & \
-	if [ "$(DEMO_CROWD)" != "0" ]; then \
-	  (sleep 8; $(MANAGE) simulate_crowd --url http://127.0.0.1:$(PORT) --workers 10 \
-	    --seconds $(DEMO_CROWD) --verbosity 0 > var/demo-crowd.txt 2>&1) & \
-	fi; \
-	$(BIN)/gunicorn config.wsgi --bind 127.0.0.1:$(PORT) --workers 2 --timeout 120 --access-logfile -
+	@$(MANAGE) demo_serve --port $(PORT) --crowd $(DEMO_CROWD)
 
 test: venv
 	$(BIN)/python -m pytest
