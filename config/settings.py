@@ -497,6 +497,9 @@ CROWDNET_TRAIN_DEVICE = env_str("CROWDNET_TRAIN_DEVICE", "auto")
 # CPU threads for training (0: torch's default, one per core). On a small shared machine 1 is
 # often faster: threads that wait on each other's cores cost more than they give.
 CROWDNET_TRAIN_THREADS = env_int("CROWDNET_TRAIN_THREADS", 0)
+# Processes a run that trains through the trunk (fine_tune, full) trains in, data-parallel
+# (DistributedDataParallel: NCCL, one per GPU; gloo on the CPU). 0: one per visible GPU.
+CROWDNET_TRAIN_PROCESSES = env_int("CROWDNET_TRAIN_PROCESSES", 1, minimum=0)
 # Runs that train through the trunk (fine_tune, full) decode each image once and keep its
 # uint8 pixels (on the GPU when training there) while they fit in this many MiB (96 px: 27 KiB
 # an image, 224 px: 147 KiB); past it, images are decoded again every epoch. The first pass

@@ -192,3 +192,20 @@ def test_an_attempt_taken_over_by_a_retry_leaves_the_outcome_to_the_retry(caplog
     )
     assert not done.mistakes.exists()
     assert f"run {run.pk}: attempt 1 ends, but the run is running at attempt 2" in caplog.text
+
+
+def test_a_run_trains_data_parallel_in_two_processes_as_in_one(settings):
+    version = digits_version()
+    runs = []
+    for processes in (1, 2):
+        settings.CROWDNET_TRAIN_PROCESSES = processes
+        runs.append(run_execute(_queued(version, "full").pk))
+    one, two = runs
+
+    assert (two.status, two.error, two.device) == ("done", "", "cpu")
+    assert list(two.epochs.values_list("epoch", flat=True)) == [1, 2, 3]
+    assert two.top1_error <= 0.2
+    saved = checkpoint_read(two.checkpoint, two.checkpoint_sha256)
+    assert saved["extra"]["run"] == two.pk
+    # the same net, up to floating-point noise: both read the decoded images in one order
+    assert two.top1_error == pytest.approx(one.top1_error, abs=0.03)

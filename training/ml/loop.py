@@ -33,6 +33,47 @@ CHECKPOINT_FORMAT = "crowdnet-checkpoint/1"
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
+@dataclass(frozen=True)
+class Shard:
+    """This process's part of a data-parallel run (`torch.distributed` initialised): every
+    process walks the same global batches and takes rows ``rank::world`` of each; its loss is
+    weighted by its share of the batch, so the gradients DistributedDataParallel averages are
+    those of the whole batch, as one process would compute them."""
+
+    rank: int
+    world: int
+
+    def split(
+        self, inputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        """This rank's rows of a global batch and the weight of its mean loss. A rank left
+        without rows (a last batch smaller than the world) takes one row at weight 0: every
+        rank must run the backward pass that carries the all-reduce."""
+        mine = slice(self.rank, None, self.world)
+        local_inputs, local_targets = inputs[mine], targets[mine]
+        if len(local_targets) == 0:
+            return inputs[:1], targets[:1], 0.0
+        return local_inputs, local_targets, len(local_targets) * self.world / len(targets)
+
+    def agree(self, flag: bool) -> bool:
+        """True on every rank when any rank says so (a cancel seen by one stops all)."""
+        import torch.distributed as dist
+
+        value = torch.tensor([1 if flag else 0])
+        if dist.get_backend() == "nccl":
+            value = value.cuda()
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
+    def total(self, value: torch.Tensor) -> torch.Tensor:
+        """The sum of ``value`` over every rank."""
+        import torch.distributed as dist
+
+        summed = value.detach().clone()
+        dist.all_reduce(summed)
+        return summed
+
+
 class TrainingCancelled(Exception):
     """`should_stop` returned True: training stopped between two batches."""
 
@@ -272,11 +313,14 @@ def train(
     *,
     on_epoch: Callable[[EpochStats], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    shard: Shard | None = None,
 ) -> TrainResult:
     """Train `backbone.net` in `config.mode`; the net ends on the device with its best weights.
 
     Batches are (inputs, labels): float inputs as `Preprocess` makes them, or uint8 pixels
-    (`DecodedBatches`) that are normalised on the device with the backbone's mean and std."""
+    (`DecodedBatches`) that are normalised on the device with the backbone's mean and std.
+    With a `shard` (a process of `training.ml.distributed`), the net trains wrapped in
+    DistributedDataParallel on this rank's rows of every batch."""
     channels = backbone.in_channels
     runtime = replace(
         _runtime(config, images=True),
@@ -294,8 +338,14 @@ def train(
         net.train()
         frozen_eval(backbone, config.mode)
 
+    model: nn.Module = net
+    if shard is not None:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        model = DistributedDataParallel(net, device_ids=ids)
     return _fit(
-        net,
+        model,
         groups,
         lambda: train_loader,
         lambda: val_loader,
@@ -305,6 +355,7 @@ def train(
         set_train,
         on_epoch,
         should_stop,
+        shard,
     )
 
 
@@ -395,6 +446,7 @@ def _fit(
     set_train: Callable[..., object],
     on_epoch: Callable[[EpochStats], None] | None,
     should_stop: Callable[[], bool] | None,
+    shard: Shard | None = None,
 ) -> TrainResult:
     optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=runtime.amp_dtype == torch.float16)
@@ -408,19 +460,29 @@ def _fit(
         loss_sum = torch.zeros((), device=runtime.device)
         seen = 0
         for inputs, targets in train_batches():
-            if should_stop is not None and should_stop():
+            stop = should_stop is not None and should_stop()
+            if shard is not None:
+                stop = shard.agree(stop)
+            if stop:
                 raise TrainingCancelled(f"cancelled in epoch {epoch}")
+            weight = 1.0
+            if shard is not None:
+                inputs, targets, weight = shard.split(inputs, targets)
             inputs, targets = runtime.inputs(inputs), targets.to(runtime.device, non_blocking=True)
             with runtime.autocast():
                 loss = F.cross_entropy(model(inputs).float(), targets)
             optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
+            scaler.scale(loss * weight if shard is not None else loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            loss_sum += loss.detach() * len(targets)
-            seen += len(targets)
+            if weight:
+                loss_sum += loss.detach() * len(targets)
+                seen += len(targets)
         runtime.synchronize()
         train_seconds = time.perf_counter() - started
+        if shard is not None:  # the whole batch's figures, on every rank
+            loss_sum = shard.total(loss_sum)
+            seen = int(shard.total(torch.tensor(seen, device=runtime.device)).item())
         if seen == 0:
             raise ValueError("the training set is empty")
         val_loss, scores, mistakes = _evaluate(

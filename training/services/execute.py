@@ -33,6 +33,7 @@ from training.ml.data import (
     preprocess_for,
     preprocess_key,
 )
+from training.ml.distributed import KeptBatches, processes_for, train_distributed
 from training.ml.embeddings import EmbeddingCache, embed
 from training.ml.loop import (
     Batches,
@@ -167,13 +168,25 @@ def _train(
         )
         backbone.net.head.load_state_dict(head_state)
         return result, val_ids
-    result = train(
-        backbone,
-        *_loaders(train_items, val_items, backbone, size, config),
-        config,
-        on_epoch=on_epoch,
-        should_stop=should_stop,
-    )
+    loaders = _loaders(train_items, val_items, backbone, size, config)
+    processes = processes_for(settings.CROWDNET_TRAIN_PROCESSES)
+    if processes > 1:
+        # decoded once here, shared with one process per GPU (training.ml.distributed)
+        batch, seed = config.batch_size, config.seed
+        kept = (
+            KeptBatches.of(loaders[0], shuffle=True, batch_size=batch, seed=seed),
+            KeptBatches.of(loaders[1], shuffle=False, batch_size=batch),
+        )
+        result = train_distributed(
+            backbone,
+            *kept,
+            config,
+            processes=processes,
+            on_epoch=on_epoch,
+            should_stop=should_stop,
+        )
+        return result, val_ids
+    result = train(backbone, *loaders, config, on_epoch=on_epoch, should_stop=should_stop)
     return result, val_ids
 
 
