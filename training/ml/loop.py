@@ -320,7 +320,8 @@ def train(
     Batches are (inputs, labels): float inputs as `Preprocess` makes them, or uint8 pixels
     (`DecodedBatches`) that are normalised on the device with the backbone's mean and std.
     With a `shard` (a process of `training.ml.distributed`), the net trains wrapped in
-    DistributedDataParallel on this rank's rows of every batch."""
+    DistributedDataParallel on this rank's rows of every batch; on CUDA its batch norms are
+    synchronised (whole-batch statistics), on the CPU each rank's batch norm sees its rows."""
     channels = backbone.in_channels
     runtime = replace(
         _runtime(config, images=True),
@@ -342,7 +343,11 @@ def train(
     if shard is not None:
         from torch.nn.parallel import DistributedDataParallel
 
-        ids = [runtime.device.index] if runtime.device.type == "cuda" else None
+        ids = None
+        if runtime.device.type == "cuda":
+            # batch statistics over the whole batch, as in one process (GPU only in torch)
+            nn.SyncBatchNorm.convert_sync_batchnorm(net)
+            ids = [runtime.device.index]
         model = DistributedDataParallel(net, device_ids=ids)
     return _fit(
         model,
