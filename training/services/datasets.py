@@ -36,6 +36,15 @@ def reserved_for_evaluation(sha256: str, share: float | None = None) -> bool:
     return int(sha256[8:16], 16) / 2**32 < share
 
 
+def votes_needed_for(sha256: str) -> int:
+    """Votes a new candidate waits for: CROWDNET_VOTES_PER_ITEM, and at least
+    CROWDNET_EVAL_MIN_VOTES for a reserved image (the extra scrutiny evaluation labels get)."""
+    votes = settings.CROWDNET_VOTES_PER_ITEM
+    if reserved_for_evaluation(sha256):
+        return max(votes, settings.CROWDNET_EVAL_MIN_VOTES)
+    return votes
+
+
 def accepted_labels_count() -> int:
     """Accepted candidates in the whole collection (the automatic retrain watches this)."""
     return Candidate.objects.filter(state=Candidate.State.ACCEPTED).count()
