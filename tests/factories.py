@@ -363,3 +363,36 @@ def candidate_pool(category, count: int, *, seed: int) -> list[Candidate]:
     files = [(f"{i}.jpg", image_bytes(seed + i, size=(80, 60))) for i in range(count)]
     images_ingest(files=files, category=category, source="upload", uploader=None)
     return list(Candidate.objects.filter(category=category).order_by("id"))
+
+
+def constant_lenet(version, path, answer: int, **fields):
+    """A real, tiny finished run whose answers are known: LeNet-5 whose head always ranks
+    class ``answer`` (an index into the version's classes) first, then the others in index
+    order. Not current unless ``current=True`` is passed."""
+    import torch
+
+    from training.ml.backbones import backbone_build
+    from training.ml.loop import checkpoint_save
+    from training.models import TrainingRun
+    from training.services import scoring
+
+    scoring._cache.clear()
+    classes = [c["slug"] for c in version.classes]
+    backbone = backbone_build("lenet5", len(classes))
+    head = backbone.net.head
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(-torch.arange(len(classes), dtype=torch.float32))
+        head.bias[answer] = 10.0
+    sha256 = checkpoint_save(path, backbone, len(classes), classes, {"image_size": 32})
+    return TrainingRun.objects.create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="full",
+        status="done",
+        active=None,
+        checkpoint=str(path),
+        checkpoint_sha256=sha256,
+        **fields,
+    )

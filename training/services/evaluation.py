@@ -21,6 +21,7 @@ import numpy as np
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
+from django.db.models import F
 
 from labeling.models import Candidate, Category, User
 from training.ml.data import image_decode
@@ -337,7 +338,7 @@ def _recent_runs(key: str) -> list[TrainingRun]:
         TrainingRun.objects.filter(status=TrainingRun.Status.DONE)
         .exclude(checkpoint="")
         .select_related("version")
-        .order_by("-current", "-finished_at", "-id")
+        .order_by("-current", F("finished_at").desc(nulls_last=True), "-id")
     )
     wanted = settings.CROWDNET_EVAL_RESCORE_RUNS
     for run in finished.iterator(chunk_size=200):
