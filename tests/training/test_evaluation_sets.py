@@ -8,9 +8,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from labeling.models import Candidate, Category
-from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
-from tests.factories import image_bytes
+from tests.factories import accepted_images
 from training.models import DatasetItem, DatasetVersion, EvaluationItem, EvaluationSet
 from training.services.datasets import dataset_snapshot, reserved_for_evaluation, split_of
 from training.services.evaluation import EvaluationRefused, evaluation_freeze
@@ -27,15 +26,6 @@ def _rules(settings):
     settings.CROWDNET_EVAL_MIN_PER_CLASS = 3
     settings.CROWDNET_EVAL_MIN_VOTES = 5
     settings.CROWDNET_EVAL_MIN_CONFIDENCE = 0.999
-
-
-def _labelled(category: Category, count: int, seed: int, **fields) -> list[Candidate]:
-    """``count`` new images of ``category`` whose candidates get ``fields``."""
-    files = [(f"{seed}-{i}.jpg", image_bytes(seed + i, size=(48, 40))) for i in range(count)]
-    images_ingest(files=files, category=category, source="upload", uploader=None)
-    new = list(Candidate.objects.filter(category=category).order_by("-id")[:count])[::-1]
-    Candidate.objects.filter(pk__in=[c.pk for c in new]).update(**fields)
-    return [Candidate.objects.get(pk=c.pk) for c in new]
 
 
 def test_reservation_uses_other_bits_of_the_hash_than_the_split():
@@ -55,7 +45,7 @@ def test_a_dataset_version_leaves_reserved_images_out_and_they_ask_for_more_vote
     settings.CROWDNET_VOTES_PER_ITEM = 3
     cats = Category.objects.create(name="cat", slug="cat")
     dogs = Category.objects.create(name="dog", slug="dog")
-    candidates = _labelled(cats, 10, 100, state="accepted") + _labelled(
+    candidates = accepted_images(cats, 10, 100, state="accepted") + accepted_images(
         dogs, 10, 200, state="accepted"
     )
     reserved = {c.image_id for c in candidates if reserved_for_evaluation(c.image.sha256)}
@@ -79,14 +69,14 @@ def pets():
     dogs = Category.objects.create(name="dog", slug="dog")
     owls = Category.objects.create(name="owl", slug="owl")
     found = {
-        "cat_ok": _labelled(cats, 4, 100, **SCRUTINISED),
-        "cat_waiting": _labelled(cats, 2, 200, **WAITING),
-        "cat_unsure": _labelled(cats, 1, 250, state="accepted", yes_votes=6, confidence=0.99),
-        "dog_override": _labelled(dogs, 2, 300, state="accepted", override=True),
-        "dog_gold": _labelled(dogs, 1, 400),
-        "dog_ok": _labelled(dogs, 1, 500, **SCRUTINISED),
-        "dog_trained": _labelled(dogs, 1, 600, **SCRUTINISED),
-        "owl": _labelled(owls, 3, 700, **SCRUTINISED),
+        "cat_ok": accepted_images(cats, 4, 100, **SCRUTINISED),
+        "cat_waiting": accepted_images(cats, 2, 200, **WAITING),
+        "cat_unsure": accepted_images(cats, 1, 250, state="accepted", yes_votes=6, confidence=0.99),
+        "dog_override": accepted_images(dogs, 2, 300, state="accepted", override=True),
+        "dog_gold": accepted_images(dogs, 1, 400),
+        "dog_ok": accepted_images(dogs, 1, 500, **SCRUTINISED),
+        "dog_trained": accepted_images(dogs, 1, 600, **SCRUTINISED),
+        "owl": accepted_images(owls, 3, 700, **SCRUTINISED),
     }
     gold_mark(candidate=found["dog_gold"][0], answer=True)  # a curator's control answer
     # an older version (before reservation) trained on one: it can never be a test image
@@ -186,7 +176,7 @@ def test_versions_are_numbered_per_category_set(pets):
 def test_the_default_categories_are_those_a_dataset_version_would_take(settings):
     settings.CROWDNET_TRAIN_MIN_PER_CLASS = 2
     cats = Category.objects.create(name="cat", slug="cat")
-    _labelled(cats, 3, 100, **SCRUTINISED)
+    accepted_images(cats, 3, 100, **SCRUTINISED)
 
     with pytest.raises(EvaluationRefused) as refused:
         evaluation_freeze()

@@ -13,8 +13,7 @@ import pytest
 from django.utils import timezone
 
 from labeling.models import Candidate, Category
-from labeling.services.ingest import images_ingest
-from tests.factories import constant_lenet, digits_version, image_bytes
+from tests.factories import accepted_images, constant_lenet, digits_version
 from training import tasks
 from training.models import (
     DatasetItem,
@@ -46,21 +45,13 @@ def _rules(settings, tmp_path):
     settings.CROWDNET_TRAIN_THREADS = 1
 
 
-def _images(category: Category, count: int, seed: int, **fields) -> list[Candidate]:
-    files = [(f"{seed}-{i}.jpg", image_bytes(seed + i, size=(48, 40))) for i in range(count)]
-    images_ingest(files=files, category=category, source="upload", uploader=None)
-    new = list(Candidate.objects.filter(category=category).order_by("-id")[:count])[::-1]
-    Candidate.objects.filter(pk__in=[c.pk for c in new]).update(**fields)
-    return new
-
-
 @pytest.fixture
 def pets():
     """cat and dog, an evaluation set of 8 cats and 2 dogs, and a version over the two."""
     cats = Category.objects.create(name="cat", slug="cat")
     dogs = Category.objects.create(name="dog", slug="dog")
-    _images(cats, 8, 100, **SCRUTINISED)
-    _images(dogs, 2, 200, **SCRUTINISED)
+    accepted_images(cats, 8, 100, **SCRUTINISED)
+    accepted_images(dogs, 2, 200, **SCRUTINISED)
     evaluation = evaluation_freeze(categories=[cats, dogs])
     version = DatasetVersion.objects.create(
         number=1,
@@ -196,7 +187,7 @@ def test_with_no_current_model_the_run_is_promoted_and_that_is_recorded(pets, tm
     assert TrainingRun.objects.get(current=True).pk == run.pk
 
 
-def test_without_an_evaluation_set_both_models_predict_the_candidates_validation_images(
+def test_without_an_evaluation_set_both_models_predict_the_candidates_validationaccepted_images(
     tmp_path, settings
 ):
     settings.CROWDNET_EVAL_MIN_PER_CLASS = 50  # no set can be frozen
@@ -209,7 +200,9 @@ def test_without_an_evaluation_set_both_models_predict_the_candidates_validation
         val_share=0.2,
         images=4,
     )
-    for label, candidate in enumerate([*_images(cats, 3, 100), *_images(dogs, 1, 200)]):
+    for label, candidate in enumerate(
+        [*accepted_images(cats, 3, 100), *accepted_images(dogs, 1, 200)]
+    ):
         DatasetItem.objects.create(
             version=version, image_id=candidate.image_id, label=min(label // 3, 1), split="val"
         )
@@ -302,7 +295,7 @@ def test_a_new_version_is_rescored_by_the_task_and_the_beat_catches_up(
     oldest = _run(version, tmp_path, 1, "oldest", finished_at=now - timezone.timedelta(hours=4))
     gone = _run(version, tmp_path, 0, "gone", finished_at=now - timezone.timedelta(hours=1))
     Path(gone.checkpoint).unlink()
-    _images(dogs, 2, 300, **SCRUTINISED)
+    accepted_images(dogs, 2, 300, **SCRUTINISED)
 
     with django_capture_on_commit_callbacks() as callbacks:
         second = evaluation_freeze(categories=[cats, dogs])

@@ -16,7 +16,8 @@ def mcnemar_one_sided(only_candidate_right: int, only_incumbent_right: int) -> f
         raise ValueError("counts of images cannot be negative")
     n = b + c
     # integer numerator and denominator: exact, and true division rounds once
-    return sum(comb(n, k) for k in range(b, n + 1)) / 2**n
+    tail: int = sum(comb(n, k) for k in range(b, n + 1))
+    return tail / (1 << n)
 
 
 def discordant(candidate: str, incumbent: str) -> tuple[int, int]:
