@@ -4,8 +4,11 @@ command and the API."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from labeling.models import Candidate, Category
 from labeling.services.microtasks import gold_mark
@@ -171,6 +174,35 @@ def test_versions_are_numbered_per_category_set(pets):
     second = evaluation_freeze(categories=[cats, dogs])
 
     assert second.number == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_freezes_make_one_version_and_the_others_say_why_not():
+    cats = Category.objects.create(name="cat", slug="cat")
+    dogs = Category.objects.create(name="dog", slug="dog")
+    accepted_images(cats, 3, 100, **SCRUTINISED)
+    accepted_images(dogs, 3, 200, **SCRUTINISED)
+    start = threading.Barrier(3)
+    outcomes: list[object] = []
+
+    def freeze() -> None:
+        start.wait()
+        try:
+            outcomes.append(evaluation_freeze(categories=[cats.pk, dogs.pk]).number)
+        except EvaluationRefused as refused:
+            outcomes.append(str(refused).split(";")[0])
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=freeze) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    refusal = "Evaluation set v1 for these categories already holds every eligible image"
+    assert sorted(outcomes, key=str) == [1, refusal, refusal]
+    assert list(EvaluationSet.objects.values_list("number", "images")) == [(1, 6)]
 
 
 def test_the_default_categories_are_those_a_dataset_version_would_take(settings):
