@@ -10,8 +10,10 @@ import logging
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 
+from config.celery import app as celery_app
 from labeling.models import Candidate, Category
 from tests.factories import accepted_images, constant_lenet, digits_version
 from training import tasks
@@ -314,3 +316,13 @@ def test_a_new_version_is_rescored_by_the_task_and_the_beat_catches_up(
     assert tasks.evaluations_catch_up() == 1
     assert set(second.scores.values_list("run_id", flat=True)) == {current.pk, older.pk}
     assert not first.scores.exists()
+
+
+def test_rescoring_runs_on_the_training_worker_and_beat_catches_up():
+    schedule = {v["task"]: v["schedule"] for v in django_settings.CELERY_BEAT_SCHEDULE.values()}
+    assert schedule["training.tasks.evaluations_catch_up"] == 900.0
+    celery_app.loader.import_default_modules()
+    route = celery_app.amqp.router.route
+    for name in ("training.tasks.evaluation_rescore", "training.tasks.evaluations_catch_up"):
+        assert name in celery_app.tasks
+        assert route({}, name)["queue"].name == "training"
