@@ -148,8 +148,9 @@ def test_a_new_version_keeps_every_image_but_those_a_curator_relabelled(pets):
         (found["cat_waiting"][0].image_id, 0),
     ]
     assert second.note == (
-        "More votes came. Kept 6 images of v1, added 1. Dropped 1 whose label a curator changed "
-        "since (or that a dataset version now trains on). 2 reserved labels wait for scrutiny."
+        "More votes came. Kept 6 images of v1, added 1. Dropped 1 whose label changed since (a "
+        "curator's decision or a re-aggregation) or that a dataset version now trains on. 2 "
+        "reserved labels wait for scrutiny."
     )
     # the first version is history: it stays as it was
     assert list(first.items.values_list("image_id", "label")) == before

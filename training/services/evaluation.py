@@ -97,25 +97,11 @@ def _reserved(category_ids: list[int], also: Iterable[int] = ()) -> Reserved:
     return Reserved(dict(accepted), scrutinised, trained)
 
 
-def _waiting(reserved: Reserved, taken: set[int]) -> int:
-    """Reserved labels that would join the set but for scrutiny."""
-    return sum(
-        1
-        for image_id, cats in reserved.accepted.items()
-        if len(cats) == 1
-        and image_id not in reserved.scrutinised
-        and image_id not in reserved.trained
-        and image_id not in taken
-    )
-
-
 def evaluation_waiting(category_ids: Iterable[int]) -> int:
     """How many reserved accepted labels of these categories wait for scrutiny (a curator's
     review, or the votes and confidence CROWDNET_EVAL_MIN_* ask for)."""
     ids = sorted(set(category_ids))
-    current = evaluation_current(category_key(ids))
-    taken = set(current.items.values_list("image_id", flat=True)) if current else set()
-    return _waiting(_reserved(ids, taken), taken)
+    return sum(_plan(ids, evaluation_current(category_key(ids)))[2].values())
 
 
 def _category_ids(categories: Iterable[Category | int] | None) -> list[int]:
@@ -186,8 +172,8 @@ def _note(note: str, previous: EvaluationSet | None, changes: dict[str, int], wa
         )
         if changes["dropped"]:
             parts.append(
-                f"Dropped {changes['dropped']} whose label a curator changed since (or that a "
-                "dataset version now trains on)."
+                f"Dropped {changes['dropped']} whose label changed since (a curator's decision "
+                "or a re-aggregation) or that a dataset version now trains on."
             )
     else:
         parts.append(f"First version: {changes['added']} images.")
