@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from config.celery import app as celery_app
@@ -326,3 +327,23 @@ def test_rescoring_runs_on_the_training_worker_and_beat_catches_up():
     for name in ("training.tasks.evaluation_rescore", "training.tasks.evaluations_catch_up"):
         assert name in celery_app.tasks
         assert route({}, name)["queue"].name == "training"
+
+
+def test_a_promotion_from_the_training_page_is_recorded_too(pets, tmp_path, client, curator):
+    _, _, evaluation, version = pets
+    incumbent = _run(version, tmp_path, 1, "dog", current=True)
+    candidate = _run(version, tmp_path, 0, "cat")
+    client.force_login(curator)
+
+    page = client.post(
+        reverse("curate-training"), {"action": "promote", "run": candidate.pk}, follow=True
+    )
+
+    assert f"Run {candidate.pk} is now the current model." in page.content.decode()
+    promotion = Promotion.objects.get()
+    assert (promotion.by, promotion.incumbent_id, promotion.evaluation_id) == (
+        curator,
+        incumbent.pk,
+        evaluation.pk,
+    )
+    assert (promotion.only_candidate_right, promotion.only_incumbent_right) == (8, 2)
