@@ -240,7 +240,9 @@ def test_workers_cannot_see_or_freeze_evaluation_sets(worker_api, pets):
     assert EvaluationSet.objects.count() == 0
 
 
-def test_curators_freeze_list_and_read_a_set_through_the_api(curator_api, pets, settings):
+def test_curators_freeze_list_and_read_a_set_through_the_api(
+    curator_api, pets, settings, django_assert_num_queries
+):
     cats, dogs, _ = pets
     settings.CROWDNET_EVAL_MIN_PER_CLASS = 4
     body = {"categories": [cats.pk, dogs.pk], "note": "API."}
@@ -255,7 +257,9 @@ def test_curators_freeze_list_and_read_a_set_through_the_api(curator_api, pets, 
 
     settings.CROWDNET_EVAL_MIN_PER_CLASS = 3
     made = curator_api.post("/api/training/evaluations/", body, format="json")
-    listed = curator_api.get("/api/training/evaluations/")
+    EvaluationSet.objects.create(category_key="998,999", number=1, classes=[], counts=[], images=0)
+    with django_assert_num_queries(2):  # count, page (with who made each)
+        listed = curator_api.get("/api/training/evaluations/")
     one = curator_api.get(f"/api/training/evaluations/{made.json()['id']}/")
 
     assert made.status_code == 201
@@ -265,7 +269,11 @@ def test_curators_freeze_list_and_read_a_set_through_the_api(curator_api, pets, 
         "counts": [3, 4],
         "images": 7,
     }
-    assert [row["number"] for row in listed.json()["results"]] == [1]
+    # by category set (the key as text), newest version first
+    assert [(row["category_key"], row["created_by"]) for row in listed.json()["results"]] == [
+        (f"{cats.pk},{dogs.pk}", "cora"),
+        ("998,999", None),
+    ]
     assert one.status_code == 200
     assert (one.json()["waiting_for_scrutiny"], one.json()["scores"]) == (3, [])
     assert one.json()["category_key"] == f"{cats.pk},{dogs.pk}"
