@@ -257,7 +257,9 @@ def test_curators_freeze_list_and_read_a_set_through_the_api(
 
     settings.CROWDNET_EVAL_MIN_PER_CLASS = 3
     made = curator_api.post("/api/training/evaluations/", body, format="json")
-    EvaluationSet.objects.create(category_key="998,999", number=1, classes=[], counts=[], images=0)
+    EvaluationSet.objects.create(
+        category_key="99999998,99999999", number=1, classes=[], counts=[], images=0
+    )
     with django_assert_num_queries(2):  # count, page (with who made each)
         listed = curator_api.get("/api/training/evaluations/")
     one = curator_api.get(f"/api/training/evaluations/{made.json()['id']}/")
@@ -272,7 +274,7 @@ def test_curators_freeze_list_and_read_a_set_through_the_api(
     # by category set (the key as text), newest version first
     assert [(row["category_key"], row["created_by"]) for row in listed.json()["results"]] == [
         (f"{cats.pk},{dogs.pk}", "cora"),
-        ("998,999", None),
+        ("99999998,99999999", None),
     ]
     assert one.status_code == 200
     assert (one.json()["waiting_for_scrutiny"], one.json()["scores"]) == (3, [])
