@@ -114,7 +114,7 @@ def test_a_run_on_an_easier_split_never_outranks_a_better_model(pets, tmp_path):
     assert (promotion.only_candidate_right, promotion.only_incumbent_right) == (2, 8)
     assert promotion.p_value == 1013 / 1024
     assert promotion.reason == (
-        "Not promoted: not better by more than 0 and at least 0 points; top-1 error 80.00 % "
+        "Not promoted: no better than the current model; top-1 error 80.00 % "
         "against the current model's 20.00 % on the 10 images of evaluation set v1; right where "
         "the other is wrong on 2 images against 8, McNemar one-sided p = 0.989."
     )
@@ -145,8 +145,8 @@ def test_a_better_model_on_the_same_images_is_promoted_whatever_its_own_split_sa
     ("margin", "alpha", "promoted", "verdict"),
     [
         (60.0, 0.25, True, "Promoted"),
-        (60.1, 0.25, False, "Not promoted: not better by more than 0 and at least 60.1 points"),
-        (0.0, 0.05, False, "Not promoted: better, but p > 0.05 (it may be chance)"),
+        (60.1, 0.25, False, "Not promoted: 60.00 points better, short of the 60.1-point margin"),
+        (0.0, 0.05, False, "Not promoted: 60.00 points better, but p > 0.05 (it may be chance)"),
     ],
 )
 def test_the_margin_and_the_confidence_both_must_hold(
@@ -219,10 +219,10 @@ def test_without_an_evaluation_set_both_models_predict_the_candidates_validation
     assert (promotion.only_candidate_right, promotion.only_incumbent_right) == (3, 1)
     assert promotion.p_value == 5 / 16
     assert promotion.reason == (
-        "Not promoted: better, but p > 0.25 (it may be chance); top-1 error 25.00 % against "
-        "the current model's 75.00 % on no evaluation set for these categories yet: the 4 "
-        "validation images of version 1, both models predicting them now; right where the "
-        "other is wrong on 3 images against 1, McNemar one-sided p = 0.312."
+        "Not promoted: 50.00 points better, but p > 0.25 (it may be chance); top-1 error "
+        "25.00 % against the current model's 75.00 % on the 4 validation images of version 1 "
+        "(no evaluation set for these categories yet: both models predicted them now); right "
+        "where the other is wrong on 3 images against 1, McNemar one-sided p = 0.312."
     )
 
 

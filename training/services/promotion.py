@@ -79,8 +79,8 @@ def _on_validation(candidate: TrainingRun, incumbent: TrainingRun) -> Comparison
         theirs.count("0") / n,
         b,
         c,
-        f"no evaluation set for these categories yet: the {len(rows)} validation images of "
-        f"version {candidate.version.number}, both models predicting them now",
+        f"the {len(rows)} validation images of version {candidate.version.number} (no "
+        "evaluation set for these categories yet: both models predicted them now)",
     )
 
 
@@ -139,9 +139,13 @@ def promotion_decide(*, run: TrainingRun) -> Promotion:
         raise RunInvalid("run", "Only a finished run with a checkpoint can be promoted.")
     incumbent = current_model()
     if incumbent is None:
+        try:
+            evaluation = evaluation_for_run(run)
+            score = evaluation_score(run, evaluation) if evaluation is not None else None
+        except Exception:  # a score is for the record: with nothing current, the run goes in
+            log.exception("run %s: not scored on an evaluation set", run.pk)
+            evaluation, score = None, None
         run_promote(run)
-        evaluation = evaluation_for_run(run)
-        score = evaluation_score(run, evaluation) if evaluation is not None else None
         return Promotion.objects.create(
             candidate=run,
             evaluation=evaluation,
@@ -168,15 +172,17 @@ def promotion_decide(*, run: TrainingRun) -> Promotion:
         )
         return _record(run, incumbent, None, promoted=False, reason=reason)
     margin, alpha = settings.CROWDNET_PROMOTE_MARGIN, settings.CROWDNET_PROMOTE_ALPHA
-    gain = 100 * (comparison.incumbent_error - comparison.candidate_error)  # points
-    better = gain > 0 and gain >= margin
-    promoted = better and comparison.p_value <= alpha
+    # percentage points; rounded so that a gain equal to the margin is not lost to float noise
+    gain = round(100 * (comparison.incumbent_error - comparison.candidate_error), 9)
+    promoted = gain > 0 and gain >= margin and comparison.p_value <= alpha
     if promoted:
         verdict = f"Promoted: {gain:.2f} points better (margin {margin:g}) with p <= {alpha:g}"
-    elif not better:
-        verdict = f"Not promoted: not better by more than 0 and at least {margin:g} points"
+    elif gain <= 0:
+        verdict = "Not promoted: no better than the current model"
+    elif gain < margin:
+        verdict = f"Not promoted: {gain:.2f} points better, short of the {margin:g}-point margin"
     else:
-        verdict = f"Not promoted: better, but p > {alpha:g} (it may be chance)"
+        verdict = f"Not promoted: {gain:.2f} points better, but p > {alpha:g} (it may be chance)"
     if promoted:
         run_promote(run)
     return _record(
