@@ -56,14 +56,18 @@ def pets():
     accepted_images(cats, 8, 100, **SCRUTINISED)
     accepted_images(dogs, 2, 200, **SCRUTINISED)
     evaluation = evaluation_freeze(categories=[cats, dogs])
-    version = DatasetVersion.objects.create(
-        number=1,
-        classes=[{"id": c.pk, "slug": c.slug, "name": c.name} for c in (cats, dogs)],
-        counts={"train": [0, 0], "val": [0, 0]},
+    return cats, dogs, evaluation, _version(1, cats, dogs)
+
+
+def _version(number: int, *categories: Category) -> DatasetVersion:
+    """A version over ``categories`` (in that class order) with no items of its own."""
+    return DatasetVersion.objects.create(
+        number=number,
+        classes=[{"id": c.pk, "slug": c.slug, "name": c.name} for c in categories],
+        counts={},
         val_share=0.2,
         images=0,
     )
-    return cats, dogs, evaluation, version
 
 
 def _run(version, tmp_path: Path, answer: int, name: str, **fields) -> TrainingRun:
@@ -74,13 +78,7 @@ def test_a_score_matches_classes_by_category_id_and_unknown_ones_are_wrong(pets,
     _, dogs, evaluation, _ = pets
     owls = Category.objects.create(name="owl", slug="owl")
     # the run's classes are [dog, owl]: index 0 is dog there, while the set's index 0 is cat
-    other = DatasetVersion.objects.create(
-        number=2,
-        classes=[{"id": c.pk, "slug": c.slug, "name": c.name} for c in (dogs, owls)],
-        counts={},
-        val_share=0.2,
-        images=0,
-    )
+    other = _version(2, dogs, owls)
     says_dog = _run(other, tmp_path, 0, "dog")
     says_owl = _run(other, tmp_path, 1, "owl")
 
@@ -196,13 +194,7 @@ def test_without_an_evaluation_set_both_models_predict_the_candidates_validation
     settings.CROWDNET_EVAL_MIN_PER_CLASS = 50  # no set can be frozen
     cats = Category.objects.create(name="cat", slug="cat")
     dogs = Category.objects.create(name="dog", slug="dog")
-    version = DatasetVersion.objects.create(
-        number=1,
-        classes=[{"id": c.pk, "slug": c.slug, "name": c.name} for c in (cats, dogs)],
-        counts={"train": [0, 0], "val": [3, 1]},
-        val_share=0.2,
-        images=4,
-    )
+    version = _version(1, cats, dogs)
     for label, candidate in enumerate(
         [*accepted_images(cats, 3, 100), *accepted_images(dogs, 1, 200)]
     ):
