@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.files.storage import default_storage
 from django.urls import reverse
 from django.utils import timezone
 
@@ -253,6 +254,37 @@ def test_a_manual_run_that_finishes_is_scored_and_decided_like_any_other(setting
     # the incumbent always says "0": wrong on every "1"
     assert promotion.incumbent_top1_error == list(val.values()).count(1) / len(val)
     assert run.current is promotion.promoted
+
+
+def test_a_scoring_failure_never_fails_the_run(settings, tmp_path, caplog):
+    settings.CROWDNET_EVAL_SHARE = 0.0
+    version = digits_version(per_class=20)
+    settings.CROWDNET_EVAL_SHARE = 1.0
+    Candidate.objects.update(yes_votes=5, confidence=0.9995)
+    zero = Category.objects.get(pk=version.classes[0]["id"])
+    [extra] = accepted_images(zero, 1, 900, **SCRUTINISED)  # in the set, in no version
+    evaluation_freeze(categories=[c["id"] for c in version.classes])
+    default_storage.delete(extra.image.train_copy.name)  # its file went missing
+    current = constant_lenet(version, tmp_path / "current.pt", 0, current=True)
+    run = run_create(
+        version=version,
+        backbone="lenet5",
+        weights="random",
+        mode="full",
+        params={"epochs": 1, "batch_size": 16, "image_size": 32},
+        enqueue=False,
+    )
+
+    run = run_execute(run.pk)
+
+    assert (run.status, run.current) == ("done", False)
+    assert not EvaluationScore.objects.exists()
+    assert f"run {run.pk}: not scored on an evaluation set" in caplog.text
+    promotion = Promotion.objects.get()
+    assert (promotion.incumbent_id, promotion.promoted) == (current.pk, False)
+    assert promotion.reason.startswith(
+        "Not promoted: the two models could not be compared (FileNotFoundError: "
+    )
 
 
 def test_a_curator_promotes_by_hand_and_the_figures_are_recorded(
