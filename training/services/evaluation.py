@@ -244,7 +244,7 @@ def _rescore_later(evaluation_id: int) -> None:
     evaluation_rescore.delay(evaluation_id)
 
 
-def _answers(run: TrainingRun, rows: list[tuple[str, int]]) -> tuple[str, str]:
+def run_answers(run: TrainingRun, rows: list[tuple[str, int]]) -> tuple[str, str]:
     """The run's top-1 and top-5 answers ('1' right, '0' wrong) on (training copy, category
     id) rows. Labels go to the run's classes by category id: a category the run does not know
     is always wrong. Top-5 is top-k with k = min(5, the run's classes)."""
@@ -276,7 +276,7 @@ def evaluation_score(run: TrainingRun, evaluation: EvaluationSet) -> EvaluationS
         (name, evaluation.classes[label]["id"])
         for name, label in evaluation.items.order_by("id").values_list("image__train_copy", "label")
     ]
-    top1, top5 = _answers(run, rows)
+    top1, top5 = run_answers(run, rows)
     images = len(rows)
     score, _ = EvaluationScore.objects.get_or_create(
         run=run,

@@ -19,7 +19,7 @@ from django.conf import settings
 from labeling.models import User
 from training.ml.metrics import discordant, mcnemar_one_sided
 from training.models import DatasetItem, EvaluationSet, Promotion, TrainingRun
-from training.services.evaluation import _answers, evaluation_for_run, evaluation_score
+from training.services.evaluation import evaluation_for_run, evaluation_score, run_answers
 from training.services.runs import RunInvalid, current_model, run_promote
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def _on_validation(candidate: TrainingRun, incumbent: TrainingRun) -> Comparison
         .order_by("id")
         .values_list("image__train_copy", "label")
     ]
-    ours, theirs = _answers(candidate, rows)[0], _answers(incumbent, rows)[0]
+    ours, theirs = run_answers(candidate, rows)[0], run_answers(incumbent, rows)[0]
     b, c = discordant(ours, theirs)
     n = max(len(rows), 1)
     return Comparison(
