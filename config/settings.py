@@ -239,6 +239,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "training.tasks.run_train": {"queue": "training"},
     "training.tasks.candidates_score": {"queue": "training"},
+    "training.tasks.evaluation_rescore": {"queue": "training"},
+    "training.tasks.evaluations_catch_up": {"queue": "training"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
@@ -248,6 +250,8 @@ CELERY_BEAT_SCHEDULE = {
     "expire-exports": {"task": "labeling.tasks.exports_expire", "schedule": 3600.0},
     "training-auto": {"task": "training.tasks.training_auto", "schedule": 300.0},
     "training-fail-stale": {"task": "training.tasks.runs_fail_stale", "schedule": 120.0},
+    # scores a lost re-scoring message or a killed worker left missing
+    "evaluation-catch-up": {"task": "training.tasks.evaluations_catch_up", "schedule": 900.0},
     "consensus-reaggregate": {
         "task": "labeling.tasks.consensus_reaggregate",
         "schedule": env_float("CROWDNET_CONSENSUS_EVERY_SECONDS", 900.0, minimum=10.0),
@@ -506,9 +510,36 @@ CROWDNET_TRAIN_PROCESSES = env_int("CROWDNET_TRAIN_PROCESSES", 1, minimum=0)
 # decodes in this many loader processes (0: in line with training).
 CROWDNET_TRAIN_DECODED_MIB = env_int("CROWDNET_TRAIN_DECODED_MIB", 4096, minimum=0)
 CROWDNET_TRAIN_LOADER_WORKERS = env_int("CROWDNET_TRAIN_LOADER_WORKERS", 0, minimum=0)
-# After an automatic run: make it the current model when it beats the current one's top-1
-# error (or there is none), then score the open candidates with it.
+# After a finished run (any trigger): decide whether it becomes the current model (the rules
+# below, CROWDNET_PROMOTE_*), then score the open candidates with it.
 CROWDNET_TRAIN_AUTO_PROMOTE = env_bool("CROWDNET_TRAIN_AUTO_PROMOTE", True)
+# Evaluation sets (docs/evaluation.md): CROWDNET_EVAL_SHARE of images, chosen by their sha256
+# (bits that the train/val split does not use), are reserved: no dataset version takes them, and
+# the frozen evaluation set of a category set is drawn from their accepted labels. A reserved
+# image's label counts only after extra scrutiny: a curator's decision (an override or a control
+# answer), or CROWDNET_EVAL_MIN_VOTES votes (reserved images are asked that many) and a
+# consensus confidence of CROWDNET_EVAL_MIN_CONFIDENCE. A set needs CROWDNET_EVAL_MIN_PER_CLASS
+# images per class; a new evaluation version re-scores the current model and the
+# CROWDNET_EVAL_RESCORE_RUNS most recent runs of its categories.
+CROWDNET_EVAL_SHARE = env_float("CROWDNET_EVAL_SHARE", 0.1)
+if CROWDNET_EVAL_SHARE >= 0.5:
+    raise ImproperlyConfigured("CROWDNET_EVAL_SHARE must be below 0.5.")
+CROWDNET_EVAL_MIN_PER_CLASS = env_int("CROWDNET_EVAL_MIN_PER_CLASS", 10, minimum=1)
+CROWDNET_EVAL_MIN_VOTES = env_int("CROWDNET_EVAL_MIN_VOTES", 5, minimum=1)
+CROWDNET_EVAL_MIN_CONFIDENCE = env_float("CROWDNET_EVAL_MIN_CONFIDENCE", 0.999, minimum=0.5)
+CROWDNET_EVAL_RESCORE_RUNS = env_int("CROWDNET_EVAL_RESCORE_RUNS", 10, minimum=0)
+# Promotion (every finished run, whatever started it): the candidate and the current model on
+# the same evaluation images; promoted when its top-1 error is lower by at least
+# CROWDNET_PROMOTE_MARGIN percentage points AND McNemar's exact one-sided test on the images
+# where the two disagree gives p <= CROWDNET_PROMOTE_ALPHA. 0.25 rather than 0.05: on a set of
+# ~200 images two good models differ on a handful of images (5 against 1 gives p = 0.11), so a
+# strict 0.05 would keep nearly every better model out; what matters is that a model is never
+# promoted while it is worse on the same images, which the error comparison already guarantees,
+# and a tie (b = c) gives p >= 0.5, so it never promotes either.
+CROWDNET_PROMOTE_MARGIN = env_float("CROWDNET_PROMOTE_MARGIN", 0.0)
+CROWDNET_PROMOTE_ALPHA = env_float("CROWDNET_PROMOTE_ALPHA", 0.25)
+if CROWDNET_PROMOTE_ALPHA > 1.0:
+    raise ImproperlyConfigured("CROWDNET_PROMOTE_ALPHA must be between 0 and 1.")
 # The review queue also lists decided items the current model contradicts this strongly
 # (accepted while it gives P(yes) <= margin, rejected while it gives >= 1 - margin).
 CROWDNET_REVIEW_MODEL_MARGIN = env_float("CROWDNET_REVIEW_MODEL_MARGIN", 0.2)

@@ -63,6 +63,13 @@ def _fast_passwords(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_reserved_images(settings) -> None:
+    """No image is reserved for evaluation sets unless a test asks for it (the tests of
+    training.services.evaluation do): other tests' fixtures count every accepted image."""
+    settings.CROWDNET_EVAL_SHARE = 0.0
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cache() -> Iterator[None]:
     """Throttle counters and other cached state never leak between tests."""
     from django.core.cache import cache

@@ -80,6 +80,19 @@ def promoted_lenet(version, path, **fields):
     """A real, tiny promoted model: LeNet-5 with random weights over the version's classes,
     saved at ``path``. The process-wide model cache is emptied first: test databases reuse ids.
     """
+    return _lenet_run(version, path, None, current=True, **fields)
+
+
+def constant_lenet(version, path, answer: int, **fields):
+    """A real, tiny finished run whose answers are known: LeNet-5 whose head always ranks
+    class ``answer`` (an index into the version's classes) first, then the others in index
+    order. Not current unless ``current=True`` is passed."""
+    return _lenet_run(version, path, answer, **fields)
+
+
+def _lenet_run(version, path, answer: int | None, **fields):
+    import torch
+
     from training.ml.backbones import backbone_build
     from training.ml.loop import checkpoint_save
     from training.models import TrainingRun
@@ -87,9 +100,13 @@ def promoted_lenet(version, path, **fields):
 
     scoring._cache.clear()
     classes = [c["slug"] for c in version.classes]
-    sha256 = checkpoint_save(
-        path, backbone_build("lenet5", len(classes)), len(classes), classes, {"image_size": 32}
-    )
+    backbone = backbone_build("lenet5", len(classes))
+    if answer is not None:
+        with torch.no_grad():
+            backbone.net.head.weight.zero_()
+            backbone.net.head.bias.copy_(-torch.arange(len(classes), dtype=torch.float32))
+            backbone.net.head.bias[answer] = 10.0
+    sha256 = checkpoint_save(path, backbone, len(classes), classes, {"image_size": 32})
     return TrainingRun.objects.create(
         version=version,
         backbone="lenet5",
@@ -97,7 +114,6 @@ def promoted_lenet(version, path, **fields):
         mode="full",
         status="done",
         active=None,
-        current=True,
         checkpoint=str(path),
         checkpoint_sha256=sha256,
         **fields,
@@ -363,3 +379,13 @@ def candidate_pool(category, count: int, *, seed: int) -> list[Candidate]:
     files = [(f"{i}.jpg", image_bytes(seed + i, size=(80, 60))) for i in range(count)]
     images_ingest(files=files, category=category, source="upload", uploader=None)
     return list(Candidate.objects.filter(category=category).order_by("id"))
+
+
+def accepted_images(category, count: int, seed: int, **fields) -> list[Candidate]:
+    """``count`` new noise images of ``category``, ingested, whose candidates get ``fields``
+    (state, votes, confidence...); in ingestion order."""
+    files = [(f"{seed}-{i}.jpg", image_bytes(seed + i, size=(48, 40))) for i in range(count)]
+    images_ingest(files=files, category=category, source="upload", uploader=None)
+    new = list(Candidate.objects.filter(category=category).order_by("-id")[:count])[::-1]
+    Candidate.objects.filter(pk__in=[c.pk for c in new]).update(**fields)
+    return [Candidate.objects.get(pk=c.pk) for c in new]

@@ -29,13 +29,13 @@ from training.ml.catalog import MODES, CheckpointCorrupt, sha256_file
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.dashboards import architecture_summary, model_error_history, run_detail
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
+from training.services.promotion import promotion_by_hand
 from training.services.runs import (
     NoCurrentModel,
     RunBusy,
     RunInvalid,
     run_cancel,
     run_create,
-    run_promote,
 )
 
 log = logging.getLogger(__name__)
@@ -324,7 +324,8 @@ class RunCancelView(APIView):
 
 
 class RunPromoteView(APIView):
-    """Make a finished run the current model, the one that predicts."""
+    """Make a finished run the current model, the one that predicts; the promotion is
+    recorded with the two models' figures on the current evaluation set where there is one."""
 
     permission_classes = [IsCurator]
 
@@ -334,10 +335,10 @@ class RunPromoteView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         try:
-            run = run_promote(_run(pk))
+            promotion = promotion_by_hand(run=_run(pk), by=request.user)
         except RunInvalid as error:
             return Response({"detail": error.message}, status=status.HTTP_400_BAD_REQUEST)
-        return Response(RunSerializer(run).data)
+        return Response(RunSerializer(_run(promotion.candidate_id)).data)
 
 
 class RunCheckpointView(APIView):

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from training import api
+from training import api, evaluation_api
 
 urlpatterns = [
     path("versions/", api.VersionsView.as_view(), name="api-training-versions"),
@@ -19,6 +19,16 @@ urlpatterns = [
         "runs/<int:pk>/checkpoint/",
         api.RunCheckpointView.as_view(),
         name="api-training-run-checkpoint",
+    ),
+    path(
+        "evaluations/",
+        evaluation_api.EvaluationsView.as_view(),
+        name="api-training-evaluations",
+    ),
+    path(
+        "evaluations/<int:pk>/",
+        evaluation_api.EvaluationDetailView.as_view(),
+        name="api-training-evaluation",
     ),
     path("predict/", api.PredictView.as_view(), name="api-training-predict"),
     path("model-error/", api.ModelErrorView.as_view(), name="api-training-model-error"),

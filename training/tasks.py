@@ -7,7 +7,8 @@ from __future__ import annotations
 from celery import shared_task
 from django.conf import settings
 
-from training.services import execute, runs, scoring
+from training.models import EvaluationSet
+from training.services import evaluation, execute, runs, scoring
 
 
 @shared_task(
@@ -38,3 +39,17 @@ def candidates_score() -> int:
     """Score the candidates with the current model: active learning on the open ones, and
     the model's side of the review queue on the decided ones."""
     return scoring.candidates_score()
+
+
+@shared_task(name="training.tasks.evaluation_rescore", acks_late=True)
+def evaluation_rescore(evaluation_id: int) -> int:
+    """Score the current model and the recent runs on a new evaluation version (missing
+    scores only: safe to run twice)."""
+    found = EvaluationSet.objects.filter(pk=evaluation_id).first()
+    return evaluation.evaluation_rescore(found) if found is not None else 0
+
+
+@shared_task(name="training.tasks.evaluations_catch_up", acks_late=True)
+def evaluations_catch_up() -> int:
+    """Write the scores a lost re-scoring message or a killed worker left missing."""
+    return evaluation.evaluations_catch_up()

@@ -26,6 +26,7 @@ from training.services.dashboards import (
     run_detail,
 )
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
+from training.services.promotion import promotion_by_hand
 from training.services.runs import (
     ACTIVE,
     DEFAULT_PARAMS,
@@ -35,7 +36,6 @@ from training.services.runs import (
     current_model,
     run_cancel,
     run_create,
-    run_promote,
 )
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ def _run_action(request: HttpRequest, action: str) -> HttpResponse:
             messages.error(request, f"Run {run.pk} is {run.status}; there is nothing to cancel.")
     else:
         try:
-            run_promote(run)
+            promotion_by_hand(run=run, by=request.user)
         except RunInvalid as error:
             messages.error(request, error.message)
         else:

@@ -20,6 +20,7 @@ from PIL import Image as PILImage
 
 from labeling.crowd.simulate import pixel_box
 from labeling.models import Candidate, Category, DemoTruth, Image, ImageSource, User
+from labeling.services.consensus import decision_override
 from labeling.services.ingest import IngestItem, IngestReport, images_ingest
 from labeling.services.microtasks import gold_mark
 
@@ -220,6 +221,35 @@ def demo_data_load(
             _mark_gold(pool, gold_share, rng)
         total.items.extend(report.items)
     return total
+
+
+def demo_evaluation_ensure(*, by: User) -> str:
+    """The demo curator settles the images reserved for evaluation from the known truth, as a
+    curator reviewing them would, and the first evaluation set is frozen where the data allows
+    (training.services.evaluation). Writes overrides and the set; returns what came of it."""
+    from training.models import EvaluationSet
+    from training.services.datasets import reserved_for_evaluation
+    from training.services.evaluation import EvaluationRefused, evaluation_freeze
+
+    latest = EvaluationSet.objects.order_by("-created_at").first()
+    if latest is not None:
+        return f"evaluation set v{latest.number} is there ({latest.images} images)."
+    truths = DemoTruth.objects.filter(
+        candidate__override__isnull=True, candidate__gold__isnull=True
+    ).values_list("candidate_id", "candidate__image__sha256", "is_positive")
+    answers = {pk: positive for pk, sha256, positive in truths if reserved_for_evaluation(sha256)}
+    for candidate in Candidate.objects.filter(pk__in=list(answers)).order_by("id"):
+        decision_override(candidate=candidate, accepted=answers[candidate.pk], by=by)
+    try:
+        evaluation = evaluation_freeze(
+            by=by, note=f"The demo curator reviewed the {len(answers)} reserved images."
+        )
+    except EvaluationRefused as refused:
+        return f"no evaluation set yet: {refused}"
+    return (
+        f"evaluation set v{evaluation.number}: {evaluation.images} images of "
+        f"{len(evaluation.classes)} categories, reviewed by the demo curator."
+    )
 
 
 def demo_pool_size(*, limit: int = 5000, wrong_share: float = 0.1, photos: bool = True) -> int:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
@@ -22,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from labeling.ingest.dedup import Hashes, Match, best_match, hamming64
 from labeling.ingest.pipeline import IngestConfig, Prepared
 from labeling.models import Candidate, Category, Image, ImageArrival, User
+from training.services.datasets import votes_needed_for
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +276,7 @@ def _write_batch(
                 Candidate(
                     image=image,
                     category=arrival.category,
-                    votes_needed=settings.CROWDNET_VOTES_PER_ITEM,
+                    votes_needed=votes_needed_for(image.sha256),
                 )
             )
             items.append(item)

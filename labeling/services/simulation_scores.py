@@ -1,5 +1,6 @@
 """How a simulated crowd did, read from the database against the truth only the simulator
-knows: the crowd's decisions (gold left out), who is paused, and the fused boxes."""
+knows: the crowd's decisions (gold and curators' decisions left out), who is paused, and the
+fused boxes."""
 
 from __future__ import annotations
 
@@ -64,9 +65,9 @@ def crowd_score(personas: list[Persona], workers: list[User]) -> CrowdScore:
     """Score the decisions as they stand against DemoTruth, and count paused workers (the
     profile's ``paused`` flag) per persona kind."""
     rows = list(
-        DemoTruth.objects.filter(candidate__gold__isnull=True).values_list(
-            "is_positive", "candidate__state", "candidate__votes_cast"
-        )
+        DemoTruth.objects.filter(
+            candidate__gold__isnull=True, candidate__override__isnull=True
+        ).values_list("is_positive", "candidate__state", "candidate__votes_cast")
     )
     accepted = [p for p, s, _ in rows if s == Candidate.State.ACCEPTED]
     rejected = [p for p, s, _ in rows if s == Candidate.State.REJECTED]

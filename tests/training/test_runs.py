@@ -141,8 +141,7 @@ def test_promote_only_finished_runs_and_keep_one_current(version, queued, monkey
     run_finish(second, TrainingRun.Status.DONE, checkpoint="/x/run-2.pt", top1_error=0.3)
     second.refresh_from_db()
 
-    run_promote(first)
-    assert runs.run_promote_if_better(second) is False  # worse than the current one
+    run_promote(first)  # the switch only; decisions: tests/training/test_promotion.py
     assert list(TrainingRun.objects.filter(current=True)) == [first]
     run_promote(second)
     assert list(TrainingRun.objects.filter(current=True)) == [second]

@@ -3,7 +3,8 @@
 An image goes into a version when exactly one of the chosen categories accepted it (an image
 accepted for two would teach a single-label classifier two answers). Its split comes from its
 sha256, not from chance, so an image stays in train or in validation in every later version and
-error rates stay comparable as the set grows.
+error rates stay comparable as the set grows. Another part of the hash reserves a share of images
+for the evaluation sets (training.services.evaluation): no version takes those.
 """
 
 from __future__ import annotations
@@ -28,9 +29,65 @@ def split_of(sha256: str, val_share: float) -> str:
     return "val" if int(sha256[:8], 16) / 2**32 < val_share else "train"
 
 
+def reserved_for_evaluation(sha256: str, share: float | None = None) -> bool:
+    """True for a stable ``share`` (CROWDNET_EVAL_SHARE) of images, chosen by bits 32-63 of
+    the hash: independent of ``split_of``'s bits, so reserved images are not all "val" ones."""
+    share = settings.CROWDNET_EVAL_SHARE if share is None else share
+    return int(sha256[8:16], 16) / 2**32 < share
+
+
+def votes_needed_for(sha256: str) -> int:
+    """Votes a new candidate waits for: CROWDNET_VOTES_PER_ITEM, and at least
+    CROWDNET_EVAL_MIN_VOTES for a reserved image (the extra scrutiny evaluation labels get)."""
+    votes = settings.CROWDNET_VOTES_PER_ITEM
+    if reserved_for_evaluation(sha256):
+        return max(votes, settings.CROWDNET_EVAL_MIN_VOTES)
+    return votes
+
+
 def accepted_labels_count() -> int:
     """Accepted candidates in the whole collection (the automatic retrain watches this)."""
     return Candidate.objects.filter(state=Candidate.State.ACCEPTED).count()
+
+
+Label = tuple[int, int, str]  # (candidate id, category id, image sha256)
+
+
+def _single_labels(
+    categories: Iterable[Category] | None,
+) -> tuple[dict[int, Label], Counter[str]]:
+    """The images a version may take, by image id, with one accepted category each, and the
+    images left out by reason (accepted for several categories, reserved for evaluation)."""
+    accepted = Candidate.objects.filter(state=Candidate.State.ACCEPTED)
+    if categories is not None:
+        accepted = accepted.filter(category__in=list(categories))
+    else:
+        accepted = accepted.filter(category__archived_at__isnull=True)
+    rows = list(accepted.values_list("id", "image_id", "category_id", "image__sha256"))
+    by_image: dict[int, list[Label]] = defaultdict(list)
+    for candidate_id, image_id, category_id, sha256 in rows:
+        by_image[image_id].append((candidate_id, category_id, sha256))
+    skipped: Counter[str] = Counter()
+    single = {}
+    for image_id, entries in by_image.items():
+        if reserved_for_evaluation(entries[0][2]):
+            skipped["reserved for evaluation"] += 1
+        elif len(entries) > 1:
+            skipped["accepted for several categories"] += 1
+        else:
+            single[image_id] = entries[0]
+    return single, skipped
+
+
+def snapshot_categories(
+    categories: Iterable[Category] | None = None, *, min_per_class: int | None = None
+) -> list[int]:
+    """The ids of the categories dataset_snapshot would take, sorted (its class order)."""
+    min_per_class = (
+        settings.CROWDNET_TRAIN_MIN_PER_CLASS if min_per_class is None else min_per_class
+    )
+    sizes = Counter(category_id for _, category_id, _ in _single_labels(categories)[0].values())
+    return sorted(c for c, n in sizes.items() if n >= min_per_class)
 
 
 def dataset_snapshot(
@@ -41,28 +98,14 @@ def dataset_snapshot(
     by: User | None = None,
 ) -> DatasetVersion:
     """Freeze the accepted labels of ``categories`` (when None, every category not archived)
-    into a new version; writes the version and its items in one transaction. Raises
-    DatasetTooSmall saying what to do."""
+    into a new version; writes the version and its items in one transaction. Images reserved
+    for evaluation are left out (counted in ``skipped``). Raises DatasetTooSmall saying what
+    to do."""
     val_share = settings.CROWDNET_TRAIN_VAL_SHARE if val_share is None else val_share
     min_per_class = (
         settings.CROWDNET_TRAIN_MIN_PER_CLASS if min_per_class is None else min_per_class
     )
-    accepted = Candidate.objects.filter(state=Candidate.State.ACCEPTED)
-    if categories is not None:
-        accepted = accepted.filter(category__in=list(categories))
-    else:
-        accepted = accepted.filter(category__archived_at__isnull=True)
-    rows = list(accepted.values_list("id", "image_id", "category_id", "image__sha256"))
-    by_image: dict[int, list[tuple[int, int, str]]] = defaultdict(list)
-    for candidate_id, image_id, category_id, sha256 in rows:
-        by_image[image_id].append((candidate_id, category_id, sha256))
-    skipped: Counter[str] = Counter()
-    single = {}
-    for image_id, entries in by_image.items():
-        if len(entries) > 1:
-            skipped["accepted for several categories"] += 1
-        else:
-            single[image_id] = entries[0]
+    single, skipped = _single_labels(categories)
     sizes = Counter(category_id for _, category_id, _ in single.values())
     kept = sorted(c for c, n in sizes.items() if n >= min_per_class)
     small = {c: n for c, n in sizes.items() if n < min_per_class}

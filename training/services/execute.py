@@ -48,7 +48,9 @@ from training.ml.loop import (
 )
 from training.ml.weights import weights_load
 from training.models import DatasetItem, TrainingEpoch, TrainingRun, ValidationMistake
-from training.services.runs import run_finish, run_promote_if_better
+from training.services.evaluation import run_evaluation_score
+from training.services.promotion import promotion_decide
+from training.services.runs import run_finish
 from training.services.weights import weights_resolve
 
 log = logging.getLogger(__name__)
@@ -368,11 +370,24 @@ def run_execute(
             if _still_ours(run, attempt):
                 run_finish(run, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
     run.refresh_from_db()
-    if (
-        run.status == TrainingRun.Status.DONE
-        and run.trigger == "schedule"
-        and settings.CROWDNET_TRAIN_AUTO_PROMOTE
-    ):
-        run_promote_if_better(run)
+    if run.status == TrainingRun.Status.DONE:
+        _evaluate_and_decide(run)
         run.refresh_from_db()
     return run
+
+
+def _evaluate_and_decide(run: TrainingRun) -> None:
+    """Score a finished run on its categories' evaluation set, then decide its promotion.
+    Neither ever fails the run: a failure is logged (and the catch-up beat scores it later)."""
+    try:
+        run_evaluation_score(run)
+    except Exception:
+        log.exception("run %s: not scored on an evaluation set", run.pk)
+    if not settings.CROWDNET_TRAIN_AUTO_PROMOTE:
+        return
+    try:
+        promotion = promotion_decide(run=run)
+    except Exception:
+        log.exception("run %s: no promotion decision", run.pk)
+    else:
+        log.info("run %s: %s", run.pk, promotion.reason)

@@ -165,7 +165,8 @@ def run_cancel(run: TrainingRun) -> TrainingRun:
 
 
 def run_promote(run: TrainingRun) -> TrainingRun:
-    """Make a finished run the current model (the one that predicts and scores candidates)."""
+    """Make a finished run the current model (the one that predicts and scores candidates).
+    The switch only: decisions go through training.services.promotion, which records them."""
     if run.status != TrainingRun.Status.DONE or not run.checkpoint:
         raise RunInvalid("run", "Only a finished run with a checkpoint can be promoted.")
     with transaction.atomic():
@@ -180,18 +181,6 @@ def _score_later() -> None:
     from training.tasks import candidates_score
 
     candidates_score.delay()
-
-
-def run_promote_if_better(run: TrainingRun) -> bool:
-    """Promote an automatic run when it beats the current model's top-1 error (or there is
-    no current model); returns whether it did."""
-    current = current_model()
-    if current is not None and (
-        run.top1_error is None or (current.top1_error or 0.0) < run.top1_error
-    ):
-        return False
-    run_promote(run)
-    return True
 
 
 class NoCurrentModel(LookupError):

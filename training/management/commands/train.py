@@ -12,7 +12,8 @@ from training.ml.loop import EpochStats
 from training.models import DatasetVersion, TrainingRun
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.execute import run_execute
-from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create, run_promote
+from training.services.promotion import promotion_by_hand
+from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create
 
 
 class Command(BaseCommand):
@@ -57,10 +58,10 @@ class Command(BaseCommand):
             return None
         if options["promote"] is not None:
             try:
-                run = run_promote(self._run(options["promote"]))
+                promotion = promotion_by_hand(run=self._run(options["promote"]), by=None)
             except RunInvalid as error:
                 raise CommandError(str(error)) from None
-            self.stdout.write(f"run {run.pk} is now the current model.")
+            self.stdout.write(f"run {promotion.candidate_id} is now the current model.")
             return None
         version = self._version(options)
         params = {
