@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from labeling.consensus.adaptive import binary_posteriors, vote_accuracies, vote_agreement
-from labeling.consensus.reliability import PEER_CONFIDENCE, live_coins, peer_counts
+from labeling.consensus.reliability import PEER_CONFIDENCE, live_coins, peer_count_changes
 
 QUEUE_LENGTH = 15
 """Votes drawn per item: more than any cap tried."""
@@ -86,6 +86,7 @@ class Live:
     decided_at: NDArray[np.float64] = field(init=False)
     gold: NDArray[np.float64] = field(init=False)  # (W, 2): seen, right
     peer: NDArray[np.float64] = field(init=False)  # (W, 4)
+    credited: NDArray[np.float64] = field(init=False)  # (items, QUEUE) P(yes) credited, or NaN
     controls: int = 0
 
     def __post_init__(self) -> None:
@@ -96,6 +97,7 @@ class Live:
         self.decided_at = np.full(n, np.nan)
         self.gold = np.zeros((w, 2))
         self.peer = np.zeros((w, 4))
+        self.credited = np.full(self.workers.shape, np.nan)
 
 
 def coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -130,7 +132,7 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     live.controls += int(control.sum())
     sens, spec = coins(live, args.control_votes)
     before = sens + spec > 1
-    p, (rows, w, a), accuracy = posterior(live, open_items, sens, spec, args.prior)
+    p, _, _ = posterior(live, open_items, sens, spec, args.prior)
     live.p_yes[open_items] = p
     ready = live.count[open_items] >= VOTES_NEEDED
     accept = ready & (p >= args.threshold)
@@ -141,15 +143,35 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     live.state[open_items[review]] = 2
     settled = accept | reject
     live.decided_at[open_items[settled]] = np.maximum(p, 1 - p)[settled]
-    on = (settled | (False if args.decided_only else review))[rows]
-    if on.any():
-        q = vote_agreement(rows, a, accuracy, len(open_items), args.prior)
-        on &= np.maximum(q, 1 - q) >= args.peer_confidence
-        live.peer += peer_counts(w[on], a[on], q[on], len(live.gold_right))
+    learn(live, open_items, settled | (False if args.decided_only else review), args, sens, spec)
     sens, spec = coins(live, args.control_votes)
     fallen = np.flatnonzero(before & (sens + spec <= 1))
     if fallen.size:
         reopen(live, fallen, sens, spec, args)
+
+
+def learn(
+    live: Live,
+    items: NDArray[np.int64],
+    on_items: NDArray[np.bool_],
+    args: argparse.Namespace,
+    sens: NDArray,
+    spec: NDArray,
+) -> None:
+    """Credit the votes on ``items[on_items]`` with what their items' other votes say, where
+    those are sure; a vote credited at an earlier decision has that credit replaced."""
+    if not on_items.any():
+        return
+    rows, w, a = votes_of(live, items)
+    accuracy = vote_accuracies(a, sens[w], spec[w])
+    q = vote_agreement(rows, a, accuracy, len(items), args.prior)
+    on = on_items[rows]
+    q = np.where(on & (np.maximum(q, 1 - q) >= args.peer_confidence), q, np.nan)
+    slots = np.nonzero(np.arange(QUEUE)[None, :] < live.count[items, None])[1]
+    flat = items[rows] * QUEUE + slots
+    old = np.take(live.credited, flat)
+    live.peer += peer_count_changes(w[on], a[on], old[on], q[on], len(live.gold_right))
+    np.put(live.credited, flat[on], q[on])
 
 
 def reopen(
@@ -169,8 +191,10 @@ def reopen(
     live.p_yes[items] = p
     new = np.where(p >= args.threshold, 1, np.where(1 - p >= args.threshold, -1, 0))
     new = np.where((new == 0) & (live.count[items] >= args.cap), 2, new).astype(np.int8)
+    changed = new != live.state[items]
     live.state[items] = new
     live.decided_at[items] = np.where(np.isin(new, (1, -1)), np.maximum(p, 1 - p), np.nan)
+    learn(live, items, changed & (new != 0), args, sens, spec)
 
 
 def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:

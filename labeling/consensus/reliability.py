@@ -79,6 +79,26 @@ def peer_counts(
     return np.stack([np.bincount(w, weights=c, minlength=n_workers) for c in columns], axis=1)
 
 
+def peer_count_changes(
+    worker: ArrayLike,
+    answers: ArrayLike,
+    credited: ArrayLike,
+    p_yes_others: ArrayLike,
+    n_workers: int,
+) -> NDArray[np.float64]:
+    """(n_workers, 4) change to the :func:`peer_counts` records when each vote's credit moves
+    from ``credited`` (the P(yes) it was credited with before, NaN: never) to ``p_yes_others``
+    (NaN: no credit now). A vote so counts once, with its item's latest decision, however
+    often the item is reopened and decided again."""
+    old = np.asarray(credited, dtype=np.float64)
+    new = np.asarray(p_yes_others, dtype=np.float64)
+    w = np.asarray(worker, dtype=np.int64)
+    had, has = ~np.isnan(old), ~np.isnan(new)
+    added = peer_counts(w[has], np.asarray(answers)[has], new[has], n_workers)
+    taken = peer_counts(w[had], np.asarray(answers)[had], old[had], n_workers)
+    return added - taken
+
+
 def em_accuracy(confusions: ArrayLike, class_priors: ArrayLike) -> NDArray[np.float64]:
     """Per worker, P(answer is right) = sum_k prior_k * conf[w, k, k]."""
     conf = _confusions(confusions)

@@ -28,7 +28,7 @@ from labeling.consensus import (
     decide,
     fuse_boxes,
     gold_accuracy,
-    peer_counts,
+    peer_count_changes,
     vote_accuracies,
     vote_agreement,
 )
@@ -95,10 +95,12 @@ class Decision:
 class LiveVotes:
     """Counted yes/no label votes on a set of candidates, as arrays (one entry per vote)."""
 
+    ids: np.ndarray
     items: np.ndarray
     workers: np.ndarray
     answers: np.ndarray
     accuracies: np.ndarray
+    credited: np.ndarray  # the P(yes) each vote is credited with in its worker's record, or NaN
 
 
 def _live_votes(ids: list[int]) -> LiveVotes:
@@ -107,19 +109,21 @@ def _live_votes(ids: list[int]) -> LiveVotes:
     votes = list(
         Vote.objects.filter(
             candidate_id__in=ids, question="label", counted=True, answer__in=[YES, NO]
-        ).values_list("candidate_id", "worker_id", "answer")
+        ).values_list("id", "candidate_id", "worker_id", "answer", "peer_p_yes")
     )
     index = {pk: i for i, pk in enumerate(ids)}
-    coins = worker_coins(worker for _, worker, _ in votes)
-    workers = np.array([w for _, w, _ in votes], dtype=np.int64)
-    answers = np.array([a == YES for _, _, a in votes], dtype=np.int64)
+    coins = worker_coins(row[2] for row in votes)
+    workers = np.array([row[2] for row in votes], dtype=np.int64)
+    answers = np.array([row[3] == YES for row in votes], dtype=np.int64)
     sens = np.array([coins[w][0] for w in workers.tolist()], dtype=np.float64)
     spec = np.array([coins[w][1] for w in workers.tolist()], dtype=np.float64)
     return LiveVotes(
-        items=np.array([index[c] for c, _, _ in votes], dtype=np.int64),
+        ids=np.array([row[0] for row in votes], dtype=np.int64),
+        items=np.array([index[row[1]] for row in votes], dtype=np.int64),
         workers=workers,
         answers=answers,
         accuracies=vote_accuracies(answers, sens, spec),
+        credited=np.array([np.nan if row[4] is None else row[4] for row in votes], np.float64),
     )
 
 
@@ -206,17 +210,28 @@ def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
     """Once the answer commits, credit each voter on the items just decided (sent to review
     included: learning only where the crowd agreed would flatter everyone) with what the item's
     other votes said, where they were confident (PEER_CONFIDENCE), and look again at the
-    decisions of any worker whose votes thereby stop carrying evidence."""
+    decisions of any worker whose votes thereby stop carrying evidence. A vote already credited
+    at an earlier decision of a reopened item has that credit replaced, not added to."""
     p_others = vote_agreement(
         live.items, live.answers, live.accuracies, n_items, settings.CROWDNET_CONSENSUS_PRIOR
     )
-    on = np.isin(live.items, decided) & (np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE)
-    if not on.any():
+    mine = np.isin(live.items, decided)
+    sure = np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE
+    credit = np.where(mine & sure, p_others, np.nan)
+    old = np.where(mine, live.credited, np.nan)
+    moved = mine & ~(np.isnan(credit) & np.isnan(old)) & ~(credit == old)
+    if not moved.any():
         return
-    ids, workers = np.unique(live.workers[on], return_inverse=True)
-    counts = peer_counts_by_worker(
-        ids, peer_counts(workers, live.answers[on], p_others[on], len(ids))
+    Vote.objects.bulk_update(
+        [
+            Vote(pk=int(pk), peer_p_yes=None if np.isnan(q) else float(q))
+            for pk, q in zip(live.ids[moved].tolist(), credit[moved].tolist(), strict=True)
+        ],
+        ["peer_p_yes"],
     )
+    ids, workers = np.unique(live.workers[moved], return_inverse=True)
+    changes = peer_count_changes(workers, live.answers[moved], old[moved], credit[moved], len(ids))
+    counts = peer_counts_by_worker(ids, changes)
     transaction.on_commit(lambda: _peer_learn(counts))
 
 
@@ -228,7 +243,8 @@ def _peer_learn(counts: dict[int, tuple[float, float, float, float]]) -> None:
 def worker_decisions_reopen(*, worker_id: int) -> int:
     """Decide again, with everyone's coins as they stand now, the crowd's decisions this worker
     voted on (a curator's and control items untouched): one that no longer holds goes back to
-    open waiting for one more vote, or to its new decision; returns how many changed."""
+    open waiting for one more vote, or to its new decision (whose votes are credited anew);
+    returns how many changed."""
     voted = Vote.objects.filter(
         worker_id=worker_id, question="label", counted=True, answer__in=[YES, NO]
     ).values("candidate_id")
@@ -246,14 +262,17 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
         )
         if not candidates:
             return 0
-        decisions, _ = _decisions(candidates)
+        decisions, live = _decisions(candidates)
         now = timezone.now()
-        for candidate in candidates:
+        redecided = []
+        for i, candidate in enumerate(candidates):
             decision = decisions[candidate.pk]
             state = STATE_OF_CODE[decision.code]
             fields: dict[str, object] = {"posterior": decision.posterior}
             if state != candidate.state:
                 changed += 1
+                if state != Candidate.State.OPEN:
+                    redecided.append(i)
                 p = decision.posterior
                 fields.update(state=state, confidence=max(p, 1 - p), priority=decision.priority)
                 fields["decided_at"] = None if state == Candidate.State.OPEN else now
@@ -262,6 +281,7 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
                 if state == Candidate.State.ACCEPTED and candidate.box_state == "none":
                     fields["box_state"] = "draw"  # boxes are drawn only on accepted images
             Candidate.objects.filter(pk=candidate.pk).update(**fields)
+        _learn_from(live, redecided, len(candidates))
     return changed
 
 

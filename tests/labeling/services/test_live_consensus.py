@@ -11,7 +11,7 @@ import pytest
 
 from labeling.models import Candidate, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
-from labeling.services.consensus import worker_decisions_reopen
+from labeling.services.consensus import candidates_decide, worker_decisions_reopen
 from labeling.services.microtasks import task_assign
 from labeling.services.worker_coins import informative, worker_coins
 from tests.factories import UserFactory, candidate_pool, label_votes_create
@@ -110,7 +110,7 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_and_his_decisions_
     assert sorted(position[pk] for pk in reopened) == [0, 2]
     states = _states()
     assert not {pk for pk, s in states.items() if s in DECIDED and (s == "accepted") != truth[pk]}
-    assert Counter(states.values()) == {"accepted": 16, "rejected": 17, "needs_review": 7}
+    assert Counter(states.values()) == {"accepted": 17, "rejected": 17, "needs_review": 6}
 
 
 def test_reopening_takes_again_only_the_decisions_a_discredited_worker_carried(category):
@@ -150,3 +150,43 @@ def test_reopening_takes_again_only_the_decisions_a_discredited_worker_carried(c
         third.pk: ("accepted", 3, None, 0.99),
     }
     assert worker_decisions_reopen(worker_id=adversary.pk) == 0
+
+
+def _peer(worker) -> tuple[float, ...]:
+    fields = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
+    row = WorkerProfile.objects.filter(user=worker).values_list(*fields).get()
+    return tuple(round(value, 6) for value in row)
+
+
+def test_a_reopened_item_decided_again_credits_each_vote_once(
+    category, django_capture_on_commit_callbacks
+):
+    # given an adversary with a perfect control record (coins 22/23) and three honest workers
+    # right on 10 of 10 controls (12/13), and one item the adversary and h0 call yes and h1 no:
+    # accepted at odds 22, h1 credited with what the other two said (odds 22 * 12: P 264/265)
+    [item] = _pool(category, 1)
+    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(3)]
+    label_votes_create([item], {adversary: [True], honest[0]: [True], honest[1]: [False]})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert candidates_decide([item.pk]) == 1
+    assert Candidate.objects.get(pk=item.pk).state == "accepted"
+    assert _peer(honest[1]) == (round(264 / 265, 6), 0.0, round(1 / 265, 6), round(1 / 265, 6))
+
+    # when the adversary is found out, the item reopens (P(yes) 0.77 without him), and h2 says
+    # yes, which decides it again
+    WorkerProfile.objects.filter(user=adversary).update(
+        peer_yes_items=12.0, peer_yes_said_yes=0.0, peer_no_items=12.0, peer_no_said_no=0.0
+    )
+    assert worker_decisions_reopen(worker_id=adversary.pk) == 1
+    assert Candidate.objects.get(pk=item.pk).state == "open"
+    label_votes_create([item], {honest[2]: [True]})
+    Candidate.objects.filter(pk=item.pk).update(yes_votes=3, no_votes=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert candidates_decide([item.pk]) == 1
+
+    # then the item is accepted again and h1's record holds his vote once, with what the
+    # other votes say now (h0 and h2 yes, the adversary weightless: odds 12 * 12), not the
+    # first decision's credit on top of it
+    assert Candidate.objects.get(pk=item.pk).state == "accepted"
+    assert _peer(honest[1]) == (round(144 / 145, 6), 0.0, round(1 / 145, 6), round(1 / 145, 6))
