@@ -34,6 +34,10 @@ sure of the truth: an item they left near even says little about him, and counti
 right pulls every worker toward chance (bench/consensus_live.py)."""
 
 
+COUNT_ROUNDING = 1e-6
+"""Peer counts this little below zero are rounding left by replaced credits, read as 0."""
+
+
 def live_coins(
     gold_correct: ArrayLike,
     gold_seen: ArrayLike,
@@ -56,6 +60,8 @@ def live_coins(
     right = np.asarray(gold_correct, dtype=np.float64)
     seen = np.asarray(gold_seen, dtype=np.float64)
     counts = np.asarray(peer, dtype=np.float64).reshape(-1, 4)
+    # a credit replaced (peer_count_changes) can leave a count a rounding error below zero
+    counts = np.where((counts < 0) & (counts > -COUNT_ROUNDING), 0.0, counts)
     if np.any(right < 0) or np.any(right > seen) or np.any(counts < 0):
         raise ValueError("counts must be non-negative and gold_correct at most gold_seen")
     if strength <= 0:

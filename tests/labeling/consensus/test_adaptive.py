@@ -152,6 +152,15 @@ def test_peer_counts_weigh_each_vote_by_what_the_others_said():
 def test_live_coins_refuse_bad_counts():
     with pytest.raises(ValueError, match="gold_correct at most gold_seen"):
         live_coins([4], [3], [[0, 0, 0, 0]])
+    with pytest.raises(ValueError, match="must be non-negative"):
+        live_coins([0], [0], [[0, 0, -1e-3, 0]])
+
+
+def test_live_coins_read_a_count_a_rounding_error_below_zero_as_zero():
+    # a credit of 0.3 replaced by 0.2 and then taken back as 0.1 leaves -2.8e-17 behind
+    sens, spec = live_coins([0], [0], [[0.0, 0.0, 0.3 - 0.2 - 0.1, 0.0]])
+
+    np.testing.assert_allclose([sens[0], spec[0]], [2 / 3, 2 / 3], rtol=1e-12)
 
 
 def _bins(posterior, truth, edges):
