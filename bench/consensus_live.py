@@ -14,13 +14,18 @@ decided when P(yes) or P(no) reaches the threshold (once it has 3 votes, the pla
 votes_needed), goes to review at the cap; a vote teaches its worker only where the item's other
 votes were at least PEER_CONFIDENCE sure, on decided items and those sent to review alike; a
 worker whose votes stop carrying evidence has the decisions he voted on taken again with
-today's coins (reopened ones get more votes). Nobody is paused (the gates would only help).
+today's coins (reopened ones get more votes). Decisions and credits are taken cautiously
+(cautious_posteriors): a yes under the smaller, a no under the larger of the prior and the
+share of yes among the decisions so far (--no-learnt-prior: the prior alone). Nobody is paused
+(the gates would only help).
 
 Scored per crowd: precision of accepted labels (truth yes among accepted), accuracy over all
 items (a review item takes the side its posterior favours, as in consensus_adaptive.py), votes
 per item with control answers, against fixed 7 (majority of the first 7 votes, no controls) on
 the same queues; and a calibration table: decided items by the confidence they were decided at,
-against how often they were right.
+against how often they were right. Then where the votes go, per mix, and Wald's minimum: the
+fewest votes per item any sequential rule needs to decide every item at the threshold, knowing
+every worker's true coins (--true-coins runs the rule itself with them).
 """
 
 from __future__ import annotations
@@ -39,8 +44,18 @@ from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from labeling.consensus.adaptive import binary_posteriors, vote_accuracies, vote_agreement
-from labeling.consensus.reliability import PEER_CONFIDENCE, live_coins, peer_count_changes
+from labeling.consensus.adaptive import (
+    binary_posteriors,
+    cautious_posteriors,
+    decided_prior,
+    vote_accuracies,
+    vote_agreement,
+)
+from labeling.consensus.reliability import (
+    PEER_CONFIDENCE,
+    live_coins,
+    peer_count_changes,
+)
 
 QUEUE_LENGTH = 15
 """Votes drawn per item: more than any cap tried."""
@@ -162,8 +177,9 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     live.controls += int(control.sum())
     sens, spec = coins(live, args.control_votes)
     before = sens + spec > 1
-    p, _, _ = posterior(live, open_items, sens, spec, args.prior)
-    live.p_yes[open_items] = p
+    neutral, _, _ = posterior(live, open_items, sens, spec, args.prior)
+    live.p_yes[open_items] = neutral
+    p = deciding(live, neutral, args)
     ready = live.count[open_items] >= VOTES_NEEDED
     accept = ready & (p >= args.threshold)
     reject = ready & (1 - p >= args.threshold)
@@ -180,6 +196,15 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
         reopen(live, fallen, sens, spec, args)
 
 
+def deciding(live: Live, neutral: NDArray[np.float64], args: argparse.Namespace) -> NDArray:
+    """P(yes) the decisions are taken on: ``neutral`` (under --prior), or with --learnt-prior
+    its cautious_posteriors against the share of yes among the decisions so far."""
+    if not args.learnt_prior:
+        return neutral
+    learnt = decided_prior((live.state == 1).sum(), np.isin(live.state, (1, -1)).sum())
+    return cautious_posteriors(neutral, args.prior, learnt)
+
+
 def learn(
     live: Live,
     items: NDArray[np.int64],
@@ -194,7 +219,7 @@ def learn(
         return
     rows, w, a = votes_of(live, items)
     accuracy = vote_accuracies(a, sens[w], spec[w])
-    q = vote_agreement(rows, a, accuracy, len(items), args.prior)
+    q = deciding(live, vote_agreement(rows, a, accuracy, len(items), args.prior), args)
     on = on_items[rows]
     q = np.where(on & (np.maximum(q, 1 - q) >= args.peer_confidence), q, np.nan)
     slots = np.nonzero(np.arange(QUEUE)[None, :] < live.count[items, None])[1]
@@ -217,8 +242,9 @@ def reopen(
     items = decided[voted]
     if not items.size:
         return
-    p, _, _ = posterior(live, items, sens, spec, args.prior)
-    live.p_yes[items] = p
+    neutral, _, _ = posterior(live, items, sens, spec, args.prior)
+    live.p_yes[items] = neutral
+    p = deciding(live, neutral, args)
     new = np.where(p >= args.threshold, 1, np.where(1 - p >= args.threshold, -1, 0))
     new = np.where((new == 0) & (live.count[items] >= args.cap), 2, new).astype(np.int8)
     changed = new != live.state[items]
@@ -327,10 +353,18 @@ def main() -> None:
         help="learn only from accepted or rejected items, not from those sent to review",
     )
     parser.add_argument(
+        "--learnt-prior",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="decide under the prior or the share of yes among decisions so far, whichever "
+        "asks more evidence (the platform's rule); --no-learnt-prior: the prior alone",
+    )
+    parser.add_argument(
         "--true-coins",
         action="store_true",
         help="weigh votes by the workers' true coins instead of the learnt ones",
     )
+    parser.add_argument("--mix", default="", help="only the mixes whose name contains this")
     args = parser.parse_args()
     global TRUE_COINS
     TRUE_COINS = args.true_coins
@@ -340,7 +374,9 @@ def main() -> None:
         f"threshold {args.threshold}, cap {args.cap}, prior {args.prior}, control votes "
         f"{args.control_votes}, peer confidence {args.peer_confidence}, learning from "
         f"{'decided items only' if args.decided_only else 'decided and review items'}, "
-        f"{'true' if args.true_coins else 'learnt'} coins, seeds {seeds[0]}-{seeds[-1]}\n"
+        f"{'true' if args.true_coins else 'learnt'} coins, "
+        f"{'cautious learnt prior' if args.learnt_prior else 'fixed prior'}, "
+        f"seeds {seeds[0]}-{seeds[-1]}\n"
     )
     print(
         "| mix | accepted precision % (false / accepted) | accuracy % | fixed 7 % | votes / item "
@@ -349,7 +385,7 @@ def main() -> None:
     )
     everything: list[Live] = []
     where: list[str] = []
-    for family in MIXES:
+    for family in (mix for mix in MIXES if args.mix in mix):
         lives = [simulate(family, seed, args) for seed in seeds]
         everything += lives
         s = [score(lv, args.threshold, args.control_votes) for lv in lives]

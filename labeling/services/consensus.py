@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When
 from django.db.models.functions import Abs
 from django.utils import timezone
 
@@ -25,7 +25,9 @@ from labeling.consensus import (
     REVIEW,
     allocate,
     binary_posteriors,
+    cautious_posteriors,
     decide,
+    decided_prior,
     fuse_boxes,
     gold_accuracy,
     peer_count_changes,
@@ -33,11 +35,9 @@ from labeling.consensus import (
     vote_agreement,
 )
 from labeling.consensus.dynamic import ConfidenceTable as Table
-from labeling.consensus.dynamic import fit_confidence_table
 from labeling.models import (
     Box,
     Candidate,
-    Category,
     ConfidenceTable,
     ObjectBox,
     User,
@@ -101,6 +101,7 @@ class LiveVotes:
     answers: np.ndarray
     accuracies: np.ndarray
     credited: np.ndarray  # the P(yes) each vote is credited with in its worker's record, or NaN
+    learnt_priors: np.ndarray  # per item, its category's decided_prior
 
 
 def _live_votes(ids: list[int]) -> LiveVotes:
@@ -124,18 +125,42 @@ def _live_votes(ids: list[int]) -> LiveVotes:
         answers=answers,
         accuracies=vote_accuracies(answers, sens, spec),
         credited=np.array([np.nan if row[4] is None else row[4] for row in votes], np.float64),
+        learnt_priors=np.full(len(ids), settings.CROWDNET_CONSENSUS_PRIOR),
     )
+
+
+def _decided_priors(category_ids: set[int]) -> dict[int, float]:
+    """Per category, P(yes) learnt from its decisions so far (decided_prior)."""
+    decided = Candidate.State.ACCEPTED, Candidate.State.REJECTED
+    rows = (
+        Candidate.objects.filter(category_id__in=category_ids, state__in=decided)
+        .values("category_id")
+        .annotate(yes=Count("id", filter=Q(state=Candidate.State.ACCEPTED)), total=Count("id"))
+        .values_list("category_id", "yes", "total")
+    )
+    counts = {category: (yes, total) for category, yes, total in rows}
+    return {
+        category: float(decided_prior(*counts.get(category, (0, 0)))) for category in category_ids
+    }
 
 
 def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVotes]:
     """Posterior and decision code per candidate, from its counted yes/no label votes, and the
-    votes they came from."""
+    votes they came from. The posterior is the cautious one (cautious_posteriors): under the
+    configured prior or the category's share of yes among its decisions, whichever asks more
+    evidence of the side the item leans to."""
     ids = [c.pk for c in candidates]
     index = {pk: i for i, pk in enumerate(ids)}
     live = _live_votes(ids)
-    posterior = binary_posteriors(
+    neutral = binary_posteriors(
         live.items, live.answers, live.accuracies, len(ids), settings.CROWDNET_CONSENSUS_PRIOR
     )
+    learnt = _decided_priors({c.category_id for c in candidates})
+    live = replace(
+        live,
+        learnt_priors=np.array([learnt[c.category_id] for c in candidates], dtype=np.float64),
+    )
+    posterior = cautious_posteriors(neutral, settings.CROWDNET_CONSENSUS_PRIOR, live.learnt_priors)
     cast = np.array([c.votes_cast for c in candidates], dtype=np.int64)
     codes, priority = allocate(
         posterior,
@@ -209,11 +234,15 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
 def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
     """Once the answer commits, credit each voter on the items just decided (sent to review
     included: learning only where the crowd agreed would flatter everyone) with what the item's
-    other votes said, where they were confident (PEER_CONFIDENCE), and look again at the
+    other votes said, taken as cautiously as decisions are (cautious_posteriors), where they
+    were confident (PEER_CONFIDENCE), and look again at the
     decisions of any worker whose votes thereby stop carrying evidence. A vote already credited
     at an earlier decision of a reopened item has that credit replaced, not added to."""
-    p_others = vote_agreement(
-        live.items, live.answers, live.accuracies, n_items, settings.CROWDNET_CONSENSUS_PRIOR
+    prior = settings.CROWDNET_CONSENSUS_PRIOR
+    p_others = cautious_posteriors(
+        vote_agreement(live.items, live.answers, live.accuracies, n_items, prior),
+        prior,
+        live.learnt_priors[live.items],
     )
     mine = np.isin(live.items, decided)
     sure = np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE
@@ -398,53 +427,3 @@ def model_disagreements(margin: float | None = None) -> QuerySet[Candidate]:
         .annotate(gap=Abs(F("model_p") - decided_as))
         .order_by("-gap", "id")
     )
-
-
-# --- ImageNet's confidence tables -----------------------------------------------------------
-
-MIN_CALIBRATION_ITEMS = 20
-
-
-def calibration_sample_mark(*, category: Category, size: int, votes: int, seed: int = 0) -> int:
-    """Ask for ``votes`` votes on ``size`` random open candidates of the category (no decision
-    is taken before an item has the votes it waits for), so a table can be fitted from them;
-    returns how many were marked."""
-    ids = list(
-        Candidate.objects.filter(
-            category=category, state=Candidate.State.OPEN, gold__isnull=True
-        ).values_list("id", flat=True)
-    )
-    chosen = np.random.default_rng(seed).permutation(ids)[:size].tolist()
-    return Candidate.objects.filter(pk__in=chosen).update(
-        votes_needed=votes, priority=F("priority") + 1
-    )
-
-
-def confidence_table_fit(*, category: Category, cap: int) -> ConfidenceTable:
-    """Fit the category's table from its candidates with at least ``cap`` counted yes/no votes
-    (gold left out) and store it; ValueError saying what to do when there are too few."""
-    tallies = list(
-        Candidate.objects.filter(category=category, gold__isnull=True)
-        .alias(counted=F("yes_votes") + F("no_votes"))
-        .filter(counted__gte=cap)
-        .values_list("yes_votes", "no_votes")
-    )
-    if len(tallies) < MIN_CALIBRATION_ITEMS:
-        raise ValueError(
-            f"Only {len(tallies)} candidates of {category.name} have {cap} or more votes; "
-            f"at least {MIN_CALIBRATION_ITEMS} are needed. Mark a calibration sample and let "
-            "the crowd answer it first."
-        )
-    yes, no = (np.array(column, dtype=np.int64) for column in zip(*tallies, strict=True))
-    fitted = fit_confidence_table(yes, no, cap=cap, smoothing=settings.CROWDNET_CONSENSUS_SMOOTHING)
-    table = [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in fitted.table]
-    stored, _ = ConfidenceTable.objects.update_or_create(
-        category=category,
-        defaults={
-            "cap": cap,
-            "table": table,
-            "prior": fitted.prior,
-            "calibration_items": len(tallies),
-        },
-    )
-    return stored
