@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
 from django.db.models.functions import Abs
 from django.utils import timezone
 
@@ -27,7 +27,6 @@ from labeling.consensus import (
     binary_posteriors,
     cautious_posteriors,
     decide,
-    decided_prior,
     fuse_boxes,
     gold_accuracy,
     peer_count_changes,
@@ -44,6 +43,7 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
+from labeling.services.category_priors import category_decided_priors
 from labeling.services.worker_coins import peer_counts_by_worker, peer_record_add, worker_coins
 
 log = logging.getLogger(__name__)
@@ -129,21 +129,6 @@ def _live_votes(ids: list[int]) -> LiveVotes:
     )
 
 
-def _decided_priors(category_ids: set[int]) -> dict[int, float]:
-    """Per category, P(yes) learnt from its decisions so far (decided_prior)."""
-    decided = Candidate.State.ACCEPTED, Candidate.State.REJECTED
-    rows = (
-        Candidate.objects.filter(category_id__in=category_ids, state__in=decided)
-        .values("category_id")
-        .annotate(yes=Count("id", filter=Q(state=Candidate.State.ACCEPTED)), total=Count("id"))
-        .values_list("category_id", "yes", "total")
-    )
-    counts = {category: (yes, total) for category, yes, total in rows}
-    return {
-        category: float(decided_prior(*counts.get(category, (0, 0)))) for category in category_ids
-    }
-
-
 def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVotes]:
     """Posterior and decision code per candidate, from its counted yes/no label votes, and the
     votes they came from. The posterior is the cautious one (cautious_posteriors): under the
@@ -155,7 +140,7 @@ def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVo
     neutral = binary_posteriors(
         live.items, live.answers, live.accuracies, len(ids), settings.CROWDNET_CONSENSUS_PRIOR
     )
-    learnt = _decided_priors({c.category_id for c in candidates})
+    learnt = category_decided_priors({c.category_id for c in candidates})
     live = replace(
         live,
         learnt_priors=np.array([learnt[c.category_id] for c in candidates], dtype=np.float64),

@@ -11,6 +11,7 @@ import pytest
 
 from labeling.models import Candidate, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
+from labeling.services.category_priors import category_decided_priors
 from labeling.services.consensus import candidates_decide, worker_decisions_reopen
 from labeling.services.microtasks import task_assign
 from labeling.services.worker_coins import informative, worker_coins
@@ -220,3 +221,15 @@ def test_a_category_whose_decisions_are_mostly_no_asks_more_evidence_for_a_yes(
     assert (decided, row.state, row.votes_needed) == (int(state == "accepted"), state, votes_needed)
     assert row.posterior == pytest.approx(posterior, rel=1e-9)
     assert Candidate.objects.filter(state="rejected").count() == rejected
+
+
+def test_a_category_past_the_count_cap_has_its_prior_learnt_from_capped_counts(category):
+    # given 6 rejected and 2 accepted candidates
+    candidates = _pool(category, 8)
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates[:6]]).update(state="rejected")
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates[6:]]).update(state="accepted")
+
+    # when the prior is learnt with at most 4 decisions counted per side, then it counts 2
+    # accepted of 2 + 4: (2 + 1) / (6 + 2); under the default cap, 2 of 8: (2 + 1) / (8 + 2)
+    assert category_decided_priors({category.pk}, cap=4) == {category.pk: 3 / 8}
+    assert category_decided_priors({category.pk}) == {category.pk: 3 / 10}
