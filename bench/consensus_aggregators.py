@@ -5,6 +5,7 @@
     .venv/bin/python bench/consensus_aggregators.py --skip-mace  # no MACE (minutes at 1M votes)
     .venv/bin/python bench/consensus_aggregators.py --families   # every crowd family, 3 seeds
     .venv/bin/python bench/consensus_aggregators.py --families --seed 7 --seeds 5
+    .venv/bin/python bench/consensus_aggregators.py --families --only inverters,adversaries
 
 ``--families`` scores majority vote, Dawid-Skene and one-coin Dawid-Skene (ours) against
 crowd-kit's MajorityVote and DawidSkene on each crowd family of ``consensus_crowds.FAMILIES``
@@ -319,7 +320,10 @@ def bench_families(args: argparse.Namespace) -> None:
         + " | rarest-class recall DS / ck DS / oracle |"
     )
     print("| --- " * (len(columns) + 5) + "|")
+    wanted = [part for part in args.only.split(",") if part]
     for name, family in FAMILIES.items():
+        if wanted and not any(part in name for part in wanted):
+            continue
         options = dict(family)
         n_items = int(options.pop("n_items"))  # type: ignore[call-overload]
         scores: dict[str, list[float]] = {}
@@ -356,6 +360,9 @@ def main() -> None:
     parser.add_argument("--families", action="store_true", help="score every crowd family")
     parser.add_argument("--seed", type=int, default=int(time.time()), help="first family seed")
     parser.add_argument("--seeds", type=int, default=3, help="crowds per family")
+    parser.add_argument(
+        "--only", default="", help="families whose name contains one of these (comma-separated)"
+    )
     parser.add_argument("--crowdkit-worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--crowdkit-family", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--votes", help=argparse.SUPPRESS)

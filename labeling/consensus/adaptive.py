@@ -103,6 +103,41 @@ def binary_posterior(answers: ArrayLike, accuracies: ArrayLike, prior: float = 0
     )
 
 
+def decided_prior(accepted: ArrayLike, decided: ArrayLike) -> NDArray[np.float64]:
+    """P(yes) learnt from the decisions taken so far: (accepted + 1) / (decided + 2), the
+    Beta(1, 1) posterior mean of the share of yes among decided items."""
+    yes = np.asarray(accepted, dtype=np.float64)
+    total = np.asarray(decided, dtype=np.float64)
+    if np.any(yes < 0) or np.any(yes > total):
+        raise ValueError("accepted must lie between 0 and decided")
+    prior: NDArray[np.float64] = (yes + 1.0) / (total + 2.0)
+    return prior
+
+
+def cautious_posteriors(
+    posterior: ArrayLike, prior: float | ArrayLike, learnt_prior: float | ArrayLike
+) -> NDArray[np.float64]:
+    """P(yes) for deciding: ``posterior`` (computed under ``prior``) taken again under whichever
+    of ``prior`` and ``learnt_prior`` makes its leaning side harder to reach. A yes is judged
+    under the smaller prior, a no under the larger; an item either leaves leaning its way, or
+    at 1/2 when the two disagree. The learnt prior can so only ask for more evidence, never
+    less: a rare class is not accepted on the evidence that would do at 50/50, and a prior
+    learnt from decisions that adversaries skewed cannot make their next decisions easier."""
+    p = np.clip(np.asarray(posterior, dtype=np.float64), 1e-12, 1 - 1e-12)
+    base = np.asarray(prior, dtype=np.float64)
+    learnt = np.clip(np.asarray(learnt_prior, dtype=np.float64), ACCURACY_EPS, 1 - ACCURACY_EPS)
+    evidence = np.log(p) - np.log1p(-p) - (np.log(base) - np.log1p(-base))
+
+    def under(q: NDArray[np.float64]) -> NDArray[np.float64]:
+        return _sigmoid(evidence + np.log(q) - np.log1p(-q))
+
+    as_yes, as_no = under(np.minimum(base, learnt)), under(np.maximum(base, learnt))
+    cautious: NDArray[np.float64] = np.where(
+        as_yes >= 0.5, as_yes, np.where(as_no <= 0.5, as_no, 0.5)
+    )
+    return cautious
+
+
 def allocate(
     posterior: ArrayLike, votes: ArrayLike, *, threshold: float = 0.95, cap: int = 7
 ) -> tuple[NDArray[np.int8], NDArray[np.int64]]:

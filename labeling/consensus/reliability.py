@@ -34,6 +34,10 @@ sure of the truth: an item they left near even says little about him, and counti
 right pulls every worker toward chance (bench/consensus_live.py)."""
 
 
+COUNT_ROUNDING = 1e-6
+"""Peer counts this little below zero are rounding left by replaced credits, read as 0."""
+
+
 def live_coins(
     gold_correct: ArrayLike,
     gold_seen: ArrayLike,
@@ -56,6 +60,8 @@ def live_coins(
     right = np.asarray(gold_correct, dtype=np.float64)
     seen = np.asarray(gold_seen, dtype=np.float64)
     counts = np.asarray(peer, dtype=np.float64).reshape(-1, 4)
+    # a credit replaced (peer_count_changes) can leave a count a rounding error below zero
+    counts = np.where((counts < 0) & (counts > -COUNT_ROUNDING), 0.0, counts)
     if np.any(right < 0) or np.any(right > seen) or np.any(counts < 0):
         raise ValueError("counts must be non-negative and gold_correct at most gold_seen")
     if strength <= 0:
@@ -77,6 +83,26 @@ def peer_counts(
     q = np.asarray(p_yes_others, dtype=np.float64)
     columns = (q, q * yes, 1.0 - q, (1.0 - q) * (1.0 - yes))
     return np.stack([np.bincount(w, weights=c, minlength=n_workers) for c in columns], axis=1)
+
+
+def peer_count_changes(
+    worker: ArrayLike,
+    answers: ArrayLike,
+    credited: ArrayLike,
+    p_yes_others: ArrayLike,
+    n_workers: int,
+) -> NDArray[np.float64]:
+    """(n_workers, 4) change to the :func:`peer_counts` records when each vote's credit moves
+    from ``credited`` (the P(yes) it was credited with before, NaN: never) to ``p_yes_others``
+    (NaN: no credit now). A vote so counts once, with its item's latest decision, however
+    often the item is reopened and decided again."""
+    old = np.asarray(credited, dtype=np.float64)
+    new = np.asarray(p_yes_others, dtype=np.float64)
+    w = np.asarray(worker, dtype=np.int64)
+    had, has = ~np.isnan(old), ~np.isnan(new)
+    added = peer_counts(w[has], np.asarray(answers)[has], new[has], n_workers)
+    taken = peer_counts(w[had], np.asarray(answers)[had], old[had], n_workers)
+    return added - taken
 
 
 def em_accuracy(confusions: ArrayLike, class_priors: ArrayLike) -> NDArray[np.float64]:

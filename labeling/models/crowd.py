@@ -220,6 +220,12 @@ class Vote(models.Model):
     is_gold = models.BooleanField(default=False)
     correct = models.BooleanField(null=True, help_text="For gold items: did it match the gold?")
     counted = models.BooleanField(default=True)
+    peer_p_yes = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="P(yes) from the item's other votes that this vote is credited with in its "
+        "worker's peer record (null: not credited); a later decision replaces it.",
+    )
     seconds = models.FloatField(help_text="Time on task per item, seconds.")
     created_at = models.DateTimeField(auto_now_add=True)
 

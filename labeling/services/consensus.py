@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.conf import settings
@@ -25,25 +25,25 @@ from labeling.consensus import (
     REVIEW,
     allocate,
     binary_posteriors,
+    cautious_posteriors,
     decide,
     fuse_boxes,
     gold_accuracy,
-    peer_counts,
+    peer_count_changes,
     vote_accuracies,
     vote_agreement,
 )
 from labeling.consensus.dynamic import ConfidenceTable as Table
-from labeling.consensus.dynamic import fit_confidence_table
 from labeling.models import (
     Box,
     Candidate,
-    Category,
     ConfidenceTable,
     ObjectBox,
     User,
     Vote,
     WorkerProfile,
 )
+from labeling.services.category_priors import category_decided_priors
 from labeling.services.worker_coins import peer_counts_by_worker, peer_record_add, worker_coins
 
 log = logging.getLogger(__name__)
@@ -95,10 +95,13 @@ class Decision:
 class LiveVotes:
     """Counted yes/no label votes on a set of candidates, as arrays (one entry per vote)."""
 
+    ids: np.ndarray
     items: np.ndarray
     workers: np.ndarray
     answers: np.ndarray
     accuracies: np.ndarray
+    credited: np.ndarray  # the P(yes) each vote is credited with in its worker's record, or NaN
+    learnt_priors: np.ndarray  # per item, its category's decided_prior
 
 
 def _live_votes(ids: list[int]) -> LiveVotes:
@@ -107,31 +110,42 @@ def _live_votes(ids: list[int]) -> LiveVotes:
     votes = list(
         Vote.objects.filter(
             candidate_id__in=ids, question="label", counted=True, answer__in=[YES, NO]
-        ).values_list("candidate_id", "worker_id", "answer")
+        ).values_list("id", "candidate_id", "worker_id", "answer", "peer_p_yes")
     )
     index = {pk: i for i, pk in enumerate(ids)}
-    coins = worker_coins(worker for _, worker, _ in votes)
-    workers = np.array([w for _, w, _ in votes], dtype=np.int64)
-    answers = np.array([a == YES for _, _, a in votes], dtype=np.int64)
+    coins = worker_coins(row[2] for row in votes)
+    workers = np.array([row[2] for row in votes], dtype=np.int64)
+    answers = np.array([row[3] == YES for row in votes], dtype=np.int64)
     sens = np.array([coins[w][0] for w in workers.tolist()], dtype=np.float64)
     spec = np.array([coins[w][1] for w in workers.tolist()], dtype=np.float64)
     return LiveVotes(
-        items=np.array([index[c] for c, _, _ in votes], dtype=np.int64),
+        ids=np.array([row[0] for row in votes], dtype=np.int64),
+        items=np.array([index[row[1]] for row in votes], dtype=np.int64),
         workers=workers,
         answers=answers,
         accuracies=vote_accuracies(answers, sens, spec),
+        credited=np.array([np.nan if row[4] is None else row[4] for row in votes], np.float64),
+        learnt_priors=np.full(len(ids), settings.CROWDNET_CONSENSUS_PRIOR),
     )
 
 
 def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVotes]:
     """Posterior and decision code per candidate, from its counted yes/no label votes, and the
-    votes they came from."""
+    votes they came from. The posterior is the cautious one (cautious_posteriors): under the
+    configured prior or the category's share of yes among its decisions, whichever asks more
+    evidence of the side the item leans to."""
     ids = [c.pk for c in candidates]
     index = {pk: i for i, pk in enumerate(ids)}
     live = _live_votes(ids)
-    posterior = binary_posteriors(
+    neutral = binary_posteriors(
         live.items, live.answers, live.accuracies, len(ids), settings.CROWDNET_CONSENSUS_PRIOR
     )
+    learnt = category_decided_priors({c.category_id for c in candidates})
+    live = replace(
+        live,
+        learnt_priors=np.array([learnt[c.category_id] for c in candidates], dtype=np.float64),
+    )
+    posterior = cautious_posteriors(neutral, settings.CROWDNET_CONSENSUS_PRIOR, live.learnt_priors)
     cast = np.array([c.votes_cast for c in candidates], dtype=np.int64)
     codes, priority = allocate(
         posterior,
@@ -205,18 +219,33 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
 def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
     """Once the answer commits, credit each voter on the items just decided (sent to review
     included: learning only where the crowd agreed would flatter everyone) with what the item's
-    other votes said, where they were confident (PEER_CONFIDENCE), and look again at the
-    decisions of any worker whose votes thereby stop carrying evidence."""
-    p_others = vote_agreement(
-        live.items, live.answers, live.accuracies, n_items, settings.CROWDNET_CONSENSUS_PRIOR
+    other votes said, taken as cautiously as decisions are (cautious_posteriors), where they
+    were confident (PEER_CONFIDENCE), and look again at the
+    decisions of any worker whose votes thereby stop carrying evidence. A vote already credited
+    at an earlier decision of a reopened item has that credit replaced, not added to."""
+    prior = settings.CROWDNET_CONSENSUS_PRIOR
+    p_others = cautious_posteriors(
+        vote_agreement(live.items, live.answers, live.accuracies, n_items, prior),
+        prior,
+        live.learnt_priors[live.items],
     )
-    on = np.isin(live.items, decided) & (np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE)
-    if not on.any():
+    mine = np.isin(live.items, decided)
+    sure = np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE
+    credit = np.where(mine & sure, p_others, np.nan)
+    old = np.where(mine, live.credited, np.nan)
+    moved = mine & ~(np.isnan(credit) & np.isnan(old)) & ~(credit == old)
+    if not moved.any():
         return
-    ids, workers = np.unique(live.workers[on], return_inverse=True)
-    counts = peer_counts_by_worker(
-        ids, peer_counts(workers, live.answers[on], p_others[on], len(ids))
+    Vote.objects.bulk_update(
+        [
+            Vote(pk=int(pk), peer_p_yes=None if np.isnan(q) else float(q))
+            for pk, q in zip(live.ids[moved].tolist(), credit[moved].tolist(), strict=True)
+        ],
+        ["peer_p_yes"],
     )
+    ids, workers = np.unique(live.workers[moved], return_inverse=True)
+    changes = peer_count_changes(workers, live.answers[moved], old[moved], credit[moved], len(ids))
+    counts = peer_counts_by_worker(ids, changes)
     transaction.on_commit(lambda: _peer_learn(counts))
 
 
@@ -228,7 +257,8 @@ def _peer_learn(counts: dict[int, tuple[float, float, float, float]]) -> None:
 def worker_decisions_reopen(*, worker_id: int) -> int:
     """Decide again, with everyone's coins as they stand now, the crowd's decisions this worker
     voted on (a curator's and control items untouched): one that no longer holds goes back to
-    open waiting for one more vote, or to its new decision; returns how many changed."""
+    open waiting for one more vote, or to its new decision (whose votes are credited anew);
+    returns how many changed."""
     voted = Vote.objects.filter(
         worker_id=worker_id, question="label", counted=True, answer__in=[YES, NO]
     ).values("candidate_id")
@@ -246,14 +276,17 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
         )
         if not candidates:
             return 0
-        decisions, _ = _decisions(candidates)
+        decisions, live = _decisions(candidates)
         now = timezone.now()
-        for candidate in candidates:
+        redecided = []
+        for i, candidate in enumerate(candidates):
             decision = decisions[candidate.pk]
             state = STATE_OF_CODE[decision.code]
             fields: dict[str, object] = {"posterior": decision.posterior}
             if state != candidate.state:
                 changed += 1
+                if state != Candidate.State.OPEN:
+                    redecided.append(i)
                 p = decision.posterior
                 fields.update(state=state, confidence=max(p, 1 - p), priority=decision.priority)
                 fields["decided_at"] = None if state == Candidate.State.OPEN else now
@@ -262,6 +295,7 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
                 if state == Candidate.State.ACCEPTED and candidate.box_state == "none":
                     fields["box_state"] = "draw"  # boxes are drawn only on accepted images
             Candidate.objects.filter(pk=candidate.pk).update(**fields)
+        _learn_from(live, redecided, len(candidates))
     return changed
 
 
@@ -378,53 +412,3 @@ def model_disagreements(margin: float | None = None) -> QuerySet[Candidate]:
         .annotate(gap=Abs(F("model_p") - decided_as))
         .order_by("-gap", "id")
     )
-
-
-# --- ImageNet's confidence tables -----------------------------------------------------------
-
-MIN_CALIBRATION_ITEMS = 20
-
-
-def calibration_sample_mark(*, category: Category, size: int, votes: int, seed: int = 0) -> int:
-    """Ask for ``votes`` votes on ``size`` random open candidates of the category (no decision
-    is taken before an item has the votes it waits for), so a table can be fitted from them;
-    returns how many were marked."""
-    ids = list(
-        Candidate.objects.filter(
-            category=category, state=Candidate.State.OPEN, gold__isnull=True
-        ).values_list("id", flat=True)
-    )
-    chosen = np.random.default_rng(seed).permutation(ids)[:size].tolist()
-    return Candidate.objects.filter(pk__in=chosen).update(
-        votes_needed=votes, priority=F("priority") + 1
-    )
-
-
-def confidence_table_fit(*, category: Category, cap: int) -> ConfidenceTable:
-    """Fit the category's table from its candidates with at least ``cap`` counted yes/no votes
-    (gold left out) and store it; ValueError saying what to do when there are too few."""
-    tallies = list(
-        Candidate.objects.filter(category=category, gold__isnull=True)
-        .alias(counted=F("yes_votes") + F("no_votes"))
-        .filter(counted__gte=cap)
-        .values_list("yes_votes", "no_votes")
-    )
-    if len(tallies) < MIN_CALIBRATION_ITEMS:
-        raise ValueError(
-            f"Only {len(tallies)} candidates of {category.name} have {cap} or more votes; "
-            f"at least {MIN_CALIBRATION_ITEMS} are needed. Mark a calibration sample and let "
-            "the crowd answer it first."
-        )
-    yes, no = (np.array(column, dtype=np.int64) for column in zip(*tallies, strict=True))
-    fitted = fit_confidence_table(yes, no, cap=cap, smoothing=settings.CROWDNET_CONSENSUS_SMOOTHING)
-    table = [[None if np.isnan(v) else round(float(v), 6) for v in row] for row in fitted.table]
-    stored, _ = ConfidenceTable.objects.update_or_create(
-        category=category,
-        defaults={
-            "cap": cap,
-            "table": table,
-            "prior": fitted.prior,
-            "calibration_items": len(tallies),
-        },
-    )
-    return stored

@@ -84,10 +84,11 @@ def peer_record_add(counts: dict[int, tuple[float, float, float, float]]) -> lis
 def peer_counts_by_worker(
     workers: np.ndarray, counts: np.ndarray
 ) -> dict[int, tuple[float, float, float, float]]:
-    """``counts`` rows (from labeling.consensus.peer_counts over worker indices) keyed by the
-    worker ids in ``workers``; workers with nothing judged are left out."""
+    """``counts`` rows (from labeling.consensus.peer_counts or peer_count_changes over worker
+    indices) keyed by the worker ids in ``workers``; workers whose row is all zero are left
+    out."""
     return {
         int(w): tuple(float(v) for v in counts[i])  # type: ignore[misc]
         for i, w in enumerate(workers.tolist())
-        if counts[i, 0] + counts[i, 2] > 0
+        if np.any(counts[i] != 0)
     }

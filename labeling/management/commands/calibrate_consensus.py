@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from labeling.models import Category
-from labeling.services.consensus import calibration_sample_mark, confidence_table_fit
+from labeling.services.confidence_tables import calibration_sample_mark, confidence_table_fit
 
 
 class Command(BaseCommand):

@@ -15,6 +15,8 @@ from labeling.consensus import (
     allocate,
     binary_posterior,
     binary_posteriors,
+    cautious_posteriors,
+    decided_prior,
     live_coins,
     peer_counts,
     vote_accuracies,
@@ -152,6 +154,15 @@ def test_peer_counts_weigh_each_vote_by_what_the_others_said():
 def test_live_coins_refuse_bad_counts():
     with pytest.raises(ValueError, match="gold_correct at most gold_seen"):
         live_coins([4], [3], [[0, 0, 0, 0]])
+    with pytest.raises(ValueError, match="must be non-negative"):
+        live_coins([0], [0], [[0, 0, -1e-3, 0]])
+
+
+def test_live_coins_read_a_count_a_rounding_error_below_zero_as_zero():
+    # a credit of 0.3 replaced by 0.2 and then taken back as 0.1 leaves -2.8e-17 behind
+    sens, spec = live_coins([0], [0], [[0.0, 0.0, 0.3 - 0.2 - 0.1, 0.0]])
+
+    np.testing.assert_allclose([sens[0], spec[0]], [2 / 3, 2 / 3], rtol=1e-12)
 
 
 def _bins(posterior, truth, edges):
@@ -220,3 +231,31 @@ def test_one_coin_weights_overstate_a_yes_biased_crowd():
         assert int(yes.sum()) == accepted
         assert round(float(truth[yes].mean()), 4) == right
         assert round(float(posterior[yes].mean()), 4) == claimed
+
+
+def test_decided_prior_is_the_beta_one_one_mean_of_the_share_of_yes():
+    np.testing.assert_allclose(decided_prior([0, 6, 99], [0, 98, 99]), [1 / 2, 7 / 100, 100 / 101])
+    with pytest.raises(ValueError, match="between 0 and decided"):
+        decided_prior(3, 2)
+
+
+@pytest.mark.parametrize(
+    ("posterior", "learnt", "expected"),
+    [
+        # leaning yes at odds 199 under 1/2, with a category 7 % yes (odds 7/93): odds 14.98
+        (199 / 200, 0.07, 199 * 7 / (199 * 7 + 93)),
+        # leaning no under 1/2, the same category: the prior 1/2 is the harder one, unchanged
+        (1 / 200, 0.07, 1 / 200),
+        # a category 90 % yes makes a no harder: odds of no 199 / 9
+        (1 / 200, 0.9, 9 / (9 + 199)),
+        # leaning yes at odds 3 under 1/2, a 10 % category turns it to odds 1/3 (yes judged
+        # under 0.1) while the no side, judged under 1/2, still leans yes: no side, 1/2
+        (3 / 4, 0.1, 0.5),
+    ],
+)
+def test_cautious_posteriors_take_each_side_under_the_prior_that_asks_more(
+    posterior, learnt, expected
+):
+    got = cautious_posteriors([posterior], 0.5, [learnt])
+
+    assert got[0] == pytest.approx(expected, rel=1e-9)

@@ -10,6 +10,7 @@ from labeling.consensus import (
     em_accuracy,
     gold_accuracy,
     own_confusions,
+    peer_count_changes,
     spammer_score,
     worker_weights,
 )
@@ -111,3 +112,22 @@ def test_own_confusions_count_each_workers_votes_by_the_items_posteriors():
     np.testing.assert_allclose(own[1], [[1.0, 0.0], [0.2, 0.8]])
     np.testing.assert_allclose(own[2], [[0.5, 0.5], [0.5, 0.5]])
     assert spammer_score(own)[0] == 0.0
+
+
+def test_peer_count_changes_replace_an_earlier_credit_rather_than_add_to_it():
+    # given three votes by workers 0, 1, 1: the first credited before at P(yes) 0.9 and now at
+    # 0.99 (a reopened item decided again), the second new at 0.2, the third credited at 0.95
+    # before and not now (its item's other votes are no longer sure)
+    nan = float("nan")
+    changes = peer_count_changes([0, 1, 1], [0, 1, 0], [0.9, nan, 0.95], [0.99, 0.2, nan], 2)
+
+    # then worker 0 moves by (0.99 - 0.9) on yes items and (0.01 - 0.1) on no items, his no
+    # on the no side; worker 1 gains the new vote's (0.2, 0.2, 0.8, 0) and loses (0.95, 0,
+    # 0.05, 0.05)
+    np.testing.assert_allclose(
+        changes,
+        [[0.09, 0.0, -0.09, -0.09], [0.2 - 0.95, 0.2, 0.8 - 0.05, -0.05]],
+        atol=1e-15,
+    )
+    # and a credit that does not move changes nothing
+    np.testing.assert_array_equal(peer_count_changes([0], [1], [0.9], [0.9], 1), [[0.0] * 4])

@@ -11,7 +11,8 @@ import pytest
 
 from labeling.models import Candidate, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
-from labeling.services.consensus import worker_decisions_reopen
+from labeling.services.category_priors import category_decided_priors
+from labeling.services.consensus import candidates_decide, worker_decisions_reopen
 from labeling.services.microtasks import task_assign
 from labeling.services.worker_coins import informative, worker_coins
 from tests.factories import UserFactory, candidate_pool, label_votes_create
@@ -99,15 +100,14 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_and_his_decisions_
         if answered is None:
             break
 
-    # then his votes stopped carrying evidence after a few label votes
-    # then his votes stopped carrying evidence after 11 label votes (he had cast 28 by the end)
+    # then his votes stopped carrying evidence after 11 label votes (he had cast 27 by the end)
     position = {c.pk: i for i, c in enumerate(candidates)}
     assert caught_after == 11
-    assert Vote.objects.filter(worker=adversary, counted=True).count() == 28
-    # and the two items he had pushed to a wrong decision were taken again; no decided item
-    # changed state otherwise (honest decisions stand) and none stays wrong
-    assert sorted(position[pk] for pk in ever_decided_wrong) == [0, 2]
-    assert sorted(position[pk] for pk in reopened) == [0, 2]
+    assert Vote.objects.filter(worker=adversary, counted=True).count() == 27
+    # and the item he had pushed to a wrong decision was taken again; no decided item changed
+    # state otherwise (honest decisions stand) and none stays wrong
+    assert sorted(position[pk] for pk in ever_decided_wrong) == [0]
+    assert sorted(position[pk] for pk in reopened) == [0]
     states = _states()
     assert not {pk for pk, s in states.items() if s in DECIDED and (s == "accepted") != truth[pk]}
     assert Counter(states.values()) == {"accepted": 16, "rejected": 17, "needs_review": 7}
@@ -150,3 +150,86 @@ def test_reopening_takes_again_only_the_decisions_a_discredited_worker_carried(c
         third.pk: ("accepted", 3, None, 0.99),
     }
     assert worker_decisions_reopen(worker_id=adversary.pk) == 0
+
+
+def _peer(worker) -> tuple[float, ...]:
+    fields = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
+    row = WorkerProfile.objects.filter(user=worker).values_list(*fields).get()
+    return tuple(round(value, 6) for value in row)
+
+
+def test_a_reopened_item_decided_again_credits_each_vote_once(
+    category, django_capture_on_commit_callbacks
+):
+    # given an adversary with a perfect control record (coins 22/23) and three honest workers
+    # right on 10 of 10 controls (12/13), and one item the adversary and h0 call yes and h1 no:
+    # accepted at odds 22, h1 credited with what the other two said (odds 22 * 12: P 264/265)
+    [item] = _pool(category, 1)
+    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(3)]
+    label_votes_create([item], {adversary: [True], honest[0]: [True], honest[1]: [False]})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert candidates_decide([item.pk]) == 1
+    assert Candidate.objects.get(pk=item.pk).state == "accepted"
+    assert _peer(honest[1]) == (round(264 / 265, 6), 0.0, round(1 / 265, 6), round(1 / 265, 6))
+
+    # when the adversary is found out, the item reopens (P(yes) 0.77 without him), and h2 says
+    # yes, which decides it again
+    WorkerProfile.objects.filter(user=adversary).update(
+        peer_yes_items=12.0, peer_yes_said_yes=0.0, peer_no_items=12.0, peer_no_said_no=0.0
+    )
+    assert worker_decisions_reopen(worker_id=adversary.pk) == 1
+    assert Candidate.objects.get(pk=item.pk).state == "open"
+    label_votes_create([item], {honest[2]: [True]})
+    Candidate.objects.filter(pk=item.pk).update(yes_votes=3, no_votes=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert candidates_decide([item.pk]) == 1
+
+    # then the item is accepted again and h1's record holds his vote once, with what the
+    # other votes say now (h0 and h2 yes, the adversary weightless: odds 12 * 12), not the
+    # first decision's credit on top of it
+    assert Candidate.objects.get(pk=item.pk).state == "accepted"
+    assert _peer(honest[1]) == (round(144 / 145, 6), 0.0, round(1 / 145, 6), round(1 / 145, 6))
+
+
+@pytest.mark.parametrize(
+    ("rejected", "state", "votes_needed", "posterior"),
+    [
+        # no decision yet in the category: P(yes) learnt 1/2, the prior stands (odds 12 ** 3)
+        (0, "accepted", 3, 1728 / 1729),
+        # 9 of 9 decisions no: P(yes) learnt 1/11 (odds 1/10), so the yes is judged at odds
+        # 172.8 (P 0.9942 < 0.995) and the item waits for a fourth vote
+        (9, "open", 4, 1728 / 1738),
+    ],
+)
+def test_a_category_whose_decisions_are_mostly_no_asks_more_evidence_for_a_yes(
+    category, settings, rejected, state, votes_needed, posterior
+):
+    # given a category with `rejected` rejected items, and an item three workers right on 10
+    # of 10 controls (coins 12/13) call yes, at the platform's threshold 0.995
+    settings.CROWDNET_CONSENSUS_THRESHOLD = 0.995
+    *others, item = _pool(category, 10)
+    Candidate.objects.filter(pk__in=[c.pk for c in others[:rejected]]).update(state="rejected")
+    workers = [_worker(f"w{i}", gold_seen=10, gold_correct=10) for i in range(3)]
+    label_votes_create([item], {worker: [True] for worker in workers})
+
+    # when the live path decides it
+    decided = candidates_decide([item.pk])
+
+    # then it is accepted only where the category's decisions leave yes plausible
+    row = Candidate.objects.get(pk=item.pk)
+    assert (decided, row.state, row.votes_needed) == (int(state == "accepted"), state, votes_needed)
+    assert row.posterior == pytest.approx(posterior, rel=1e-9)
+    assert Candidate.objects.filter(state="rejected").count() == rejected
+
+
+def test_a_category_past_the_count_cap_has_its_prior_learnt_from_capped_counts(category):
+    # given 6 rejected and 2 accepted candidates
+    candidates = _pool(category, 8)
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates[:6]]).update(state="rejected")
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates[6:]]).update(state="accepted")
+
+    # when the prior is learnt with at most 4 decisions counted per side, then it counts 2
+    # accepted of 2 + 4: (2 + 1) / (6 + 2); under the default cap, 2 of 8: (2 + 1) / (8 + 2)
+    assert category_decided_priors({category.pk}, cap=4) == {category.pk: 3 / 8}
+    assert category_decided_priors({category.pk}) == {category.pk: 3 / 10}

@@ -231,7 +231,9 @@ def test_a_live_decision_an_override_and_a_new_control_item_during_a_run_stand(
     assert run.status == "done"
     assert Candidate.objects.values(*columns).get(pk=live.pk) == seen[live.pk]
     assert (seen[live.pk]["state"], seen[live.pk]["votes_needed"]) == ("needs_review", 6)
-    assert seen[live.pk]["posterior"] == pytest.approx(16 / 17)
+    # odds 16 under the prior 1/2, judged as a yes under the category's share of yes among
+    # its decisions then (2 accepted of 6, Beta(1, 1): 3/8, odds 3/5): odds 48/5
+    assert seen[live.pk]["posterior"] == pytest.approx(48 / 53)
     assert Candidate.objects.values(*columns).get(pk=overridden.pk) == seen[overridden.pk]
     assert (seen[overridden.pk]["state"], seen[overridden.pk]["override"]) == ("rejected", False)
     assert Candidate.objects.values(*columns).get(pk=control.pk) == seen[control.pk]
