@@ -28,7 +28,6 @@ from training.services.dashboards import (
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import (
     ACTIVE,
-    DEFAULT_PARAMS,
     NoCurrentModel,
     RunBusy,
     RunInvalid,
@@ -72,7 +71,7 @@ class RunStartForm(forms.Form):
         ),
     )
     mode = forms.ChoiceField(choices=[(mode, MODE_LABELS.get(mode, mode)) for mode in MODES])
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=DEFAULT_PARAMS["epochs"])
+    epochs = forms.IntegerField(min_value=1, max_value=500)
     image_size = forms.IntegerField(
         min_value=16, max_value=1024, label="Image size", help_text="Pixels, square."
     )
@@ -84,6 +83,7 @@ class RunStartForm(forms.Form):
         backbone.choices = [(name, name) for name in names]
         if settings.CROWDNET_TRAIN_AUTO_BACKBONE in names:
             backbone.initial = settings.CROWDNET_TRAIN_AUTO_BACKBONE
+        self.fields["epochs"].initial = settings.CROWDNET_TRAIN_EPOCHS
         self.fields["image_size"].initial = settings.CROWDNET_TRAIN_IMAGE_SIZE
 
 
