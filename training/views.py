@@ -24,6 +24,7 @@ from training.services.dashboards import (
     architecture_summary,
     model_error_history,
     run_detail,
+    run_evaluation,
 )
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.runs import (
@@ -185,7 +186,7 @@ def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: settings and outcome, learning curves that follow a live run (its script polls
     the run's API), per-class error, the confusion matrix as a heat map (drawn by the script
     from the run's JSON: a 100-class matrix is 10,000 cells), the images the model gets most
-    wrong, and the layer table."""
+    wrong, the layer table, its scores on the evaluation sets and its promotion decisions."""
     run = run_detail(pk)
     names = [c["name"] for c in run.version.classes]
     val_counts = run.version.counts.get("val", [])
@@ -207,6 +208,7 @@ def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
             for m in run.mistakes.all()
         ],
         "architecture": architecture_summary(architecture) if architecture else None,
+        "evaluation": run_evaluation(run),
     }
     return render(request, "training/curate_training_run.html", context)
 

@@ -94,7 +94,7 @@ def test_a_refused_snapshot_run_leaves_no_version_behind(queued):
 def test_a_snapshot_run_with_bad_settings_rolls_its_version_back(queued):
     digits_version()
 
-    with pytest.raises(CommandError, match="--epochs: Must be a number between 1 and 500."):
+    with pytest.raises(CommandError, match=r"--epochs: Must be a number between 1 and 500\."):
         _train("--snapshot", "--backbone", "lenet5", "--weights", "random", "--epochs", "0")
 
     assert list(DatasetVersion.objects.values_list("number", flat=True)) == [1]
