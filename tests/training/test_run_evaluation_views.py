@@ -97,18 +97,26 @@ def test_the_run_page_shows_its_evaluation_scores_bands_and_promotions(
     assert page.index(f'data-promotion="{by_hand.pk}"') < page.index(
         f'data-promotion="{automatic.pk}"'
     )
-    row = page[page.index(f'data-promotion="{automatic.pk}"') :].split("</tr>")[0]
-    assert '<span class="badge badge-done">promoted</span>' in row
-    assert f'<a href="/curate/training/runs/{runs[0].pk}/">Run {runs[0].pk}</a>' in row
-    assert "evaluation v1 · 10 classes · 200 images" in row
+    item = page[page.index(f'data-promotion="{automatic.pk}"') :].split("</li>")[0]
+    assert ('<p><span class="badge badge-done">promoted</span> <time datetime=') in item
     assert (
-        f'<td class="num">18.0{NBSP}%</td><td class="num">27.0{NBSP}%</td>'
-        '<td class="num">25</td><td class="num">7</td><td class="num">0.0012</td>'
-        f'<td class="num">0.5{NBSP}%</td><td>automatic</td>'
-    ) in row
-    row = page[page.index(f'data-promotion="{by_hand.pk}"') :].split("</tr>")[0]
-    assert '<span class="badge badge-failed">not promoted</span>' in row
-    assert "<td>hana&lt;script&gt;</td><td>&lt;b&gt;worse&lt;/b&gt; than the current" in row
+        f', against <a href="/curate/training/runs/{runs[0].pk}/">run {runs[0].pk}</a> on '
+        "evaluation v1 · 10 classes · 200 images, automatic.</p>"
+    ) in item
+    facts = [
+        ("This run's top-1 error", f"18.0{NBSP}%"),
+        ("The other model's top-1 error", f"27.0{NBSP}%"),
+        ("Images only this run gets right", "25"),
+        ("Images only the other gets right", "7"),
+        ("p-value (McNemar)", "0.0012"),
+        ("Margin", f"0.5{NBSP}%"),
+    ]
+    for name, value in facts:
+        assert f"<dt>{name}</dt><dd>{value}</dd>" in item
+    item = page[page.index(f'data-promotion="{by_hand.pk}"') :].split("</li>")[0]
+    assert '<span class="badge badge-failed">not promoted</span>' in item
+    assert ", by hana&lt;script&gt;.</p>" in item
+    assert '<p class="hint" data-role="reason">&lt;b&gt;worse&lt;/b&gt; than the current' in item
 
 
 def test_a_run_never_scored_says_it_is_left_off_the_chart(client, curator):

@@ -127,7 +127,13 @@ function draw(canvasId, xOf, xTitle, axis) {
           max,
           title: { display: true, text: xTitle },
           afterBuildTicks: axis.ticks,
-          ticks: { autoSkip: true, autoSkipPadding: 16, maxRotation: 0, callback: axis.label },
+          ticks: {
+            autoSkip: true,
+            autoSkipPadding: 16,
+            maxRotation: 0,
+            includeBounds: false, // the padded ends are no round numbers
+            callback: axis.label,
+          },
         },
         y: { min: 0, title: { display: true, text: "error on the evaluation set (%)" } },
       },
