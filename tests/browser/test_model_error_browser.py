@@ -5,12 +5,14 @@ read cleanly; nothing breaks the content security policy."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from playwright.sync_api import Page, expect
 
 from tests.factories import UserFactory, evaluation_history
 from training.ml.intervals import errors_of, wilson_interval
-from training.models import EvaluationScore, Promotion
+from training.models import EvaluationScore, Promotion, TrainingRun
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
 
@@ -173,4 +175,24 @@ def test_a_click_on_the_current_models_diamond_opens_its_run(
     expect(page.locator("#evaluation-scores")).to_contain_text("10.0 %")
     expect(page.locator("#promotions")).to_contain_text("< 0.0001")
     screenshot("run-evaluation")
+    assert page.problems() == []
+
+
+def test_runs_minutes_apart_get_round_time_ticks_that_do_not_run_together(
+    page: Page, log_in, history
+):
+    # given the demo's pace: a retrained run every 7 minutes
+    runs, _, _ = history
+    start = runs[0].finished_at.replace(hour=14, minute=3)
+    for i, run in enumerate(runs):
+        TrainingRun.objects.filter(pk=run.pk).update(finished_at=start + timedelta(minutes=7 * i))
+    log_in("cora", "/curate/training/error/")
+
+    ticks = page.evaluate(
+        """() => Chart.getChart(document.getElementById("error-by-date")).scales.x.ticks
+            .map((t) => t.label)"""
+    )
+
+    # then 5-minute steps, each the day over its time, in order and none repeated
+    assert ticks == [["2026-11-01", f"14:{m:02d}"] for m in (5, 10, 15, 20, 25, 30)]
     assert page.problems() == []

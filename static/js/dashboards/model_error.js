@@ -10,12 +10,15 @@ const METRICS = [
   { key: "top1", name: "top-1", dash: [], alpha: 0.2 },
   { key: "top5", name: "top-5", dash: [6, 4], alpha: 0.1 },
 ];
-const HOUR = 3600 * 1000;
+const MINUTE = 60 * 1000;
+const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-// tick steps for the date axis: round hours, then days, weeks, 30 days
-const STEPS = [1, 2, 3, 6, 12]
-  .map((hours) => hours * HOUR)
-  .concat([1, 2, 7, 14, 30, 90].map((days) => days * DAY));
+// tick steps for the date axis, round in UTC: minutes (a demo retrains every few), hours, days
+const STEPS = [
+  ...[1, 2, 5, 10, 15, 30].map((minutes) => minutes * MINUTE),
+  ...[1, 2, 3, 6, 12].map((hours) => hours * HOUR),
+  ...[1, 2, 7, 14, 30, 90, 365].map((days) => days * DAY),
+];
 const MAX_TICKS = 7;
 
 /** Three datasets per evaluation version and metric: the band's low and high edges (the high
