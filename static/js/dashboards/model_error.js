@@ -60,6 +60,7 @@ function datasets(xOf) {
         // bound to the point's own run, not to its place in the array
         pointStyle: (context) => (context.raw && context.raw.run.current ? "rectRot" : "circle"),
         pointRadius: (context) => (context.raw && context.raw.run.current ? 8 : 3),
+        pointHoverRadius: (context) => (context.raw && context.raw.run.current ? 10 : 5),
         data: points.map((run) => ({ x: xOf(run), y: run[`${metric.key}_error`] * 100, run })),
       });
     }
