@@ -23,6 +23,7 @@ from training.services.dashboards import (
     HEAT_LEVELS,
     architecture_summary,
     model_error_history,
+    newest_scores,
     run_detail,
     run_evaluation,
 )
@@ -167,7 +168,7 @@ def curate_training(request: HttpRequest) -> HttpResponse:
         return _snapshot(request)
     elif action in ("cancel", "promote"):
         return _run_action(request, action)
-    runs = TrainingRun.objects.select_related("version")
+    runs = TrainingRun.objects.select_related("version").prefetch_related(newest_scores())
     current = current_model()
     context = {
         "form": form,

@@ -13,6 +13,9 @@ from training.templatetags.training_extras import p_value, percent
 pytestmark = pytest.mark.django_db
 
 NBSP = "\N{NO-BREAK SPACE}"
+# the Training page's 9 (session, user, the current model, its version, the run count, the
+# versions listed and in the form, the page of runs) and one for the page's evaluation scores
+QUERIES = 10
 TO = "\N{EN DASH}"
 
 
@@ -29,17 +32,30 @@ def test_p_values_keep_four_decimals():
     assert [p_value(v) for v in (0.0123456, 0.00001, None)] == ["0.0123", "< 0.0001", "—"]
 
 
-def test_the_training_page_shows_each_runs_trigger(client, curator):
-    runs, _, _ = evaluation_history()
+def test_the_training_page_shows_each_runs_trigger_and_newest_evaluation_score(
+    client, curator, django_assert_num_queries
+):
+    runs, _, unscored = evaluation_history()
     client.force_login(curator)
+    client.get(reverse("curate-training"))
 
-    page = client.get(reverse("curate-training")).content.decode()
+    with django_assert_num_queries(QUERIES):
+        page = client.get(reverse("curate-training")).content.decode()
 
     assert page.count('<td data-role="trigger">schedule</td>') == 2
     # the three other finished runs, the unscored one, a failed and a running one
     assert page.count('<td data-role="trigger">manual</td>') == 6
     assert "<dt>Trigger</dt><dd>schedule</dd>" in page  # the current model, run 2
     assert f'<td class="num">{percent(runs[2].top1_error)}</td>' in page
+
+    def evaluation_cell(run):
+        row = page[page.index(f'<a href="/curate/training/runs/{run.pk}/">') :]
+        cell = row[row.index('data-role="evaluation">') :]
+        return cell[len('data-role="evaluation">') : cell.index("</td>")]
+
+    assert evaluation_cell(runs[1]) == f'20.0{NBSP}%<br><span class="hint">v2</span>'  # not v1
+    assert evaluation_cell(runs[0]) == f'27.0{NBSP}%<br><span class="hint">v1</span>'
+    assert evaluation_cell(unscored) == "—"
 
 
 def test_the_run_page_shows_its_evaluation_scores_bands_and_promotions(

@@ -115,6 +115,17 @@ def model_error_history() -> dict[str, Any]:
     }
 
 
+def newest_scores() -> Prefetch:
+    """Prefetch a list of runs' evaluation scores, the newest set first, with their set and
+    without the per-image answers (one query for the page)."""
+    return Prefetch(
+        "scores",
+        queryset=EvaluationScore.objects.select_related("evaluation")
+        .defer("top1_correct", "top5_correct")
+        .order_by("-evaluation__created_at", "-evaluation_id"),
+    )
+
+
 def run_evaluation(run: TrainingRun) -> dict[str, Any]:
     """A run's scores on evaluation sets (newest set first, with Wilson 95 % bands) and the
     promotion decisions taken on it (newest first), in two queries."""
