@@ -8,8 +8,10 @@ Builds a throwaway PostgreSQL test database (``test_<name>``) and fills it in SQ
 rejected, 5 % in review, the rest open; a fifth of the accepted boxed), 500 workers with
 profiles, 1,000,000 label votes (10 per candidate from 10 different workers, over the last
 30 days in the order they arrived, as a live table has them), a model P(yes) on every
-candidate (uniform, so about a fifth of the decided ones contradict it) and 100 finished
-training runs over 10 dataset versions; the newest run
+candidate (uniform, so about a fifth of the decided ones contradict it), a task item per vote
+(a tenth of the candidates served as controls), 100 finished training runs over 10 dataset
+versions, scored on two evaluation set versions (2,000 images: the older 49 runs; 5,000: all
+100); the newest run
 (the current model) gets what a finished run on 100 classes has: 30 epochs, per-class error,
 a 100 x 100 confusion matrix, 48 most-wrong images and resnet18's layer table, for the run's
 API, its layer-table API and its HTML page (with the heat map). Each endpoint is
@@ -68,9 +70,10 @@ SEED_SQL = [
     """INSERT INTO labeling_workerprofile (user_id, answered_tasks, answered_items,
          seconds_total, streak, gold_seen, gold_correct, gold_evidence, gold_evidence_yes,
          gold_evidence_no, fast_evidence, paused, pause_reason, pause_detail, em_accuracy,
-         spammer_score, label_votes)
+         spammer_score, label_votes, peer_yes_items, peer_yes_said_yes, peer_no_items,
+         peer_no_said_no)
        SELECT id, 400, 2000, 2000 * (1.5 + id % 7 / 2.0), 0, 40, 30 + id % 10, 0, 0, 0, 0,
-         id % 50 = 0, '', '', 0.6 + (id % 40) / 100.0, (id % 90) / 100.0, 2000
+         id % 50 = 0, '', '', 0.6 + (id % 40) / 100.0, (id % 90) / 100.0, 2000, 0, 0, 0, 0
        FROM labeling_user WHERE role = 'worker'""",
     """INSERT INTO labeling_microtask (uid, worker_id, kind, category_id, status, issued_at,
          expires_at)
@@ -101,6 +104,26 @@ SEED_SQL = [
          'schedule', 'done', NULL, false, 1, 'cpu', now(), now() - (r || ' hours')::interval,
          0.4 - r / 400.0, 0.1 - r / 1200.0, '', '', r = 99, ''
        FROM generate_series(0, 99) r""",
+    # every vote answered a task item; a tenth of the candidates were served as controls
+    """INSERT INTO labeling_taskitem (uid, task_id, position, candidate_id, is_gold,
+         control_answer, leased_until)
+       SELECT gen_random_uuid(), task_id,
+         row_number() OVER (PARTITION BY task_id ORDER BY id) - 1, candidate_id,
+         candidate_id % 10 = 0, CASE WHEN candidate_id % 10 = 0 THEN true END, now()
+       FROM labeling_vote""",
+    # two evaluation set versions: v1 (2,000 images) scored the older half of the runs, v2
+    # (5,000 images) every run
+    """INSERT INTO training_evaluationset (category_key, number, created_at, classes, counts,
+         images, note)
+       SELECT 'all', n, now() - ((3 - n) || ' days')::interval, '[]'::jsonb, '[]'::jsonb,
+         CASE WHEN n = 1 THEN 2000 ELSE 5000 END, ''
+       FROM generate_series(1, 2) n""",
+    """INSERT INTO training_evaluationscore (run_id, evaluation_id, created_at, images,
+         top1_error, top5_error, top1_correct, top5_correct)
+       SELECT r.id, e.id, now(), e.images, r.top1_error + 0.02, r.top5_error + 0.01,
+         repeat('1', e.images), repeat('1', e.images)
+       FROM training_trainingrun r CROSS JOIN training_evaluationset e
+       WHERE e.number = 2 OR r.finished_at < now() - interval '50 hours'""",
 ]
 
 

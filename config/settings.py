@@ -490,7 +490,14 @@ CROWDNET_TRAIN_AUTO_NEW_LABELS = env_int("CROWDNET_TRAIN_AUTO_NEW_LABELS", 200, 
 CROWDNET_TRAIN_AUTO_BACKBONE = env_str("CROWDNET_TRAIN_AUTO_BACKBONE", "efficientnet_lite0")
 CROWDNET_TRAIN_AUTO_WEIGHTS = env_str("CROWDNET_TRAIN_AUTO_WEIGHTS", "imagenet")
 CROWDNET_TRAIN_AUTO_MODE = env_str("CROWDNET_TRAIN_AUTO_MODE", "feature_extraction")
-CROWDNET_TRAIN_AUTO_EPOCHS = env_int("CROWDNET_TRAIN_AUTO_EPOCHS", 30, minimum=1)
+# Every run's epochs unless it names its own: scheduled runs, the Training form, the API and
+# `manage.py train` alike. Early stopping (patience 3) ends most runs sooner, and the default
+# feature_extraction run trains its head on cached features: up to 30 epochs of it took 0.2 s
+# on 2,000 images (docs/benchmarks.md, "Retrain after +10 % labels"), so 30 costs the demo
+# nothing next to embedding. CROWDNET_TRAIN_AUTO_EPOCHS: the older name, read when this is unset.
+CROWDNET_TRAIN_EPOCHS = env_int(
+    "CROWDNET_TRAIN_EPOCHS", env_int("CROWDNET_TRAIN_AUTO_EPOCHS", 30, minimum=1), minimum=1
+)
 CROWDNET_TRAIN_IMAGE_SIZE = env_int("CROWDNET_TRAIN_IMAGE_SIZE", 96, minimum=16)
 CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS = env_int(
     "CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS", 600, minimum=10

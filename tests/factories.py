@@ -219,6 +219,62 @@ def run_history():
     return runs
 
 
+EVALUATION_SCORES = {
+    # evaluation set number: [(index into run_history(), top-1 errors, top-5 errors)]
+    1: [(0, 54, 20), (1, 36, 8)],
+    2: [(1, 96, 24), (2, 48, 12), (3, 120, 30), (4, 72, 19)],
+}
+EVALUATION_IMAGES = {1: 200, 2: 480}
+
+
+def evaluation_history():
+    """run_history()'s runs scored on two evaluation set versions of 10 classes (200 and 480
+    images; run 0 only on v1, run 1 on both, the others on v2), plus a finished manual run
+    with the best validation error and no score. Returns (runs, {number: set}, unscored)."""
+    from datetime import timedelta
+
+    from training.models import EvaluationScore, EvaluationSet, TrainingRun
+
+    runs = run_history()
+    TrainingRun.objects.filter(pk__in=[runs[1].pk, runs[2].pk]).update(trigger="schedule")
+    for run in runs:
+        run.refresh_from_db()
+    classes = [{"id": i, "slug": f"c{i}", "name": f"class {i}"} for i in range(10)]
+    sets = {}
+    for number, images in EVALUATION_IMAGES.items():
+        sets[number] = EvaluationSet.objects.create(
+            category_key=",".join(str(i) for i in range(10)),
+            number=number,
+            classes=classes,
+            counts=[images // 10] * 10,
+            images=images,
+            note=f"version {number}",
+        )
+        for index, top1, top5 in EVALUATION_SCORES[number]:
+            EvaluationScore.objects.create(
+                run=runs[index],
+                evaluation=sets[number],
+                images=images,
+                top1_error=top1 / images,
+                top5_error=top5 / images,
+                top1_correct="0" * top1 + "1" * (images - top1),
+                top5_correct="0" * top5 + "1" * (images - top5),
+            )
+    unscored = TrainingRun.objects.create(
+        version=runs[2].version,
+        backbone="resnet18",
+        weights="imagenet",
+        mode="full",
+        trigger="manual",
+        status="done",
+        active=None,
+        top1_error=0.035,
+        top5_error=0.0,
+        finished_at=runs[-1].finished_at + timedelta(days=1),
+    )
+    return runs, sets, unscored
+
+
 def progress_seed(worker) -> dict[str, Category]:
     """cat (target 4): 2 accepted (3-0 and 2-1, one boxed), 1 rejected (1-3), 1 open, 1 in
     review; dog (default target): 1 accepted (2-0); owl: no candidates. Label votes from six

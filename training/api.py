@@ -420,8 +420,9 @@ class PredictView(APIView):
 
 
 class ModelErrorView(APIView):
-    """Top-1 and top-5 validation error of every finished run, by date and labelled-set size,
-    one series per backbone and mode; the current model flagged."""
+    """Top-1 and top-5 error of every finished run on each evaluation set version it was
+    scored on, with Wilson 95 % bands, one series per version; runs with no score listed
+    apart; the current model flagged."""
 
     permission_classes = [IsCurator]
 

@@ -23,13 +23,14 @@ from training.services.dashboards import (
     HEAT_LEVELS,
     architecture_summary,
     model_error_history,
+    newest_scores,
     run_detail,
+    run_evaluation,
 )
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.promotion import promotion_by_hand
 from training.services.runs import (
     ACTIVE,
-    DEFAULT_PARAMS,
     NoCurrentModel,
     RunBusy,
     RunInvalid,
@@ -72,7 +73,7 @@ class RunStartForm(forms.Form):
         ),
     )
     mode = forms.ChoiceField(choices=[(mode, MODE_LABELS.get(mode, mode)) for mode in MODES])
-    epochs = forms.IntegerField(min_value=1, max_value=500, initial=DEFAULT_PARAMS["epochs"])
+    epochs = forms.IntegerField(min_value=1, max_value=500)
     image_size = forms.IntegerField(
         min_value=16, max_value=1024, label="Image size", help_text="Pixels, square."
     )
@@ -84,6 +85,7 @@ class RunStartForm(forms.Form):
         backbone.choices = [(name, name) for name in names]
         if settings.CROWDNET_TRAIN_AUTO_BACKBONE in names:
             backbone.initial = settings.CROWDNET_TRAIN_AUTO_BACKBONE
+        self.fields["epochs"].initial = settings.CROWDNET_TRAIN_EPOCHS
         self.fields["image_size"].initial = settings.CROWDNET_TRAIN_IMAGE_SIZE
 
 
@@ -166,7 +168,7 @@ def curate_training(request: HttpRequest) -> HttpResponse:
         return _snapshot(request)
     elif action in ("cancel", "promote"):
         return _run_action(request, action)
-    runs = TrainingRun.objects.select_related("version")
+    runs = TrainingRun.objects.select_related("version").prefetch_related(newest_scores())
     current = current_model()
     context = {
         "form": form,
@@ -185,7 +187,7 @@ def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: settings and outcome, learning curves that follow a live run (its script polls
     the run's API), per-class error, the confusion matrix as a heat map (drawn by the script
     from the run's JSON: a 100-class matrix is 10,000 cells), the images the model gets most
-    wrong, and the layer table."""
+    wrong, the layer table, its scores on the evaluation sets and its promotion decisions."""
     run = run_detail(pk)
     names = [c["name"] for c in run.version.classes]
     val_counts = run.version.counts.get("val", [])
@@ -207,6 +209,7 @@ def curate_training_run(request: HttpRequest, pk: int) -> HttpResponse:
             for m in run.mistakes.all()
         ],
         "architecture": architecture_summary(architecture) if architecture else None,
+        "evaluation": run_evaluation(run),
     }
     return render(request, "training/curate_training_run.html", context)
 

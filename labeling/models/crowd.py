@@ -191,6 +191,8 @@ class TaskItem(models.Model):
         indexes = [
             models.Index(fields=["candidate", "leased_until"], name="task_item_lease"),
             models.Index(fields=["box", "leased_until"], name="task_item_box_lease"),
+            # the candidates served as controls, which the model's disagreements leave out
+            models.Index(fields=["candidate"], condition=Q(is_gold=True), name="task_item_control"),
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, F, FloatField, Q, QuerySet, Value, When
+from django.db.models import Case, Exists, F, FloatField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Abs
 from django.utils import timezone
 
@@ -39,6 +39,7 @@ from labeling.models import (
     Candidate,
     ConfidenceTable,
     ObjectBox,
+    TaskItem,
     User,
     Vote,
     WorkerProfile,
@@ -400,15 +401,18 @@ def review_queue() -> QuerySet[Candidate]:
 def model_disagreements(margin: float | None = None) -> QuerySet[Candidate]:
     """Items the crowd decided and the current model strongly contradicts (accepted while the
     model gives at most ``margin``, rejected while it gives at least 1 - ``margin``), that no
-    curator has settled; the strongest disagreement first."""
+    curator has settled; the strongest disagreement first. Control items are left out: curated
+    gold and decided items served as controls (their answer is what workers are checked on)."""
     margin = settings.CROWDNET_REVIEW_MODEL_MARGIN if margin is None else margin
+    served_as_control = TaskItem.objects.filter(candidate=OuterRef("pk"), is_gold=True)
     accepted, rejected = Candidate.State.ACCEPTED, Candidate.State.REJECTED
     decided_as = Case(
         When(state=accepted, then=Value(1.0)), default=Value(0.0), output_field=FloatField()
     )
     return (
-        Candidate.objects.filter(override__isnull=True)
+        Candidate.objects.filter(override__isnull=True, gold__isnull=True)
         .filter(Q(state=accepted, model_p__lte=margin) | Q(state=rejected, model_p__gte=1 - margin))
+        .exclude(Exists(served_as_control))
         .annotate(gap=Abs(F("model_p") - decided_as))
         .order_by("-gap", "id")
     )

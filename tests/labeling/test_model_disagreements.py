@@ -3,9 +3,12 @@ endpoint, and the review page listing them for one-key decisions."""
 
 from __future__ import annotations
 
-import pytest
+from datetime import timedelta
 
-from labeling.models import Candidate, Category
+import pytest
+from django.utils import timezone
+
+from labeling.models import Candidate, Category, GoldAnswer, MicroTask, TaskItem
 from labeling.services.consensus import model_disagreements
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes
@@ -87,3 +90,34 @@ def test_with_items_at_the_vote_cap_but_no_disagreement_the_page_says_why(client
     assert "1 item to decide" in page
     assert "0 decisions the model contradicts" in page
     assert "No disagreement with the current model (or no current model yet" in page
+
+
+def test_control_items_are_left_out_curated_gold_and_items_served_as_controls(
+    decided, worker, client, curator
+):
+    # given two of the three contradicted decisions are control items: one with curated gold,
+    # one the crowd decided that was served to a worker as a control
+    GoldAnswer.objects.create(candidate=decided[2], answer=False)
+    later = timezone.now() + timedelta(minutes=10)
+    task = MicroTask.objects.create(
+        worker=worker, kind="verify", category=decided[0].category, expires_at=later
+    )
+    TaskItem.objects.create(
+        task=task,
+        position=0,
+        candidate=decided[0],
+        is_gold=True,
+        control_answer=True,
+        leased_until=later,
+    )
+    # an item merely served as a pool item stays listed
+    TaskItem.objects.create(task=task, position=1, candidate=decided[3], leased_until=later)
+
+    # then only the item that was never a control is listed, on the page too
+    assert list(model_disagreements()) == [decided[3]]
+    client.force_login(curator)
+    page = client.get("/curate/review/").content.decode()
+    assert "1 decision the model contradicts" in page
+    assert f'data-candidate="{decided[3].pk}"' in page
+    assert f'data-candidate="{decided[0].pk}"' not in page
+    assert f'data-candidate="{decided[2].pk}"' not in page

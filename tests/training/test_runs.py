@@ -17,6 +17,7 @@ from training.services.runs import (
     RunInvalid,
     run_cancel,
     run_create,
+    run_create_on_snapshot,
     run_finish,
     run_promote,
     runs_fail_stale,
@@ -67,7 +68,7 @@ def test_one_run_at_a_time_and_the_slot_frees_when_it_ends(
         first = run_create(version=version, backbone="lenet5", weights="random")
     assert queued == [first.pk]
     assert first.params == {
-        "epochs": 10,
+        "epochs": 30,
         "batch_size": 32,
         "lr": 0.001,
         "weight_decay": 0.0001,
@@ -176,5 +177,43 @@ def test_the_automatic_retrain_waits_for_new_labels_then_snapshots_and_queues(
     )
     assert queued == [outcome.run.pk]
     assert training_auto().message == "A run is going; nothing to do."
+    assert DatasetVersion.objects.count() == 1
     run_finish(outcome.run, TrainingRun.Status.DONE)
     assert training_auto().message == "0 new labels since the last version; waiting for 10."
+
+
+def test_every_way_of_starting_a_run_shares_one_epochs_setting(settings, version, queued):
+    settings.CROWDNET_TRAIN_EPOCHS = 12
+    from training.views import RunStartForm
+
+    run = run_create(version=version, backbone="lenet5", weights="random")
+
+    assert run.params["epochs"] == 12
+    assert RunStartForm().fields["epochs"].initial == 12
+
+
+def test_a_snapshot_run_refused_as_busy_writes_no_version(version, queued):
+    # given a run holding the slot, and enough labels for a new version
+    busy = run_create(version=version, backbone="lenet5", weights="random")
+    _accepted(Category.objects.create(name="a", slug="a"), 6, 700)
+    _accepted(Category.objects.create(name="b", slug="b"), 6, 800)
+
+    with pytest.raises(RunBusy) as raised:
+        run_create_on_snapshot(backbone="lenet5", weights="random")
+
+    assert raised.value.run == busy
+    assert list(DatasetVersion.objects.values_list("number", flat=True)) == [1]
+    assert TrainingRun.objects.count() == 1
+
+
+def test_a_snapshot_run_with_a_bad_setting_rolls_its_version_back(settings, version, queued):
+    settings.CROWDNET_TRAIN_MIN_PER_CLASS = 3
+    _accepted(Category.objects.create(name="a", slug="a"), 4, 900)
+    _accepted(Category.objects.create(name="b", slug="b"), 4, 950)
+
+    with pytest.raises(RunInvalid) as raised:
+        run_create_on_snapshot(backbone="resnet9000", weights="random")
+
+    assert raised.value.field == "backbone"
+    assert list(DatasetVersion.objects.values_list("number", flat=True)) == [1]
+    assert TrainingRun.objects.count() == 0

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from tests.factories import digits_version
-from training.models import TrainingRun
+from training.models import DatasetVersion, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +72,45 @@ def test_a_queued_run_and_the_errors_that_say_what_to_fix(
         _train("--version", "9")
     with pytest.raises(CommandError, match="No run 99; see --list"):
         _train("--cancel", "99")
+
+
+def test_a_refused_snapshot_run_leaves_no_version_behind(queued):
+    # given a version and a run that holds the one-run slot
+    first = digits_version()
+    busy = TrainingRun.objects.create(
+        version=first, backbone="lenet5", weights="random", mode="full"
+    )
+
+    # when the command is asked for a new version and a run on it
+    with pytest.raises(CommandError, match=f"Run {busy.pk} is queued; cancel it or wait"):
+        _train("--snapshot", "--backbone", "lenet5", "--weights", "random")
+
+    # then nothing was written: the automatic retrain still counts from version 1
+    assert list(DatasetVersion.objects.values_list("number", flat=True)) == [1]
+    assert list(TrainingRun.objects.values_list("pk", flat=True)) == [busy.pk]
+    assert queued == []
+
+
+def test_a_snapshot_run_with_bad_settings_rolls_its_version_back(queued):
+    digits_version()
+
+    with pytest.raises(CommandError, match=r"--epochs: Must be a number between 1 and 500\."):
+        _train("--snapshot", "--backbone", "lenet5", "--weights", "random", "--epochs", "0")
+
+    assert list(DatasetVersion.objects.values_list("number", flat=True)) == [1]
+    assert TrainingRun.objects.count() == 0
+    assert queued == []
+
+
+def test_snapshot_and_run_in_one_go_and_the_shared_epochs_default(
+    settings, queued, django_capture_on_commit_callbacks
+):
+    settings.CROWDNET_TRAIN_EPOCHS = 7
+    digits_version()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        output = _train("--snapshot", "--backbone", "lenet5", "--weights", "random")
+
+    run = TrainingRun.objects.get()
+    assert output == (f"version 2: 80 images in 2 classes\nrun {run.pk} queued on version 2.\n")
+    assert (run.version.number, run.params["epochs"], queued) == (2, 7, [run.pk])

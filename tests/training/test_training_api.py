@@ -22,7 +22,7 @@ CLASSES = [
     {"id": 2, "slug": "dog", "name": "Dog"},
 ]
 PARAMS = {
-    "epochs": 10,
+    "epochs": 30,
     "batch_size": 32,
     "lr": 0.001,
     "weight_decay": 0.0001,

@@ -75,7 +75,7 @@ def test_the_page_shows_the_current_model_versions_and_runs(client, curator, ver
 
     assert f'<a href="/curate/training/runs/{current.pk}/">Run {current.pk}</a>' in page
     assert "<dt>Dataset</dt><dd>v1, 2 classes</dd>" in page
-    assert "<dt>Top-1 error</dt><dd>25.0%</dd>" in page
+    assert "<dt>Top-1 error, validation split</dt><dd>25.0\N{NO-BREAK SPACE}%</dd>" in page
     assert "13 images in 2 classes (&lt;b&gt;Cat&lt;/b&gt;, Dog)" in page
     assert "<b>Cat</b>" not in page
     assert '<option value="1">v1: 13 images in 2 classes</option>' in page
@@ -251,13 +251,16 @@ def test_the_run_page_feeds_its_charts_the_runs_json_and_escapes_class_names(
     assert '<canvas id="chart-errors"' in page and '<canvas id="chart-classes"' in page
     assert '<meta http-equiv="refresh"' not in page
     cat_row = '<th scope="row">&lt;b&gt;Cat&lt;/b&gt;</th><td class="num">2</td>'
-    assert cat_row + '<td class="num">50.0%</td>' in page
+    assert cat_row + '<td class="num">50.0\N{NO-BREAK SPACE}%</td>' in page
     assert '<th scope="row">Dog</th><td class="num">3</td><td class="num">—</td>' in page
     assert data["confusion"] == [[1, 1], [0, 3]]
     assert data["classes"] == ["<b>Cat</b>", "Dog"]
     assert '<table class="compact row-heads confusion heat-map" id="confusion">' in page
-    assert 'Label</dt><dd>&lt;b&gt;Cat&lt;/b&gt; <span class="hint">10.0%</span>' in page
-    assert 'Model</dt><dd>Dog <span class="hint">90.0%</span>' in page
+    assert (
+        'Label</dt><dd>&lt;b&gt;Cat&lt;/b&gt; <span class="hint">10.0\N{NO-BREAK SPACE}%</span>'
+        in page
+    )
+    assert 'Model</dt><dd>Dog <span class="hint">90.0\N{NO-BREAK SPACE}%</span>' in page
     assert '<dd data-role="parameters">326</dd>' in page
     assert '<dd data-role="trainable">170</dd>' in page
     assert '<dd data-role="frozen">156</dd>' in page

@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 ACTIVE = (TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING)
 DEFAULT_PARAMS: dict[str, Any] = {
-    "epochs": 10,
     "batch_size": 32,
     "lr": 1e-3,
     "weight_decay": 1e-4,
@@ -58,8 +57,13 @@ class RunInvalid(ValueError):
 
 
 def params_clean(params: dict[str, Any] | None) -> dict[str, Any]:
-    """The run's hyperparameters with defaults filled in; RunInvalid for a bad one."""
-    cleaned = {**DEFAULT_PARAMS, "image_size": settings.CROWDNET_TRAIN_IMAGE_SIZE}
+    """The run's hyperparameters with defaults filled in (epochs and image size from the
+    settings every way of starting a run shares); RunInvalid for a bad one."""
+    cleaned = {
+        "epochs": settings.CROWDNET_TRAIN_EPOCHS,
+        **DEFAULT_PARAMS,
+        "image_size": settings.CROWDNET_TRAIN_IMAGE_SIZE,
+    }
     limits = {
         "epochs": (int, 1, 500),
         "batch_size": (int, 1, 1024),
@@ -131,6 +135,28 @@ def run_create(
             raise
         raise RunBusy(busy) from None
     return run
+
+
+def run_create_on_snapshot(
+    *,
+    backbone: str,
+    by: User | None = None,
+    trigger: str = "manual",
+    enqueue: bool = True,
+    **run: Any,
+) -> TrainingRun:
+    """Take a new dataset version and queue a run on it, all or nothing: writes the version,
+    its items and the run in one transaction, so a refused run (RunBusy, RunInvalid) leaves no
+    version behind to reset the automatic retrain's label count. Raises those or
+    DatasetTooSmall."""
+    busy = TrainingRun.objects.filter(active=True).first()
+    if busy is not None:  # refused before the snapshot's work; the transaction covers a race
+        raise RunBusy(busy)
+    with transaction.atomic():
+        version = dataset_snapshot(by=by)
+        return run_create(
+            version=version, backbone=backbone, by=by, trigger=trigger, enqueue=enqueue, **run
+        )
 
 
 def run_finish(run: TrainingRun, status: str, **fields: Any) -> None:
@@ -243,18 +269,14 @@ def training_auto() -> AutoOutcome:
             f"{settings.CROWDNET_TRAIN_AUTO_NEW_LABELS}."
         )
     try:
-        version = dataset_snapshot()
-    except DatasetTooSmall as error:
-        return AutoOutcome(str(error))
-    try:
-        run = run_create(
-            version=version,
+        run = run_create_on_snapshot(
             backbone=settings.CROWDNET_TRAIN_AUTO_BACKBONE,
             weights=settings.CROWDNET_TRAIN_AUTO_WEIGHTS,
             mode=settings.CROWDNET_TRAIN_AUTO_MODE,
-            params={"epochs": settings.CROWDNET_TRAIN_AUTO_EPOCHS},
             trigger="schedule",
         )
+    except DatasetTooSmall as error:
+        return AutoOutcome(str(error))
     except RunBusy as busy:
         return AutoOutcome(f"Run {busy.run.pk} started meanwhile; nothing to do.")
-    return AutoOutcome(f"{new} new labels: version {version.number}, run {run.pk} queued.", run)
+    return AutoOutcome(f"{new} new labels: version {run.version.number}, run {run.pk} queued.", run)

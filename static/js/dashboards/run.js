@@ -4,7 +4,7 @@
  * (confusion matrix, most-wrong images) that only a finished run has. The confusion matrix is
  * built here from the run's JSON rather than on the server: 100 classes make 10,000 cells. */
 import { ACTIVE, STATUS_LABELS } from "../statuses.js";
-import { COLOURS, pageData } from "./charts.js";
+import { COLOURS, formatPercent, lineLegend, pageData } from "./charts.js";
 
 const POLL_MS = 2000;
 const MAX_CLASSES = 25;
@@ -49,7 +49,7 @@ function lineChart(canvasId, datasets, yTitle) {
         x: { type: "linear", ticks: { precision: 0 }, title: { display: true, text: "epoch" } },
         y: { beginAtZero: true, title: { display: true, text: yTitle } },
       },
-      plugins: { legend: { labels: { usePointStyle: true, pointStyle: "line" } } },
+      plugins: { legend: lineLegend() },
     },
   });
 }
@@ -104,8 +104,8 @@ function drawTable() {
       th,
       cell(fixed(e.train_loss, 4), true),
       cell(fixed(e.val_loss, 4), true),
-      cell(`${(e.top1_error * 100).toFixed(1)}%`, true),
-      cell(`${(e.top5_error * 100).toFixed(1)}%`, true),
+      cell(formatPercent(e.top1_error * 100), true),
+      cell(formatPercent(e.top5_error * 100), true),
       cell(e.images_per_second.toFixed(0), true),
       cell(e.seconds.toFixed(1), true),
     );

@@ -10,10 +10,16 @@ from tqdm import tqdm
 from training.ml.catalog import BACKBONES, MODES
 from training.ml.loop import EpochStats
 from training.models import DatasetVersion, TrainingRun
-from training.services.datasets import DatasetTooSmall, dataset_snapshot
+from training.services.datasets import DatasetTooSmall
 from training.services.execute import run_execute
 from training.services.promotion import promotion_by_hand
-from training.services.runs import RunBusy, RunInvalid, run_cancel, run_create
+from training.services.runs import (
+    RunBusy,
+    RunInvalid,
+    run_cancel,
+    run_create,
+    run_create_on_snapshot,
+)
 
 
 class Command(BaseCommand):
@@ -37,7 +43,9 @@ class Command(BaseCommand):
             help="imagenet, random, run:<id> or checkpoint:<file under CROWDNET_CHECKPOINT_DIR>.",
         )
         parser.add_argument("--mode", default="feature_extraction", choices=MODES)
-        parser.add_argument("--epochs", type=int, default=10)
+        parser.add_argument(
+            "--epochs", type=int, default=None, help="Default: CROWDNET_TRAIN_EPOCHS."
+        )
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--lr", type=float, default=1e-3)
         parser.add_argument("--image-size", type=int, default=None)
@@ -63,28 +71,8 @@ class Command(BaseCommand):
                 raise CommandError(str(error)) from None
             self.stdout.write(f"run {promotion.candidate_id} is now the current model.")
             return None
-        version = self._version(options)
-        params = {
-            "epochs": options["epochs"],
-            "batch_size": options["batch_size"],
-            "lr": options["lr"],
-            "seed": options["seed"],
-        }
-        if options["image_size"]:
-            params["image_size"] = options["image_size"]
-        try:
-            run = run_create(
-                version=version,
-                backbone=options["backbone"],
-                weights=options["weights"],
-                mode=options["mode"],
-                params=params,
-                enqueue=not options["now"],
-            )
-        except RunInvalid as error:
-            raise CommandError(f"--{error.field.replace('_', '-')}: {error.message}") from None
-        except RunBusy as busy:
-            raise CommandError(str(busy)) from None
+        run = self._create(options)
+        version = run.version
         if not options["now"]:
             self.stdout.write(f"run {run.pk} queued on version {version.number}.")
             return None
@@ -105,6 +93,42 @@ class Command(BaseCommand):
         )
         return None
 
+    def _create(self, options: dict[str, Any]) -> TrainingRun:
+        """The queued run, on a new version with --snapshot (taken in the same transaction,
+        so a refused run leaves no version behind)."""
+        params = {
+            "batch_size": options["batch_size"],
+            "lr": options["lr"],
+            "seed": options["seed"],
+        }
+        if options["epochs"] is not None:
+            params["epochs"] = options["epochs"]
+        if options["image_size"]:
+            params["image_size"] = options["image_size"]
+        run_settings: dict[str, Any] = {
+            "backbone": options["backbone"],
+            "weights": options["weights"],
+            "mode": options["mode"],
+            "params": params,
+            "enqueue": not options["now"],
+        }
+        try:
+            if options["snapshot"]:
+                run = run_create_on_snapshot(**run_settings)
+                self.stdout.write(
+                    f"version {run.version.number}: {run.version.images} images in "
+                    f"{len(run.version.classes)} classes"
+                )
+            else:
+                run = run_create(version=self._version(options), **run_settings)
+        except DatasetTooSmall as error:
+            raise CommandError(str(error)) from None
+        except RunInvalid as error:
+            raise CommandError(f"--{error.field.replace('_', '-')}: {error.message}") from None
+        except RunBusy as busy:
+            raise CommandError(str(busy)) from None
+        return run
+
     def _run(self, pk: int) -> TrainingRun:
         run = TrainingRun.objects.filter(pk=pk).first()
         if run is None:
@@ -112,16 +136,6 @@ class Command(BaseCommand):
         return run
 
     def _version(self, options: dict[str, Any]) -> DatasetVersion:
-        if options["snapshot"]:
-            try:
-                version = dataset_snapshot()
-            except DatasetTooSmall as error:
-                raise CommandError(str(error)) from None
-            self.stdout.write(
-                f"version {version.number}: {version.images} images in "
-                f"{len(version.classes)} classes"
-            )
-            return version
         versions = DatasetVersion.objects.all()
         if options["version"] is not None:
             versions = versions.filter(number=options["version"])
