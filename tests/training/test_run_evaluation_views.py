@@ -73,7 +73,7 @@ def test_the_run_page_shows_its_evaluation_scores_bands_and_promotions(
         only_candidate_right=25,
         only_incumbent_right=7,
         p_value=0.00123,
-        margin=0.005,
+        margin=0.5,
         reason="18.0 % against 27.0 % on the same 200 images; McNemar p 0.0012 < 0.05",
     )
     Promotion.objects.create(
@@ -125,7 +125,7 @@ def test_the_run_page_shows_its_evaluation_scores_bands_and_promotions(
         ("Images only this run gets right", "25"),
         ("Images only the other gets right", "7"),
         ("p-value (McNemar)", "0.0012"),
-        ("Margin", f"0.5{NBSP}%"),
+        ("Margin", "0.5 points"),
     ]
     for name, value in facts:
         assert f"<dt>{name}</dt><dd>{value}</dd>" in item
