@@ -128,6 +128,7 @@ INSTALLED_APPS = [
     "csp",
     "labeling",
     "training",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -353,6 +354,7 @@ REST_FRAMEWORK = {
         "anon": env_str("CROWDNET_THROTTLE_ANON", "30/min"),
         "imports": env_str("CROWDNET_THROTTLE_IMPORTS", "60/min"),
         "login": env_str("CROWDNET_THROTTLE_LOGIN", "20/min"),
+        "campaign": env_str("CROWDNET_THROTTLE_CAMPAIGN", "60/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -371,6 +373,10 @@ SPECTACULAR_SETTINGS = {
 
 CROWDNET_OPEN_SIGNUP = env_bool("CROWDNET_OPEN_SIGNUP", False)
 CROWDNET_INVITE_DAYS = env_int("CROWDNET_INVITE_DAYS", 7, minimum=1)
+
+# Campaigns: turkSubmitTo may name www.mturk.com or workersandbox.mturk.com, and these
+# origins too (scheme://host[:port], comma-separated): a local stand-in in tests.
+CROWDNET_CAMPAIGN_SUBMIT_ORIGINS = env_list("CROWDNET_CAMPAIGN_SUBMIT_ORIGINS", [])
 
 # Ingestion limits
 CROWDNET_MAX_IMAGE_BYTES = env_int("CROWDNET_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1)
