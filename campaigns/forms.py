@@ -13,6 +13,11 @@ class CampaignForm(forms.ModelForm):
         queryset=Category.objects.active().order_by("name"),
         widget=forms.CheckboxSelectMultiple,
     )
+    completion_url = forms.URLField(
+        required=False,
+        assume_scheme="https",
+        help_text="Prolific: where a finished participant is sent (with its cc=).",
+    )
     kinds = forms.MultipleChoiceField(
         choices=TaskKind.choices, widget=forms.CheckboxSelectMultiple, label="Task kinds"
     )

@@ -366,7 +366,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "training.models.TrainingRun.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "KindEnum": "labeling.models.TaskKind",
+        "StateEnum": "labeling.models.Candidate.State",
+        "CampaignStateEnum": "campaigns.models.Campaign.State",
+        "AssignmentStateEnum": "campaigns.models.Assignment.State",
+        "LedgerKindEnum": "campaigns.models.LedgerEntry.Kind",
+    },
 }
 
 # --- CrowdNet -------------------------------------------------------------------------------
