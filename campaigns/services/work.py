@@ -13,7 +13,7 @@ from django.utils.crypto import constant_time_compare
 from campaigns.models import Assignment, AssignmentTask, Campaign
 from campaigns.services.entry import campaign_tasks_answered
 from labeling.models import MicroTask, User
-from labeling.services.microtasks import TaskScope, task_assign
+from labeling.services.microtasks import TaskScope, WorkerPaused, task_assign, worker_profile
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 """Completion codes: no 0/O or 1/I, since workers copy them by eye."""
@@ -75,6 +75,9 @@ def assignment_task_next(*, uid: str, user: User) -> NextWork:
         assignment = assignment_of(uid=uid, user=user, lock=True)
         if assignment.state != Assignment.State.WORKING:
             return NextWork(None, finished=True)
+        profile = worker_profile(user)
+        if profile.paused:  # a worker a gate paused mid-assignment gets no code
+            raise WorkerPaused(profile.pause_reason)
         campaign = assignment.campaign
         links = AssignmentTask.objects.filter(assignment=assignment)
         answered = links.filter(task__status=MicroTask.Status.ANSWERED).count()
