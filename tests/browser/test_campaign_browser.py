@@ -168,4 +168,7 @@ def test_a_prolific_participant_labels_and_is_sent_back(page: Page, marketplace:
     assert marketplace.requests == [("GET", "/submissions/complete", {"cc": ["C1234ABC"]})]
     page.wait_for_url(f"{marketplace.origin}/submissions/complete?cc=C1234ABC")
     assignment = Assignment.objects.get()
-    assert (assignment.worker.external_id, assignment.state) == (PROLIFIC["PROLIFIC_PID"], "submitted")
+    assert (assignment.worker.external_id, assignment.state) == (
+        PROLIFIC["PROLIFIC_PID"],
+        "submitted",
+    )

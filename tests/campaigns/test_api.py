@@ -25,7 +25,9 @@ CURATOR_ENDPOINTS = [
 
 
 @pytest.mark.parametrize(("method", "path"), CURATOR_ENDPOINTS)
-def test_workers_get_403_and_strangers_401_on_the_curator_api(campaign, worker_api, api, method, path):
+def test_workers_get_403_and_strangers_401_on_the_curator_api(
+    campaign, worker_api, api, method, path
+):
     assert getattr(worker_api, method)(path, {}, format="json").status_code == 403
     assert getattr(api, method)(path, {}, format="json").status_code == 401
     assert Campaign.objects.get().state == "open"
@@ -47,7 +49,11 @@ def test_a_curator_opens_a_campaign(curator_api, category):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["link"] == "http://testserver/c/birds/"
-    assert (body["state"], body["categories"], body["kinds"]) == ("open", ["cat"], ["verify", "grid"])
+    assert (body["state"], body["categories"], body["kinds"]) == (
+        "open",
+        ["cat"],
+        ["verify", "grid"],
+    )
     campaign = Campaign.objects.get(slug="birds")
     assert (campaign.reward_cents, str(campaign.bonus_threshold)) == (8, "0.850")
     assert campaign.created_by.username == "cora"
@@ -68,7 +74,9 @@ def test_a_curator_opens_a_campaign(curator_api, category):
         ({"reward_cents": 1.5}, "reward_cents"),
     ],
 )
-def test_a_bad_campaign_is_400_naming_the_field_and_writes_nothing(curator_api, category, change, field):
+def test_a_bad_campaign_is_400_naming_the_field_and_writes_nothing(
+    curator_api, category, change, field
+):
     data = {
         "slug": "dogs", "name": "Dogs", "marketplace": "mturk", "categories": ["cat"],
         "kinds": ["verify"], "reward_cents": 5, "tasks_per_assignment": 5, "cap_per_worker": 50,

@@ -9,7 +9,13 @@ import pytest
 
 from campaigns.models import Assignment, AssignmentTask
 from labeling.models import MicroTask, TaskItem
-from tests.campaigns.conftest import enter, mturk_params, open_campaign, prolific_params, work_through
+from tests.campaigns.conftest import (
+    enter,
+    mturk_params,
+    open_campaign,
+    prolific_params,
+    work_through,
+)
 from tests.factories import CategoryFactory, candidate_pool
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +42,9 @@ def test_tasks_come_from_the_campaign_categories_and_kinds_only(curator, categor
     tasks = MicroTask.objects.filter(worker__external_worker__isnull=False)
     assert sorted(set(tasks.values_list("kind", "category__slug"))) == [("verify", "cat")]
     assert AssignmentTask.objects.filter(assignment__uid=uid).count() == 3
-    assert set(TaskItem.objects.filter(task__in=tasks).values_list("candidate__category__slug", flat=True)) == {"cat"}
+    assert set(
+        TaskItem.objects.filter(task__in=tasks).values_list("candidate__category__slug", flat=True)
+    ) == {"cat"}
     # and the general pool still serves the dog items to anyone else
     assert tasks.filter(status="answered").count() == 3
 
@@ -89,8 +97,13 @@ def test_the_code_is_issued_once_done_and_claimed_once_by_its_worker(campaign, c
     claimed = alice.post(f"/c/cats/a/{a_uid}/claim/", {"code": a.completion_code.lower()})
     assert claimed.status_code == 200
     body = claimed.content.decode()
-    assert '<form id="external-submit" method="post" action="https://www.mturk.com/mturk/externalSubmit">' in body
-    assert '<input type="hidden" name="assignmentId" value="3AAAAAAAAAAAAAAAAAAAAAAAAAAAA1">' in body
+    assert (
+        '<form id="external-submit" method="post" action="https://www.mturk.com/mturk/externalSubmit">'
+        in body
+    )
+    assert (
+        '<input type="hidden" name="assignmentId" value="3AAAAAAAAAAAAAAAAAAAAAAAAAAAA1">' in body
+    )
     assert f'<input type="hidden" name="completion_code" value="{a.completion_code}">' in body
     assert "form-action 'self' https://www.mturk.com" in claimed["Content-Security-Policy"]
     assert "<script" not in body.split("</head>")[1]
@@ -103,7 +116,10 @@ def test_the_code_is_issued_once_done_and_claimed_once_by_its_worker(campaign, c
     # the page can still be opened again to resend the form, without a second claim
     assert "externalSubmit" in alice.get(f"/c/cats/a/{a_uid}/done/").content.decode()
     # and a finished assignment serves no more tasks
-    assert alice.get(f"/api/campaigns/assignments/{a_uid}/next/")["Crowdnet-Empty-Reason"] == "finished"
+    assert (
+        alice.get(f"/api/campaigns/assignments/{a_uid}/next/")["Crowdnet-Empty-Reason"]
+        == "finished"
+    )
 
 
 def test_a_prolific_claim_redirects_to_the_completion_url(prolific, category):

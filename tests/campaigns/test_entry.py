@@ -89,7 +89,10 @@ def test_the_preview_shows_a_sample_and_makes_nothing(campaign, category, curato
     [sample] = candidate_pool(category, 1, seed=700)
     sample.state = "accepted"
     sample.save(update_fields=["state"])
-    params = {"assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE", "hitId": "3HHHHHHHHHHHHHHHHHHHHHHHHHHHH1"}
+    params = {
+        "assignmentId": "ASSIGNMENT_ID_NOT_AVAILABLE",
+        "hitId": "3HHHHHHHHHHHHHHHHHHHHHHHHHHHH1",
+    }
 
     client, response = enter(campaign, params)
 
@@ -127,7 +130,7 @@ def test_a_paused_worker_cannot_reenter(campaign):
         ({"workerId": "A1B2<script>"}, "workerId"),
         ({"workerId": "A1B2"}, "workerId"),  # too short
         ({"workerId": "A1B2C3D4E5F6G7\n"}, "workerId"),
-        ({"workerId": "Ａ1B2C3D4E5F6G7"}, "workerId"),  # a full-width A
+        ({"workerId": "\uff211B2C3D4E5F6G7"}, "workerId"),  # a full-width A
         ({"workerId": "A" * 65}, "workerId"),
         ({"workerId": ""}, "workerId"),
         ({"assignmentId": "../../admin"}, "assignmentId"),
@@ -173,7 +176,13 @@ def test_a_link_naming_an_existing_username_cannot_take_that_account(campaign, c
     prolific_victim = UserFactory(username=PROLIFIC_PID, role="curator")
 
     client, response = enter(campaign, mturk_params())
-    other = open_campaign(curator, list(campaign.categories.all()), slug="p", marketplace="prolific", completion_url="https://app.prolific.com/submissions/complete?cc=X")
+    other = open_campaign(
+        curator,
+        list(campaign.categories.all()),
+        slug="p",
+        marketplace="prolific",
+        completion_url="https://app.prolific.com/submissions/complete?cc=X",
+    )
     client2, _ = enter(other, prolific_params())
 
     # then each link gets its own new account, never the existing one

@@ -19,7 +19,11 @@ from tests.factories import candidate_pool
 pytestmark = pytest.mark.django_db
 
 BOB = "A9Z9Z9Z9Z9Z9Z9"
-A1, B1, H1 = "3AAAAAAAAAAAAAAAAAAAAAAAAAAAA1", "3BBBBBBBBBBBBBBBBBBBBBBBBBBBB1", "3HHHHHHHHHHHHHHHHHHHHHHHHHHHH1"
+A1, B1, H1 = (
+    "3AAAAAAAAAAAAAAAAAAAAAAAAAAAA1",
+    "3BBBBBBBBBBBBBBBBBBBBBBBBBBBB1",
+    "3HHHHHHHHHHHHHHHHHHHHHHHHHHHH1",
+)
 
 
 def _arrive(campaign, params) -> tuple[Client, str]:
@@ -73,8 +77,9 @@ def test_ledger_summary_and_csv_follow_the_answers(curator, category, curator_ap
     _claim(alice, "cats", a_uid)
     _claim(bob, "cats", b_uid)
     voted = sorted(
-        TaskItem.objects.filter(task__worker__external_worker__external_id=MTURK_WORKER, is_gold=False)
-        .values_list("candidate_id", flat=True)
+        TaskItem.objects.filter(
+            task__worker__external_worker__external_id=MTURK_WORKER, is_gold=False
+        ).values_list("candidate_id", flat=True)
     )
     assert len(voted) == 2
     first, second = (Candidate.objects.get(pk=pk) for pk in voted)
@@ -157,9 +162,16 @@ def test_a_gate_pause_rejects_with_its_reason_and_a_curator_pause_does_not(
             _claim(fast, "cats", uid)
     assert fast.get(f"/api/campaigns/assignments/{uids[2]}/next/").status_code == 403
     calm, calm_uid = _arrive(campaign, mturk_params(worker=BOB, assignment=B1))
-    assert answer_all(calm, calm.get(f"/api/campaigns/assignments/{calm_uid}/next/").json()).status_code == 201
+    assert (
+        answer_all(
+            calm, calm.get(f"/api/campaigns/assignments/{calm_uid}/next/").json()
+        ).status_code
+        == 201
+    )
     _claim(calm, "cats", calm_uid)
-    worker_pause(profile=worker_profile(Assignment.objects.get(uid=calm_uid).worker.user), reason="Checking.")
+    worker_pause(
+        profile=worker_profile(Assignment.objects.get(uid=calm_uid).worker.user), reason="Checking."
+    )
 
     response = curator_api.post("/api/campaigns/cats/review/")
 
@@ -167,7 +179,9 @@ def test_a_gate_pause_rejects_with_its_reason_and_a_curator_pause_does_not(
     # reason and evidence, the unfinished third is left alone, and the curator's pause alone
     # rejects nothing
     assert response.json() == {"approved": 1, "rejected": 2}
-    rows = list(Assignment.objects.order_by("id").values_list("external_id", "state", "reject_reason"))
+    rows = list(
+        Assignment.objects.order_by("id").values_list("external_id", "state", "reject_reason")
+    )
     assert [row[:2] for row in rows] == [
         ("3AAAAAAAAAAAAAAAAAAAAAAAAAAAA1", "rejected"),
         ("3AAAAAAAAAAAAAAAAAAAAAAAAAAAA2", "rejected"),
@@ -175,9 +189,13 @@ def test_a_gate_pause_rejects_with_its_reason_and_a_curator_pause_does_not(
         (B1, "approved"),
     ]
     reason = rows[0][2]
-    assert reason.startswith("Too many of your recent tasks were answered faster than 1000 s per image.")
+    assert reason.startswith(
+        "Too many of your recent tasks were answered faster than 1000 s per image."
+    )
     assert "Speed evidence 4.83 nats reached 4.61" in reason
-    assert list(LedgerEntry.objects.values_list("worker__external_id", "amount_cents")) == [(BOB, 5)]
+    assert list(LedgerEntry.objects.values_list("worker__external_id", "amount_cents")) == [
+        (BOB, 5)
+    ]
     lines = _csv(curator_api, "mturk-review").splitlines()
     assert lines[0] == "AssignmentId,HITId,WorkerId,Approve,Reject"
     assert lines[1].startswith(f"3AAAAAAAAAAAAAAAAAAAAAAAAAAAA1,{H1},{MTURK_WORKER},,Too many")
@@ -192,7 +210,9 @@ def test_a_gate_pause_rejects_with_its_reason_and_a_curator_pause_does_not(
 def test_the_accuracy_rule_pays_at_or_above_the_threshold(seen, right, expected):
     campaign = Campaign(bonus_rule="accuracy", bonus_cents=30, bonus_threshold=Decimal("0.8"))
 
-    amount, _ = bonus_cents(campaign, AssignmentRecord(tasks=5, accepted=0, control_seen=seen, control_correct=right))
+    amount, _ = bonus_cents(
+        campaign, AssignmentRecord(tasks=5, accepted=0, control_seen=seen, control_correct=right)
+    )
 
     assert amount == expected
 
