@@ -31,12 +31,17 @@ def money(cents: int) -> str:
     return f"{cents // 100}.{cents % 100:02d}"
 
 
+def _cell(value: str) -> str:
+    """A text cell a spreadsheet won't run as a formula (a campaign name is free text)."""
+    return f"'{value}" if value[:1] in ("=", "+", "-", "@") else value
+
+
 def _csv(header: list[str] | None, rows: Iterable[list[str]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if header:
         writer.writerow(header)
-    writer.writerows(rows)
+    writer.writerows([_cell(value) for value in row] for row in rows)
     return out.getvalue()
 
 

@@ -36,7 +36,8 @@ from campaigns.services.work import (
 )
 from labeling.api.image_urls import image_url_sign
 from labeling.api.throttling import AddressRateThrottle
-from labeling.services.microtasks import task_examples
+from labeling.services.answers import worker_stats
+from labeling.services.microtasks import task_examples, worker_profile
 from labeling.views import curator_required
 
 
@@ -128,7 +129,12 @@ def campaign_work(request: HttpRequest, slug: str, uid: str) -> HttpResponse:
     assignment = _own(request, slug, uid)
     if assignment.state != Assignment.State.WORKING:
         return redirect("campaign-done", slug=slug, uid=uid)
-    context = {"assignment": assignment, "campaign": assignment.campaign, "kind": "", "stats": {}}
+    context = {
+        "assignment": assignment,
+        "campaign": assignment.campaign,
+        "kind": "",
+        "stats": worker_stats(worker_profile(request.user)),
+    }
     return _marketplace_page(render(request, "campaigns/work.html", context), assignment.campaign)
 
 

@@ -74,6 +74,15 @@ def campaign_enter(*, campaign: Campaign, entry: Entry) -> Assignment:
     profile = worker_profile(user)
     if profile.paused:
         raise EntryRefused(f"Your account is paused: {profile.pause_reason}")
+    try:
+        return _assignment_open(campaign, worker, entry)
+    except IntegrityError:  # the same new assignment id arrived twice at once
+        raise EntryRefused(
+            "This assignment is being opened already; reload the page.", 409
+        ) from None
+
+
+def _assignment_open(campaign: Campaign, worker: ExternalWorker, entry: Entry) -> Assignment:
     with transaction.atomic():
         assignment = (
             Assignment.objects.select_for_update()
