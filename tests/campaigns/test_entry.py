@@ -224,3 +224,17 @@ def test_a_closed_campaign_and_a_worker_at_the_cap_are_refused(campaign, curator
     assert closed.status_code == 403
     assert "closed" in closed.content.decode()
     assert Assignment.objects.count() == 1
+
+
+def test_arrivals_are_rate_limited_per_address(campaign, monkeypatch):
+    from campaigns.views import CampaignThrottle
+
+    monkeypatch.setattr(CampaignThrottle, "THROTTLE_RATES", {"campaign": "2/min"})
+    enter(campaign, mturk_params())
+    enter(campaign, mturk_params(assignment="3AAAAAAAAAAAAAAAAAAAAAAAAAAAA2"))
+
+    client, response = enter(campaign, mturk_params(assignment="3AAAAAAAAAAAAAAAAAAAAAAAAAAAA3"))
+
+    assert response.status_code == 429
+    assert Assignment.objects.count() == 2
+    assert _signed_in(client) is None
