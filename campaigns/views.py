@@ -58,10 +58,10 @@ def _marketplace_page(
     """Let MTurk frame the page (ExternalQuestion shows it in an iframe) and let its form post
     to ``form_to`` (and a Prolific redirect after it) under the CSP."""
     if campaign.marketplace == Marketplace.MTURK:
-        response.xframe_options_exempt = True  # type: ignore[attr-defined]
-        response._csp_replace = {"frame-ancestors": list(MTURK_SUBMIT_ORIGINS)}  # type: ignore[attr-defined]
+        response.xframe_options_exempt = True
+        response._csp_replace = {"frame-ancestors": list(MTURK_SUBMIT_ORIGINS)}
     if form_to:
-        response._csp_update = {"form-action": [form_to]}  # type: ignore[attr-defined]
+        response._csp_update = {"form-action": [form_to]}
     return response
 
 
@@ -94,7 +94,7 @@ def campaign_entry(request: HttpRequest, slug: str) -> HttpResponse:
     """A marketplace worker arrives: MTurk's preview gets a sample; anyone else gets their
     bound account (a new session) and their assignment."""
     campaign = get_object_or_404(Campaign, slug=slug)
-    if not CampaignThrottle().allow_request(request, None):  # type: ignore[arg-type]
+    if not CampaignThrottle().allow_request(request, None):
         return _refused(request, "Too many arrivals from your address; wait a minute.", 429)
     try:
         entry = entry_parse(request.GET, campaign.marketplace, submit_origins())
@@ -181,7 +181,7 @@ def campaign_done(request: HttpRequest, slug: str, uid: str) -> HttpResponse:
 @require_POST
 def campaign_claim(request: HttpRequest, slug: str, uid: str) -> HttpResponse:
     """Spend the completion code (once), then go back to the marketplace."""
-    if not CampaignThrottle().allow_request(request, None):  # type: ignore[arg-type]
+    if not CampaignThrottle().allow_request(request, None):
         return _refused(request, "Too many tries from your address; wait a minute.", 429)
     _own(request, slug, uid)
     try:

@@ -13,6 +13,9 @@ from labeling.models import MicroTask, User
 from labeling.services.microtasks import worker_profile
 
 
+OTHERS_ASSIGNMENT = "This assignment belongs to another worker."
+
+
 class EntryRefused(Exception):
     """The worker may not work here now; ``message`` is shown to them, ``status`` is the HTTP
     status to answer with."""
@@ -67,6 +70,9 @@ def campaign_enter(*, campaign: Campaign, entry: Entry) -> Assignment:
         raise EntryRefused("This link is not for this campaign's marketplace.", 400)
     if campaign.state != Campaign.State.OPEN:
         raise EntryRefused("This campaign is closed; no new work is given out.")
+    taken = Assignment.objects.filter(campaign=campaign, external_id=entry.assignment_id)
+    if taken.exclude(worker__external_id=entry.worker_id).exists():  # before any account
+        raise EntryRefused(OTHERS_ASSIGNMENT, 409)
     worker = external_worker_bind(marketplace=entry.marketplace, external_id=entry.worker_id)
     user = worker.user
     if not user.is_active or user.is_curator:
@@ -91,7 +97,7 @@ def _assignment_open(campaign: Campaign, worker: ExternalWorker, entry: Entry) -
         )
         if assignment is not None:
             if assignment.worker_id != worker.pk:
-                raise EntryRefused("This assignment belongs to another worker.", 409)
+                raise EntryRefused(OTHERS_ASSIGNMENT, 409)
             if assignment.state not in (Assignment.State.WORKING, Assignment.State.FINISHED):
                 raise EntryRefused("This assignment was already submitted.", 409)
             return assignment

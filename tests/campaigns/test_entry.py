@@ -201,7 +201,7 @@ def test_an_assignment_id_of_another_worker_is_refused(campaign):
 
     assert response.status_code == 409
     assert "belongs to another worker" in response.content.decode()
-    assert Assignment.objects.count() == 1
+    assert Assignment.objects.count() == ExternalWorker.objects.count() == 1
     assert _signed_in(client) is None
 
 
