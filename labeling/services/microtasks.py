@@ -408,7 +408,11 @@ def task_assign(
             raise WorkerPaused(profile.pause_reason)
         open_tasks = MicroTask.objects.filter(
             _in_scope(LIVE), worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
-        ).filter(kind__in=kinds)
+        )
+        if kind is not None:
+            open_tasks = open_tasks.filter(kind=kind)
+        if scope is not None:
+            open_tasks = open_tasks.filter(kind__in=scope.kinds)
         if open_tasks.count() >= settings.CROWDNET_MAX_OPEN_TASKS:
             return open_tasks.order_by("issued_at").first()
         for candidate_kind in kinds:
