@@ -36,6 +36,7 @@ class CampaignForm(forms.ModelForm):
             "bonus_threshold",
             "tasks_per_assignment",
             "cap_per_worker",
+            "prolific_study_id",
             "completion_url",
         ]
         labels = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -54,6 +54,12 @@ class Campaign(models.Model):
     )
     cap_per_worker = models.PositiveIntegerField(
         validators=[MinValueValidator(1)], help_text="Most tasks one worker may do here."
+    )
+    prolific_study_id = models.CharField(
+        max_length=24,
+        blank=True,
+        validators=[RegexValidator(r"^[0-9a-f]{24}$", "24 lower-case hex digits.")],
+        help_text="Prolific: when set, only links of this study (STUDY_ID) are let in.",
     )
     completion_url = models.URLField(
         blank=True, help_text="Prolific: where a finished participant is sent (with its cc=)."

@@ -36,6 +36,7 @@ class CampaignSerializer(serializers.ModelSerializer):
             "bonus_threshold",
             "tasks_per_assignment",
             "cap_per_worker",
+            "prolific_study_id",
             "completion_url",
             "link",
             "created_at",

@@ -12,7 +12,6 @@ from campaigns.models import Assignment, AssignmentTask, Campaign, ExternalWorke
 from labeling.models import MicroTask, User
 from labeling.services.microtasks import worker_profile
 
-
 OTHERS_ASSIGNMENT = "This assignment belongs to another worker."
 
 
@@ -70,6 +69,9 @@ def campaign_enter(*, campaign: Campaign, entry: Entry) -> Assignment:
         raise EntryRefused("This link is not for this campaign's marketplace.", 400)
     if campaign.state != Campaign.State.OPEN:
         raise EntryRefused("This campaign is closed; no new work is given out.")
+    study = campaign.prolific_study_id
+    if study and entry.group_id != study:
+        raise EntryRefused("This link is for another Prolific study.", 400)
     taken = Assignment.objects.filter(campaign=campaign, external_id=entry.assignment_id)
     if taken.exclude(worker__external_id=entry.worker_id).exists():  # before any account
         raise EntryRefused(OTHERS_ASSIGNMENT, 409)

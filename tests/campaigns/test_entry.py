@@ -238,3 +238,16 @@ def test_arrivals_are_rate_limited_per_address(campaign, monkeypatch):
     assert response.status_code == 429
     assert Assignment.objects.count() == 2
     assert _signed_in(client) is None
+
+
+def test_a_prolific_campaign_bound_to_a_study_refuses_other_studies(prolific):
+    prolific.prolific_study_id = "0123456789abcdef01234567"
+    prolific.save(update_fields=["prolific_study_id"])
+
+    _, other = enter(prolific, prolific_params())
+    _, own = enter(prolific, {**prolific_params(), "STUDY_ID": "0123456789abcdef01234567"})
+
+    assert other.status_code == 400
+    assert "another Prolific study" in other.content.decode()
+    assert own.status_code == 302
+    assert ExternalWorker.objects.count() == Assignment.objects.count() == 1
