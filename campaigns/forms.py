@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
-from campaigns.models import Campaign
+from campaigns.models import CAMPAIGN_FIELDS, Campaign
 from labeling.models import Category, TaskKind
 
 
@@ -24,21 +24,7 @@ class CampaignForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = [
-            "name",
-            "slug",
-            "marketplace",
-            "categories",
-            "kinds",
-            "reward_cents",
-            "bonus_rule",
-            "bonus_cents",
-            "bonus_threshold",
-            "tasks_per_assignment",
-            "cap_per_worker",
-            "prolific_study_id",
-            "completion_url",
-        ]
+        fields = list(CAMPAIGN_FIELDS)
         labels = {
             "reward_cents": "Reward per task (cents)",
             "bonus_cents": "Bonus (cents)",

@@ -86,6 +86,24 @@ class Campaign(models.Model):
         return self.name
 
 
+CAMPAIGN_FIELDS = (
+    "name",
+    "slug",
+    "marketplace",
+    "categories",
+    "kinds",
+    "reward_cents",
+    "bonus_rule",
+    "bonus_cents",
+    "bonus_threshold",
+    "tasks_per_assignment",
+    "cap_per_worker",
+    "prolific_study_id",
+    "completion_url",
+)
+"""What a curator sets when opening a campaign (the form and the API)."""
+
+
 class ExternalWorker(models.Model):
     """The binding of a marketplace's worker id to the CrowdNet account made for it. Entry
     looks accounts up here only, never by username, so a link can't reach another account."""

@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from campaigns.exports import money
-from campaigns.models import Assignment, Campaign, LedgerEntry
+from campaigns.models import CAMPAIGN_FIELDS, Assignment, Campaign, LedgerEntry
 from labeling.api.serializers import CategorySlugField
 from labeling.models import Category, TaskKind
 
@@ -22,25 +22,7 @@ class CampaignSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Campaign
-        fields = [
-            "id",
-            "slug",
-            "name",
-            "marketplace",
-            "state",
-            "categories",
-            "kinds",
-            "reward_cents",
-            "bonus_rule",
-            "bonus_cents",
-            "bonus_threshold",
-            "tasks_per_assignment",
-            "cap_per_worker",
-            "prolific_study_id",
-            "completion_url",
-            "link",
-            "created_at",
-        ]
+        fields = ["id", *CAMPAIGN_FIELDS, "state", "link", "created_at"]
         read_only_fields = ["id", "state", "created_at"]
 
     def get_link(self, campaign: Campaign) -> str:
