@@ -128,6 +128,7 @@ INSTALLED_APPS = [
     "csp",
     "labeling",
     "training",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -360,6 +361,7 @@ REST_FRAMEWORK = {
         "anon": env_str("CROWDNET_THROTTLE_ANON", "30/min"),
         "imports": env_str("CROWDNET_THROTTLE_IMPORTS", "60/min"),
         "login": env_str("CROWDNET_THROTTLE_LOGIN", "20/min"),
+        "campaign": env_str("CROWDNET_THROTTLE_CAMPAIGN", "60/min"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -371,13 +373,24 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"TrainingRunStatusEnum": "training.models.TrainingRun.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "KindEnum": "labeling.models.TaskKind",
+        "StateEnum": "labeling.models.Candidate.State",
+        "CampaignStateEnum": "campaigns.models.Campaign.State",
+        "AssignmentStateEnum": "campaigns.models.Assignment.State",
+        "LedgerKindEnum": "campaigns.models.LedgerEntry.Kind",
+    },
 }
 
 # --- CrowdNet -------------------------------------------------------------------------------
 
 CROWDNET_OPEN_SIGNUP = env_bool("CROWDNET_OPEN_SIGNUP", False)
 CROWDNET_INVITE_DAYS = env_int("CROWDNET_INVITE_DAYS", 7, minimum=1)
+
+# Campaigns: turkSubmitTo may name www.mturk.com or workersandbox.mturk.com, and these
+# origins too (scheme://host[:port], comma-separated): a local stand-in in tests.
+CROWDNET_CAMPAIGN_SUBMIT_ORIGINS = env_list("CROWDNET_CAMPAIGN_SUBMIT_ORIGINS", [])
 
 # Ingestion limits
 CROWDNET_MAX_IMAGE_BYTES = env_int("CROWDNET_MAX_IMAGE_BYTES", 25 * 1024 * 1024, minimum=1)

@@ -10,7 +10,9 @@ serialised and the same reasoning holds.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -70,6 +72,38 @@ class Cell:
     control_answer: bool | None = None
 
 
+# --- campaign scope: the one hook the campaigns app has into task serving -------------------
+
+
+@dataclass(frozen=True)
+class TaskScope:
+    """Serve only these categories (ids) and task kinds: a campaign's (campaigns app)."""
+
+    categories: frozenset[int]
+    kinds: frozenset[str]
+
+
+_SCOPE: ContextVar[TaskScope | None] = ContextVar("task_scope", default=None)
+
+
+@contextmanager
+def _scoped(scope: TaskScope | None) -> Iterator[None]:
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def _in_scope(live: Q, path: str = "category_id") -> Q:
+    """``live`` narrowed to the current TaskScope's categories (through ``path``), if any."""
+    scope = _SCOPE.get()
+    return live if scope is None else live & Q(**{f"{path}__in": scope.categories})
+
+
+# --- end of the campaign scope ------------------------------------------------------------
+
+
 def worker_profile(worker: User, *, lock: bool = False) -> WorkerProfile:
     """The worker's profile (row-locked with ``lock``), created on first use."""
     queryset = WorkerProfile.objects.select_for_update() if lock else WorkerProfile.objects
@@ -111,7 +145,7 @@ def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
         .values("n")
     )
     open_items = Candidate.objects.filter(
-        LIVE, state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
+        _in_scope(LIVE), state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
     )
     return (
         _new_to(worker, now, open_items)
@@ -144,7 +178,9 @@ def _gold_cells(
 
     The gold ids are read from the (small) gold table first and shuffled here: asking the
     database to order a category's candidates by random() scanned all of them."""
-    ids = GoldAnswer.objects.filter(LIVE_CANDIDATE).values_list("candidate_id", flat=True)
+    ids = GoldAnswer.objects.filter(
+        _in_scope(LIVE_CANDIDATE, "candidate__category_id")
+    ).values_list("candidate_id", flat=True)
     if category_id is not None:
         ids = ids.filter(candidate__category_id=category_id)
     shuffled = list(ids)
@@ -251,7 +287,7 @@ def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> 
     leased = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), box__isnull=True)
     drew = Box.objects.filter(candidate=OuterRef("pk"), worker=worker)
     pool = (
-        Candidate.objects.filter(LIVE, box_state=stage)
+        Candidate.objects.filter(_in_scope(LIVE), box_state=stage)
         .exclude(Exists(answered))
         .exclude(Exists(leased))
     )
@@ -269,7 +305,9 @@ def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     """One proposed box drawn by someone else that still needs verification votes."""
     voted = Vote.objects.filter(worker=worker, box=OuterRef("pk"))
     pool = (
-        Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
+        Box.objects.filter(
+            _in_scope(LIVE_CANDIDATE, "candidate__category_id"), state=Box.State.PROPOSED
+        )
         .exclude(worker=worker)
         .exclude(Exists(voted))
         .alias(cast=F("yes_votes") + F("no_votes"))
@@ -351,25 +389,33 @@ def worker_resume(*, profile: WorkerProfile) -> None:
     profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])
 
 
-def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:
-    """The next micro-task for ``worker`` (of ``kind`` when given), or None when there is none.
+def task_assign(
+    *, worker: User, kind: str | None = None, scope: TaskScope | None = None
+) -> MicroTask | None:
+    """The next micro-task for ``worker`` (of ``kind`` when given; within ``scope``, a
+    campaign's categories and kinds, when given), or None when there is none.
 
     Writes a MicroTask and its TaskItems (the lease). A worker holds at most
     CROWDNET_MAX_OPEN_TASKS open tasks (the one shown and one prefetched); past that, the oldest
     open one is returned again. Raises WorkerPaused for a paused worker."""
     now = timezone.now()
-    with transaction.atomic():
+    kinds = [kind] if kind else KIND_ORDER
+    if scope is not None:
+        kinds = [k for k in kinds if k in scope.kinds]
+    with transaction.atomic(), _scoped(scope):
         profile = worker_profile(worker, lock=True)
         if profile.paused:
             raise WorkerPaused(profile.pause_reason)
         open_tasks = MicroTask.objects.filter(
-            LIVE, worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
+            _in_scope(LIVE), worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
         )
         if kind is not None:
             open_tasks = open_tasks.filter(kind=kind)
+        if scope is not None:
+            open_tasks = open_tasks.filter(kind__in=scope.kinds)
         if open_tasks.count() >= settings.CROWDNET_MAX_OPEN_TASKS:
             return open_tasks.order_by("issued_at").first()
-        for candidate_kind in [kind] if kind else KIND_ORDER:
+        for candidate_kind in kinds:
             cells = _cells(candidate_kind, worker, now)
             if cells:
                 return _lease(worker, candidate_kind, cells, now)

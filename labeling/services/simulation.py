@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import urllib3
@@ -72,6 +73,8 @@ class SimulationConfig:
     patience: int = 10
     seed: int = 0
     prefix: str = "sim"
+    # enter through this campaign's link (campaigns.simulation) instead of with API tokens
+    campaign: str | None = None
 
 
 @dataclass
@@ -97,13 +100,22 @@ def _clean_slate() -> dict[str, object]:
     }
 
 
+def _slate_clean(user: User) -> None:
+    """Reset every profile column and give back the leases still open from an earlier run."""
+    now = timezone.now()
+    with transaction.atomic():
+        WorkerProfile.objects.update_or_create(user=user, defaults=_clean_slate())
+        leased = MicroTask.objects.filter(worker=user, status=MicroTask.Status.LEASED)
+        TaskItem.objects.filter(task__in=leased).update(leased_until=now)
+        leased.update(expires_at=now)
+
+
 def simulated_workers_create(count: int, prefix: str) -> list[tuple[User, str]]:
     """``count`` worker accounts ``<prefix>-0``... with API tokens (reused when they exist);
     every profile column is reset and leases still open from an earlier run are given back,
     so each run starts from a clean slate (the earlier run's votes stay: they are the
     crowd's)."""
     people = []
-    now = timezone.now()
     for index in range(count):
         user, created = User.objects.get_or_create(
             username=f"{prefix}-{index}", defaults={"role": User.Role.WORKER}
@@ -111,14 +123,20 @@ def simulated_workers_create(count: int, prefix: str) -> list[tuple[User, str]]:
         if created:
             user.set_unusable_password()
             user.save(update_fields=["password"])
-        with transaction.atomic():
-            WorkerProfile.objects.update_or_create(user=user, defaults=_clean_slate())
-            leased = MicroTask.objects.filter(worker=user, status=MicroTask.Status.LEASED)
-            TaskItem.objects.filter(task__in=leased).update(leased_until=now)
-            leased.update(expires_at=now)
+        _slate_clean(user)
         token, _ = Token.objects.get_or_create(user=user)
         people.append((user, token.key))
     return people
+
+
+def _campaign_workers(config: SimulationConfig) -> list[tuple[User, str]]:
+    """The accounts the campaign link will give the simulated workers, from a clean slate."""
+    from campaigns.simulation import campaign_workers_bind  # the campaigns app builds on this
+
+    users = campaign_workers_bind(config.campaign or "", config.workers, config.seed)
+    for user in users:
+        _slate_clean(user)
+    return [(user, "") for user in users]
 
 
 def truth_lookup(item_uids: list[str]) -> dict[str, ItemTruth]:
@@ -176,6 +194,20 @@ def _answers(
     return answers
 
 
+def _campaign_visitor(
+    config: SimulationConfig, http: urllib3.PoolManager, index: int, deadline: float
+) -> Any:
+    """With ``config.campaign``: the worker's session, entered through the campaign link."""
+    if config.campaign is None:
+        return None
+    from campaigns.simulation import CampaignVisitor
+
+    visitor = CampaignVisitor(http, config.url, config.campaign, config.seed, index)
+    if not visitor.enter(deadline):
+        raise urllib3.exceptions.HTTPError(f"campaign {config.campaign}: entry refused")
+    return visitor
+
+
 def _worker_loop(
     config: SimulationConfig,
     index: int,
@@ -189,15 +221,25 @@ def _worker_loop(
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     rng = np.random.default_rng(config.seed * 1000 + index)
     query = f"?kind={config.kind}" if config.kind else ""
+    next_url = f"{config.url}/api/tasks/next/{query}"
     empties = 0
     quiet_since = -1
     holding = False
     try:
+        visitor = _campaign_visitor(config, http, index, deadline)
+        if visitor is not None:
+            headers, next_url = visitor.headers, visitor.next_url
         while time.monotonic() < deadline:
             with tally.lock:
                 if config.max_tasks is not None and tally.answered >= config.max_tasks:
                     return
-            response = http.request("GET", f"{config.url}/api/tasks/next/{query}", headers=headers)
+            response = http.request("GET", next_url, headers=headers)
+            finished = response.headers.get("Crowdnet-Empty-Reason") == "finished"
+            if visitor is not None and response.status == 204 and finished:
+                if not visitor.finish(deadline):  # claim the code, take the next assignment
+                    return
+                headers, next_url = visitor.headers, visitor.next_url
+                continue
             if response.status == 204:
                 with tally.lock:
                     tally.empty += 1
@@ -340,7 +382,10 @@ def simulation_run(
         seconds_per_item=config.seconds_per_item,
         rng=rng,
     )
-    people = simulated_workers_create(config.workers, config.prefix)
+    if config.campaign:
+        people = _campaign_workers(config)
+    else:
+        people = simulated_workers_create(config.workers, config.prefix)
     workers = [user for user, _ in people]
     tally = _Tally()
     started_at = timezone.now()

@@ -7,6 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from campaigns.models import Campaign
 from labeling.crowd.simulate import mix_parse
 from labeling.models import DemoTruth, TaskKind
 from labeling.services.reaggregation import consensus_reaggregate
@@ -50,6 +51,13 @@ class Command(BaseCommand):
         parser.add_argument("--kind", choices=TaskKind.values, default=None)
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument(
+            "--campaign",
+            metavar="SLUG",
+            default=None,
+            help="Enter through this campaign's link as marketplace workers (sessions, "
+            "assignments, completion codes) instead of with API tokens.",
+        )
+        parser.add_argument(
             "--generate-boxes",
             type=int,
             default=0,
@@ -81,6 +89,8 @@ class Command(BaseCommand):
             raise CommandError(
                 "No items with a known truth: run `manage.py load_demo` (or --generate-boxes N)."
             )
+        if options["campaign"] and not Campaign.objects.filter(slug=options["campaign"]).exists():
+            raise CommandError(f"--campaign: no campaign {options['campaign']!r}.")
         problem = server_check(options["url"].rstrip("/"))
         if problem:
             raise CommandError(f"{problem}: start it (make demo) or pass --url.")
@@ -97,6 +107,7 @@ class Command(BaseCommand):
             max_tasks=options["max_tasks"],
             kind=options["kind"],
             seed=options["seed"],
+            campaign=options["campaign"],
         )
         after = None if options["no_reaggregate"] else self._reaggregate
         with tqdm(

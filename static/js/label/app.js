@@ -136,6 +136,9 @@ function showResult(result) {
     view.prompt.textContent = "Your account is paused";
     $("paused-reason").textContent = result.reason;
     showState("paused");
+  } else if (result.why === "finished" && root.dataset.finishedUrl) {
+    // a campaign's assignment is done: its completion page has the code
+    window.location.assign(root.dataset.finishedUrl);
   } else {
     view.prompt.textContent = "Nothing to do right now";
     const why = result.why === "done" ? "done" : "no-work";
