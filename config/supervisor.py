@@ -160,6 +160,9 @@ class Supervisor:
         stubborn = [pgid for pgid in groups if _group_alive(pgid)]
         for pgid in stubborn:
             _signal_group(pgid, signal.SIGKILL)
+        deadline = time.monotonic() + 5  # SIGKILL lands at once, but not instantly
+        while any(_group_alive(pgid) for pgid in stubborn) and time.monotonic() < deadline:
+            time.sleep(0.05)
         for entry in self.running:
             if entry.process is not None:
                 with contextlib.suppress(subprocess.TimeoutExpired):

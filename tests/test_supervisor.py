@@ -101,7 +101,7 @@ def test_a_killed_program_is_started_again_after_its_orphans_are_gone(tmp_path):
         supervisor.stop()
         thread.join(30)
     assert not thread.is_alive()
-    assert not any(_alive(pid) for pid in _pids(log))
+    _until(lambda: not any(_alive(pid) for pid in _pids(log)), 10)
 
 
 def test_stopping_terminates_every_group_and_kills_what_ignores_sigterm(tmp_path):
@@ -137,7 +137,7 @@ def test_stopping_terminates_every_group_and_kills_what_ignores_sigterm(tmp_path
     thread.join(30)
 
     assert not thread.is_alive()
-    assert not any(_alive(pid) for pid in _pids(log))
+    _until(lambda: not any(_alive(pid) for pid in _pids(log)), 10)
     assert lines == ["stopping: worker, training", "killed after 1 s: training", "stopped"]
 
 
@@ -197,7 +197,7 @@ def test_ctrl_c_stops_everything_once(tmp_path):
 
     assert process.returncode == 0
     assert stderr.splitlines() == ["[supervisor] stopping: a, b", "[supervisor] stopped"]
-    assert not any(_alive(pid) for pid in _pids(log))
+    _until(lambda: not any(_alive(pid) for pid in _pids(log)), 10)
 
 
 def test_demo_serve_refuses_bad_arguments():
