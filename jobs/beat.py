@@ -32,8 +32,7 @@ class JobBeat:
         )
 
     def __enter__(self) -> JobBeat:
-        self._thread.start()
-        return self
+        return self.start()
 
     def __exit__(
         self,
@@ -41,8 +40,17 @@ class JobBeat:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.stop()
+
+    def start(self) -> JobBeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
         self._stop.set()
-        self._thread.join()
+        # Bounded: a beat blocked on a lock (only inside a test's transaction) must not hang
+        # the attempt; a late beat writes nothing once the job has ended.
+        self._thread.join(timeout=10)
 
     def _run(self) -> None:
         try:
