@@ -108,13 +108,13 @@ def job_still_ours(claim: Claim) -> bool:
     write the outcome in the same one: the sweep cannot take the job in between."""
     if claim.mine().select_for_update().exists():
         return True
-    row = claim.kind.model.objects.filter(pk=claim.pk).values("status", "attempt").first()
+    row = claim.kind.model.objects.filter(pk=claim.pk).values_list("status", "attempt").first()
     log.warning(
-        "%s %s: attempt %s ends, but the job is %s; its outcome is dropped",
+        "%s job %s: attempt %s ends, but the job is %s at attempt %s; its outcome is dropped",
         claim.kind.name,
         claim.pk,
         claim.attempt,
-        row or "gone",
+        *(row or ("gone", "-")),
     )
     return False
 

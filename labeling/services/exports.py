@@ -31,6 +31,7 @@ from jobs.services import (
     JobCancelled,
     JobLost,
     job_cancel,
+    job_cancel_requested,
     job_claim,
     job_enqueue_on_commit,
     job_finish,
@@ -419,7 +420,13 @@ def _build(
         if now - last[0] < 1.0:
             return
         last[0] = now
-        claim.mine().update(images_done=done, images_written=written)
+        # the progress write is also a heartbeat, only while the job is ours
+        if not claim.mine().update(
+            images_done=done, images_written=written, heartbeat_at=timezone.now()
+        ):
+            raise JobLost(f"export {export.pk} was taken away")
+        if job_cancel_requested(claim):
+            raise JobCancelled
 
     try:
         selection = export_selection(export.version, export_options_parse(export.options))

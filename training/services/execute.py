@@ -27,6 +27,7 @@ from jobs.services import (
     Claim,
     JobCancelled,
     JobLost,
+    job_cancel_requested,
     job_claim,
     job_heartbeat,
     job_publish,
@@ -105,6 +106,8 @@ def _epoch_writer(
     def write(stats: EpochStats) -> None:
         if not job_heartbeat(claim):  # taken away: the curve is the newer attempt's now
             raise JobLost(f"run {claim.pk} was taken away")
+        if job_cancel_requested(claim):
+            raise JobCancelled
         TrainingEpoch.objects.update_or_create(
             run_id=claim.pk,
             epoch=stats.epoch,
