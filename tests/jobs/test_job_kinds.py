@@ -115,3 +115,19 @@ def test_cancelling_a_finished_run_changes_nothing(queued):
     after = run_cancel(run)
 
     assert (after.status, after.cancel_requested, after.finished_at) == ("done", False, None)
+
+
+def test_an_import_job_is_cancelled_through_the_api_and_a_finished_one_is_refused(
+    curator_api, category, curator
+):
+    from labeling.models import ImportJob
+
+    queued = ImportJob.objects.create(source="url", category=category, created_by=curator)
+    done = ImportJob.objects.create(source="url", category=category, status="done")
+
+    response = curator_api.post(f"/api/imports/jobs/{queued.uid}/cancel/")
+    assert (response.status_code, response.json()["status"]) == (200, "cancelled")
+
+    response = curator_api.post(f"/api/imports/jobs/{done.uid}/cancel/")
+    assert (response.status_code, response.json()) == (409, {"detail": "It is done already."})
+    assert ImportJob.objects.get(pk=done.pk).status == "done"
