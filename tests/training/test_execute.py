@@ -173,7 +173,7 @@ def test_a_layer_table_that_cannot_be_made_leaves_the_run_training(monkeypatch, 
     assert "no layer table for lenet5" in caplog.text
 
 
-def test_an_attempt_taken_over_by_a_retry_leaves_the_outcome_to_the_retry(caplog):
+def test_an_attempt_taken_over_by_a_retry_leaves_the_outcome_to_the_retry(caplog, settings):
     # given a run whose heartbeat went stale mid-training: runs_fail_stale queued it again and
     # a second worker claimed it (attempt 2) while the first one, still alive, trains on
     run = _queued(digits_version(), "feature_extraction", params={**SMALL, "epochs": 1})
@@ -194,3 +194,5 @@ def test_an_attempt_taken_over_by_a_retry_leaves_the_outcome_to_the_retry(caplog
     assert (
         f"training job {run.pk}: attempt 1 ends, but the job is running at attempt 2" in caplog.text
     )
+    # and its checkpoint neither lands on run-N.pt nor lingers as a partial
+    assert list(settings.CROWDNET_CHECKPOINT_DIR.glob(f"run-{run.pk}*")) == []
