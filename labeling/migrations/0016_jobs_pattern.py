@@ -2,7 +2,7 @@
 
 import django.utils.timezone
 from django.db import migrations, models
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Now
 
 
 def existing_rows_as_jobs(apps, schema_editor):
@@ -23,7 +23,7 @@ def existing_rows_as_jobs(apps, schema_editor):
         runs.objects.filter(status="running").order_by("-id").values_list("id", flat=True)
     )
     runs.objects.filter(pk__in=running[1:]).update(
-        status="failed", error="Its worker stopped before it finished."
+        status="failed", error="Its worker stopped before it finished.", finished_at=Now()
     )
     runs.objects.filter(pk__in=running[:1]).update(attempt=1, heartbeat_at=F("started_at"))
     runs.objects.exclude(status="running").update(attempt=1)
