@@ -96,12 +96,13 @@ SEED_SQL = [
        SELECT n, now(), '[]'::jsonb, '{{}}'::jsonb, 0.2, n * 10000, 0, '{{}}'::jsonb
        FROM generate_series(1, 10) n""",
     """INSERT INTO training_trainingrun (version_id, backbone, weights, mode, params, trigger,
-         status, active, cancel_requested, attempts, device, created_at, finished_at,
-         top1_error, top5_error, checkpoint, checkpoint_sha256, current, error)
+         status, active, cancel_requested, attempt, owner, sent_at, device, created_at,
+         finished_at, top1_error, top5_error, checkpoint, checkpoint_sha256, current, error)
        SELECT (SELECT min(id) FROM training_datasetversion) + r % 10,
          CASE WHEN r % 2 = 0 THEN 'efficientnet_lite0' ELSE 'resnet18' END, 'imagenet',
          CASE WHEN r % 3 = 0 THEN 'fine_tune' ELSE 'feature_extraction' END, '{{}}'::jsonb,
-         'schedule', 'done', NULL, false, 1, 'cpu', now(), now() - (r || ' hours')::interval,
+         'schedule', 'done', NULL, false, 1, '', now(), 'cpu', now(),
+         now() - (r || ' hours')::interval,
          0.4 - r / 400.0, 0.1 - r / 1200.0, '', '', r = 99, ''
        FROM generate_series(0, 99) r""",
     # every vote answered a task item; a tenth of the candidates were served as controls

@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_celery_beat",
     "csp",
+    "jobs",
     "labeling",
     "training",
     "campaigns",
@@ -247,10 +248,12 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "sweep-orphan-media": {"task": "labeling.tasks.media_orphans_sweep", "schedule": 6 * 3600.0},
-    "fail-stale-import-jobs": {"task": "labeling.tasks.import_jobs_fail_stale", "schedule": 600.0},
     "expire-exports": {"task": "labeling.tasks.exports_expire", "schedule": 3600.0},
     "training-auto": {"task": "training.tasks.training_auto", "schedule": 300.0},
-    "training-fail-stale": {"task": "training.tasks.runs_fail_stale", "schedule": 120.0},
+    "jobs-sweep": {
+        "task": "jobs.tasks.jobs_sweep",
+        "schedule": env_float("CROWDNET_JOBS_SWEEP_SECONDS", 60.0, minimum=1.0),
+    },
     # scores a lost re-scoring message or a killed worker left missing
     "evaluation-catch-up": {"task": "training.tasks.evaluations_catch_up", "schedule": 900.0},
     "consensus-reaggregate": {
@@ -516,6 +519,17 @@ CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS = env_int(
     "CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS", 600, minimum=10
 )
 CROWDNET_TRAIN_MAX_ATTEMPTS = env_int("CROWDNET_TRAIN_MAX_ATTEMPTS", 2, minimum=1)
+# Background jobs (imports, exports, training and consensus runs; docs/architecture.md): a
+# running attempt beats every CROWDNET_JOBS_HEARTBEAT_SECONDS; the sweep requeues a job silent
+# past its kind's stale period (training: CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS) while it has
+# attempts left (training: CROWDNET_TRAIN_MAX_ATTEMPTS), then fails it, and sends a queued
+# job's message again when it was sent more than CROWDNET_JOBS_RESEND_GRACE_SECONDS ago.
+CROWDNET_JOBS_HEARTBEAT_SECONDS = env_float("CROWDNET_JOBS_HEARTBEAT_SECONDS", 30.0, minimum=0.1)
+CROWDNET_JOBS_RESEND_GRACE_SECONDS = env_int("CROWDNET_JOBS_RESEND_GRACE_SECONDS", 300, minimum=0)
+CROWDNET_JOBS_MAX_ATTEMPTS = env_int("CROWDNET_JOBS_MAX_ATTEMPTS", 2, minimum=1)
+CROWDNET_IMPORT_STALE_SECONDS = env_int("CROWDNET_IMPORT_STALE_SECONDS", 600, minimum=1)
+CROWDNET_EXPORT_STALE_SECONDS = env_int("CROWDNET_EXPORT_STALE_SECONDS", 600, minimum=1)
+CROWDNET_CONSENSUS_STALE_SECONDS = env_int("CROWDNET_CONSENSUS_STALE_SECONDS", 600, minimum=1)
 CROWDNET_TRAIN_TIME_LIMIT = env_int("CROWDNET_TRAIN_TIME_LIMIT", 4 * 3600, minimum=60)
 CROWDNET_TRAIN_DEVICE = env_str("CROWDNET_TRAIN_DEVICE", "auto")
 # CPU threads for training (0: torch's default, one per core). On a small shared machine 1 is

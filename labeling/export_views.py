@@ -29,8 +29,13 @@ def curate_exports(request: HttpRequest) -> HttpResponse:
         if export_uid is None:
             return bad_request(request, "The export to cancel must be given by its id (a UUID).")
         export = get_object_or_404(_own_exports(request), uid=export_uid)
-        export_cancel(export=export)
-        messages.success(request, "The export is cancelled.")
+        export = export_cancel(export=export)
+        if export.status == DatasetExport.Status.CANCELLED:
+            messages.success(request, "The export is cancelled.")
+        elif export.cancel_requested and export.status == DatasetExport.Status.RUNNING:
+            messages.success(request, "The export stops at its next image.")
+        else:
+            messages.error(request, f"The export is {export.status}; there is nothing to cancel.")
         return redirect("curate-exports")
     if request.method == "POST":
         form = ExportForm(request.POST, versions=_version_choices())

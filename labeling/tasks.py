@@ -27,7 +27,7 @@ def media_orphans_sweep() -> int:
 
 @shared_task(name="labeling.tasks.import_jobs_fail_stale")
 def import_jobs_fail_stale() -> int:
-    """Mark import jobs that never finished as failed."""
+    """The job sweep for import jobs only (jobs.tasks.jobs_sweep does every kind)."""
     return imports.import_jobs_fail_stale()
 
 
@@ -38,6 +38,12 @@ def consensus_reaggregate(trigger: str = "schedule", user_id: int | None = None)
 
     by = User.objects.filter(pk=user_id).first() if user_id is not None else None
     return reaggregation.consensus_reaggregate(trigger=trigger, by=by).pk
+
+
+@shared_task(name="labeling.tasks.consensus_run_execute", acks_late=True, soft_time_limit=3600)
+def consensus_run_execute(run_id: int) -> str:
+    """Run a consensus run the sweep queued again; one already taken or finished is left."""
+    return reaggregation.consensus_run_execute(run_id).status
 
 
 @shared_task(name="labeling.tasks.export_build", acks_late=True, soft_time_limit=4 * 3600)

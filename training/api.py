@@ -99,6 +99,7 @@ class RunSerializer(serializers.ModelSerializer):
     """A run as listed; errors are fractions in [0, 1], seconds of wall time."""
 
     version = serializers.IntegerField(source="version.number", read_only=True)
+    attempts = serializers.IntegerField(source="attempt", read_only=True)
 
     class Meta:
         model = TrainingRun

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from jobs.models import Job, JobStatus
 from labeling.models import Image
 
 
@@ -58,15 +59,11 @@ class DatasetItem(models.Model):
         return f"{self.image_id} in v{self.version_id}"
 
 
-class TrainingRun(models.Model):
-    """One fine-tuning of a backbone on a dataset version, and what came of it."""
+class TrainingRun(Job):
+    """One fine-tuning of a backbone on a dataset version, and what came of it; a background
+    job (jobs.models.Job: status, attempt, owner, heartbeat)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
-        CANCELLED = "cancelled", "Cancelled"
+    Status = JobStatus
 
     version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
     backbone = models.CharField(max_length=40)
@@ -77,16 +74,12 @@ class TrainingRun(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     # True while queued or running, NULL after: unique, so the database itself lets only one
     # run go at a time, whoever starts it.
     active = models.BooleanField(null=True, blank=True, unique=True, default=True, editable=False)
-    cancel_requested = models.BooleanField(default=False)
-    attempts = models.PositiveSmallIntegerField(default=0)
     device = models.CharField(max_length=40, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     seconds = models.FloatField(null=True, blank=True)
     top1_error = models.FloatField(null=True, blank=True)
@@ -103,7 +96,6 @@ class TrainingRun(models.Model):
         help_text="The layer table at the run's image size, written when it starts: "
         '{"image_size", "layers": [{"name", "kind", "input", "output", "params", "trains"}]}.',
     )
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]

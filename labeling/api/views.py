@@ -241,6 +241,18 @@ class ImportJobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewset
     lookup_field = "uid"
     queryset = ImportJob.objects.select_related("category").order_by("-id")
 
+    @extend_schema(request=None, responses={200: ImportJobSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, uid: str | None = None) -> Response:
+        """Cancel the job: a queued one at once, a running one at its next item; 409 for one
+        that has already ended."""
+        job = self.get_object()
+        outcome = imports.import_job_cancel(job=job)
+        if not outcome.changed:
+            return Response({"detail": outcome.message}, status=status.HTTP_409_CONFLICT)
+        job.refresh_from_db()
+        return Response(ImportJobSerializer(job).data)
+
 
 class WorkerListCreateView(generics.ListCreateAPIView):
     """Workers: curators list them and create accounts."""

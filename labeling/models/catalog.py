@@ -11,6 +11,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 
+from jobs.models import Job, JobStatus
 from labeling.usernames import validate_username
 from labeling.wordnet_ids import (
     CATEGORY_NAME_MAX_LENGTH,
@@ -347,14 +348,11 @@ class DemoTruth(models.Model):
         return f"{self.candidate_id}: {self.true_label}"
 
 
-class ImportJob(models.Model):
-    """One import run (upload, archive, folder, URL list or page) and its outcome report."""
+class ImportJob(Job):
+    """One import run (upload, archive, folder, URL list or page) and its outcome report; a
+    background job (jobs.models.Job: status, attempt, owner, heartbeat)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = JobStatus
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     source = models.CharField(max_length=10, choices=ImageSource.choices)
@@ -362,13 +360,11 @@ class ImportJob(models.Model):
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
     params = models.JSONField(default=dict, help_text="What to fetch: urls or page_url.")
     added = models.PositiveIntegerField(default=0)
     duplicates = models.PositiveIntegerField(default=0)
     rejected = models.PositiveIntegerField(default=0)
     report = models.JSONField(default=list, help_text="One row per item: name, outcome, reason.")
-    error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from jobs.models import Job, JobStatus
 from labeling.models.catalog import Candidate, Category
 
 
@@ -273,19 +274,16 @@ class ObjectBox(models.Model):
         return f"object on {self.candidate_id}"
 
 
-class ConsensusRun(models.Model):
-    """One Dawid-Skene re-aggregation over every label vote, and what it changed."""
+class ConsensusRun(Job):
+    """One Dawid-Skene re-aggregation over every label vote, and what it changed; a background
+    job (jobs.models.Job), at most one running at a time (a partial unique index)."""
 
-    class Status(models.TextChoices):
-        RUNNING = "running", "Running"
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"
+    Status = JobStatus
 
     trigger = models.CharField(max_length=10, default="schedule")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
     started_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     items = models.PositiveIntegerField(default=0)
@@ -297,10 +295,16 @@ class ConsensusRun(models.Model):
     log_likelihood = models.FloatField(null=True, blank=True)
     class_priors = models.JSONField(null=True, blank=True)
     seconds = models.FloatField(default=0.0)
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status"],
+                condition=Q(status=JobStatus.RUNNING),
+                name="one_running_consensus_run",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"consensus run {self.pk} ({self.status})"

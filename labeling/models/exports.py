@@ -7,9 +7,12 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from jobs.models import Job
 
-class DatasetExport(models.Model):
-    """An export job and its archive. Only the curator who asked (or staff) may download it."""
+
+class DatasetExport(Job):
+    """An export job (jobs.models.Job) and its archive. Only the curator who asked (or staff)
+    may download it. Its states are the job states and one more: expired (archive deleted)."""
 
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -36,8 +39,6 @@ class DatasetExport(models.Model):
     file_name = models.CharField(max_length=200, blank=True, help_text="Under CROWDNET_EXPORT_DIR.")
     byte_size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True, help_text="Of the whole archive.")
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -25,6 +24,20 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from jobs.beat import JobBeat
+from jobs.kinds import EXPORT
+from jobs.services import (
+    Claim,
+    JobCancelled,
+    JobLost,
+    job_cancel,
+    job_cancel_requested,
+    job_claim,
+    job_enqueue_on_commit,
+    job_finish,
+    job_publish,
+    partial_path,
+)
 from labeling.exports.archive import ArchiveWriter
 from labeling.exports.formats import FORMATS, SPLITS, FormatOptions, export_write
 from labeling.exports.records import ExportCategory, ExportImage
@@ -40,10 +53,6 @@ CHUNK = 2000
 
 class ExportRequestError(ValueError):
     """An export asked for something that cannot be: the message says what to change."""
-
-
-class ExportCancelled(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -358,7 +367,7 @@ def export_create(
             images_total=selection.items().count(),
         )
         if enqueue:
-            transaction.on_commit(lambda: _enqueue(export.pk))
+            job_enqueue_on_commit(EXPORT, export.pk)
     return export
 
 
@@ -372,82 +381,92 @@ def export_path(export: DatasetExport) -> Path:
     return Path(settings.CROWDNET_EXPORT_DIR) / export.file_name
 
 
-def _finish(export_id: int, status: str, **fields: object) -> None:
-    DatasetExport.objects.filter(pk=export_id).update(
-        status=status, finished_at=timezone.now(), **fields
-    )
+def export_output(export: DatasetExport) -> Path:
+    """Where a job's archive goes once whole (its attempts write beside it, see jobs)."""
+    name = f"crowdnet-v{export.version.number}-{export.format}-{export.uid.hex[:12]}"
+    return Path(settings.CROWDNET_EXPORT_DIR) / f"{name}.{export.archive}"
 
 
 def export_build(export_id: int) -> DatasetExport:
     """Build a queued export's archive: claims it (a message delivered twice builds once),
-    writes to a temporary file with progress, and moves it into place when whole. A cancel
-    request is seen between two images; a failure leaves no file and says why."""
-    claimed = DatasetExport.objects.filter(pk=export_id, status=DatasetExport.Status.QUEUED).update(
-        status=DatasetExport.Status.RUNNING, started_at=timezone.now()
-    )
+    beats a heartbeat throughout, writes ``<archive>.attempt-N.partial`` with progress and
+    moves it into place only while this attempt still owns the job. A cancel request is seen
+    between two images; a failure leaves no file and says why."""
+    claim = job_claim(EXPORT, export_id, started_at=timezone.now())
     export = DatasetExport.objects.select_related("version").get(pk=export_id)
-    if not claimed:
+    if claim is None:
         return export
-    folder = Path(settings.CROWDNET_EXPORT_DIR)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = (
-        f"crowdnet-v{export.version.number}-{export.format}-{export.uid.hex[:12]}.{export.archive}"
-    )
-    last = [0.0]
-
-    def on_image(done: int, written: int) -> None:
-        now = time.monotonic()
-        if now - last[0] < 1.0:
-            return
-        last[0] = now
-        DatasetExport.objects.filter(pk=export_id).update(images_done=done, images_written=written)
-        if DatasetExport.objects.filter(pk=export_id, cancel_requested=True).exists():
-            raise ExportCancelled
-
-    handle, temporary = tempfile.mkstemp(
-        dir=folder, prefix=".partial-", suffix=f".{export.archive}"
-    )
-    try:
-        selection = export_selection(export.version, export_options_parse(export.options))
-        with os.fdopen(handle, "wb") as out:
-            written = export_stream(selection, export.format, out, on_image=on_image)
-            out.flush()
-            os.fsync(out.fileno())
-        digest = hashlib.sha256()
-        with open(temporary, "rb") as archive:
-            for block in iter(lambda: archive.read(2**20), b""):
-                digest.update(block)
-        os.replace(temporary, folder / name)
-    except ExportCancelled:
-        os.unlink(temporary)
-        _finish(export_id, DatasetExport.Status.CANCELLED)
-    except Exception as error:
-        log.exception("export %s failed", export_id)
-        os.unlink(temporary)
-        _finish(export_id, DatasetExport.Status.FAILED, error=f"{type(error).__name__}: {error}")
-    else:
-        _finish(
-            export_id,
-            DatasetExport.Status.DONE,
-            file_name=name,
-            byte_size=(folder / name).stat().st_size,
-            sha256=digest.hexdigest(),
-            images_done=export.images_total,
-            images_written=written,
-            expires_at=timezone.now() + timedelta(hours=settings.CROWDNET_EXPORT_RETENTION_HOURS),
-        )
+    final = export_output(export)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(final, claim.attempt)
+    with JobBeat(claim) as beat:
+        outcome = _build(export, claim, beat, partial, final)
+    partial.unlink(missing_ok=True)
+    if outcome is not None:
+        job_finish(claim, **outcome)  # type: ignore[arg-type]
     export.refresh_from_db()
     return export
 
 
+def _build(
+    export: DatasetExport, claim: Claim, beat: JobBeat, partial: Path, final: Path
+) -> dict[str, object] | None:
+    """Write the archive and publish it; the fields of the job's outcome (None: not ours)."""
+    last = [0.0]
+
+    def on_image(done: int, written: int) -> None:
+        beat.check()
+        now = time.monotonic()
+        if now - last[0] < 1.0:
+            return
+        last[0] = now
+        # the progress write is also a heartbeat, only while the job is ours
+        if not claim.mine().update(
+            images_done=done, images_written=written, heartbeat_at=timezone.now()
+        ):
+            raise JobLost(f"export {export.pk} was taken away")
+        if job_cancel_requested(claim):
+            raise JobCancelled
+
+    try:
+        selection = export_selection(export.version, export_options_parse(export.options))
+        with open(partial, "wb") as out:
+            written = export_stream(selection, export.format, out, on_image=on_image)
+            out.flush()
+            os.fsync(out.fileno())
+        digest = hashlib.sha256()
+        with open(partial, "rb") as archive:
+            for block in iter(lambda: archive.read(2**20), b""):
+                digest.update(block)
+        with transaction.atomic():
+            if not job_publish(claim, partial, final):
+                return None
+            job_finish(
+                claim,
+                DatasetExport.Status.DONE,
+                file_name=final.name,
+                byte_size=final.stat().st_size,
+                sha256=digest.hexdigest(),
+                images_done=export.images_total,
+                images_written=written,
+                expires_at=timezone.now()
+                + timedelta(hours=settings.CROWDNET_EXPORT_RETENTION_HOURS),
+            )
+        return None
+    except JobLost:
+        log.warning("export %s was taken from this worker; it stops", export.pk)
+        return None
+    except JobCancelled:
+        return {"status": DatasetExport.Status.CANCELLED}
+    except Exception as error:
+        log.exception("export %s failed", export.pk)
+        return {"status": DatasetExport.Status.FAILED, "error": f"{type(error).__name__}: {error}"}
+
+
 def export_cancel(*, export: DatasetExport) -> DatasetExport:
-    """Ask a queued or running export to stop (a queued one stops at once)."""
-    DatasetExport.objects.filter(pk=export.pk, status=DatasetExport.Status.QUEUED).update(
-        status=DatasetExport.Status.CANCELLED, finished_at=timezone.now()
-    )
-    DatasetExport.objects.filter(pk=export.pk, status=DatasetExport.Status.RUNNING).update(
-        cancel_requested=True
-    )
+    """Cancel an export in any state: a queued one at once, a running one at its next image;
+    a finished one is left as it is."""
+    job_cancel(EXPORT, export.pk)
     export.refresh_from_db()
     return export
 

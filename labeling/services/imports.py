@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from jobs.beat import JobBeat
+from jobs.kinds import IMPORT
+from jobs.services import (
+    CancelOutcome,
+    JobCancelled,
+    JobLost,
+    job_cancel,
+    job_claim,
+    job_enqueue_on_commit,
+    job_finish,
+    job_sweep,
+)
 from labeling.ingest.fetch import FetchPolicy, FetchRefused, fetch
 from labeling.ingest.fetch_pages import fetch_many, page_image_urls
 from labeling.ingest.pipeline import Rejection
@@ -86,54 +97,72 @@ def scrape(
 def scrape_job_create(
     *, category: Category, created_by: User, urls: Sequence[str] = (), page_url: str = ""
 ) -> ImportJob:
-    """Record a scrape job and enqueue it once the row is committed; writes one job."""
-    from labeling.tasks import import_job_run
-
+    """Record a scrape job and send it to a worker once the row is committed; writes one job."""
     source = ImageSource.PAGE if page_url else ImageSource.URL
     params = {"page_url": page_url} if page_url else {"urls": clean_urls(urls)}
     with transaction.atomic():
         job = ImportJob.objects.create(
             source=source, category=category, created_by=created_by, params=params
         )
-        transaction.on_commit(lambda: import_job_run.delay(job.pk))
+        job_enqueue_on_commit(IMPORT, job.pk)
     return job
+
+
+def _enqueue(job_id: int) -> None:
+    from labeling.tasks import import_job_run
+
+    import_job_run.delay(job_id)
 
 
 def import_job_run(job_id: int) -> ImportJob:
-    """Run a queued scrape job and store its report; a finished job is left as it is."""
-    with transaction.atomic():
-        job = ImportJob.objects.select_for_update().get(pk=job_id)
-        if job.status in (ImportJob.Status.DONE, ImportJob.Status.FAILED):
-            return job
-        job.status, job.started_at = ImportJob.Status.RUNNING, timezone.now()
-        job.save(update_fields=["status", "started_at"])
-    try:
-        page_url = job.params.get("page_url", "")
-        urls = page_urls(page_url, fetch_policy()) if page_url else job.params.get("urls", [])
-        report = scrape(
-            category=job.category, uploader=job.created_by, urls=urls, source=job.source
-        )
-    except FetchRefused as error:
-        job.status, job.error = ImportJob.Status.FAILED, error.message
-    except Exception as error:
-        log.exception("import job %s failed", job.pk)
-        job.status, job.error = ImportJob.Status.FAILED, f"unexpected error: {error}"
-    else:
-        job.status = ImportJob.Status.DONE
-        job.added, job.duplicates, job.rejected = report.added, report.duplicates, report.rejected
-        job.report = [item.as_dict() for item in report.items]
-    job.finished_at = timezone.now()
-    job.save()
+    """Run a queued scrape job and store its report. Claimed first (a message delivered twice
+    runs once); beats a heartbeat throughout; a cancel is seen between two items; the outcome
+    is written only while this attempt still owns the job."""
+    claim = job_claim(IMPORT, job_id, started_at=timezone.now())
+    job = ImportJob.objects.select_related("category", "created_by").get(pk=job_id)
+    if claim is None:
+        return job
+    outcome: dict[str, object] = {}
+    with JobBeat(claim) as beat:
+        try:
+            page_url = job.params.get("page_url", "")
+            urls = page_urls(page_url, fetch_policy()) if page_url else job.params.get("urls", [])
+            beat.check()
+            report = scrape(
+                category=job.category,
+                uploader=job.created_by,
+                urls=urls,
+                source=job.source,
+                progress=lambda item: beat.check(),
+            )
+        except JobLost:
+            log.warning("import job %s was taken from this worker; it stops", job.pk)
+        except JobCancelled:
+            outcome = {"status": ImportJob.Status.CANCELLED}
+        except FetchRefused as error:
+            outcome = {"status": ImportJob.Status.FAILED, "error": error.message}
+        except Exception as error:
+            log.exception("import job %s failed", job.pk)
+            outcome = {"status": ImportJob.Status.FAILED, "error": f"unexpected error: {error}"}
+        else:
+            outcome = {
+                "status": ImportJob.Status.DONE,
+                "added": report.added,
+                "duplicates": report.duplicates,
+                "rejected": report.rejected,
+                "report": [item.as_dict() for item in report.items],
+            }
+    if outcome:
+        job_finish(claim, **outcome)  # type: ignore[arg-type]
+    job.refresh_from_db()
     return job
 
 
-def import_jobs_fail_stale(*, older_than: timedelta = timedelta(hours=2)) -> int:
-    """Mark jobs stuck in queued/running for too long as failed; returns how many."""
-    return ImportJob.objects.filter(
-        status__in=[ImportJob.Status.QUEUED, ImportJob.Status.RUNNING],
-        created_at__lt=timezone.now() - older_than,
-    ).update(
-        status=ImportJob.Status.FAILED,
-        error="The job did not finish in time; start the import again.",
-        finished_at=timezone.now(),
-    )
+def import_job_cancel(*, job: ImportJob) -> CancelOutcome:
+    """Cancel a scrape job in any state (a finished one is left as it is)."""
+    return job_cancel(IMPORT, job.pk)
+
+
+def import_jobs_fail_stale() -> int:
+    """The sweep, for import jobs only (kept for schedules that still name it)."""
+    return len(job_sweep(IMPORT))

@@ -14,11 +14,20 @@ from typing import NamedTuple
 
 import numpy as np
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
 from django.utils import timezone
 
+from jobs.beat import JobBeat
+from jobs.kinds import CONSENSUS
+from jobs.services import (
+    Claim,
+    JobCancelled,
+    JobLost,
+    job_claim,
+    job_create_claimed,
+    job_finish,
+)
 from labeling.consensus import (
     Votes,
     dawid_skene,
@@ -281,54 +290,91 @@ def _model_pause(worker_id: int, reason: str, detail: str, now: datetime) -> Non
             ).update(leased_until=now)
 
 
-RUN_LOCK = "crowdnet:consensus-run"
-
-
 def consensus_reaggregate(*, trigger: str = "schedule", by: User | None = None) -> ConsensusRun:
     """Re-run Dawid-Skene over every label vote, warm-started from the last run's worker
     matrices, then update candidates (overrides and gold untouched), worker scores and the
     review queue. Writes a ConsensusRun with what it did; safe to run again at any time. One
-    run at a time: while another is going, returns that one and does nothing."""
-    if not cache.add(RUN_LOCK, 1, timeout=3600):
+    run at a time (a partial unique index on running runs): while another is going, returns
+    that one and does nothing. A run whose worker died is requeued or failed by the sweep."""
+    claim = job_create_claimed(CONSENSUS, trigger=trigger, requested_by=by)
+    if claim is None:
         running = ConsensusRun.objects.filter(status=ConsensusRun.Status.RUNNING).first()
         if running is not None:
             return running
-    try:
-        return _reaggregate(trigger, by)
-    finally:
-        cache.delete(RUN_LOCK)
+        claim = job_create_claimed(CONSENSUS, trigger=trigger, requested_by=by)
+        if claim is None:  # another started and ended meanwhile: that one is as fresh
+            return ConsensusRun.objects.first()  # type: ignore[return-value]
+    return _reaggregate(claim)
 
 
-def _reaggregate(trigger: str, by: User | None) -> ConsensusRun:
-    run = ConsensusRun.objects.create(trigger=trigger, requested_by=by)
-    started = time.perf_counter()
-    try:
-        seen = _candidates_seen()  # before the votes: what changes after is the live path's
-        data = label_votes()
-        if data.votes.n_votes == 0:
-            run.status, run.finished_at = ConsensusRun.Status.DONE, timezone.now()
-            run.save()
-            return run
-        init_confusions, init_priors = _warm_start(data.worker_ids)
-        result = dawid_skene(
-            data.votes,
-            gold=(data.gold_items, data.gold_labels),
-            smoothing=settings.CROWDNET_CONSENSUS_SMOOTHING,
-            init_confusions=init_confusions,
-            init_priors=init_priors,
+def consensus_run_execute(run_id: int) -> ConsensusRun:
+    """Run a queued (requeued by the sweep) consensus run; one that is not queued is left as it
+    is, and one that cannot start because another is running is cancelled: that one does the
+    same work on fresher votes."""
+    claim = job_claim(CONSENSUS, run_id)
+    if claim is None:
+        ConsensusRun.objects.filter(pk=run_id, status=ConsensusRun.Status.QUEUED).update(
+            status=ConsensusRun.Status.CANCELLED,
+            finished_at=timezone.now(),
+            error="Another consensus run was going; that one took its place.",
         )
-        run.changed = _apply_posteriors(data, result.posteriors, seen)
-        _apply_workers(data, result.confusions, result.class_priors, result.posteriors)
-        run.items, run.votes = data.votes.n_items, data.votes.n_votes
-        run.workers, run.iterations = data.votes.n_workers, result.iterations
-        run.warm_start = init_confusions is not None
-        run.log_likelihood = result.log_likelihood
-        run.class_priors = result.class_priors.tolist()
-        run.status = ConsensusRun.Status.DONE
-    except Exception as error:
-        log.exception("consensus run %s failed", run.pk)
-        run.status, run.error = ConsensusRun.Status.FAILED, f"{type(error).__name__}: {error}"
-    run.finished_at = timezone.now()
-    run.seconds = time.perf_counter() - started
-    run.save()
-    return run
+        return ConsensusRun.objects.get(pk=run_id)
+    return _reaggregate(claim)
+
+
+def _enqueue(run_id: int) -> None:
+    from labeling.tasks import consensus_run_execute
+
+    consensus_run_execute.delay(run_id)
+
+
+def _reaggregate(claim: Claim) -> ConsensusRun:
+    started = time.perf_counter()
+    outcome: dict[str, object] = {}
+    with JobBeat(claim) as beat:
+        try:
+            outcome = _aggregate(beat)
+        except JobLost:
+            log.warning("consensus run %s was taken from this worker; it stops", claim.pk)
+        except JobCancelled:
+            outcome = {"status": ConsensusRun.Status.CANCELLED}
+        except Exception as error:
+            log.exception("consensus run %s failed", claim.pk)
+            outcome = {
+                "status": ConsensusRun.Status.FAILED,
+                "error": f"{type(error).__name__}: {error}",
+            }
+    if outcome:
+        job_finish(claim, seconds=time.perf_counter() - started, **outcome)  # type: ignore[arg-type]
+    return ConsensusRun.objects.get(pk=claim.pk)
+
+
+def _aggregate(beat: JobBeat) -> dict[str, object]:
+    """The work of one run; returns its outcome's fields."""
+    seen = _candidates_seen()  # before the votes: what changes after is the live path's
+    data = label_votes()
+    beat.check()
+    if data.votes.n_votes == 0:
+        return {"status": ConsensusRun.Status.DONE}
+    init_confusions, init_priors = _warm_start(data.worker_ids)
+    result = dawid_skene(
+        data.votes,
+        gold=(data.gold_items, data.gold_labels),
+        smoothing=settings.CROWDNET_CONSENSUS_SMOOTHING,
+        init_confusions=init_confusions,
+        init_priors=init_priors,
+    )
+    beat.check()
+    changed = _apply_posteriors(data, result.posteriors, seen)
+    _apply_workers(data, result.confusions, result.class_priors, result.posteriors)
+    return {
+        "status": ConsensusRun.Status.DONE,
+        "changed": changed,
+        "items": data.votes.n_items,
+        "votes": data.votes.n_votes,
+        "workers": data.votes.n_workers,
+        "iterations": result.iterations,
+        "warm_start": init_confusions is not None,
+        "log_likelihood": result.log_likelihood,
+        "class_priors": result.class_priors.tolist(),
+    }

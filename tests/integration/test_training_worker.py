@@ -59,7 +59,7 @@ def test_a_real_run_on_a_real_worker_writes_epochs_errors_and_a_checkpoint(
     assert run_train.apply_async((run.pk,), queue=queue).get(timeout=300) == "done"
 
     run.refresh_from_db()
-    assert (run.status, run.active, run.device, run.attempts) == ("done", None, "cpu", 1)
+    assert (run.status, run.active, run.device, run.attempt) == ("done", None, "cpu", 1)
     assert list(run.epochs.values_list("epoch", flat=True)) == [1, 2, 3, 4]
     assert run.top1_error is not None and run.top1_error <= 0.2  # zeros and ones: easy
     assert len(run.per_class_error) == 2 and len(run.confusion) == 2
@@ -73,7 +73,7 @@ def test_a_real_run_on_a_real_worker_writes_epochs_errors_and_a_checkpoint(
 
     # a message delivered twice trains once
     assert run_train.apply_async((run.pk,), queue=queue).get(timeout=60) == "done"
-    assert TrainingRun.objects.get(pk=run.pk).attempts == 1
+    assert TrainingRun.objects.get(pk=run.pk).attempt == 1
 
 
 @pytest.mark.django_db(transaction=True)
@@ -113,7 +113,7 @@ def test_a_killed_worker_is_noticed_and_the_run_finishes_on_another(
     # then it is queued again and the other worker trains it to the end
     _wait(lambda: TrainingRun.objects.get(pk=run.pk).status in ("done", "failed"), 300)
     run.refresh_from_db()
-    assert (run.status, run.attempts) == ("done", 2)
+    assert (run.status, run.attempt) == ("done", 2)
     assert run.error.startswith("Attempt 1: the worker stopped (last heartbeat ")
     assert list(run.epochs.values_list("epoch", flat=True)) == [1, 2, 3]
     checkpoint_read(tmp_path / "checkpoints" / f"run-{run.pk}.pt", run.checkpoint_sha256)

@@ -45,7 +45,7 @@ def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
 
     done = run_execute(run.pk, progress=lambda stats: seen.append(stats.epoch))
 
-    assert (done.status, done.attempts, done.device, done.error) == ("done", 1, "cpu", "")
+    assert (done.status, done.attempt, done.device, done.error) == ("done", 1, "cpu", "")
     assert seen == [1, 2, 3]
     assert list(done.epochs.values_list("epoch", flat=True)) == [1, 2, 3]
     assert done.top1_error <= 0.2
@@ -60,7 +60,7 @@ def test_a_full_run_trains_writes_each_epoch_and_an_atomic_checkpoint(tmp_path):
     assert len(mistakes) == min(round(done.top1_error * len(val)), 48)
     assert all(val[image] == label != predicted for image, label, predicted in mistakes)
     # claimed once: running it again changes nothing
-    assert run_execute(run.pk).attempts == 1
+    assert run_execute(run.pk).attempt == 1
 
 
 def test_a_finished_run_keeps_its_layer_table_and_the_images_it_gets_most_wrong(settings):
@@ -173,25 +173,29 @@ def test_a_layer_table_that_cannot_be_made_leaves_the_run_training(monkeypatch, 
     assert "no layer table for lenet5" in caplog.text
 
 
-def test_an_attempt_taken_over_by_a_retry_leaves_the_outcome_to_the_retry(caplog):
+def test_an_attempt_taken_over_by_a_retry_leaves_the_outcome_to_the_retry(caplog, settings):
     # given a run whose heartbeat went stale mid-training: runs_fail_stale queued it again and
     # a second worker claimed it (attempt 2) while the first one, still alive, trains on
     run = _queued(digits_version(), "feature_extraction", params={**SMALL, "epochs": 1})
 
     def taken_over(stats):
-        TrainingRun.objects.filter(pk=run.pk).update(attempts=F("attempts") + 1)
+        TrainingRun.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)
 
     done = run_execute(run.pk, progress=taken_over)
 
     # then the first attempt writes no outcome over the second one's
-    assert (done.status, done.attempts, done.top1_error, done.checkpoint_sha256) == (
+    assert (done.status, done.attempt, done.top1_error, done.checkpoint_sha256) == (
         "running",
         2,
         None,
         "",
     )
     assert not done.mistakes.exists()
-    assert f"run {run.pk}: attempt 1 ends, but the run is running at attempt 2" in caplog.text
+    assert (
+        f"training job {run.pk}: attempt 1 ends, but the job is running at attempt 2" in caplog.text
+    )
+    # and its checkpoint neither lands on run-N.pt nor lingers as a partial
+    assert list(settings.CROWDNET_CHECKPOINT_DIR.glob(f"run-{run.pk}*")) == []
 
 
 def test_a_run_trains_data_parallel_in_two_processes_as_in_one(settings):

@@ -106,7 +106,7 @@ def test_a_dead_worker_is_retried_once_then_failed(
     settings.CROWDNET_TRAIN_MAX_ATTEMPTS = 2
     run = run_create(version=version, backbone="lenet5", weights="random", enqueue=False)
     old = timezone.now() - timedelta(seconds=120)
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", attempts=1, heartbeat_at=old)
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", attempt=1, heartbeat_at=old)
 
     with django_capture_on_commit_callbacks(execute=True):
         assert runs_fail_stale() == [run.pk]
@@ -118,11 +118,11 @@ def test_a_dead_worker_is_retried_once_then_failed(
     )
     assert queued == [run.pk]
 
-    TrainingRun.objects.filter(pk=run.pk).update(status="running", attempts=2, heartbeat_at=old)
+    TrainingRun.objects.filter(pk=run.pk).update(status="running", attempt=2, heartbeat_at=old)
     assert runs_fail_stale() == [run.pk]
     run.refresh_from_db()
     assert (run.status, run.active) == ("failed", None)
-    assert run.error.endswith("and the run had no attempts left.")
+    assert run.error.endswith("and the job had no attempts left.")
     assert queued == [run.pk]
 
     # a run that is beating is left alone

@@ -107,11 +107,15 @@ def test_workers_never_see_model_scores(current, worker_api, settings):
 def test_the_schedule_and_the_queues():
     schedule = {v["task"]: v["schedule"] for v in django_settings.CELERY_BEAT_SCHEDULE.values()}
     assert schedule["training.tasks.training_auto"] == 300.0
-    assert schedule["training.tasks.runs_fail_stale"] == 120.0
+    assert schedule["jobs.tasks.jobs_sweep"] == 60.0
     celery_app.loader.import_default_modules()  # what a worker does at start: autodiscovery
-    assert {"training.tasks.run_train", "training.tasks.training_auto"} <= set(celery_app.tasks)
+    assert {
+        "training.tasks.run_train",
+        "training.tasks.training_auto",
+        "jobs.tasks.jobs_sweep",
+    } <= set(celery_app.tasks)
     route = celery_app.amqp.router.route
     assert route({}, "training.tasks.run_train")["queue"].name == "training"
     assert route({}, "training.tasks.candidates_score")["queue"].name == "training"
-    assert route({}, "training.tasks.runs_fail_stale")["queue"].name == "default"
+    assert route({}, "jobs.tasks.jobs_sweep")["queue"].name == "default"
     assert route({}, "training.tasks.training_auto")["queue"].name == "default"

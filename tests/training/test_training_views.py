@@ -9,6 +9,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from jobs.kinds import TRAINING
+from jobs.services import job_claim
 from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
 from tests.factories import epoch_add, image_bytes, layer_rows, promoted_lenet
@@ -306,8 +308,10 @@ def test_a_finished_run_without_mistakes_says_whether_it_had_any(client, curator
 
 
 def test_a_diverged_loss_is_stored_and_shown_as_none(client, curator, current):
-    write = _epoch_writer(current.pk, None)
+    TrainingRun.objects.filter(pk=current.pk).update(status="queued")
+    write = _epoch_writer(job_claim(TRAINING, current.pk), None)  # as a running attempt writes
     write(EpochStats(1, float("nan"), float("inf"), 0.5, 0.0, 10.0, 1.0))
+    TrainingRun.objects.filter(pk=current.pk).update(status="done")
     client.force_login(curator)
 
     page = client.get(reverse("curate-training-run", args=[current.pk])).content.decode()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,21 @@ import torch
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from jobs.beat import JobBeat
+from jobs.kinds import TRAINING
+from jobs.services import (
+    Claim,
+    JobCancelled,
+    JobLost,
+    job_cancel_requested,
+    job_claim,
+    job_heartbeat,
+    job_publish,
+    job_still_ours,
+    partial_path,
+)
 from training.ml.architecture import layer_table, table_data
 from training.ml.backbones import Backbone, backbone_build
 from training.ml.data import (
@@ -82,20 +93,9 @@ def _items(run: TrainingRun) -> tuple[list[Item], list[Item], list[int]]:
     return train_items, val_items, val_ids
 
 
-class _Beat:
-    """Heartbeat and cancel check, at most once a second, between batches."""
-
-    def __init__(self, run_id: int) -> None:
-        self.run_id = run_id
-        self.last = 0.0
-
-    def __call__(self) -> bool:
-        now = time.monotonic()
-        if now - self.last < 1.0:
-            return False
-        self.last = now
-        TrainingRun.objects.filter(pk=self.run_id).update(heartbeat_at=timezone.now())
-        return TrainingRun.objects.filter(pk=self.run_id, cancel_requested=True).exists()
+def checkpoint_output(run: TrainingRun) -> Path:
+    """Where a run's checkpoint goes once whole (its attempts write beside it, see jobs)."""
+    return Path(settings.CROWDNET_CHECKPOINT_DIR) / f"run-{run.pk}.pt"
 
 
 def _finite(value: float) -> float | None:
@@ -104,11 +104,15 @@ def _finite(value: float) -> float | None:
 
 
 def _epoch_writer(
-    run_id: int, progress: Callable[[EpochStats], None] | None
+    claim: Claim, progress: Callable[[EpochStats], None] | None
 ) -> Callable[[EpochStats], None]:
     def write(stats: EpochStats) -> None:
+        if not job_heartbeat(claim):  # taken away: the curve is the newer attempt's now
+            raise JobLost(f"run {claim.pk} was taken away")
+        if job_cancel_requested(claim):
+            raise JobCancelled
         TrainingEpoch.objects.update_or_create(
-            run_id=run_id,
+            run_id=claim.pk,
             epoch=stats.epoch,
             defaults={
                 "train_loss": _finite(stats.train_loss),
@@ -119,7 +123,6 @@ def _epoch_writer(
                 "seconds": stats.seconds,
             },
         )
-        TrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
         if progress is not None:
             progress(stats)
 
@@ -266,45 +269,22 @@ def _mistakes_write(run: TrainingRun, result: TrainResult, val_ids: list[int]) -
     )
 
 
-def _still_ours(run: TrainingRun, attempt: int) -> bool:
-    """Lock the run and say whether this attempt still owns it: a worker whose heartbeat went
-    stale may be alive while `runs_fail_stale` queued the run again and another attempt took
-    it; the older one's outcome must not overwrite the newer one's. Call inside a transaction."""
-    owner = (
-        TrainingRun.objects.select_for_update()
-        .filter(pk=run.pk)
-        .values_list("status", "attempts")
-        .first()
-    )
-    if owner == (TrainingRun.Status.RUNNING, attempt):
-        return True
-    log.warning(
-        "run %s: attempt %s ends, but the run is %s at attempt %s; its outcome is dropped",
-        run.pk,
-        attempt,
-        *(owner or ("gone", "-")),
-    )
-    return False
-
-
 def run_execute(
     run_id: int, *, progress: Callable[[EpochStats], None] | None = None
 ) -> TrainingRun:
     """Train a queued run to its end; writes epochs, the checkpoint and the outcome. A run
-    that is not queued (already taken, finished or cancelled) is returned untouched."""
-    now = timezone.now()
-    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
-        status=TrainingRun.Status.RUNNING,
-        attempts=F("attempts") + 1,
-        started_at=now,
-        heartbeat_at=now,
-    )
+    that is not queued (already taken, finished or cancelled) is returned untouched. The
+    heartbeat beats in a thread from the claim on (loading images and weights included); the
+    epochs, the checkpoint and the outcome are written only while this attempt owns the run."""
+    claim = job_claim(TRAINING, run_id, started_at=timezone.now())
     run = TrainingRun.objects.select_related("version").get(pk=run_id)
-    if not claimed:
+    if claim is None:
         return run
-    attempt = run.attempts
+    beat = JobBeat(claim).start()
     TrainingEpoch.objects.filter(run=run).delete()  # a retry starts its curve over
     params = run.params
+    final = checkpoint_output(run)
+    partial = partial_path(final, claim.attempt)
     try:
         classes = run.version.classes
         backbone = backbone_build(run.backbone, len(classes))
@@ -324,16 +304,18 @@ def run_execute(
             image_size=size,
         )
         device = str(device_resolve(config.device))
-        TrainingRun.objects.filter(pk=run.pk).update(
-            device=device, architecture=_architecture(backbone, run.mode, size)
-        )
+        claim.mine().update(device=device, architecture=_architecture(backbone, run.mode, size))
+        beat.check()
         result, val_ids = _train(
-            run, backbone, weights_id, config, _epoch_writer(run.pk, progress), _Beat(run.pk)
+            run,
+            backbone,
+            weights_id,
+            config,
+            _epoch_writer(claim, progress),
+            lambda: beat.should_stop,
         )
-        path = Path(settings.CROWDNET_CHECKPOINT_DIR) / f"run-{run.pk}.pt"
-        path.parent.mkdir(parents=True, exist_ok=True)
         sha256 = checkpoint_save(
-            path,
+            partial,
             backbone,
             len(classes),
             [c["slug"] for c in classes],
@@ -346,7 +328,7 @@ def run_execute(
             },
         )
         with transaction.atomic():
-            if _still_ours(run, attempt):
+            if job_publish(claim, partial, final):
                 _mistakes_write(run, result, val_ids)
                 run_finish(
                     run,
@@ -357,18 +339,21 @@ def run_execute(
                     per_class_error=result.per_class_error,
                     confusion=result.confusion,
                     best_epoch=result.best_epoch,
-                    checkpoint=str(path),
+                    checkpoint=str(final),
                     checkpoint_sha256=sha256,
                 )
-    except TrainingCancelled:
+    except (TrainingCancelled, JobCancelled, JobLost):
         with transaction.atomic():
-            if _still_ours(run, attempt):
+            if not beat.lost.is_set() and job_still_ours(claim):
                 run_finish(run, TrainingRun.Status.CANCELLED)
     except Exception as error:
         log.exception("training run %s failed", run.pk)
         with transaction.atomic():
-            if _still_ours(run, attempt):
+            if job_still_ours(claim):
                 run_finish(run, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
+    finally:
+        beat.stop()
+        partial.unlink(missing_ok=True)
     run.refresh_from_db()
     if run.status == TrainingRun.Status.DONE:
         _evaluate_and_decide(run)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from jobs.kinds import TRAINING
+from jobs.services import job_cancel, job_enqueue_on_commit, job_sweep
 from labeling.models import User
 from training.ml.catalog import BACKBONES, MODES
 from training.models import DatasetVersion, TrainingRun
@@ -128,7 +129,7 @@ def run_create(
                 trigger=trigger,
             )
             if enqueue:
-                transaction.on_commit(lambda: _enqueue(run.pk))
+                job_enqueue_on_commit(TRAINING, run.pk)
     except IntegrityError:  # the unique "active" flag: another run is queued or running
         busy = TrainingRun.objects.filter(active=True).first()
         if busy is None:
@@ -179,13 +180,9 @@ def _enqueue(run_id: int) -> None:
 
 
 def run_cancel(run: TrainingRun) -> TrainingRun:
-    """Stop a run: a queued one at once, a running one at its next batch. Writes the run."""
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-        if run.status == TrainingRun.Status.QUEUED:
-            run_finish(run, TrainingRun.Status.CANCELLED)
-        elif run.status == TrainingRun.Status.RUNNING:
-            TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+    """Stop a run: a queued one at once, a running one at its next batch; a finished one is
+    left as it is. Writes the run."""
+    job_cancel(TRAINING, run.pk)
     run.refresh_from_db()
     return run
 
@@ -219,32 +216,10 @@ def current_model() -> TrainingRun | None:
 
 
 def runs_fail_stale() -> list[int]:
-    """Runs whose worker stopped beating: retried once (queued again), then failed. Returns
-    the ids it touched."""
-    limit = timezone.now() - timedelta(seconds=settings.CROWDNET_TRAIN_HEARTBEAT_STALE_SECONDS)
-    touched = []
-    stale = TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=limit)
-    for run_id in stale.values_list("id", flat=True):
-        with transaction.atomic():
-            run = TrainingRun.objects.select_for_update().get(pk=run_id)
-            if run.status != TrainingRun.Status.RUNNING or run.heartbeat_at >= limit:
-                continue  # it came back to life, or someone else handled it
-            beat = run.heartbeat_at.isoformat(timespec="seconds")
-            if run.attempts < settings.CROWDNET_TRAIN_MAX_ATTEMPTS and not run.cancel_requested:
-                run.status = TrainingRun.Status.QUEUED
-                run.error = f"Attempt {run.attempts}: the worker stopped (last heartbeat {beat})."
-                transaction.on_commit(lambda run_id=run.pk: _enqueue(run_id))
-                run.save(update_fields=["status", "error"])
-            else:
-                run_finish(
-                    run,
-                    TrainingRun.Status.FAILED,
-                    error=f"The worker stopped (last heartbeat {beat}) and the run had no "
-                    "attempts left.",
-                )
-            touched.append(run.pk)
-            log.warning("training run %s: stale heartbeat, now %s", run.pk, run.status)
-    return touched
+    """The job sweep for training runs (jobs.services.job_sweep): runs whose worker stopped
+    beating are retried once (queued again), then failed; queued runs whose message was lost
+    are sent again. Returns the ids it touched."""
+    return job_sweep(TRAINING)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,6 @@ overrides, Dawid-Skene re-aggregation, box verification and fusion."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.utils import timezone
 
 from labeling.models import (
@@ -28,7 +27,6 @@ from labeling.services.microtasks import gold_mark, task_assign
 from labeling.services.reaggregation import (
     PAUSE_DISAGREES,
     PAUSE_SPAMMER,
-    RUN_LOCK,
     consensus_reaggregate,
 )
 from tests.factories import UserFactory, candidate_pool
@@ -297,16 +295,15 @@ def test_boxes_of_several_drawers_are_fused_into_one_object_each(category):
 
 
 def test_only_one_reaggregation_runs_at_a_time():
-    # given a run in progress, holding the lock
-    running = ConsensusRun.objects.create(trigger="schedule")
-    cache.add(RUN_LOCK, 1)
+    # given a run in progress
+    running = ConsensusRun.objects.create(trigger="schedule", status="running")
 
     # when another is asked for, it is that one, and nothing new is written
     assert consensus_reaggregate(trigger="manual") == running
     assert ConsensusRun.objects.count() == 1
 
-    # and once the lock is free, runs go ahead
-    cache.delete(RUN_LOCK)
+    # and once it has ended, runs go ahead
+    ConsensusRun.objects.filter(pk=running.pk).update(status="failed")
     assert consensus_reaggregate(trigger="manual").status == "done"
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from labeling.models import ImportJob
+from labeling.services import imports
 from labeling.services.imports import import_jobs_fail_stale
 from labeling.services.ingest import image_ingest
 from labeling.services.media import media_orphans_sweep
@@ -41,19 +42,43 @@ def test_sweep_removes_old_orphans_only(category, media_root):
     assert stored_files(media_root) == sorted([*kept, "thumbs/young.jpg"])
 
 
-def test_stale_import_jobs_are_failed_with_a_message(category):
-    stale = ImportJob.objects.create(source="url", category=category, status="running")
-    ImportJob.objects.filter(pk=stale.pk).update(created_at=timezone.now() - timedelta(hours=3))
-    fresh = ImportJob.objects.create(source="url", category=category, status="queued")
+def test_stale_import_jobs_are_retried_once_then_failed_with_a_message(
+    category, settings, django_capture_on_commit_callbacks, monkeypatch
+):
+    # given an import job whose worker stopped beating long ago, and one beating now
+    sent: list[int] = []
+    monkeypatch.setattr(imports, "_enqueue", sent.append)
+    settings.CROWDNET_IMPORT_STALE_SECONDS = 600
+    old = timezone.now() - timedelta(hours=3)
+    stale = ImportJob.objects.create(
+        source="url", category=category, status="running", attempt=1, heartbeat_at=old
+    )
+    live = ImportJob.objects.create(
+        source="url", category=category, status="running", attempt=1, heartbeat_at=timezone.now()
+    )
     done = ImportJob.objects.create(source="url", category=category, status="done")
-    ImportJob.objects.filter(pk=done.pk).update(created_at=timezone.now() - timedelta(hours=3))
 
+    # when the sweep runs, the stale one is queued again and its message sent
+    with django_capture_on_commit_callbacks(execute=True):
+        assert import_jobs_fail_stale() == 1
+    stale.refresh_from_db()
+    beat = old.isoformat(timespec="seconds")
+    assert (stale.status, stale.owner, stale.error, sent) == (
+        "queued",
+        "",
+        f"Attempt 1: the worker stopped (last heartbeat {beat}).",
+        [stale.pk],
+    )
+
+    # and when its second attempt dies too, it is failed with the reason
+    ImportJob.objects.filter(pk=stale.pk).update(status="running", attempt=2)
     assert import_jobs_fail_stale() == 1
-
     stale.refresh_from_db()
     assert (stale.status, stale.error) == (
         "failed",
-        "The job did not finish in time; start the import again.",
+        f"Attempt 2: the worker stopped (last heartbeat {beat}) and the job had no attempts left.",
     )
-    assert ImportJob.objects.get(pk=fresh.pk).status == "queued"
+    assert stale.finished_at is not None
+    assert ImportJob.objects.get(pk=live.pk).status == "running"
     assert ImportJob.objects.get(pk=done.pk).status == "done"
+    assert sent == [stale.pk]
