@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, TextChoices
 from django.db.models.functions import Abs, Coalesce
 from django.utils import timezone
@@ -31,6 +31,7 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
+from labeling.services import leases
 
 KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GRID, TaskKind.VERIFY)
 # Candidates of archived categories are kept but never asked about again, in any kind of task.
@@ -351,34 +352,82 @@ def worker_resume(*, profile: WorkerProfile) -> None:
     profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])
 
 
+def _worker_state(
+    worker: User, now: datetime, kind: str | None
+) -> tuple[WorkerProfile, int, list[str]]:
+    """In one statement: the worker's profile, row-locked; how many open tasks (of ``kind``)
+    they hold; and the kinds to try, in order, with those nobody has work for left out (an
+    empty kind then costs nothing more)."""
+    open_tasks = MicroTask.objects.filter(
+        LIVE, worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
+    )
+    if kind is not None:
+        open_tasks = open_tasks.filter(kind=kind)
+    counted = open_tasks.order_by().values("worker_id").annotate(n=Count("pk")).values("n")[:1]
+    kinds = [kind] if kind else list(KIND_ORDER)
+    flags = {f"has_{k}": Exists(_work(k)) for k in kinds}
+    profile = (
+        WorkerProfile.objects.select_for_update(of=("self",))
+        .filter(user=worker)
+        .annotate(open_tasks=Coalesce(Subquery(counted), 0), **flags)
+        .first()
+    )
+    if profile is None:
+        worker_profile(worker)  # first task: create the profile, then lock it as above
+        return _worker_state(worker, now, kind)
+    return profile, profile.open_tasks, [k for k in kinds if getattr(profile, f"has_{k}")]
+
+
+def _verify_lease_sql(worker: User, now: datetime) -> MicroTask | None:
+    """The verify lease on PostgreSQL: two statements (labeling.services.leases); the control
+    item drawn at CROWDNET_GOLD_RATE is looked up by the same statement every time."""
+    return leases.verify_task_lease(
+        worker=worker,
+        now=now,
+        serve_control=random.random() < settings.CROWDNET_GOLD_RATE,
+        params={
+            "control_confidence": settings.CROWDNET_CONTROL_CONFIDENCE,
+            "window": CONTROL_WINDOW,
+            "size_step": SIZE_STEP,
+            "examples": EXAMPLES,
+        },
+    )
+
+
 def task_assign(*, worker: User, kind: str | None = None) -> MicroTask | None:
     """The next micro-task for ``worker`` (of ``kind`` when given), or None when there is none.
 
     Writes a MicroTask and its TaskItems (the lease). A worker holds at most
     CROWDNET_MAX_OPEN_TASKS open tasks (the one shown and one prefetched); past that, the oldest
-    open one is returned again. Raises WorkerPaused for a paused worker."""
+    open one is returned again. Raises WorkerPaused for a paused worker. A verify task leased on
+    PostgreSQL comes back with ``served`` (its items and examples, so its body needs no read)."""
     now = timezone.now()
     with transaction.atomic():
-        profile = worker_profile(worker, lock=True)
+        profile, open_count, kinds = _worker_state(worker, now, kind)
         if profile.paused:
             raise WorkerPaused(profile.pause_reason)
-        open_tasks = MicroTask.objects.filter(
-            LIVE, worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
-        )
-        if kind is not None:
-            open_tasks = open_tasks.filter(kind=kind)
-        if open_tasks.count() >= settings.CROWDNET_MAX_OPEN_TASKS:
+        if open_count >= settings.CROWDNET_MAX_OPEN_TASKS:
+            open_tasks = MicroTask.objects.filter(
+                LIVE, worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
+            )
+            if kind is not None:
+                open_tasks = open_tasks.filter(kind=kind)
             return open_tasks.order_by("issued_at").first()
-        for candidate_kind in [kind] if kind else KIND_ORDER:
+        for candidate_kind in kinds:
+            if candidate_kind == TaskKind.VERIFY and connection.vendor == "postgresql":
+                task = _verify_lease_sql(worker, now)
+                if task is not None:
+                    return task
+                continue
             cells = _cells(candidate_kind, worker, now)
             if cells:
                 return _lease(worker, candidate_kind, cells, now)
     return None
 
 
-def _work_exists(kind: str) -> bool:
-    """Whether any worker could be given a task of ``kind`` (leases and own answers aside);
-    archived categories hold none."""
+def _work(kind: str) -> QuerySet[Candidate] | QuerySet[Box]:
+    """What any worker could be given as a task of ``kind`` (leases and own answers aside);
+    archived categories hold none. Each reads from the top of a partial index."""
     if kind in (TaskKind.VERIFY, TaskKind.GRID):
         open_items = Candidate.objects.filter(
             LIVE, state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
@@ -386,10 +435,14 @@ def _work_exists(kind: str) -> bool:
         if kind == TaskKind.GRID:
             gold = Candidate.objects.filter(gold__isnull=False).values("category_id")
             open_items = open_items.filter(category_id__in=gold)
-        return open_items.exists()
+        return open_items
     if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
-        return Candidate.objects.filter(LIVE, box_state=kind).exists()
-    return Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED).exists()
+        return Candidate.objects.filter(LIVE, box_state=kind)
+    return Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
+
+
+def _work_exists(kind: str) -> bool:
+    return _work(kind).exists()
 
 
 def task_empty_reason(*, kind: str | None = None) -> EmptyReason:
