@@ -24,7 +24,8 @@ from labeling.services.answers import (
     WorkerPaused,
     answer_submit,
 )
-from labeling.services.microtasks import EXAMPLES, task_assign, task_empty_reason, task_examples
+from labeling.services.microtasks import EXAMPLES, task_assign, task_examples
+from labeling.services.task_pool import task_empty_reason
 
 PROMPTS = {
     TaskKind.VERIFY: "Is there a {name} in this image?",
@@ -101,7 +102,7 @@ def task_body(task: MicroTask) -> dict[str, Any]:
 
 EMPTY_REASON_HEADER = "Crowdnet-Empty-Reason"
 """The header of a 204 from the next-task endpoint that says why there is no task
-(labeling.services.microtasks.EmptyReason)."""
+(labeling.services.task_pool.EmptyReason)."""
 
 
 class NextTaskView(APIView):
