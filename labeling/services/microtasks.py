@@ -4,7 +4,9 @@ Correct under concurrency on PostgreSQL: pool rows are taken with ``FOR UPDATE S
 and the open leases of the rows we hold are counted again in a fresh statement after the locks
 are taken, so no item gets more leases than the votes it still needs. (Anyone adding a lease to
 a candidate must hold its row lock first.) On SQLite, transactions are IMMEDIATE, so writers are
-serialised and the same reasoning holds.
+serialised and the same reasoning holds. On PostgreSQL the verify lease, the hot path, is two
+raw statements that follow the same protocol (labeling.services.leases); the other kinds and
+SQLite use the ORM code here.
 """
 
 from __future__ import annotations
