@@ -13,7 +13,8 @@ from django.utils.crypto import constant_time_compare
 from campaigns.models import Assignment, AssignmentTask, Campaign
 from campaigns.services.entry import campaign_tasks_answered
 from labeling.models import MicroTask, User
-from labeling.services.microtasks import TaskScope, WorkerPaused, task_assign, worker_profile
+from labeling.services.microtasks import WorkerPaused, task_assign, worker_profile
+from labeling.services.task_scope import TaskScope
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 """Completion codes: no 0/O or 1/I, since workers copy them by eye."""

@@ -24,7 +24,8 @@ from labeling.services.answers import (
     WorkerPaused,
     answer_submit,
 )
-from labeling.services.microtasks import EXAMPLES, task_assign, task_empty_reason, task_examples
+from labeling.services.microtasks import EXAMPLES, task_assign, task_examples
+from labeling.services.task_pool import task_empty_reason
 
 PROMPTS = {
     TaskKind.VERIFY: "Is there a {name} in this image?",
@@ -63,18 +64,24 @@ def _item_body(item: TaskItem, kind: str, worker_id: int) -> dict[str, Any]:
 
 
 def task_body(task: MicroTask) -> dict[str, Any]:
-    """The task as the worker's browser gets it: never gold flags, votes or model output."""
-    items_query = task.items.select_related("candidate__image", "box")
-    if task.kind == TaskKind.COVERAGE:  # only coverage shows the accepted boxes
-        items_query = items_query.prefetch_related(
-            Prefetch("candidate__boxes", queryset=Box.objects.filter(state=Box.State.ACCEPTED))
+    """The task as the worker's browser gets it: never gold flags, votes or model output. A
+    task fresh from the PostgreSQL verify lease carries its items and examples (``served``)."""
+    served = getattr(task, "served", None)
+    if served is not None:
+        items, example_uids = served.items, served.example_image_uids
+    else:
+        items_query = task.items.select_related("candidate__image", "box")
+        if task.kind == TaskKind.COVERAGE:  # only coverage shows the accepted boxes
+            items_query = items_query.prefetch_related(
+                Prefetch("candidate__boxes", queryset=Box.objects.filter(state=Box.State.ACCEPTED))
+            )
+        items = list(items_query)
+        examples = (
+            task_examples(task.category_id)
+            .exclude(image_id__in=[item.candidate.image_id for item in items])
+            .select_related("image")[:EXAMPLES]
         )
-    items = list(items_query)
-    examples = (
-        task_examples(task.category_id)
-        .exclude(image_id__in=[item.candidate.image_id for item in items])
-        .select_related("image")[:EXAMPLES]
-    )
+        example_uids = [c.image.uid for c in examples]
     return {
         "id": str(task.uid),
         "kind": task.kind,
@@ -85,8 +92,8 @@ def task_body(task: MicroTask) -> dict[str, Any]:
             "definition": task.category.definition,
         },
         "examples": [
-            image_url_sign(reverse("image-file", args=[c.image.uid, "thumb"]), task.worker_id)
-            for c in examples
+            image_url_sign(reverse("image-file", args=[uid, "thumb"]), task.worker_id)
+            for uid in example_uids
         ],
         "items": [_item_body(item, task.kind, task.worker_id) for item in items],
         "expires_at": task.expires_at.isoformat(),
@@ -95,7 +102,7 @@ def task_body(task: MicroTask) -> dict[str, Any]:
 
 EMPTY_REASON_HEADER = "Crowdnet-Empty-Reason"
 """The header of a 204 from the next-task endpoint that says why there is no task
-(labeling.services.microtasks.EmptyReason)."""
+(labeling.services.task_pool.EmptyReason)."""
 
 
 class NextTaskView(APIView):

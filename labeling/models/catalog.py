@@ -325,6 +325,21 @@ class Candidate(models.Model):
                 condition=~Q(box_state="none"),
                 name="candidate_box_stage",
             ),
+            # Control items: the decided items next to a pool item, walked in id order within
+            # its category (labeling.services.leases), never the whole category.
+            models.Index(
+                fields=["category", "id"],
+                condition=Q(state__in=["accepted", "rejected"]),
+                name="candidate_decided",
+            ),
+            # A task's examples: the category's most confident accepted items, read from the top.
+            models.Index(
+                "category",
+                F("confidence").desc(),
+                "id",
+                condition=Q(state="accepted"),
+                name="candidate_examples",
+            ),
         ]
 
     def __str__(self) -> str:

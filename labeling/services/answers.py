@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
@@ -108,15 +108,36 @@ def _gold_results(items: list[TaskItem], parsed: list[ItemAnswer]) -> list[Contr
     ]
 
 
+TALLY_SQL = """
+UPDATE labeling_candidate c
+SET yes_votes = c.yes_votes + v.yes, no_votes = c.no_votes + v.no,
+    unsure_votes = c.unsure_votes + v.unsure
+FROM (SELECT id FROM labeling_candidate WHERE id = ANY(%s) ORDER BY id FOR UPDATE) locked,
+     unnest(%s::bigint[], %s::int[], %s::int[], %s::int[]) AS v(id, yes, no, unsure)
+WHERE c.id = locked.id AND c.id = v.id
+"""
+"""Every cell's tally in one statement; the rows are locked in id order first, so two grids
+sharing candidates can't deadlock."""
+
+
 def _apply_label_counts(votes: list[Vote]) -> None:
     """Add counted, non-gold verify/grid votes to their candidates' tallies (a grid counts per
     cell), then let consensus decide them or ask for one more vote."""
-    fields = {"yes": "yes_votes", "no": "no_votes", "unsure": "unsure_votes"}
     tally = Counter((v.candidate_id, v.answer) for v in votes if v.counted and not v.is_gold)
-    # Rows are updated in id order, so two grids sharing candidates can't deadlock.
-    for (candidate_id, answer), n in sorted(tally.items()):
-        Candidate.objects.filter(pk=candidate_id).update(**{fields[answer]: F(fields[answer]) + n})
-    candidates_decide(sorted({candidate_id for candidate_id, _ in tally}))
+    ids = sorted({candidate_id for candidate_id, _ in tally})
+    if connection.vendor == "postgresql" and ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                TALLY_SQL,
+                [ids, ids, *([tally[(i, a)] for i in ids] for a in ("yes", "no", "unsure"))],
+            )
+    else:  # SQLite serialises writers: one UPDATE per cell
+        fields = {"yes": "yes_votes", "no": "no_votes", "unsure": "unsure_votes"}
+        for (candidate_id, answer), n in sorted(tally.items()):
+            Candidate.objects.filter(pk=candidate_id).update(
+                **{fields[answer]: F(fields[answer]) + n}
+            )
+    candidates_decide(ids)
 
 
 BoxState = Candidate.BoxState
@@ -236,19 +257,20 @@ def _update_profile(
 
 
 def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | Submitted:
-    if client_token:
-        earlier = MicroTask.objects.filter(worker=worker, client_token=client_token).first()
-        if earlier is not None:
-            if str(earlier.uid) != str(task_uid):
-                raise TaskConflict("This client_token was already used for another task.")
-            return Submitted(body=earlier.response or {}, replayed=True)
-    task = MicroTask.objects.select_for_update().filter(uid=task_uid, worker=worker).first()
+    """The worker's task, row-locked, or the stored reply to an earlier POST with this
+    client_token; one statement reads both (the task by uid, any task by the token)."""
+    wanted = Q(uid=task_uid) | Q(client_token=client_token) if client_token else Q(uid=task_uid)
+    rows = list(MicroTask.objects.select_for_update().filter(wanted, worker=worker))
+    earlier = next((t for t in rows if client_token and t.client_token == client_token), None)
+    if earlier is not None:
+        if str(earlier.uid) != str(task_uid):
+            raise TaskConflict("This client_token was already used for another task.")
+        # An earlier POST, or the same POST racing itself that won the lock: replay its result.
+        return Submitted(body=earlier.response or {}, replayed=True)
+    task = next((t for t in rows if str(t.uid) == str(task_uid)), None)
     if task is None:
         raise TaskNotFound
     if task.status == MicroTask.Status.ANSWERED:
-        if client_token and task.client_token == client_token:
-            # The same POST raced itself: the first one won the lock; replay its result.
-            return Submitted(body=task.response or {}, replayed=True)
         raise TaskConflict("This task was already answered.")
     if task.expires_at <= timezone.now():
         raise TaskConflict("This task's time ran out; ask for the next one.")

@@ -4,21 +4,21 @@ Correct under concurrency on PostgreSQL: pool rows are taken with ``FOR UPDATE S
 and the open leases of the rows we hold are counted again in a fresh statement after the locks
 are taken, so no item gets more leases than the votes it still needs. (Anyone adding a lease to
 a candidate must hold its row lock first.) On SQLite, transactions are IMMEDIATE, so writers are
-serialised and the same reasoning holds.
+serialised and the same reasoning holds. On PostgreSQL the verify lease, the hot path, is two
+raw statements that follow the same protocol (labeling.services.leases); the other kinds and
+SQLite use the ORM code here.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, TextChoices
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Abs, Coalesce
 from django.utils import timezone
 
@@ -33,11 +33,10 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
+from labeling.services import leases
+from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
+from labeling.services.task_scope import TaskScope, in_scope, scoped
 
-KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GRID, TaskKind.VERIFY)
-# Candidates of archived categories are kept but never asked about again, in any kind of task.
-LIVE = Q(category__archived_at__isnull=True)
-LIVE_CANDIDATE = Q(candidate__category__archived_at__isnull=True)
 EXAMPLES = 3
 """Example images a task carries: the category's most confident accepted items."""
 SIZE_STEP = 32
@@ -45,13 +44,6 @@ SIZE_STEP = 32
 width + height difference."""
 CONTROL_WINDOW = 200
 """Decided items looked at on each side of the real item, in id order, for its control."""
-
-
-class EmptyReason(TextChoices):
-    """Why task_assign found nothing for a worker."""
-
-    NO_WORK = "no-work", "No task of this kind exists for anyone yet."
-    DONE = "done", "There is work, but none this worker may take now."
 
 
 class WorkerPaused(Exception):
@@ -70,38 +62,6 @@ class Cell:
     box: Box | None = None
     is_gold: bool = False
     control_answer: bool | None = None
-
-
-# --- campaign scope: the one hook the campaigns app has into task serving -------------------
-
-
-@dataclass(frozen=True)
-class TaskScope:
-    """Serve only these categories (ids) and task kinds: a campaign's (campaigns app)."""
-
-    categories: frozenset[int]
-    kinds: frozenset[str]
-
-
-_SCOPE: ContextVar[TaskScope | None] = ContextVar("task_scope", default=None)
-
-
-@contextmanager
-def _scoped(scope: TaskScope | None) -> Iterator[None]:
-    token = _SCOPE.set(scope)
-    try:
-        yield
-    finally:
-        _SCOPE.reset(token)
-
-
-def _in_scope(live: Q, path: str = "category_id") -> Q:
-    """``live`` narrowed to the current TaskScope's categories (through ``path``), if any."""
-    scope = _SCOPE.get()
-    return live if scope is None else live & Q(**{f"{path}__in": scope.categories})
-
-
-# --- end of the campaign scope ------------------------------------------------------------
 
 
 def worker_profile(worker: User, *, lock: bool = False) -> WorkerProfile:
@@ -145,7 +105,7 @@ def _label_pool(worker: User, now: datetime) -> QuerySet[Candidate]:
         .values("n")
     )
     open_items = Candidate.objects.filter(
-        _in_scope(LIVE), state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
+        in_scope(LIVE), state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
     )
     return (
         _new_to(worker, now, open_items)
@@ -178,9 +138,9 @@ def _gold_cells(
 
     The gold ids are read from the (small) gold table first and shuffled here: asking the
     database to order a category's candidates by random() scanned all of them."""
-    ids = GoldAnswer.objects.filter(
-        _in_scope(LIVE_CANDIDATE, "candidate__category_id")
-    ).values_list("candidate_id", flat=True)
+    ids = GoldAnswer.objects.filter(in_scope(LIVE_CANDIDATE, "candidate__category_id")).values_list(
+        "candidate_id", flat=True
+    )
     if category_id is not None:
         ids = ids.filter(candidate__category_id=category_id)
     shuffled = list(ids)
@@ -255,9 +215,14 @@ def _grid_category(worker: User, now: datetime) -> int | None:
     """The category of the grid: the one holding the worker's top pool item among those that
     still have a control item the worker has not seen (one query over the small gold table)."""
     unseen_gold = _new_to(worker, now, Candidate.objects.filter(gold__isnull=False))
+    # The few categories first, as a list: as a subquery the planner sorted the whole pool
+    # (2 million rows read per grid on a 10,000-item pool, bench/crowd_load.py --kind all).
+    categories = list(unseen_gold.order_by().values_list("category_id", flat=True).distinct())
+    if not categories:
+        return None
     return (
         _label_pool(worker, now)
-        .filter(category_id__in=unseen_gold.values("category_id"))
+        .filter(category_id__in=categories)
         .order_by("-priority", "-votes_cast", "id")
         .values_list("category_id", flat=True)
         .first()
@@ -287,7 +252,7 @@ def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> 
     leased = TaskItem.objects.filter(_active(now), candidate=OuterRef("pk"), box__isnull=True)
     drew = Box.objects.filter(candidate=OuterRef("pk"), worker=worker)
     pool = (
-        Candidate.objects.filter(_in_scope(LIVE), box_state=stage)
+        Candidate.objects.filter(in_scope(LIVE), box_state=stage)
         .exclude(Exists(answered))
         .exclude(Exists(leased))
     )
@@ -306,7 +271,7 @@ def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     voted = Vote.objects.filter(worker=worker, box=OuterRef("pk"))
     pool = (
         Box.objects.filter(
-            _in_scope(LIVE_CANDIDATE, "candidate__category_id"), state=Box.State.PROPOSED
+            in_scope(LIVE_CANDIDATE, "candidate__category_id"), state=Box.State.PROPOSED
         )
         .exclude(worker=worker)
         .exclude(Exists(voted))
@@ -389,6 +354,48 @@ def worker_resume(*, profile: WorkerProfile) -> None:
     profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])
 
 
+def _worker_state(
+    worker: User, now: datetime, kind: str | None
+) -> tuple[WorkerProfile, int, list[str]]:
+    """In one statement: the worker's profile, row-locked; how many open tasks (of ``kind``)
+    they hold; and the kinds to try, in order, with those nobody has work for left out (an
+    empty kind then costs nothing more)."""
+    open_tasks = MicroTask.objects.filter(
+        LIVE, worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
+    )
+    if kind is not None:
+        open_tasks = open_tasks.filter(kind=kind)
+    counted = open_tasks.order_by().values("worker_id").annotate(n=Count("pk")).values("n")[:1]
+    kinds = [kind] if kind else list(KIND_ORDER)
+    flags = {f"has_{k}": Exists(work_of_kind(k)) for k in kinds}
+    profile = (
+        WorkerProfile.objects.select_for_update(of=("self",))
+        .filter(user=worker)
+        .annotate(open_tasks=Coalesce(Subquery(counted), 0), **flags)
+        .first()
+    )
+    if profile is None:
+        worker_profile(worker)  # first task: create the profile, then lock it as above
+        return _worker_state(worker, now, kind)
+    return profile, profile.open_tasks, [k for k in kinds if getattr(profile, f"has_{k}")]
+
+
+def _verify_lease_sql(worker: User, now: datetime) -> MicroTask | None:
+    """The verify lease on PostgreSQL: two statements (labeling.services.leases); the control
+    item drawn at CROWDNET_GOLD_RATE is looked up by the same statement every time."""
+    return leases.verify_task_lease(
+        worker=worker,
+        now=now,
+        serve_control=random.random() < settings.CROWDNET_GOLD_RATE,
+        params={
+            "control_confidence": settings.CROWDNET_CONTROL_CONFIDENCE,
+            "window": CONTROL_WINDOW,
+            "size_step": SIZE_STEP,
+            "examples": EXAMPLES,
+        },
+    )
+
+
 def task_assign(
     *, worker: User, kind: str | None = None, scope: TaskScope | None = None
 ) -> MicroTask | None:
@@ -397,49 +404,36 @@ def task_assign(
 
     Writes a MicroTask and its TaskItems (the lease). A worker holds at most
     CROWDNET_MAX_OPEN_TASKS open tasks (the one shown and one prefetched); past that, the oldest
-    open one is returned again. Raises WorkerPaused for a paused worker."""
+    open one is returned again. Raises WorkerPaused for a paused worker. A verify task leased on
+    PostgreSQL comes back with ``served`` (its items and examples, so its body needs no read)."""
     now = timezone.now()
-    kinds = [kind] if kind else KIND_ORDER
-    if scope is not None:
-        kinds = [k for k in kinds if k in scope.kinds]
-    with transaction.atomic(), _scoped(scope):
-        profile = worker_profile(worker, lock=True)
+    with transaction.atomic(), scoped(scope):
+        profile, open_count, kinds = _worker_state(worker, now, kind)
         if profile.paused:
             raise WorkerPaused(profile.pause_reason)
         open_tasks = MicroTask.objects.filter(
-            _in_scope(LIVE), worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
+            in_scope(LIVE), worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
         )
         if kind is not None:
             open_tasks = open_tasks.filter(kind=kind)
-        if scope is not None:
+        if scope is not None:  # a campaign counts (and serves) only its own open tasks
+            kinds = [k for k in kinds if k in scope.kinds]
             open_tasks = open_tasks.filter(kind__in=scope.kinds)
-        if open_tasks.count() >= settings.CROWDNET_MAX_OPEN_TASKS:
+            open_count = open_tasks.count()
+        if open_count >= settings.CROWDNET_MAX_OPEN_TASKS:
             return open_tasks.order_by("issued_at").first()
         for candidate_kind in kinds:
+            # the two-statement lease knows no campaign scope: a scoped lease takes the pools
+            if (
+                candidate_kind == TaskKind.VERIFY
+                and connection.vendor == "postgresql"
+                and scope is None
+            ):
+                task = _verify_lease_sql(worker, now)
+                if task is not None:
+                    return task
+                continue
             cells = _cells(candidate_kind, worker, now)
             if cells:
                 return _lease(worker, candidate_kind, cells, now)
     return None
-
-
-def _work_exists(kind: str) -> bool:
-    """Whether any worker could be given a task of ``kind`` (leases and own answers aside);
-    archived categories hold none."""
-    if kind in (TaskKind.VERIFY, TaskKind.GRID):
-        open_items = Candidate.objects.filter(
-            LIVE, state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
-        )
-        if kind == TaskKind.GRID:
-            gold = Candidate.objects.filter(gold__isnull=False).values("category_id")
-            open_items = open_items.filter(category_id__in=gold)
-        return open_items.exists()
-    if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
-        return Candidate.objects.filter(LIVE, box_state=kind).exists()
-    return Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED).exists()
-
-
-def task_empty_reason(*, kind: str | None = None) -> EmptyReason:
-    """Why task_assign returned None: no work of ``kind`` (any kind when None) exists yet, or
-    this worker has done, or others hold, all there is. Reads only."""
-    kinds = [kind] if kind else KIND_ORDER
-    return EmptyReason.DONE if any(_work_exists(k) for k in kinds) else EmptyReason.NO_WORK

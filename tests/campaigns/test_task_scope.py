@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from labeling.models import Box, Candidate
-from labeling.services.microtasks import TaskScope, gold_mark, task_assign
+from labeling.services.microtasks import gold_mark, task_assign
+from labeling.services.task_scope import TaskScope
 from tests.factories import CategoryFactory, UserFactory, candidate_pool
 
 pytestmark = pytest.mark.django_db

@@ -1,0 +1,264 @@
+"""The verify lease on PostgreSQL in two statements: pick-and-lock, then recount-and-lease.
+
+1. ``PICK`` walks the pool index (``candidate_pool``) in serving order and locks up to a few
+   rows with ``FOR UPDATE SKIP LOCKED``. Each walked row costs one probe of its open leases
+   (``task_item_lease``) and one of the worker's own vote (``vote_once_per_question``); no
+   anti-join over all votes.
+2. ``LEASE`` runs in a fresh statement, so in READ COMMITTED it sees every lease committed
+   after the pick's snapshot: it counts the locked rows' open leases again, keeps the first
+   that still needs a vote, looks up the control item that may stand in for it (issue 12:
+   the same statement whether or not the control is served), inserts the MicroTask and its
+   TaskItem and returns all the task's body needs (image, category, examples).
+
+Nobody else can add a lease to a locked row until we commit, so no item gets more leases
+than the votes it still needs. SQLite takes labeling.services.microtasks' ORM path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+from labeling.models import Candidate, Category, Image, MicroTask, TaskItem, TaskKind, User
+
+OPEN_LEASES = """(SELECT count(*) FROM labeling_taskitem i
+    WHERE i.candidate_id = {c}.id AND i.box_id IS NULL AND i.leased_until > %(now)s)"""
+
+NEW_TO_WORKER = """NOT EXISTS (SELECT 1 FROM labeling_vote v
+        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.id AND v.question = 'label')
+    AND NOT EXISTS (SELECT 1 FROM labeling_taskitem h JOIN labeling_microtask t ON t.id = h.task_id
+        WHERE h.candidate_id = {c}.id AND h.leased_until > %(now)s AND t.worker_id = %(worker)s)"""
+
+PICK = f"""
+SELECT c.id FROM labeling_candidate c
+WHERE c.state = 'open' AND c.votes_cast < c.votes_needed
+  AND c.votes_cast + {OPEN_LEASES.format(c="c")} < c.votes_needed
+  AND {NEW_TO_WORKER.format(c="c")}
+  AND EXISTS (SELECT 1 FROM labeling_category g
+    WHERE g.id = c.category_id AND g.archived_at IS NULL)
+ORDER BY c.priority DESC, c.votes_cast DESC, c.id
+LIMIT %(limit)s
+FOR UPDATE OF c SKIP LOCKED
+"""  # noqa: S608 (every fragment is a constant; values are bound)
+
+DECIDED = (
+    """{c}.category_id = l.category_id AND {c}.state IN ('accepted', 'rejected')
+    AND ({c}.confidence >= %(control_confidence)s
+         OR EXISTS (SELECT 1 FROM labeling_goldanswer kg WHERE kg.candidate_id = {c}.id))
+    AND {c}.id NOT IN (SELECT id FROM top_examples)
+    AND """  # noqa: S608 (a constant)
+    + NEW_TO_WORKER
+)
+
+LEASE = f"""
+WITH free AS MATERIALIZED (
+  SELECT c.id, c.category_id, c.image_id FROM labeling_candidate c
+  WHERE c.id = ANY(%(locked)s) AND c.votes_cast + {OPEN_LEASES.format(c="c")} < c.votes_needed
+  ORDER BY c.priority DESC, c.votes_cast DESC, c.id
+  LIMIT 1
+),
+l AS MATERIALIZED (
+  SELECT f.id, f.category_id, im.width, im.height
+  FROM free f JOIN labeling_image im ON im.id = f.image_id
+),
+top_examples AS MATERIALIZED (
+  SELECT e.id FROM l, labeling_candidate e
+  WHERE e.category_id = l.category_id AND e.state = 'accepted'
+    AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer eg WHERE eg.candidate_id = e.id)
+  ORDER BY e.confidence DESC, e.id
+  LIMIT %(examples)s
+),
+nearby AS MATERIALIZED (
+  (SELECT b.id FROM l, labeling_candidate b WHERE b.id < l.id AND {DECIDED.format(c="b")}
+   ORDER BY b.id DESC LIMIT %(window)s)
+  UNION
+  (SELECT a.id FROM l, labeling_candidate a WHERE a.id > l.id AND {DECIDED.format(c="a")}
+   ORDER BY a.id LIMIT %(window)s)
+  UNION
+  (SELECT g.candidate_id FROM l, labeling_goldanswer g JOIN labeling_candidate gc
+     ON gc.id = g.candidate_id WHERE {DECIDED.format(c="gc")})
+),
+control AS MATERIALIZED (
+  SELECT d.id, d.category_id, d.image_id, COALESCE(g.answer, d.state = 'accepted') AS answer
+  FROM l, nearby n
+    JOIN labeling_candidate d ON d.id = n.id
+    JOIN labeling_image di ON di.id = d.image_id
+    LEFT JOIN labeling_goldanswer g ON g.candidate_id = d.id
+  ORDER BY (abs(di.width - l.width) + abs(di.height - l.height)) / %(size_step)s,
+    (g.id IS NOT NULL) DESC, random()
+  LIMIT 1
+),
+chosen AS MATERIALIZED (
+  SELECT id, category_id, image_id, false AS is_gold, NULL::boolean AS answer FROM free
+  WHERE NOT %(serve_control)s OR NOT EXISTS (SELECT 1 FROM control)
+  UNION ALL
+  SELECT id, category_id, image_id, true, answer FROM control WHERE %(serve_control)s
+),
+task AS (
+  INSERT INTO labeling_microtask
+    (uid, worker_id, kind, category_id, status, issued_at, expires_at, answered_at, client_token,
+     response)
+  SELECT %(task_uid)s, %(worker)s, 'verify', category_id, 'leased', %(now)s, %(expires)s, NULL,
+    NULL, NULL
+  FROM chosen
+  RETURNING id
+),
+item AS (
+  INSERT INTO labeling_taskitem
+    (uid, task_id, position, candidate_id, box_id, is_gold, control_answer, leased_until)
+  SELECT %(item_uid)s, task.id, 0, chosen.id, NULL, chosen.is_gold, chosen.answer, %(expires)s
+  FROM task, chosen
+  RETURNING id
+)
+SELECT task.id, item.id, chosen.id, chosen.image_id, chosen.is_gold, chosen.answer,
+  chosen.category_id, cat.name, cat.definition, im.uid, im.width, im.height,
+  ARRAY(
+    SELECT ei.uid FROM labeling_candidate e JOIN labeling_image ei ON ei.id = e.image_id
+    WHERE e.category_id = chosen.category_id AND e.state = 'accepted'
+      AND e.image_id <> chosen.image_id
+      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id)
+    ORDER BY e.confidence DESC, e.id
+    LIMIT %(examples)s
+  )
+FROM task, item, chosen
+  JOIN labeling_category cat ON cat.id = chosen.category_id
+  JOIN labeling_image im ON im.id = chosen.image_id
+"""  # noqa: S608 (every fragment is a constant; values are bound)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A just-leased task's items (with candidate, image and category loaded) and its example
+    images' uids, best first: what the task's body shows, read in the lease itself."""
+
+    items: list[TaskItem]
+    example_image_uids: list[uuid.UUID]
+
+
+@dataclass(frozen=True)
+class VerifyLease:
+    """What LEASE wrote and returned: enough to build the task and its body without a read."""
+
+    task_id: int
+    task_uid: uuid.UUID
+    item_id: int
+    item_uid: uuid.UUID
+    candidate_id: int
+    image_id: int
+    is_gold: bool
+    control_answer: bool | None
+    category_id: int
+    category_name: str
+    category_definition: str
+    image_uid: uuid.UUID
+    width: int
+    height: int
+    examples: list[uuid.UUID]
+
+
+def verify_pick(*, worker_id: int, now: datetime, limit: int) -> list[int]:
+    """Lock up to ``limit`` pool candidates the worker may take, in serving order (ids)."""
+    with connection.cursor() as cursor:
+        cursor.execute(PICK, {"worker": worker_id, "now": now, "limit": limit})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def verify_lease(
+    *,
+    worker_id: int,
+    locked: list[int],
+    now: datetime,
+    expires: datetime,
+    serve_control: bool,
+    params: dict[str, Any],
+) -> VerifyLease | None:
+    """Lease the first of the ``locked`` candidates that still needs a vote, or the control
+    item that stands in for it when ``serve_control``; writes a MicroTask and a TaskItem.
+    ``params`` carries control_confidence, window, size_step and examples."""
+    task_uid, item_uid = uuid.uuid4(), uuid.uuid4()
+    values = {
+        **params,
+        "worker": worker_id,
+        "locked": locked,
+        "now": now,
+        "expires": expires,
+        "serve_control": serve_control,
+        "task_uid": task_uid,
+        "item_uid": item_uid,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(LEASE, values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    return VerifyLease(
+        task_id=row[0],
+        task_uid=task_uid,
+        item_id=row[1],
+        item_uid=item_uid,
+        candidate_id=row[2],
+        image_id=row[3],
+        is_gold=row[4],
+        control_answer=row[5],
+        category_id=row[6],
+        category_name=row[7],
+        category_definition=row[8],
+        image_uid=row[9],
+        width=row[10],
+        height=row[11],
+        examples=list(row[12]),
+    )
+
+
+def verify_task_lease(
+    *, worker: User, now: datetime, serve_control: bool, params: dict[str, Any]
+) -> MicroTask | None:
+    """Pick, lock and lease a verify task for ``worker`` (see the module docstring); writes a
+    MicroTask and its TaskItem. The task comes back with ``served``: its body needs no read."""
+    locked = verify_pick(worker_id=worker.pk, now=now, limit=3)
+    if not locked:
+        return None
+    expires = now + timedelta(seconds=settings.CROWDNET_LEASE_SECONDS)
+    lease = verify_lease(
+        worker_id=worker.pk,
+        locked=locked,
+        now=now,
+        expires=expires,
+        serve_control=serve_control,
+        params=params,
+    )
+    if lease is None:
+        return None
+    category = Category(
+        pk=lease.category_id, name=lease.category_name, definition=lease.category_definition
+    )
+    task = MicroTask(
+        pk=lease.task_id,
+        uid=lease.task_uid,
+        worker=worker,
+        kind=TaskKind.VERIFY,
+        category=category,
+        status=MicroTask.Status.LEASED,
+        issued_at=now,
+        expires_at=expires,
+    )
+    image = Image(pk=lease.image_id, uid=lease.image_uid, width=lease.width, height=lease.height)
+    candidate = Candidate(pk=lease.candidate_id, image=image, category=category)
+    item = TaskItem(
+        pk=lease.item_id,
+        uid=lease.item_uid,
+        task=task,
+        position=0,
+        candidate=candidate,
+        box=None,
+        is_gold=lease.is_gold,
+        control_answer=lease.control_answer,
+        leased_until=expires,
+    )
+    task.served = Served(items=[item], example_image_uids=lease.examples[: params["examples"]])
+    return task

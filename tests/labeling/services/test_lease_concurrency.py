@@ -1,0 +1,122 @@
+"""The two-statement verify lease (labeling.services.leases) under many workers at once, on
+PostgreSQL: no item leased beyond the votes it needs, no worker given an item twice, and
+control items served through the same statements."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from labeling.models import Candidate, Category, TaskItem, Vote
+from labeling.services.answers import answer_submit
+from labeling.services.microtasks import gold_mark, task_assign
+from tests.factories import UserFactory, candidate_pool
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NEEDED = 3
+
+
+def _at_once(workers: list, job: Callable) -> list[BaseException]:
+    """Run ``job(worker)`` on one thread per worker, all released together; the errors."""
+    barrier = threading.Barrier(len(workers))
+    errors: list[BaseException] = []
+
+    def run(worker) -> None:
+        try:
+            barrier.wait()
+            job(worker)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+@pytest.fixture(autouse=True)
+def _postgresql(settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("the two-statement lease is PostgreSQL's; SQLite takes the ORM path")
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    settings.CROWDNET_CONSENSUS_VOTE_CAP = NEEDED  # every item stops at exactly NEEDED votes
+
+
+def test_forty_workers_leasing_at_once_fill_every_place_once(settings):
+    # given 6 items that need 3 votes each (18 places) and 40 workers asking at the same moment
+    settings.CROWDNET_GOLD_RATE = 0.0
+    category = Category.objects.create(name="cat", slug="cat")
+    candidate_pool(category, 6, seed=700)
+    Candidate.objects.update(votes_needed=NEEDED)
+    workers = [UserFactory(username=f"w{i}") for i in range(40)]
+
+    # when they all ask for a verify task at once, and then once more each, in turn
+    errors = _at_once(workers, lambda worker: task_assign(worker=worker, kind="verify"))
+    for worker in workers:
+        task_assign(worker=worker, kind="verify")
+
+    # then every place is leased exactly once, and no worker holds two leases on one item
+    assert errors == []
+    leases = TaskItem.objects.filter(leased_until__gt=timezone.now())
+    per_item = Counter(leases.values_list("candidate_id", flat=True))
+    assert sorted(per_item.values()) == [NEEDED] * 6
+    per_worker_item = Counter(leases.values_list("task__worker_id", "candidate_id"))
+    assert set(per_worker_item.values()) == {1}
+
+
+def test_workers_leasing_and_answering_at_once_never_over_assign_with_controls(settings):
+    # given 30 open items (3 votes each) next to 20 decided items, 5 of them curated gold, and
+    # a control rate of 30 %
+    settings.CROWDNET_GOLD_RATE = 0.3
+    category = Category.objects.create(name="cat", slug="cat")
+    pool = candidate_pool(category, 50, seed=800)
+    decided, open_items = pool[:20], pool[20:]
+    Candidate.objects.filter(pk__in=[c.pk for c in decided]).update(
+        state="rejected", confidence=1.0
+    )
+    for candidate in decided[:5]:
+        gold_mark(candidate=candidate, answer=False)
+    Candidate.objects.update(votes_needed=NEEDED)
+    workers = [UserFactory(username=f"w{i}") for i in range(24)]
+
+    def one_task(worker, token: str) -> bool:
+        task = task_assign(worker=worker, kind="verify")
+        if task is None:
+            return False
+        answers = [{"item": str(item.uid), "answer": "no"} for item in task.served.items]
+        answer_submit(worker=worker, task_uid=str(task.uid), answers=answers, client_token=token)
+        return True
+
+    # when every worker leases and answers 5 tasks at once, then they take turns to the end
+    errors = _at_once(workers, lambda w: [one_task(w, f"{w.pk}-{r}") for r in range(5)])
+    offered, turn = True, 0
+    while offered:
+        turn += 1
+        offered = any([one_task(worker, f"{worker.pk}-drain-{turn}") for worker in workers])
+
+    # then no open item got more votes than it needed, every one got all of them, no worker
+    # voted twice on an item, controls were served (and scored, never counted) and no decided
+    # item was ever given a counted vote
+    assert errors == []
+    open_ids = [c.pk for c in open_items]
+    cast = Candidate.objects.filter(pk__in=open_ids).values_list("votes_cast", flat=True)
+    assert sorted(cast) == [NEEDED] * len(open_items)
+    real_votes = Vote.objects.filter(candidate_id__in=open_ids, is_gold=False)
+    assert real_votes.count() == NEEDED * len(open_items)
+    per_worker_item = Counter(Vote.objects.values_list("worker_id", "candidate_id"))
+    assert set(per_worker_item.values()) == {1}
+    controls = Vote.objects.filter(is_gold=True)
+    assert controls.exists()
+    assert set(controls.values_list("candidate__state", "counted")) == {("rejected", False)}
+    decided_ids = [c.pk for c in decided]
+    assert not TaskItem.objects.filter(is_gold=False, candidate_id__in=decided_ids).exists()
