@@ -33,7 +33,8 @@ from campaigns.services.work import AssignmentNotFound, assignment_task_next
 from labeling.api.permissions import IsCurator
 from labeling.api.task_serializers import TASK_SCHEMA
 from labeling.api.tasks import EMPTY_REASON_HEADER, TaskIPThrottle, TaskThrottle, task_body
-from labeling.services.microtasks import WorkerPaused, task_empty_reason
+from labeling.services.microtasks import WorkerPaused
+from labeling.services.task_pool import task_empty_reason
 
 FINISHED_REASON = "finished"
 """Crowdnet-Empty-Reason of a 204 when the assignment is finished and its code issued."""
