@@ -24,10 +24,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from labeling.models import Candidate, Category, User
-from training.ml.data import image_decode
 from training.models import DatasetItem, EvaluationItem, EvaluationScore, EvaluationSet, TrainingRun
 from training.services.datasets import reserved_for_evaluation, snapshot_categories
-from training.services.scoring import _probabilities, model_load
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +246,10 @@ def run_answers(run: TrainingRun, rows: list[tuple[str, int]]) -> tuple[str, str
     """The run's top-1 and top-5 answers ('1' right, '0' wrong) on (training copy, category
     id) rows. Labels go to the run's classes by category id: a category the run does not know
     is always wrong. Top-5 is top-k with k = min(5, the run's classes)."""
+    # torch only here: the web imports this module for freezing and counting (no model)
+    from training.ml.data import image_decode
+    from training.services.scoring import _probabilities, model_load
+
     model = model_load(run)
     index = {c["id"]: i for i, c in enumerate(model.classes)}
     k = min(5, len(model.classes))

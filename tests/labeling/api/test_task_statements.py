@@ -54,8 +54,9 @@ def test_answering_a_verify_task_costs_pinned_statements(
     answer = [{"item": task["items"][0]["id"], "answer": "yes"}]
 
     # when it is answered: savepoint, task (by uid or token) and profile locks, items, votes,
-    # tally, consensus (candidates, votes, voters, posterior), profile, task, leases, release
-    with django_assert_num_queries(14):
+    # tally, consensus (candidates, votes, voters, the category's capped decided counts for its
+    # learnt prior, posterior), profile, task, leases, release
+    with django_assert_num_queries(15):
         response = client.post(
             f"/api/tasks/{task['id']}/answer/",
             {"answers": answer, "client_token": "a"},
