@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from django.db import connection
+
+from tests.factories import image_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,3 +75,25 @@ def worker_start(media_root: Path) -> Iterator[Callable[..., str]]:
 def worker(worker_start: Callable[..., str]) -> str:
     """A worker with the settings everyone else has; yields its queue name."""
     return worker_start()
+
+
+class _Images(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = image_bytes(int(self.path.strip("/").split(".")[0]))
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def image_site() -> Iterator[str]:
+    """A site on loopback serving generated images at /<n>.jpg: its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
 import pytest
 from django.conf import settings as django_settings
 from django.db import connection
@@ -12,7 +9,6 @@ from django.db import connection
 from config.celery import app as celery_app
 from labeling.models import Category, Image, ImportJob
 from labeling.tasks import import_job_run, ping
-from tests.factories import image_bytes
 
 pytestmark = pytest.mark.celery_worker
 
@@ -28,26 +24,12 @@ def test_task_round_trips_through_a_real_worker(worker):
     assert result.get(timeout=60) == "pong:hello"
 
 
-class _Images(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = image_bytes(int(self.path.strip("/").split(".")[0]))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.mark.django_db(transaction=True)
-def test_worker_runs_a_scrape_job_against_the_shared_database(worker, media_root):
+def test_worker_runs_a_scrape_job_against_the_shared_database(worker, media_root, image_site):
     # given a job in the real database and a site on loopback
     if connection.vendor != "postgresql":
         pytest.skip("the worker process needs a database it can share: PostgreSQL")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base = image_site
     category = Category.objects.create(name="cat", slug="cat")
     job = ImportJob.objects.create(
         source="url", category=category, params={"urls": [f"{base}/1.jpg", f"{base}/2.jpg"]}
@@ -56,7 +38,6 @@ def test_worker_runs_a_scrape_job_against_the_shared_database(worker, media_root
     # when the worker runs it, twice (a retry must change nothing)
     assert import_job_run.apply_async((job.pk,), queue=worker).get(timeout=120) == "done"
     assert import_job_run.apply_async((job.pk,), queue=worker).get(timeout=60) == "done"
-    server.shutdown()
 
     # then both images are stored once, with files where this test keeps media
     job.refresh_from_db()

@@ -7,12 +7,10 @@ training run whose broker message was lost is sent again after the grace period.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -28,7 +26,7 @@ from labeling.services import exports, imports, reaggregation
 from labeling.services.exports import export_create, export_output
 from labeling.tasks import consensus_reaggregate, consensus_run_execute, export_build_task
 from labeling.tasks import import_job_run as import_job_task
-from tests.factories import digits_version, image_bytes, photos_version
+from tests.factories import digits_version, photos_version
 from training.ml.loop import checkpoint_read
 from training.models import TrainingRun
 from training.services import runs
@@ -114,24 +112,10 @@ def _recovered(kind: JobKind, job_id: int, settings) -> object:
     return job
 
 
-class _Images(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = image_bytes(int(self.path.strip("/").split(".")[0]))
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def test_an_import_whose_worker_is_killed_is_finished_by_another(
-    worker_start, env, settings, monkeypatch
+    worker_start, env, settings, monkeypatch, image_site
 ):
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Images)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_address[1]}"
+    base = image_site
     category = Category.objects.create(name="cat", slug="cat")
     job = ImportJob.objects.create(
         source="url", category=category, params={"urls": [f"{base}/1.jpg", f"{base}/2.jpg"]}
@@ -147,7 +131,6 @@ def test_an_import_whose_worker_is_killed_is_finished_by_another(
     )
 
     done = _recovered(IMPORT, job.pk, settings)
-    server.shutdown()
     assert (done.status, done.added + done.duplicates, done.rejected) == ("done", 2, 0)
 
 
