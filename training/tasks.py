@@ -8,7 +8,7 @@ from celery import shared_task
 from django.conf import settings
 
 from training.models import EvaluationSet
-from training.services import evaluation, execute, runs, scoring
+from training.services import evaluation, execute, promotion, runs, scoring
 
 
 @shared_task(
@@ -51,5 +51,8 @@ def evaluation_rescore(evaluation_id: int) -> int:
 
 @shared_task(name="training.tasks.evaluations_catch_up", acks_late=True)
 def evaluations_catch_up() -> int:
-    """Write the scores a lost re-scoring message or a killed worker left missing."""
-    return evaluation.evaluations_catch_up()
+    """Write the scores a lost re-scoring message or a killed worker left missing, and decide
+    the newest run a killed worker left undecided."""
+    written = evaluation.evaluations_catch_up()
+    promotion.promotions_catch_up()
+    return written

@@ -7,6 +7,7 @@ every error below is known exactly."""
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -371,3 +372,27 @@ def test_a_promotion_from_the_training_page_is_recorded_too(pets, tmp_path, clie
         evaluation.pk,
     )
     assert (promotion.only_candidate_right, promotion.only_incumbent_right) == (8, 2)
+
+
+def test_beat_decides_the_newest_run_a_killed_worker_left_undecided(pets, tmp_path):
+    # given a current model that calls everything a dog (8 of 10 wrong) and a newer finished
+    # run, calling everything a cat, whose worker died before it decided the promotion
+    _, _, evaluation, version = pets
+    now = timezone.now()
+    old = _run(version, tmp_path, 1, "old", current=True, finished_at=now)
+    newer = _run(version, tmp_path, 0, "newer", finished_at=now + timedelta(seconds=1))
+
+    # when beat's catch-up runs, twice
+    tasks.evaluations_catch_up()
+    tasks.evaluations_catch_up()
+
+    # then the newer run was decided once, on the same images, and is the current model
+    [decision] = Promotion.objects.filter(candidate=newer)
+    assert (decision.promoted, decision.incumbent_id, decision.evaluation_id) == (
+        True,
+        old.pk,
+        evaluation.pk,
+    )
+    assert (decision.only_candidate_right, decision.only_incumbent_right) == (8, 2)
+    assert TrainingRun.objects.get(current=True) == newer
+    assert not Promotion.objects.filter(candidate=old).exists()  # an older run stays undecided

@@ -219,3 +219,20 @@ def promotion_by_hand(*, run: TrainingRun, by: User | None) -> Promotion:
     return _record(
         run, incumbent, comparison, promoted=True, by=by, reason=f"Promoted by hand by {who}{note}."
     )
+
+
+def promotions_catch_up() -> Promotion | None:
+    """Decide the newest finished run that has no automatic decision: its worker was killed
+    between finishing it and deciding (run_execute decides right after the finish). Only the
+    newest, so an old run is never weighed again after newer ones were."""
+    if not settings.CROWDNET_TRAIN_AUTO_PROMOTE:
+        return None
+    newest = (
+        TrainingRun.objects.filter(status=TrainingRun.Status.DONE)
+        .exclude(checkpoint="")
+        .order_by("-finished_at", "-id")
+        .first()
+    )
+    if newest is None or newest.promotions.filter(by__isnull=True).exists():
+        return None
+    return promotion_decide(run=newest)
