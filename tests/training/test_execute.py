@@ -20,7 +20,6 @@ SMALL = {"epochs": 3, "batch_size": 16, "lr": 0.003, "image_size": 32, "patience
 
 @pytest.fixture(autouse=True)
 def _dirs(settings, tmp_path):
-    settings.CROWDNET_CHECKPOINT_DIR = tmp_path / "checkpoints"
     settings.CROWDNET_EMBEDDING_DIR = tmp_path / "embeddings"
     settings.CROWDNET_TRAIN_DEVICE = "cpu"
     settings.CROWDNET_TRAIN_THREADS = 1
@@ -209,7 +208,9 @@ def test_a_run_trains_data_parallel_in_two_processes_as_in_one(settings):
     assert (two.status, two.error, two.device) == ("done", "", "cpu")
     assert list(two.epochs.values_list("epoch", flat=True)) == [1, 2, 3]
     assert two.top1_error <= 0.2
-    saved = checkpoint_read(two.checkpoint, two.checkpoint_sha256)
+    saved = checkpoint_read(
+        settings.CROWDNET_CHECKPOINT_DIR / two.checkpoint, two.checkpoint_sha256
+    )
     assert saved["extra"]["run"] == two.pk
     # the same net, up to floating-point noise: both read the decoded images in one order
     assert two.top1_error == pytest.approx(one.top1_error, abs=0.03)
