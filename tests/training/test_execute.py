@@ -3,6 +3,9 @@ cancellation, and a failure that says why."""
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
 from django.db.models import F
 
@@ -138,6 +141,24 @@ def test_feature_extraction_embeds_each_image_once_across_runs(tmp_path):
     assert run_execute(second.pk).status == "done"
     after = {p: p.stat().st_mtime_ns for p in (tmp_path / "embeddings").rglob("*") if p.is_file()}
     assert after == shards  # every embedding came from the cache: nothing was written
+
+
+def test_a_host_without_the_embedding_cache_rebuilds_it_and_trains_the_same(tmp_path):
+    """The cache is per training host (docs/architecture.md): a new host, or a folder
+    removed, starts empty, embeds again and writes the same shards."""
+    version = digits_version()
+    first = run_execute(_queued(version, "feature_extraction").pk)
+    folder = tmp_path / "embeddings"
+    shards = {p.name: np.load(p) for p in folder.glob("*.npy")}
+    shutil.rmtree(folder)
+
+    again = run_execute(_queued(version, "feature_extraction").pk)
+
+    assert (first.status, again.status) == ("done", "done")
+    rebuilt = {p.name: np.load(p) for p in folder.glob("*.npy")}
+    assert sorted(rebuilt) == sorted(shards) != []
+    assert all(np.array_equal(rebuilt[name], shards[name]) for name in shards)
+    assert again.top1_error == first.top1_error
 
 
 def test_a_cancel_request_stops_the_run_and_a_bad_weights_choice_fails_with_the_reason():
