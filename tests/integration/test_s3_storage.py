@@ -216,9 +216,10 @@ def test_an_uploaded_image_lands_in_the_bucket_and_orphans_are_swept(bucket, cat
     assert sorted(_objects(bucket)) == sorted(f"media/{name}" for name in names)
 
 
-def test_a_run_saves_its_checkpoint_in_the_bucket_and_it_is_loaded_back(bucket, curator_api):
+def _queued_run() -> TrainingRun:
+    """A tiny LeNet-5 run on the digits (ingested into the bucket), queued but not sent."""
     version = digits_version()
-    run = run_create(
+    return run_create(
         version=version,
         backbone="lenet5",
         weights="random",
@@ -226,6 +227,11 @@ def test_a_run_saves_its_checkpoint_in_the_bucket_and_it_is_loaded_back(bucket, 
         params=SMALL,
         enqueue=False,
     )
+
+
+def test_a_run_saves_its_checkpoint_in_the_bucket_and_it_is_loaded_back(bucket, curator_api):
+    run = _queued_run()
+    version = run.version
 
     done = run_execute(run.pk)
 
@@ -274,15 +280,7 @@ def test_a_run_saves_its_checkpoint_in_the_bucket_and_it_is_loaded_back(bucket, 
 
 
 def test_an_attempt_that_lost_its_run_publishes_nothing_in_the_bucket(bucket):
-    version = digits_version()
-    run = run_create(
-        version=version,
-        backbone="lenet5",
-        weights="random",
-        mode="full",
-        params=SMALL,
-        enqueue=False,
-    )
+    run = _queued_run()
 
     def taken_over(stats) -> None:
         TrainingRun.objects.filter(pk=run.pk).update(attempt=F("attempt") + 1)
