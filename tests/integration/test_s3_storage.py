@@ -43,6 +43,14 @@ pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
+STORAGE_SETTINGS = (
+    "CROWDNET_STORAGE",
+    "CROWDNET_S3_",
+    "CROWDNET_VAR_DIR",
+    "CROWDNET_MEDIA_ROOT",
+    "CROWDNET_CHECKPOINT_DIR",
+    "CROWDNET_EXPORT_DIR",
+)
 SMALL = {"epochs": 1, "batch_size": 16, "lr": 0.003, "image_size": 32, "patience": 10}
 # boto3 takes its credentials from here; nothing may reach past 127.0.0.1
 CREDENTIALS = {
@@ -75,10 +83,12 @@ def endpoint() -> Iterator[str]:
 
 
 def _storages_for(env: dict[str, str]) -> dict[str, Any]:
-    """STORAGES as settings.py makes it from ``env`` (in a fresh interpreter)."""
+    """STORAGES as settings.py makes it from ``env`` (in a fresh interpreter), whatever
+    storage settings this process's environment has."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(STORAGE_SETTINGS)}
     done = subprocess.run(
         [sys.executable, "-c", "import json, config.settings as s; print(json.dumps(s.STORAGES))"],
-        env={**os.environ, **env},
+        env={**base, **env},
         cwd=ROOT,
         capture_output=True,
         text=True,
