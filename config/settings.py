@@ -11,6 +11,7 @@ import ipaddress
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -290,16 +291,74 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = Path(env_str("CROWDNET_MEDIA_ROOT", str(VAR_DIR / "media")))
+# Every file more than one host reads goes through one of three stores (config.file_stores):
+# media (images), checkpoints and export archives. `filesystem` keeps them under these folders
+# (a volume every host mounts); `s3` puts them in one bucket, each under its own prefix, with
+# the credentials boto3 finds itself (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, a role...).
+CROWDNET_CHECKPOINT_DIR = Path(env_str("CROWDNET_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints")))
+CROWDNET_EXPORT_DIR = Path(env_str("CROWDNET_EXPORT_DIR", str(VAR_DIR / "exports")))
+CROWDNET_STORAGE = env_str("CROWDNET_STORAGE", "filesystem").strip().lower()
+CROWDNET_S3_BUCKET = env_str("CROWDNET_S3_BUCKET", "")
+CROWDNET_S3_ENDPOINT_URL = env_str("CROWDNET_S3_ENDPOINT_URL", "")
+CROWDNET_S3_REGION = env_str("CROWDNET_S3_REGION", "")
+
+
+def _stores() -> dict[str, dict[str, Any]]:
+    """STORAGES' entries for media ("default"), checkpoints and exports."""
+    folders = {"default": MEDIA_ROOT, "checkpoints": CROWDNET_CHECKPOINT_DIR}
+    folders["exports"] = CROWDNET_EXPORT_DIR
+    if CROWDNET_STORAGE == "filesystem":
+        stores: dict[str, dict[str, Any]] = {
+            alias: {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(folder)},
+            }
+            for alias, folder in folders.items()
+        }
+    elif CROWDNET_STORAGE == "s3":
+        if not CROWDNET_S3_BUCKET:
+            raise ImproperlyConfigured("CROWDNET_STORAGE=s3 needs CROWDNET_S3_BUCKET.")
+        if CROWDNET_S3_ENDPOINT_URL and not CROWDNET_S3_ENDPOINT_URL.startswith(
+            ("http://", "https://")
+        ):
+            raise ImproperlyConfigured(
+                f"CROWDNET_S3_ENDPOINT_URL={CROWDNET_S3_ENDPOINT_URL!r} is not an http(s) URL."
+            )
+        stores = {
+            alias: {
+                "BACKEND": "storages.backends.s3.S3Storage",
+                "OPTIONS": {
+                    "bucket_name": CROWDNET_S3_BUCKET,
+                    "endpoint_url": CROWDNET_S3_ENDPOINT_URL or None,
+                    "region_name": CROWDNET_S3_REGION or None,
+                    "location": prefix,
+                    "default_acl": None,  # the bucket's policy decides; objects stay private
+                    "file_overwrite": True,  # names are content hashes or job outputs
+                },
+            }
+            for alias, prefix in (
+                ("default", "media"),
+                ("checkpoints", "checkpoints"),
+                ("exports", "exports"),
+            )
+        }
+    else:
+        raise ImproperlyConfigured(
+            f"CROWDNET_STORAGE={CROWDNET_STORAGE!r}: use filesystem (the default) or s3."
+        )
+    # The older setting: any storage class for media alone, configured by its own settings.
+    backend = os.environ.get("CROWDNET_STORAGE_BACKEND", "")
+    if backend:
+        if CROWDNET_STORAGE != "filesystem":
+            raise ImproperlyConfigured(
+                "Set CROWDNET_STORAGE or the older CROWDNET_STORAGE_BACKEND, not both."
+            )
+        stores["default"] = {"BACKEND": backend}
+    return stores
+
+
 STORAGES = {
-    # Any Django storage works here (S3 through django-storages is a settings change).
-    "default": {
-        "BACKEND": env_str(
-            "CROWDNET_STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"
-        ),
-        "OPTIONS": {"location": str(MEDIA_ROOT)}
-        if not os.environ.get("CROWDNET_STORAGE_BACKEND")
-        else {},
-    },
+    **_stores(),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
@@ -579,16 +638,15 @@ if CROWDNET_PROMOTE_ALPHA > 1.0:
 CROWDNET_REVIEW_MODEL_MARGIN = env_float("CROWDNET_REVIEW_MODEL_MARGIN", 0.2)
 # Accepted images wanted per category where it sets no target of its own (progress pages).
 CROWDNET_CATEGORY_TARGET = env_int("CROWDNET_CATEGORY_TARGET", 1000, minimum=1)
-# Dataset exports: archives under CROWDNET_EXPORT_DIR, kept this many hours; a selection of
+# Dataset exports: archives in the exports store, kept this many hours; a selection of
 # at most CROWDNET_EXPORT_DIRECT_MAX images may also stream straight to the browser.
-CROWDNET_EXPORT_DIR = Path(env_str("CROWDNET_EXPORT_DIR", str(VAR_DIR / "exports")))
 CROWDNET_EXPORT_RETENTION_HOURS = env_int("CROWDNET_EXPORT_RETENTION_HOURS", 72, minimum=1)
 # The largest annotation file (COCO JSON, VOC XML...) an annotation import reads.
 CROWDNET_IMPORT_MAX_ANNOTATION_BYTES = env_int(
     "CROWDNET_IMPORT_MAX_ANNOTATION_BYTES", 200 * 2**20, minimum=1024
 )
 CROWDNET_EXPORT_DIRECT_MAX = env_int("CROWDNET_EXPORT_DIRECT_MAX", 2000, minimum=0)
-CROWDNET_CHECKPOINT_DIR = Path(env_str("CROWDNET_CHECKPOINT_DIR", str(VAR_DIR / "checkpoints")))
+# A per-host cache of backbone features that rebuilds itself (docs/architecture.md).
 CROWDNET_EMBEDDING_DIR = Path(env_str("CROWDNET_EMBEDDING_DIR", str(VAR_DIR / "embeddings")))
 # Active learning: the current model scores open candidates; the less sure it is, the sooner
 # the crowd is asked. Where it is at least this sure and the crowd agrees, an item may be

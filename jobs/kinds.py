@@ -23,7 +23,7 @@ class JobKind:
     enqueue: str  # dotted path of f(pk) that sends the job's message
     stale_setting: str  # seconds without a heartbeat after which the worker is called dead
     attempts_setting: str = "CROWDNET_JOBS_MAX_ATTEMPTS"
-    output: str = ""  # dotted path of f(job) -> Path | None: the final file, for partials
+    output: str = ""  # dotted path of f(job) -> StoredFile | None: the final file
     final_fields: dict[str, Any] = field(default_factory=dict)  # also written on any end
 
     @property

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import socket
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +18,7 @@ from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from config.file_stores import StoredFile, stored_matching, stored_move
 from jobs.kinds import KINDS, JobKind
 from jobs.models import JobStatus
 
@@ -128,28 +129,29 @@ def job_finish(claim: Claim, status: str, **fields: Any) -> bool:
     )
 
 
-def job_publish(claim: Claim, partial: Path, final: Path) -> bool:
+def job_publish(claim: Claim, partial: StoredFile, final: StoredFile) -> bool:
     """Move an attempt's output into place if the attempt still owns the job (call inside the
-    transaction that writes the outcome); else remove it. Returns whether it moved."""
+    transaction that writes the outcome: the row stays locked while it moves); else remove it.
+    Returns whether it moved. On S3 the move is a copy, made only after the check."""
     if job_still_ours(claim):
-        os.replace(partial, final)
+        stored_move(partial, final)
         return True
-    partial.unlink(missing_ok=True)
+    partial.delete()
     return False
 
 
-def partial_path(final: Path, attempt: int) -> Path:
-    """Where attempt ``attempt`` writes the file that becomes ``final``."""
-    return final.with_name(f"{final.name}.attempt-{attempt}.partial")
+def partial_path(final: StoredFile, attempt: int) -> StoredFile:
+    """Where attempt ``attempt`` writes the file that becomes ``final`` (same store)."""
+    return final.sibling(f"{posixpath.basename(final.name)}.attempt-{attempt}.partial")
 
 
-def partials_remove(final: Path) -> int:
+def partials_remove(final: StoredFile) -> int:
     """Remove every attempt's partial of ``final``; returns how many."""
-    removed = 0
-    for path in final.parent.glob(f"{final.name}.attempt-*.partial"):
-        path.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    pattern = f"{posixpath.basename(final.name)}.attempt-*.partial"
+    partials = stored_matching(final.sibling(""), pattern)
+    for partial in partials:
+        partial.delete()
+    return len(partials)
 
 
 @dataclass(frozen=True)
@@ -194,7 +196,7 @@ def job_enqueue_on_commit(kind: JobKind, pk: int) -> None:
     transaction.on_commit(lambda: job_send(kind, pk))
 
 
-def _output(kind: JobKind, row: Any) -> Path | None:
+def _output(kind: JobKind, row: Any) -> StoredFile | None:
     return import_string(kind.output)(row) if kind.output else None
 
 

@@ -42,15 +42,24 @@ def _own_cache_database() -> None:
 
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path: Path) -> Iterator[Path]:
-    """Every test stores files in its own empty folder."""
+    """Every test keeps its files in its own folders: media in ``tmp_path / "media"`` (made
+    empty), checkpoints and exports in ``tmp_path / "checkpoints"`` and ``"exports"``, the
+    three stores of config.file_stores on the local disk."""
     root = tmp_path / "media"
     root.mkdir()
     settings.MEDIA_ROOT = root
+    settings.CROWDNET_CHECKPOINT_DIR = tmp_path / "checkpoints"
+    settings.CROWDNET_EXPORT_DIR = tmp_path / "exports"
+    folders = {"default": root, "checkpoints": tmp_path / "checkpoints"}
+    folders["exports"] = tmp_path / "exports"
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
+        **{
+            alias: {
+                "BACKEND": "django.core.files.storage.FileSystemStorage",
+                "OPTIONS": {"location": str(folder)},
+            }
+            for alias, folder in folders.items()
         },
     }
     yield root

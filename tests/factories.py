@@ -76,27 +76,29 @@ def digits_version(digits: tuple[int, ...] = (0, 1), per_class: int = 40, val_sh
     return dataset_snapshot(val_share=val_share, min_per_class=5)
 
 
-def promoted_lenet(version, path, **fields):
+def promoted_lenet(version, name: str, **fields):
     """A real, tiny promoted model: LeNet-5 with random weights over the version's classes,
-    saved at ``path``. The process-wide model cache is emptied first: test databases reuse ids.
-    """
-    return _lenet_run(version, path, None, current=True, **fields)
+    saved as ``name`` in the checkpoint store. The process-wide model cache is emptied first:
+    test databases reuse ids."""
+    return _lenet_run(version, name, None, current=True, **fields)
 
 
-def constant_lenet(version, path, answer: int, **fields):
+def constant_lenet(version, name: str, answer: int, **fields):
     """A real, tiny finished run whose answers are known: LeNet-5 whose head always ranks
     class ``answer`` (an index into the version's classes) first, then the others in index
     order. Not current unless ``current=True`` is passed."""
-    return _lenet_run(version, path, answer, **fields)
+    return _lenet_run(version, name, answer, **fields)
 
 
-def _lenet_run(version, path, answer: int | None, **fields):
+def _lenet_run(version, name: str, answer: int | None, **fields):
     import torch
 
+    from config.file_stores import stored_write
     from training.ml.backbones import backbone_build
     from training.ml.loop import checkpoint_save
     from training.models import TrainingRun
     from training.services import scoring
+    from training.services.checkpoints import checkpoint_stored
 
     scoring._cache.clear()
     classes = [c["slug"] for c in version.classes]
@@ -106,7 +108,8 @@ def _lenet_run(version, path, answer: int | None, **fields):
             backbone.net.head.weight.zero_()
             backbone.net.head.bias.copy_(-torch.arange(len(classes), dtype=torch.float32))
             backbone.net.head.bias[answer] = 10.0
-    sha256 = checkpoint_save(path, backbone, len(classes), classes, {"image_size": 32})
+    with stored_write(checkpoint_stored(name)) as path:
+        sha256 = checkpoint_save(path, backbone, len(classes), classes, {"image_size": 32})
     return TrainingRun.objects.create(
         version=version,
         backbone="lenet5",
@@ -114,7 +117,7 @@ def _lenet_run(version, path, answer: int | None, **fields):
         mode="full",
         status="done",
         active=None,
-        checkpoint=str(path),
+        checkpoint=name,
         checkpoint_sha256=sha256,
         **fields,
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -20,13 +19,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.file_stores import stored_sha256
 from labeling.api.permissions import IsCurator
 from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
 from training.dashboard_serializers import ArchitectureSerializer, ModelErrorSerializer
-from training.ml.catalog import MODES, CheckpointCorrupt, sha256_file
+from training.ml.catalog import MODES, CheckpointCorrupt
 from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.services.checkpoints import run_checkpoint
 from training.services.dashboards import architecture_summary, model_error_history, run_detail
 from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.promotion import promotion_by_hand
@@ -359,10 +360,10 @@ class RunCheckpointView(APIView):
     )
     def get(self, request: Request, pk: int) -> HttpResponseBase:
         run = _run(pk)
-        path = Path(run.checkpoint) if run.checkpoint else None
-        if path is None or not path.is_file():
+        stored = run_checkpoint(run)
+        if stored is None or not stored.exists():
             raise NotFound("This run has no checkpoint.")
-        if sha256_file(path) != run.checkpoint_sha256:
+        if stored_sha256(stored) != run.checkpoint_sha256:
             return Response(
                 {
                     "detail": "The checkpoint no longer matches its recorded sha256; it was "
@@ -371,7 +372,7 @@ class RunCheckpointView(APIView):
                 status=status.HTTP_409_CONFLICT,
             )
         response = FileResponse(
-            path.open("rb"),
+            stored.open(),  # streamed from the checkpoint store
             as_attachment=True,
             filename=f"crowdnet-run-{run.pk}-{run.backbone}.pt",
             content_type="application/octet-stream",

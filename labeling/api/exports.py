@@ -162,8 +162,8 @@ class ExportDownloadView(APIView):
                 {"detail": f"This export is {export.status}: its archive is not ready."},
                 status=status.HTTP_409_CONFLICT,
             )
-        response = FileResponse(
-            export_path(export).open("rb"), as_attachment=True, filename=export.file_name
+        response = FileResponse(  # streamed from the exports store
+            export_path(export).open(), as_attachment=True, filename=export.file_name
         )
         response["Content-Type"] = (
             "application/zip" if export.archive == "zip" else "application/x-tar"

@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import BinaryIO
 
 from django.conf import settings
@@ -24,6 +23,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from PIL import Image as PILImage
 
+from config.file_stores import EXPORTS, StoredFile, stored_write
 from jobs.beat import JobBeat
 from jobs.kinds import EXPORT
 from jobs.services import (
@@ -377,14 +377,16 @@ def _enqueue(export_id: int) -> None:
     export_build_task.delay(export_id)
 
 
-def export_path(export: DatasetExport) -> Path:
-    return Path(settings.CROWDNET_EXPORT_DIR) / export.file_name
+def export_path(export: DatasetExport) -> StoredFile:
+    """A finished export's archive in the exports store."""
+    return StoredFile(EXPORTS, export.file_name)
 
 
-def export_output(export: DatasetExport) -> Path:
-    """Where a job's archive goes once whole (its attempts write beside it, see jobs)."""
+def export_output(export: DatasetExport) -> StoredFile:
+    """Where a job's archive goes once whole, in the exports store (its attempts write beside
+    it, see jobs)."""
     name = f"crowdnet-v{export.version.number}-{export.format}-{export.uid.hex[:12]}"
-    return Path(settings.CROWDNET_EXPORT_DIR) / f"{name}.{export.archive}"
+    return StoredFile(EXPORTS, f"{name}.{export.archive}")
 
 
 def export_build(export_id: int) -> DatasetExport:
@@ -397,11 +399,10 @@ def export_build(export_id: int) -> DatasetExport:
     if claim is None:
         return export
     final = export_output(export)
-    final.parent.mkdir(parents=True, exist_ok=True)
     partial = partial_path(final, claim.attempt)
     with JobBeat(claim) as beat:
         outcome = _build(export, claim, beat, partial, final)
-    partial.unlink(missing_ok=True)
+    partial.delete()
     if outcome is not None:
         job_finish(claim, **outcome)  # type: ignore[arg-type]
     export.refresh_from_db()
@@ -409,7 +410,7 @@ def export_build(export_id: int) -> DatasetExport:
 
 
 def _build(
-    export: DatasetExport, claim: Claim, beat: JobBeat, partial: Path, final: Path
+    export: DatasetExport, claim: Claim, beat: JobBeat, partial: StoredFile, final: StoredFile
 ) -> dict[str, object] | None:
     """Write the archive and publish it; the fields of the job's outcome (None: not ours)."""
     last = [0.0]
@@ -430,14 +431,17 @@ def _build(
 
     try:
         selection = export_selection(export.version, export_options_parse(export.options))
-        with open(partial, "wb") as out:
-            written = export_stream(selection, export.format, out, on_image=on_image)
-            out.flush()
-            os.fsync(out.fileno())
-        digest = hashlib.sha256()
-        with open(partial, "rb") as archive:
-            for block in iter(lambda: archive.read(2**20), b""):
-                digest.update(block)
+        # built on this host's disk, then stored as the attempt's partial (uploaded to S3)
+        with stored_write(partial) as local:
+            with open(local, "wb") as out:
+                written = export_stream(selection, export.format, out, on_image=on_image)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = hashlib.sha256()
+            with open(local, "rb") as archive:
+                for block in iter(lambda: archive.read(2**20), b""):
+                    digest.update(block)
+            byte_size = local.stat().st_size
         with transaction.atomic():
             if not job_publish(claim, partial, final):
                 return None
@@ -445,7 +449,7 @@ def _build(
                 claim,
                 DatasetExport.Status.DONE,
                 file_name=final.name,
-                byte_size=final.stat().st_size,
+                byte_size=byte_size,
                 sha256=digest.hexdigest(),
                 images_done=export.images_total,
                 images_written=written,
@@ -478,7 +482,7 @@ def exports_expire() -> int:
     )
     count = 0
     for export in expired:
-        export_path(export).unlink(missing_ok=True)
+        export_path(export).delete()
         count += DatasetExport.objects.filter(
             pk=export.pk, status=DatasetExport.Status.DONE
         ).update(status=DatasetExport.Status.EXPIRED, file_name="")

@@ -16,9 +16,11 @@ CHUNK = 1000
 
 
 def _walk(folder: str) -> Iterator[str]:
-    if not default_storage.exists(folder):
+    # listdir, not exists(): on S3 a folder is a key prefix, which exists() never finds
+    try:
+        directories, files = default_storage.listdir(folder)
+    except FileNotFoundError:
         return
-    directories, files = default_storage.listdir(folder)
     for name in files:
         yield f"{folder}/{name}"
     for directory in directories:

@@ -175,7 +175,7 @@ def test_a_live_run_page_stops_following_a_run_that_is_gone(page: Page, curator)
 
 
 def test_a_curator_downloads_a_checkpoint_and_gets_a_prediction(page: Page, curator, tmp_path):
-    run = promoted_lenet(_version(), tmp_path / "run.pt", top1_error=0.25, top5_error=0.0)
+    run = promoted_lenet(_version(), "run.pt", top1_error=0.25, top5_error=0.0)
     curator("cora", f"/curate/training/runs/{run.pk}/")
 
     download = page.get_by_role("link", name="Download")

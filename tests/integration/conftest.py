@@ -27,12 +27,18 @@ def _database_url() -> str:
 
 @pytest.fixture
 def worker_start(media_root: Path) -> Iterator[Callable[..., str]]:
-    """Start a worker subprocess with extra environment (settings); returns its queue name."""
+    """Start a worker subprocess with extra environment (settings); returns its queue name.
+    Its three file stores are this test's (tests/conftest.py), on the local disk."""
     processes: list[subprocess.Popen[bytes]] = []
+    folders = {
+        "CROWDNET_MEDIA_ROOT": str(media_root),
+        "CROWDNET_CHECKPOINT_DIR": str(media_root.parent / "checkpoints"),
+        "CROWDNET_EXPORT_DIR": str(media_root.parent / "exports"),
+    }
 
     def start(**extra_env: str) -> str:
         queue = f"test-{uuid.uuid4().hex[:8]}"
-        env = {**os.environ, "CROWDNET_MEDIA_ROOT": str(media_root), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **folders, "PYTHONUNBUFFERED": "1"}
         env.setdefault("CELERY_TASK_ALWAYS_EAGER", "0")
         if connection.vendor == "postgresql":
             env["DATABASE_URL"] = _database_url()

@@ -144,7 +144,8 @@ def test_an_export_whose_worker_is_killed_is_built_by_another_without_leftovers(
         export_build_task.apply_async((export.pk,), queue=first)
         _killed_mid_job(EXPORT, lambda: export.pk, worker_start)
         final = export_output(DatasetExport.objects.get(pk=export.pk))
-        assert [p.name for p in final.parent.iterdir()] == [f"{final.name}.attempt-1.partial"]
+        folder = settings.CROWDNET_EXPORT_DIR  # the workers' exports store
+        assert [p.name for p in folder.iterdir()] == [f"{final.name}.attempt-1.partial"]
     second = worker_start(**env)
     monkeypatch.setattr(
         exports, "_enqueue", lambda pk: export_build_task.apply_async((pk,), queue=second)
@@ -152,7 +153,7 @@ def test_an_export_whose_worker_is_killed_is_built_by_another_without_leftovers(
 
     done = _recovered(EXPORT, export.pk, settings)
     assert (done.status, done.images_done, done.file_name) == ("done", 18, final.name)
-    assert [p.name for p in final.parent.iterdir()] == [final.name]  # no partial left
+    assert [p.name for p in folder.iterdir()] == [final.name]  # no partial left
 
 
 def test_a_training_run_killed_while_loading_images_is_trained_by_another(
@@ -178,8 +179,9 @@ def test_a_training_run_killed_while_loading_images_is_trained_by_another(
     done = _recovered(TRAINING, run.pk, settings)
     assert (done.status, done.active) == ("done", None)
     assert list(done.epochs.values_list("epoch", flat=True)) == [1, 2]
-    checkpoint_read(Path(done.checkpoint), done.checkpoint_sha256)
-    assert [p.name for p in Path(done.checkpoint).parent.iterdir()] == [f"run-{run.pk}.pt"]
+    folder = settings.CROWDNET_CHECKPOINT_DIR  # the workers' checkpoint store and this one's
+    checkpoint_read(folder / done.checkpoint, done.checkpoint_sha256)
+    assert [p.name for p in folder.iterdir()] == [f"run-{run.pk}.pt"]
 
 
 def test_a_consensus_run_whose_worker_is_killed_is_run_again_and_the_next_proceeds(

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
+from config.file_stores import StoredFile
 from jobs.beat import JobBeat
 from jobs.kinds import EXPORT, IMPORT
 from jobs.services import (
@@ -202,47 +203,48 @@ def test_a_cancelled_queued_job_is_never_claimed(category):
     assert job_claim(IMPORT, job.pk) is None
 
 
-def test_only_the_owning_attempt_moves_its_output_into_place(curator, settings, tmp_path):
-    settings.CROWDNET_EXPORT_DIR = tmp_path / "exports"
+def _put(stored: StoredFile, data: bytes) -> None:
+    assert stored.storage.save(stored.name, ContentFile(data)) == stored.name
+
+
+def test_only_the_owning_attempt_moves_its_output_into_place(curator, tmp_path):
+    folder = tmp_path / "exports"  # the exports store (tests/conftest.py)
     export = export_create(by=curator, kind="csv", version=photos_version(), enqueue=False)
     final = export_output(export)
-    final.parent.mkdir(parents=True, exist_ok=True)
     claim = job_claim(EXPORT, export.pk)
     first = partial_path(final, claim.attempt)
-    assert first.name == f"{final.name}.attempt-1.partial"
-    first.write_bytes(b"attempt 1")
+    assert first == StoredFile("exports", f"{final.name}.attempt-1.partial")
+    _put(first, b"attempt 1")
 
     # when the job was taken away, the old attempt's file is removed, not published
     DatasetExport.objects.filter(pk=export.pk).update(status="queued")
     newer = job_claim(EXPORT, export.pk)
     assert job_publish(claim, first, final) is False
-    assert sorted(p.name for p in final.parent.iterdir()) == []
+    assert sorted(p.name for p in folder.iterdir()) == []
 
     # and the owner publishes its own
     second = partial_path(final, newer.attempt)
-    second.write_bytes(b"attempt 2")
+    _put(second, b"attempt 2")
     assert job_publish(newer, second, final) is True
-    assert [p.name for p in final.parent.iterdir()] == [final.name]
-    assert final.read_bytes() == b"attempt 2"
+    assert [p.name for p in folder.iterdir()] == [final.name]
+    assert (folder / final.name).read_bytes() == b"attempt 2"
 
 
 def test_the_sweep_removes_a_dead_attempts_partial_file(curator, settings, monkeypatch, tmp_path):
-    settings.CROWDNET_EXPORT_DIR = tmp_path / "exports"
     monkeypatch.setattr(exports, "_enqueue", lambda pk: None)
     settings.CROWDNET_EXPORT_STALE_SECONDS = 60
     export = export_create(by=curator, kind="csv", version=photos_version(), enqueue=False)
     final = export_output(export)
-    final.parent.mkdir(parents=True, exist_ok=True)
     claim = job_claim(EXPORT, export.pk)
-    partial_path(final, claim.attempt).write_bytes(b"half an archive")
-    (final.parent / "unrelated.zip").write_bytes(b"kept")
+    _put(partial_path(final, claim.attempt), b"half an archive")
+    _put(final.sibling("unrelated.zip"), b"kept")
     DatasetExport.objects.filter(pk=export.pk).update(
         heartbeat_at=timezone.now() - timedelta(seconds=61)
     )
 
     assert job_sweep(EXPORT) == [export.pk]
 
-    assert [p.name for p in final.parent.iterdir()] == ["unrelated.zip"]
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == ["unrelated.zip"]
     assert DatasetExport.objects.get(pk=export.pk).status == "queued"
 
 
@@ -283,9 +285,9 @@ def test_the_heartbeat_thread_sees_a_cancel(category):
             beat.check()
 
 
-def test_partial_names_are_per_attempt():
-    final = Path("/exports/a.zip")
-    assert [partial_path(final, n).name for n in (1, 2)] == [
-        "a.zip.attempt-1.partial",
-        "a.zip.attempt-2.partial",
+def test_partial_names_are_per_attempt_beside_the_output_in_its_store():
+    final = StoredFile("exports", "2026/a.zip")
+    assert [partial_path(final, n) for n in (1, 2)] == [
+        StoredFile("exports", "2026/a.zip.attempt-1.partial"),
+        StoredFile("exports", "2026/a.zip.attempt-2.partial"),
     ]

@@ -3,6 +3,9 @@ cancellation, and a failure that says why."""
 
 from __future__ import annotations
 
+import shutil
+
+import numpy as np
 import pytest
 from django.db.models import F
 
@@ -20,7 +23,6 @@ SMALL = {"epochs": 3, "batch_size": 16, "lr": 0.003, "image_size": 32, "patience
 
 @pytest.fixture(autouse=True)
 def _dirs(settings, tmp_path):
-    settings.CROWDNET_CHECKPOINT_DIR = tmp_path / "checkpoints"
     settings.CROWDNET_EMBEDDING_DIR = tmp_path / "embeddings"
     settings.CROWDNET_TRAIN_DEVICE = "cpu"
     settings.CROWDNET_TRAIN_THREADS = 1
@@ -141,6 +143,24 @@ def test_feature_extraction_embeds_each_image_once_across_runs(tmp_path):
     assert after == shards  # every embedding came from the cache: nothing was written
 
 
+def test_a_host_without_the_embedding_cache_rebuilds_it_and_trains_the_same(tmp_path):
+    """The cache is per training host (docs/architecture.md): a new host, or a folder
+    removed, starts empty, embeds again and writes the same shards."""
+    version = digits_version()
+    first = run_execute(_queued(version, "feature_extraction").pk)
+    folder = tmp_path / "embeddings"
+    shards = {p.name: np.load(p) for p in folder.glob("*.npy")}
+    shutil.rmtree(folder)
+
+    again = run_execute(_queued(version, "feature_extraction").pk)
+
+    assert (first.status, again.status) == ("done", "done")
+    rebuilt = {p.name: np.load(p) for p in folder.glob("*.npy")}
+    assert sorted(rebuilt) == sorted(shards) != []
+    assert all(np.array_equal(rebuilt[name], shards[name]) for name in shards)
+    assert again.top1_error == first.top1_error
+
+
 def test_a_cancel_request_stops_the_run_and_a_bad_weights_choice_fails_with_the_reason():
     version = digits_version()
     run = _queued(version, "full")
@@ -209,7 +229,9 @@ def test_a_run_trains_data_parallel_in_two_processes_as_in_one(settings):
     assert (two.status, two.error, two.device) == ("done", "", "cpu")
     assert list(two.epochs.values_list("epoch", flat=True)) == [1, 2, 3]
     assert two.top1_error <= 0.2
-    saved = checkpoint_read(two.checkpoint, two.checkpoint_sha256)
+    saved = checkpoint_read(
+        settings.CROWDNET_CHECKPOINT_DIR / two.checkpoint, two.checkpoint_sha256
+    )
     assert saved["extra"]["run"] == two.pk
     # the same net, up to floating-point noise: both read the decoded images in one order
     assert two.top1_error == pytest.approx(one.top1_error, abs=0.03)

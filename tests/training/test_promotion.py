@@ -44,7 +44,6 @@ def _rules(settings, tmp_path):
     settings.CROWDNET_EVAL_MIN_PER_CLASS = 2
     settings.CROWDNET_PROMOTE_MARGIN = 0.0
     settings.CROWDNET_PROMOTE_ALPHA = 0.25
-    settings.CROWDNET_CHECKPOINT_DIR = tmp_path / "checkpoints"
     settings.CROWDNET_EMBEDDING_DIR = tmp_path / "embeddings"
     settings.CROWDNET_TRAIN_DEVICE = "cpu"
     settings.CROWDNET_TRAIN_THREADS = 1
@@ -73,7 +72,7 @@ def _version(number: int, *categories: Category) -> DatasetVersion:
 
 
 def _run(version, tmp_path: Path, answer: int, name: str, **fields) -> TrainingRun:
-    return constant_lenet(version, tmp_path / f"{name}.pt", answer, **fields)
+    return constant_lenet(version, f"{name}.pt", answer, **fields)
 
 
 def test_a_score_matches_classes_by_category_id_and_unknown_ones_are_wrong(pets, tmp_path):
@@ -225,7 +224,7 @@ def test_a_manual_run_that_finishes_is_scored_and_decided_like_any_other(setting
     version = digits_version(per_class=20)
     settings.CROWDNET_EVAL_SHARE = 1.0  # ...then all count as reserved, votes as scrutinised:
     Candidate.objects.update(yes_votes=5, confidence=0.9995)  # the set is the val images
-    current = constant_lenet(version, tmp_path / "current.pt", 0, current=True)
+    current = constant_lenet(version, "current.pt", 0, current=True)
     run = run_create(
         version=version,
         backbone="lenet5",
@@ -266,7 +265,7 @@ def test_a_scoring_failure_never_fails_the_run(settings, tmp_path, caplog):
     [extra] = accepted_images(zero, 1, 900, **SCRUTINISED)  # in the set, in no version
     evaluation_freeze(categories=[c["id"] for c in version.classes])
     default_storage.delete(extra.image.train_copy.name)  # its file went missing
-    current = constant_lenet(version, tmp_path / "current.pt", 0, current=True)
+    current = constant_lenet(version, "current.pt", 0, current=True)
     run = run_create(
         version=version,
         backbone="lenet5",
@@ -322,7 +321,7 @@ def test_a_new_version_is_rescored_by_the_task_and_the_beat_catches_up(
     older = _run(version, tmp_path, 1, "older", finished_at=now - timezone.timedelta(hours=3))
     oldest = _run(version, tmp_path, 1, "oldest", finished_at=now - timezone.timedelta(hours=4))
     gone = _run(version, tmp_path, 0, "gone", finished_at=now - timezone.timedelta(hours=1))
-    Path(gone.checkpoint).unlink()
+    (tmp_path / "checkpoints" / gone.checkpoint).unlink()
     accepted_images(dogs, 2, 300, **SCRUTINISED)
 
     with django_capture_on_commit_callbacks() as callbacks:

@@ -31,7 +31,7 @@ def current(tmp_path):
         val_share=0.2,
         images=4,
     )
-    promoted_lenet(version, tmp_path / "run.pt")
+    promoted_lenet(version, "run.pt")
     files = [(f"{i}.png", image_bytes(1200 + i, size=(40, 40))) for i in range(4)]
     images_ingest(files=files, category=cats, source="upload", uploader=None)
     return cats

@@ -16,7 +16,6 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _dirs(settings, tmp_path):
-    settings.CROWDNET_CHECKPOINT_DIR = tmp_path / "checkpoints"
     settings.CROWDNET_TRAIN_DEVICE = "cpu"
     settings.CROWDNET_TRAIN_THREADS = 1
 

@@ -3,8 +3,6 @@ strangers kept out."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -47,7 +45,7 @@ def version() -> DatasetVersion:
 
 @pytest.fixture
 def current(version, tmp_path) -> TrainingRun:
-    return promoted_lenet(version, tmp_path / "run.pt", top1_error=0.25)
+    return promoted_lenet(version, "run.pt", top1_error=0.25)
 
 
 def _upload(name: str, data: bytes) -> SimpleUploadedFile:
@@ -453,8 +451,8 @@ def test_predict_without_a_current_model_is_409(curator_api):
     }
 
 
-def test_predict_with_a_missing_checkpoint_is_503(curator_api, current):
-    Path(current.checkpoint).unlink()
+def test_predict_with_a_missing_checkpoint_is_503(curator_api, current, tmp_path):
+    (tmp_path / "checkpoints" / current.checkpoint).unlink()
 
     response = curator_api.post(
         "/api/training/predict/",
@@ -481,21 +479,24 @@ def test_the_schema_documents_the_training_endpoints(curator_api):
     assert list(predict) == ["multipart/form-data"]
 
 
-def test_a_checkpoint_downloads_only_while_it_matches_its_hash(curator_api, worker_api, current):
+def test_a_checkpoint_downloads_only_while_it_matches_its_hash(
+    curator_api, worker_api, current, tmp_path
+):
+    stored = tmp_path / "checkpoints" / current.checkpoint  # the checkpoint store, on disk
     url = f"/api/training/runs/{current.pk}/checkpoint/"
 
     response = curator_api.get(url)
 
     assert response.status_code == 200
     body = b"".join(response.streaming_content)
-    assert body == Path(current.checkpoint).read_bytes()
+    assert body == stored.read_bytes()
     assert response["X-Checkpoint-SHA256"] == current.checkpoint_sha256
     assert response["Content-Disposition"] == (
         f'attachment; filename="crowdnet-run-{current.pk}-lenet5.pt"'
     )
     assert worker_api.get(url).status_code == 403
 
-    with Path(current.checkpoint).open("ab") as handle:  # damaged on disk
+    with stored.open("ab") as handle:  # damaged on disk
         handle.write(b"x")
     damaged = curator_api.get(url)
     assert damaged.status_code == 409

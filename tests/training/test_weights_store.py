@@ -21,9 +21,8 @@ SMALL = {"epochs": 1, "batch_size": 16, "lr": 0.003, "image_size": 32, "patience
 
 @pytest.fixture
 def store(settings, tmp_path) -> Path:
-    root = tmp_path / "checkpoints"
+    root = tmp_path / "checkpoints"  # the checkpoint store (tests/conftest.py)
     root.mkdir()
-    settings.CROWDNET_CHECKPOINT_DIR = root
     settings.CROWDNET_EMBEDDING_DIR = tmp_path / "embeddings"
     settings.CROWDNET_TRAIN_DEVICE = "cpu"
     settings.CROWDNET_TRAIN_THREADS = 1
@@ -103,7 +102,7 @@ def test_a_run_stored_with_an_outside_path_fails_without_saying_anything_about_i
 
 def test_a_runs_checkpoint_by_id_and_by_path_in_the_store_start_a_run(curator_api, store, queued):
     version = digits_version()
-    earlier = promoted_lenet(version, store / "run-earlier.pt")
+    earlier = promoted_lenet(version, "run-earlier.pt")
     results = []
 
     for weights in [f"run:{earlier.pk}", f"checkpoint:run-earlier.pt#{earlier.checkpoint_sha256}"]:

@@ -15,7 +15,6 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -25,6 +24,7 @@ from django.db.models import F
 
 from labeling.models import Candidate, Category, User
 from training.models import DatasetItem, EvaluationItem, EvaluationScore, EvaluationSet, TrainingRun
+from training.services.checkpoints import run_checkpoint_exists
 from training.services.datasets import reserved_for_evaluation, snapshot_categories
 
 log = logging.getLogger(__name__)
@@ -347,7 +347,7 @@ def evaluation_rescore(evaluation: EvaluationSet) -> int:
     for run in _recent_runs(evaluation.category_key):
         if EvaluationScore.objects.filter(run=run, evaluation=evaluation).exists():
             continue
-        if not Path(run.checkpoint).is_file():
+        if not run_checkpoint_exists(run):
             log.warning(
                 "run %s: checkpoint %s is gone; not scored on %s",
                 run.pk,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from config.file_stores import StoredFile, stored_write
 from jobs.beat import JobBeat
 from jobs.kinds import TRAINING
 from jobs.services import (
@@ -57,12 +57,12 @@ from training.ml.loop import (
     train,
     train_head_on_features,
 )
-from training.ml.weights import weights_load
 from training.models import DatasetItem, TrainingEpoch, TrainingRun, ValidationMistake
+from training.services.checkpoints import checkpoint_stored
 from training.services.evaluation import run_evaluation_score
 from training.services.promotion import promotion_decide
 from training.services.runs import run_finish
-from training.services.weights import weights_resolve
+from training.services.weights import weights_load_stored, weights_resolve
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +93,10 @@ def _items(run: TrainingRun) -> tuple[list[Item], list[Item], list[int]]:
     return train_items, val_items, val_ids
 
 
-def checkpoint_output(run: TrainingRun) -> Path:
-    """Where a run's checkpoint goes once whole (its attempts write beside it, see jobs)."""
-    return Path(settings.CROWDNET_CHECKPOINT_DIR) / f"run-{run.pk}.pt"
+def checkpoint_output(run: TrainingRun) -> StoredFile:
+    """Where a run's checkpoint goes once whole, in the checkpoint store (its attempts write
+    beside it, see jobs)."""
+    return checkpoint_stored(f"run-{run.pk}.pt")
 
 
 def _finite(value: float) -> float | None:
@@ -288,7 +289,7 @@ def run_execute(
     try:
         classes = run.version.classes
         backbone = backbone_build(run.backbone, len(classes))
-        weights_id = weights_load(backbone, weights_resolve(run.weights))
+        weights_id = weights_load_stored(backbone, weights_resolve(run.weights))
         size = backbone.size_for(params.get("image_size"))
         if settings.CROWDNET_TRAIN_THREADS:
             torch.set_num_threads(settings.CROWDNET_TRAIN_THREADS)
@@ -314,19 +315,20 @@ def run_execute(
             _epoch_writer(claim, progress),
             lambda: beat.should_stop,
         )
-        sha256 = checkpoint_save(
-            partial,
-            backbone,
-            len(classes),
-            [c["slug"] for c in classes],
-            {
-                "run": run.pk,
-                "version": run.version.number,
-                "weights": weights_id,
-                "image_size": size,
-                "preprocess": preprocess_key(backbone, size),
-            },
-        )
+        with stored_write(partial) as local:  # uploaded when not on this host's disk
+            sha256 = checkpoint_save(
+                local,
+                backbone,
+                len(classes),
+                [c["slug"] for c in classes],
+                {
+                    "run": run.pk,
+                    "version": run.version.number,
+                    "weights": weights_id,
+                    "image_size": size,
+                    "preprocess": preprocess_key(backbone, size),
+                },
+            )
         with transaction.atomic():
             if job_publish(claim, partial, final):
                 _mistakes_write(run, result, val_ids)
@@ -339,7 +341,7 @@ def run_execute(
                     per_class_error=result.per_class_error,
                     confusion=result.confusion,
                     best_epoch=result.best_epoch,
-                    checkpoint=str(final),
+                    checkpoint=final.name,
                     checkpoint_sha256=sha256,
                 )
     except (TrainingCancelled, JobCancelled, JobLost):
@@ -353,7 +355,7 @@ def run_execute(
                 run_finish(run, TrainingRun.Status.FAILED, error=f"{type(error).__name__}: {error}")
     finally:
         beat.stop()
-        partial.unlink(missing_ok=True)
+        partial.delete()
     run.refresh_from_db()
     if run.status == TrainingRun.Status.DONE:
         _evaluate_and_decide(run)

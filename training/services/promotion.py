@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from django.conf import settings
 
 from labeling.models import User
 from training.ml.metrics import discordant, mcnemar_one_sided
 from training.models import DatasetItem, EvaluationSet, Promotion, TrainingRun
+from training.services.checkpoints import run_checkpoint_exists
 from training.services.evaluation import evaluation_for_run, evaluation_score, run_answers
 from training.services.runs import RunInvalid, current_model, run_promote
 
@@ -191,8 +191,8 @@ def promotion_decide(*, run: TrainingRun) -> Promotion:
 
 
 def run_is_readable(run: TrainingRun) -> bool:
-    """Whether the run's checkpoint file is still there."""
-    return bool(run.checkpoint) and Path(run.checkpoint).is_file()
+    """Whether the run's checkpoint is still in the checkpoint store."""
+    return run_checkpoint_exists(run)
 
 
 def promotion_by_hand(*, run: TrainingRun, by: User | None) -> Promotion:

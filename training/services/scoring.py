@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,8 +21,8 @@ from labeling.ingest.validation import ValidationLimits, validate_image
 from labeling.models import Candidate
 from training.ml.backbones import Backbone, backbone_build
 from training.ml.data import Preprocess, image_decode, preprocess_for
-from training.ml.loop import checkpoint_read
 from training.models import DatasetItem, TrainingRun
+from training.services.checkpoints import run_checkpoint_read
 from training.services.datasets import reserved_for_evaluation
 from training.services.runs import NoCurrentModel, current_model
 
@@ -46,7 +45,7 @@ def model_load(run: TrainingRun) -> LoadedModel:
     key = (run.pk, run.checkpoint_sha256)
     with _lock:
         if key not in _cache:
-            saved = checkpoint_read(Path(run.checkpoint), run.checkpoint_sha256)
+            saved = run_checkpoint_read(run)
             classes = run.version.classes
             backbone = backbone_build(run.backbone, len(classes))
             backbone.net.load_state_dict(saved["state_dict"])

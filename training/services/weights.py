@@ -1,19 +1,22 @@
 """Which starting weights a run may use: the built-in sources, or a checkpoint of one of this
 project's own runs. A curator can name a run (``run:<id>``) or a file inside the checkpoint
-store (CROWDNET_CHECKPOINT_DIR); any other path is refused before it is opened, with the same
-message whether or not the file exists, so the setting cannot be used to probe the server.
+store (``STORAGES["checkpoints"]``) by its name there; an absolute name, one that climbs out
+with ``..`` or (on disk) a link that leads out is refused before anything is opened, with the
+same message whether or not the file exists, so the setting cannot be used to probe the server.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from django.conf import settings
-
+from config.file_stores import StoredFile, name_is_safe
 from training.ml.catalog import WeightsSpec, weights_parse
 from training.models import TrainingRun
+from training.services.checkpoints import checkpoint_local, checkpoint_stored, run_checkpoint
+
+if TYPE_CHECKING:
+    from training.ml.backbones import Backbone
 
 OUTSIDE_STORE = (
     "Starting weights from a file must be a checkpoint of one of this project's runs: use "
@@ -21,22 +24,21 @@ OUTSIDE_STORE = (
 )
 
 
-def checkpoint_in_store(path: str) -> Path:
-    """``path`` (absolute, or relative to CROWDNET_CHECKPOINT_DIR) with every symlink and
-    ``..`` resolved; ValueError unless that lies inside the store. Reads no file."""
-    root = Path(os.path.realpath(settings.CROWDNET_CHECKPOINT_DIR))
-    resolved = Path(os.path.realpath(root / path))  # an absolute path replaces the root
-    if resolved == root or not resolved.is_relative_to(root):
+def checkpoint_in_store(name: str) -> StoredFile:
+    """The file called ``name`` in the checkpoint store; ValueError unless the name is
+    relative and stays inside the store (config.file_stores.name_is_safe). Reads no file."""
+    stored = checkpoint_stored(name)
+    if not name_is_safe(stored):
         raise ValueError(OUTSIDE_STORE)
-    return resolved
+    return stored
 
 
 def weights_resolve(text: str) -> WeightsSpec:
     """A run's weights setting as a spec; ValueError with a message fit for the curator.
 
-    ``run:<id>`` is that finished run's recorded checkpoint and hash; ``checkpoint:<path>``
-    must lie inside the checkpoint store (checked again when the run starts, in case a link
-    changed since)."""
+    ``run:<id>`` is that finished run's recorded checkpoint and hash; ``checkpoint:<name>``
+    must name a file inside the checkpoint store (checked again when the run starts, in case
+    a link changed since). The spec's path is the name in the store."""
     text = text.strip()
     if text.startswith("run:"):
         ident = text.removeprefix("run:")
@@ -47,11 +49,27 @@ def weights_resolve(text: str) -> WeightsSpec:
             if ident.isdigit()
             else None
         )
-        if run is None:
+        stored = run_checkpoint(run) if run is not None else None
+        if stored is None:
             raise ValueError(f"{text}: no finished run with a checkpoint has that id.")
-        return WeightsSpec("checkpoint", run.checkpoint, run.checkpoint_sha256 or None)
+        return WeightsSpec("checkpoint", stored.name, run.checkpoint_sha256 or None)
     spec = weights_parse(text)
     if spec.source == "checkpoint":
         assert spec.path is not None
-        return dataclasses.replace(spec, path=str(checkpoint_in_store(spec.path)))
+        return dataclasses.replace(spec, path=checkpoint_in_store(spec.path).name)
     return spec
+
+
+def weights_load_stored(backbone: Backbone, spec: WeightsSpec) -> str:
+    """training.ml.weights.weights_load for a resolved spec: a checkpoint is read through the
+    checkpoint store (a local copy of an S3 object), its name checked again first."""
+    from training.ml.weights import WeightsUnavailable, weights_load  # torch: trainers only
+
+    if spec.source != "checkpoint":
+        return weights_load(backbone, spec)
+    assert spec.path is not None
+    stored = checkpoint_in_store(spec.path)
+    if not stored.exists():
+        raise WeightsUnavailable(f"checkpoint {stored.name} does not exist")
+    with checkpoint_local(stored) as path:
+        return weights_load(backbone, dataclasses.replace(spec, path=str(path)))

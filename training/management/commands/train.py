@@ -40,7 +40,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--weights",
             default="imagenet",
-            help="imagenet, random, run:<id> or checkpoint:<file under CROWDNET_CHECKPOINT_DIR>.",
+            help="imagenet, random, run:<id> or checkpoint:<name in the checkpoint store>.",
         )
         parser.add_argument("--mode", default="feature_extraction", choices=MODES)
         parser.add_argument(
