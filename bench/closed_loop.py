@@ -86,10 +86,10 @@ def main() -> None:
         from django.test.utils import override_settings
 
         from config.celery import app
-        from labeling.crowd.simulate import mix_parse
+        from demo.personas import mix_parse
+        from demo.services.data import demo_data_load, demo_evaluation_ensure
+        from demo.services.simulation import SimulationConfig, simulation_run
         from labeling.models import User
-        from labeling.services.demo import demo_data_load, demo_evaluation_ensure
-        from labeling.services.simulation import SimulationConfig, simulation_run
 
         app.conf.task_always_eager = True  # the trainer thread is the training worker
         logging.getLogger("celery").setLevel(logging.WARNING)

@@ -51,8 +51,9 @@ def build_pool(*, digits: int, decided: float, seed: int) -> None:
     curated gold of the odd digit categories removed."""
     from django.db import connection
 
-    from labeling.models import Candidate, DemoTruth, GoldAnswer
-    from labeling.services.demo import DIGIT_NAMES, demo_data_load
+    from demo.models import DemoTruth
+    from demo.services.data import DIGIT_NAMES, demo_data_load
+    from labeling.models import Candidate, GoldAnswer
 
     demo_data_load(limit=digits, seed=seed)
     rng = np.random.default_rng(seed)
@@ -80,7 +81,8 @@ def serve(*, workers: int, tasks: int, accuracy: float, seed: int) -> list[dict]
     """Workers take verify tasks in turns and answer them; one row of features per task."""
     from rest_framework.test import APIClient
 
-    from labeling.models import DemoTruth, GoldAnswer, TaskItem
+    from demo.models import DemoTruth
+    from labeling.models import GoldAnswer, TaskItem
     from tests.factories import UserFactory
 
     rng = np.random.default_rng(seed)

@@ -131,6 +131,7 @@ INSTALLED_APPS = [
     "labeling",
     "training",
     "campaigns",
+    "demo",
 ]
 
 MIDDLEWARE = [

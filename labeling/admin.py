@@ -9,7 +9,6 @@ from labeling.models import (
     Category,
     ConfidenceTable,
     ConsensusRun,
-    DemoTruth,
     GoldAnswer,
     Image,
     ImageArrival,
@@ -103,11 +102,6 @@ class CandidateAdmin(admin.ModelAdmin):
     def gold_no(self, request, queryset):  # type: ignore[no-untyped-def]
         for candidate in queryset:
             gold_mark(candidate=candidate, answer=False, by=request.user)
-
-
-@admin.register(DemoTruth)
-class DemoTruthAdmin(admin.ModelAdmin):
-    list_display = ["candidate", "is_positive", "true_label"]
 
 
 @admin.register(ImportJob)

@@ -208,7 +208,7 @@ def test_demo_serve_refuses_bad_arguments():
 
 
 def test_demo_programs_are_the_demos_processes(settings, tmp_path):
-    from labeling.management.commands.demo_serve import demo_programs
+    from demo.management.commands.demo_serve import demo_programs
 
     settings.VAR_DIR = tmp_path
     programs = demo_programs(port=8123, crowd_seconds=30, bin_dir=Path("/v/bin"))

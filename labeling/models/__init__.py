@@ -3,7 +3,6 @@
 from labeling.models.catalog import (
     Candidate,
     Category,
-    DemoTruth,
     Image,
     ImageArrival,
     ImageSource,
@@ -34,7 +33,6 @@ __all__ = [
     "ConfidenceTable",
     "ConsensusRun",
     "DatasetExport",
-    "DemoTruth",
     "GoldAnswer",
     "Image",
     "ImageArrival",

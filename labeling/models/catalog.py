@@ -346,23 +346,6 @@ class Candidate(models.Model):
         return f"{self.image_id} in {self.category_id}?"
 
 
-class DemoTruth(models.Model):
-    """What the demo data really shows, for the crowd simulator and benchmarks only.
-
-    Nothing a worker can reach reads this table: no API, page or serializer exposes it.
-    """
-
-    candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="+")
-    is_positive = models.BooleanField()
-    true_label = models.CharField(max_length=100)
-    boxes = models.JSONField(
-        default=list, blank=True, help_text="True object boxes [[x0, y0, x1, y1], ...], if known."
-    )
-
-    def __str__(self) -> str:
-        return f"{self.candidate_id}: {self.true_label}"
-
-
 class ImportJob(Job):
     """One import run (upload, archive, folder, URL list or page) and its outcome report; a
     background job (jobs.models.Job: status, attempt, owner, heartbeat)."""

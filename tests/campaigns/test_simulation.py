@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from campaigns.models import Assignment, AssignmentTask, ExternalWorker
+from demo.services.simulation import SimulationConfig, simulation_run
 from labeling.models import MicroTask
-from labeling.services.simulation import SimulationConfig, simulation_run
 from tests.campaigns.conftest import open_campaign
 from tests.factories import candidate_pool
 

@@ -8,9 +8,10 @@ from collections.abc import Callable
 import pytest
 from django.db import connection
 
-from labeling.models import Candidate, ConsensusRun, DemoTruth
-from labeling.services.demo import demo_data_load
-from labeling.services.simulation import SimulationConfig, simulation_run
+from demo.models import DemoTruth
+from demo.services.data import demo_data_load
+from demo.services.simulation import SimulationConfig, simulation_run
+from labeling.models import Candidate, ConsensusRun
 from labeling.tasks import consensus_reaggregate
 
 pytestmark = pytest.mark.celery_worker

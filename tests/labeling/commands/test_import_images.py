@@ -9,8 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
-from labeling.crowd.simulate import pixel_box
-from labeling.models import Candidate, Category, DemoTruth, GoldAnswer, Image, User
+from demo.models import DemoTruth
+from demo.personas import pixel_box
+from labeling.models import Candidate, Category, GoldAnswer, Image, User
 from tests.conftest import stored_files
 from tests.factories import image_bytes
 from training.models import EvaluationSet

@@ -7,8 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from labeling.consensus import iou
-from labeling.crowd.simulate import (
+from demo.personas import (
     ItemTruth,
     Persona,
     box_check,
@@ -19,6 +18,7 @@ from labeling.crowd.simulate import (
     personas_draw,
     pixel_box,
 )
+from labeling.consensus import iou
 
 CAT = ItemTruth(category="seven", is_positive=True, true_label="seven")
 NOT_CAT = ItemTruth(category="seven", is_positive=False, true_label="two")
@@ -99,7 +99,7 @@ def test_the_pixel_box_is_the_inks_bounding_box_in_pixel_edges():
 
 
 def test_honest_drawers_box_real_digits_at_iou_at_least_half_of_their_pixel_box():
-    from labeling.services.demo import demo_digits
+    from demo.services.data import demo_digits
 
     features, labels = demo_digits(100)
     rng = np.random.default_rng(7)

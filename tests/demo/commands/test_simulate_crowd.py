@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.models import Candidate, DemoTruth
+from demo.models import DemoTruth
+from labeling.models import Candidate
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes
 

@@ -8,15 +8,16 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
 from campaigns.models import Campaign
-from labeling.crowd.simulate import mix_parse
-from labeling.models import DemoTruth, TaskKind
-from labeling.services.reaggregation import consensus_reaggregate
-from labeling.services.simulation import (
+from demo.models import DemoTruth
+from demo.personas import mix_parse
+from demo.services.simulation import (
     SimulationConfig,
     box_category_generate,
     server_check,
     simulation_run,
 )
+from labeling.models import TaskKind
+from labeling.services.reaggregation import consensus_reaggregate
 
 
 class Command(BaseCommand):

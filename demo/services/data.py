@@ -18,8 +18,9 @@ from django.conf import settings
 from django.db import transaction
 from PIL import Image as PILImage
 
-from labeling.crowd.simulate import pixel_box
-from labeling.models import Candidate, Category, DemoTruth, Image, ImageSource, User
+from demo.models import DemoTruth
+from demo.personas import pixel_box
+from labeling.models import Candidate, Category, Image, ImageSource, User
 from labeling.services.consensus import decision_override
 from labeling.services.ingest import IngestItem, IngestReport, images_ingest
 from labeling.services.microtasks import gold_mark

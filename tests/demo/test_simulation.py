@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from django.utils import timezone
 
-from labeling.crowd.simulate import personas_draw
-from labeling.models import Candidate, DemoTruth, TaskItem, WorkerProfile
+from demo.models import DemoTruth
+from demo.personas import personas_draw
+from demo.services.simulation import SimulationConfig, simulated_workers_create, simulation_run
+from labeling.models import Candidate, TaskItem, WorkerProfile
 from labeling.services.microtasks import gold_mark, task_assign
 from labeling.services.reaggregation import (
     PAUSE_SPAMMER,
     consensus_reaggregate,
     model_gate_reason,
 )
-from labeling.services.simulation import SimulationConfig, simulated_workers_create, simulation_run
 from tests.factories import UserFactory, candidate_pool, label_votes_create
 
 pytestmark = pytest.mark.django_db

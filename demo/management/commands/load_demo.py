@@ -7,13 +7,14 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from labeling.models import DemoTruth, User
-from labeling.services.demo import (
+from demo.models import DemoTruth
+from demo.services.data import (
     demo_data_load,
     demo_evaluation_ensure,
     demo_pool_size,
     demo_users_ensure,
 )
+from labeling.models import User
 from labeling.services.ingest import IngestItem
 
 

@@ -1,6 +1,6 @@
 """Simulated crowd workers: who they are and how each kind answers. Pure; no Django.
 
-The crowd simulator (labeling.services.simulation) drives the real API with these personas,
+The crowd simulator (demo.services.simulation) drives the real API with these personas,
 against items whose truth it knows, so consensus, gold and the quality gates can be measured
 against a crowd as mixed as a real one.
 """

@@ -2,7 +2,7 @@
 against the truth that only the simulator knows (DemoTruth and gold).
 
 Each simulated worker is a thread with its own token, doing what a browser does: ask for the
-next task, spend its time on it, answer. The personas (labeling.crowd.simulate) decide the
+next task, spend its time on it, answer. The personas (demo.personas) decide the
 answers; this module talks HTTP, looks the truth up, and writes the report.
 """
 
@@ -27,8 +27,8 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 from rest_framework.authtoken.models import Token
 
-from labeling.consensus import iou
-from labeling.crowd.simulate import (
+from demo.models import DemoTruth
+from demo.personas import (
     ItemTruth,
     Persona,
     box_check,
@@ -37,11 +37,17 @@ from labeling.crowd.simulate import (
     label_answer,
     personas_draw,
 )
+from demo.services.simulation_scores import (
+    CrowdScore,
+    SimulationReport,
+    box_quality,
+    crowd_score,
+)
+from labeling.consensus import iou
 from labeling.models import (
     Candidate,
     Category,
     ConsensusRun,
-    DemoTruth,
     MicroTask,
     TaskItem,
     User,
@@ -49,12 +55,6 @@ from labeling.models import (
 )
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
-from labeling.services.simulation_scores import (
-    CrowdScore,
-    SimulationReport,
-    box_quality,
-    crowd_score,
-)
 
 
 @dataclass(frozen=True)

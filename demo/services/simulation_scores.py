@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from demo.models import DemoTruth
+from demo.personas import BAD_KINDS, Persona
 from labeling.consensus import iou
-from labeling.crowd.simulate import BAD_KINDS, Persona
-from labeling.models import Candidate, DemoTruth, ObjectBox, User, WorkerProfile
+from labeling.models import Candidate, ObjectBox, User, WorkerProfile
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""The demo's operations: loading its data and driving a simulated crowd against the real API."""
