@@ -45,9 +45,9 @@ def seed(count: int, small: int) -> None:
     from django.conf import settings
     from PIL import Image as PILImage
 
+    from datasets.models import DatasetItem, DatasetVersion
+    from datasets.services.versions import split_of
     from labeling.models import Candidate, Category, Image, ObjectBox
-    from training.models import DatasetItem, DatasetVersion
-    from training.services.datasets import split_of
 
     parents = [Category.objects.create(name=f"group {g}", slug=f"group-{g}") for g in range(10)]
     categories = [
@@ -161,8 +161,8 @@ def child(kind: str, number: int, options: str, out: str) -> None:
     import django
 
     django.setup()
-    from labeling.services.exports import export_options_parse, export_selection, export_stream
-    from training.models import DatasetVersion
+    from datasets.models import DatasetVersion
+    from datasets.services.exports import export_options_parse, export_selection, export_stream
 
     selection = export_selection(
         DatasetVersion.objects.get(number=number), export_options_parse(json.loads(options))

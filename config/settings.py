@@ -129,6 +129,7 @@ INSTALLED_APPS = [
     "csp",
     "jobs",
     "labeling",
+    "datasets",
     "training",
     "campaigns",
     "demo",
@@ -250,7 +251,7 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE = {
     "sweep-orphan-media": {"task": "labeling.tasks.media_orphans_sweep", "schedule": 6 * 3600.0},
-    "expire-exports": {"task": "labeling.tasks.exports_expire", "schedule": 3600.0},
+    "expire-exports": {"task": "datasets.tasks.exports_expire", "schedule": 3600.0},
     "training-auto": {"task": "training.tasks.training_auto", "schedule": 300.0},
     "jobs-sweep": {
         "task": "jobs.tasks.jobs_sweep",

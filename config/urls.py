@@ -20,11 +20,13 @@ urlpatterns = [
     ),
     path("api/training/", include("training.api_urls")),
     path("api/campaigns/", include("campaigns.api.urls")),
+    path("api/", include("datasets.api_urls")),
     path("api/", include("labeling.api.urls")),
     path("img/<uuid:uid>/<str:variant>/", image_file, name="image-file"),
     path("img/task/<uuid:uid>/", task_item_image, name="task-item-image"),
     path("curate/training/", include("training.urls")),
     path("curate/predict/", curate_predict, name="curate-predict"),
     path("", include("campaigns.urls")),
+    path("", include("datasets.urls")),
     path("", include("labeling.urls")),
 ]

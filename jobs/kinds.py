@@ -50,10 +50,10 @@ IMPORT = JobKind(
 )
 EXPORT = JobKind(
     name="export",
-    model_label="labeling.DatasetExport",
-    enqueue="labeling.services.exports._enqueue",
+    model_label="datasets.DatasetExport",
+    enqueue="datasets.services.exports._enqueue",
     stale_setting="CROWDNET_EXPORT_STALE_SECONDS",
-    output="labeling.services.exports.export_output",
+    output="datasets.services.exports.export_output",
 )
 TRAINING = JobKind(
     name="training",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from labeling.services import exports, imports, media, reaggregation
+from labeling.services import imports, media, reaggregation
 
 
 @shared_task(name="labeling.tasks.ping")
@@ -44,15 +44,3 @@ def consensus_reaggregate(trigger: str = "schedule", user_id: int | None = None)
 def consensus_run_execute(run_id: int) -> str:
     """Run a consensus run the sweep queued again; one already taken or finished is left."""
     return reaggregation.consensus_run_execute(run_id).status
-
-
-@shared_task(name="labeling.tasks.export_build", acks_late=True, soft_time_limit=4 * 3600)
-def export_build_task(export_id: int) -> str:
-    """Build one dataset export's archive; one already taken or finished is left alone."""
-    return exports.export_build(export_id).status
-
-
-@shared_task(name="labeling.tasks.exports_expire")
-def exports_expire() -> int:
-    """Delete export archives past their retention period."""
-    return exports.exports_expire()

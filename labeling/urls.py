@@ -3,7 +3,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from labeling import catalog_views, export_views, views
+from labeling import catalog_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -33,15 +33,9 @@ urlpatterns = [
     path("curate/imports/<uuid:uid>/", views.curate_import, name="curate-import"),
     path("curate/workers/", views.curate_workers, name="curate-workers"),
     path("curate/review/", views.curate_review, name="curate-review"),
-    path("curate/exports/", export_views.curate_exports, name="curate-exports"),
     path("curate/progress/", views.curate_progress, name="curate-progress"),
     path("curate/crowd/", views.curate_crowd, name="curate-crowd"),
     path(
         "curate/crowd/<int:pk>/answers/", views.curate_worker_answers, name="curate-worker-answers"
-    ),
-    path(
-        "curate/exports/import/",
-        export_views.curate_annotations_import,
-        name="curate-annotations-import",
     ),
 ]

@@ -1,5 +1,5 @@
 """HTML views for workers and curators: validate a form, call one service, render. The
-category tree's pages are in catalog_views, exports and annotation imports in export_views."""
+category tree's pages are in catalog_views, exports and annotation imports in datasets.views."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""WordNet-style category ids (``n02123045``): the one definition that the model's validator
-and constraint, the API, the annotation importers and the exports all use.
+"""WordNet-style category ids (``n02123045``) and the slug a category name gets: the one
+definition that the model's validator and constraint, the API, the category and annotation
+importers and the exports all use.
 
 Pure: no Django, so the annotation readers and the export records can check ids too. The
 shape matters beyond looks: exports may name folders after the id, so an id must never hold
@@ -22,3 +23,8 @@ _WNID = re.compile(WNID_PATTERN)
 def is_wnid(value: str) -> bool:
     """True when ``value`` is a WordNet-style id: ``n`` and eight digits, nothing else."""
     return bool(_WNID.fullmatch(value))
+
+
+def slug_of(name: str) -> str:
+    """A category slug from a name: lower case, runs of other characters as one hyphen."""
+    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")[:100] or "unnamed"

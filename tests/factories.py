@@ -55,9 +55,9 @@ def digits_version(digits: tuple[int, ...] = (0, 1), per_class: int = 40, val_sh
     accepted and frozen into a dataset version: a small real training set."""
     from sklearn.datasets import load_digits
 
+    from datasets.services.versions import dataset_snapshot
     from labeling.models import Candidate
     from labeling.services.ingest import images_ingest
-    from training.services.datasets import dataset_snapshot
 
     data = load_digits()
     for digit in digits:
@@ -127,9 +127,9 @@ def photos_version(per_class: int = 6, val_share: float = 0.34):
     """A small version with a hierarchy and boxes: "cat" and "dog" under "animal", and "car";
     noise photos ingested (64x48 JPEGs, the cars 400x300), accepted with votes and
     confidence, two boxes on the first cat and one on the first car, then frozen."""
+    from datasets.services.versions import dataset_snapshot
     from labeling.models import Candidate, ObjectBox
     from labeling.services.ingest import images_ingest
-    from training.services.datasets import dataset_snapshot
 
     animal = Category.objects.create(name="animal", slug="animal", wnid="n00015388")
     classes = [
@@ -173,7 +173,8 @@ def run_history():
     them current, plus a failed and a running one that dashboards leave out."""
     from datetime import UTC, datetime, timedelta
 
-    from training.models import DatasetVersion, TrainingRun
+    from datasets.models import DatasetVersion
+    from training.models import TrainingRun
 
     versions = [
         DatasetVersion.objects.create(number=n, classes=[], counts={}, val_share=0.2, images=images)

@@ -20,16 +20,17 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.file_stores import stored_sha256
+from datasets.models import DatasetVersion
+from datasets.services.versions import DatasetTooSmall, dataset_snapshot
 from labeling.api.permissions import IsCurator
 from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
 from training.dashboard_serializers import ArchitectureSerializer, ModelErrorSerializer
 from training.ml.catalog import MODES, CheckpointCorrupt
-from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.models import TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.checkpoints import run_checkpoint
 from training.services.dashboards import architecture_summary, model_error_history, run_detail
-from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.promotion import promotion_by_hand
 from training.services.runs import (
     NoCurrentModel,

@@ -14,11 +14,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
+from datasets.models import DatasetVersion
+from datasets.services.versions import DatasetTooSmall, dataset_snapshot
 from labeling.ingest.validation import ImageRejected
 from labeling.views import bad_request, curator_required, posted_id
 from training.api import CHECKPOINT_UNREADABLE, RunDetailSerializer, upload_read
 from training.ml.catalog import BACKBONES, MODES, CheckpointCorrupt
-from training.models import DatasetVersion, TrainingRun
+from training.models import TrainingRun
 from training.services.dashboards import (
     HEAT_LEVELS,
     architecture_summary,
@@ -27,7 +29,6 @@ from training.services.dashboards import (
     run_detail,
     run_evaluation,
 )
-from training.services.datasets import DatasetTooSmall, dataset_snapshot
 from training.services.promotion import promotion_by_hand
 from training.services.runs import (
     ACTIVE,

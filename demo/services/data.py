@@ -228,8 +228,8 @@ def demo_evaluation_ensure(*, by: User) -> str:
     """The demo curator settles the images reserved for evaluation from the known truth, as a
     curator reviewing them would, and the first evaluation set is frozen where the data allows
     (training.services.evaluation). Writes overrides and the set; returns what came of it."""
+    from labeling.evaluation_reserve import reserved_for_evaluation
     from training.models import EvaluationSet
-    from training.services.datasets import reserved_for_evaluation
     from training.services.evaluation import EvaluationRefused, evaluation_freeze
 
     latest = EvaluationSet.objects.order_by("-created_at").first()

@@ -3,7 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from labeling.api import consensus, exports, tasks, views
+from labeling.api import consensus, tasks, views
 
 router = DefaultRouter()
 router.register("categories", views.CategoryViewSet, basename="category")
@@ -16,11 +16,6 @@ urlpatterns = [
     path("imports/upload/", views.UploadView.as_view(), name="api-upload"),
     path("imports/archive/", views.ArchiveUploadView.as_view(), name="api-archive"),
     path("imports/scrape/", views.ScrapeView.as_view(), name="api-scrape"),
-    path(
-        "imports/annotations/",
-        exports.AnnotationImportView.as_view(),
-        name="api-annotation-import",
-    ),
     path("tasks/next/", tasks.NextTaskView.as_view(), name="api-task-next"),
     path("tasks/<uuid:uid>/answer/", tasks.AnswerView.as_view(), name="api-task-answer"),
     path("workers/", views.WorkerListCreateView.as_view(), name="api-workers"),
@@ -37,17 +32,6 @@ urlpatterns = [
     path("progress/", consensus.LabelingProgressView.as_view(), name="api-labeling-progress"),
     path("crowd/", consensus.CrowdQualityView.as_view(), name="api-crowd-quality"),
     path("workers/<int:pk>/pause/", consensus.WorkerPauseView.as_view(), name="api-worker-pause"),
-    path("exports/", exports.ExportListCreateView.as_view(), name="api-exports"),
-    path("exports/direct/", exports.ExportDirectView.as_view(), name="api-export-direct"),
-    path("exports/<uuid:uid>/", exports.ExportDetailView.as_view(), name="api-export"),
-    path(
-        "exports/<uuid:uid>/cancel/", exports.ExportCancelView.as_view(), name="api-export-cancel"
-    ),
-    path(
-        "exports/<uuid:uid>/download/",
-        exports.ExportDownloadView.as_view(),
-        name="api-export-download",
-    ),
     path("invitations/", views.InvitationCreateView.as_view(), name="api-invitations"),
     path("", include(router.urls)),
 ]

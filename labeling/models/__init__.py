@@ -23,7 +23,6 @@ from labeling.models.crowd import (
     Vote,
     WorkerProfile,
 )
-from labeling.models.exports import DatasetExport
 
 __all__ = [
     "QUESTION_OF_KIND",
@@ -32,7 +31,6 @@ __all__ = [
     "Category",
     "ConfidenceTable",
     "ConsensusRun",
-    "DatasetExport",
     "GoldAnswer",
     "Image",
     "ImageArrival",

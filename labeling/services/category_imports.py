@@ -20,8 +20,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from labeling.exports.annotations import slug_of
 from labeling.models import Category
+from labeling.wordnet_ids import slug_of
 
 MAX_BYTES = 2 * 2**20
 MAX_ROWS = 10_000

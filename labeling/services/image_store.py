@@ -18,10 +18,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
 
+from labeling.evaluation_reserve import votes_needed_for
 from labeling.ingest.dedup import Hashes, Match, best_match, hamming64
 from labeling.ingest.pipeline import IngestConfig, Prepared
 from labeling.models import Candidate, Category, Image, ImageArrival, User
-from training.services.datasets import votes_needed_for
 
 log = logging.getLogger(__name__)
 

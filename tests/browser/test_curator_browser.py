@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from datasets.models import DatasetVersion
 from labeling.models import Candidate, Image
 from labeling.services.ingest import images_ingest
 from tests.factories import (
@@ -19,7 +20,7 @@ from tests.factories import (
     layer_rows,
     promoted_lenet,
 )
-from training.models import DatasetVersion, TrainingRun, ValidationMistake
+from training.models import TrainingRun, ValidationMistake
 from training.services.runs import run_create
 
 pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("transactional_db")]
@@ -198,8 +199,8 @@ def test_a_curator_exports_a_version_and_downloads_it(
 ):
     import hashlib
 
-    from labeling.models import DatasetExport
-    from labeling.services import exports
+    from datasets.models import DatasetExport
+    from datasets.services import exports
     from tests.factories import photos_version
 
     settings.CROWDNET_EXPORT_DIR = tmp_path / "exports"
@@ -235,8 +236,8 @@ def test_a_curator_exports_a_version_and_downloads_it(
 def test_the_exports_forms_defaults_snapshot_the_accepted_labels_and_queue_a_job(
     page: Page, curator, monkeypatch
 ):
-    from labeling.models import DatasetExport
-    from labeling.services import exports
+    from datasets.models import DatasetExport
+    from datasets.services import exports
     from tests.factories import photos_version
 
     sent: list[int] = []

@@ -10,9 +10,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
-from labeling.models import DatasetExport
-from labeling.services.exports import export_create
-from labeling.tasks import export_build_task
+from datasets.models import DatasetExport
+from datasets.services.exports import export_create
+from datasets.tasks import export_build_task
 from tests.factories import photos_version
 
 pytestmark = pytest.mark.celery_worker

@@ -19,12 +19,15 @@ import redis
 from django.conf import settings as django_settings
 from django.db import connection
 
+from datasets.models import DatasetExport
+from datasets.services import exports
+from datasets.services.exports import export_create, export_output
+from datasets.tasks import export_build_task
 from jobs.kinds import CONSENSUS, EXPORT, IMPORT, TRAINING, JobKind
 from jobs.services import job_sweep
-from labeling.models import Category, ConsensusRun, DatasetExport, ImportJob
-from labeling.services import exports, imports, reaggregation
-from labeling.services.exports import export_create, export_output
-from labeling.tasks import consensus_reaggregate, consensus_run_execute, export_build_task
+from labeling.models import Category, ConsensusRun, ImportJob
+from labeling.services import imports, reaggregation
+from labeling.tasks import consensus_reaggregate, consensus_run_execute
 from labeling.tasks import import_job_run as import_job_task
 from tests.factories import digits_version, photos_version
 from training.ml.loop import checkpoint_read

@@ -27,11 +27,12 @@ from django.utils import timezone
 from moto.server import ThreadedMotoServer
 
 from config.file_stores import store
+from datasets.models import DatasetExport
+from datasets.services import exports
+from datasets.services.exports import export_build, export_create, exports_expire
 from jobs.kinds import EXPORT
 from jobs.services import job_claim, job_sweep
-from labeling.models import DatasetExport, Image
-from labeling.services import exports
-from labeling.services.exports import export_build, export_create, exports_expire
+from labeling.models import Image
 from labeling.services.media import media_orphans_sweep
 from tests.factories import digits_version, image_bytes, photos_version
 from training.models import TrainingRun

@@ -11,6 +11,9 @@ from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from config.file_stores import StoredFile
+from datasets.models import DatasetExport
+from datasets.services import exports
+from datasets.services.exports import export_create, export_output
 from jobs.beat import JobBeat
 from jobs.kinds import EXPORT, IMPORT
 from jobs.services import (
@@ -26,9 +29,8 @@ from jobs.services import (
     partial_path,
     worker_name,
 )
-from labeling.models import DatasetExport, ImportJob
-from labeling.services import exports, imports
-from labeling.services.exports import export_create, export_output
+from labeling.models import ImportJob
+from labeling.services import imports
 from tests.factories import photos_version
 
 pytestmark = pytest.mark.django_db

@@ -6,7 +6,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from labeling.models import Candidate, Category, DatasetExport, Image, ImportJob, WorkerProfile
+from datasets.models import DatasetExport
+from labeling.models import Candidate, Category, Image, ImportJob, WorkerProfile
 from labeling.services.microtasks import worker_pause, worker_profile
 from tests.factories import UserFactory, photos_version
 from training.models import TrainingRun

@@ -10,11 +10,13 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
+from datasets.models import DatasetItem, DatasetVersion
+from datasets.services.versions import dataset_snapshot, split_of
+from labeling.evaluation_reserve import reserved_for_evaluation
 from labeling.models import Candidate, Category
 from labeling.services.microtasks import gold_mark
 from tests.factories import accepted_images
-from training.models import DatasetItem, DatasetVersion, EvaluationItem, EvaluationSet
-from training.services.datasets import dataset_snapshot, reserved_for_evaluation, split_of
+from training.models import EvaluationItem, EvaluationSet
 from training.services.evaluation import EvaluationRefused, evaluation_freeze
 
 pytestmark = pytest.mark.django_db

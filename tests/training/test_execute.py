@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 from django.db.models import F
 
+from datasets.models import DatasetItem
 from tests.factories import digits_version
 from training.ml.backbones import backbone_build
 from training.ml.loop import checkpoint_read
-from training.models import DatasetItem, TrainingRun
+from training.models import TrainingRun
 from training.services.execute import run_execute
 from training.services.runs import run_create
 

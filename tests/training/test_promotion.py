@@ -17,17 +17,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from config.celery import app as celery_app
+from datasets.models import DatasetItem, DatasetVersion
 from labeling.models import Candidate, Category
 from tests.factories import accepted_images, constant_lenet, digits_version
 from training import tasks
-from training.models import (
-    DatasetItem,
-    DatasetVersion,
-    EvaluationScore,
-    EvaluationSet,
-    Promotion,
-    TrainingRun,
-)
+from training.models import EvaluationScore, EvaluationSet, Promotion, TrainingRun
 from training.services.evaluation import evaluation_freeze, evaluation_score
 from training.services.execute import run_execute
 from training.services.promotion import promotion_decide

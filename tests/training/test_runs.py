@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from datasets.models import DatasetVersion
 from labeling.models import Candidate, Category
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes
-from training.models import DatasetVersion, TrainingRun
+from training.models import TrainingRun
 from training.services import runs
 from training.services.runs import (
     RunBusy,

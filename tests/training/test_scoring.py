@@ -9,10 +9,10 @@ import pytest
 from django.conf import settings as django_settings
 
 from config.celery import app as celery_app
+from datasets.models import DatasetItem, DatasetVersion
 from labeling.models import Candidate, Category
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes, promoted_lenet
-from training.models import DatasetItem, DatasetVersion
 from training.services.scoring import candidates_score
 
 pytestmark = pytest.mark.django_db

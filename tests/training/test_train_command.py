@@ -8,8 +8,9 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
+from datasets.models import DatasetVersion
 from tests.factories import digits_version
-from training.models import DatasetVersion, TrainingRun
+from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
 

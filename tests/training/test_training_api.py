@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from datasets.models import DatasetVersion
 from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes, layer_rows, promoted_lenet
-from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.models import TrainingEpoch, TrainingRun, ValidationMistake
 from training.services import runs
 from training.services.runs import run_create
 

@@ -9,13 +9,14 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from datasets.models import DatasetVersion
 from jobs.kinds import TRAINING
 from jobs.services import job_claim
 from labeling.models import Candidate, Category, Image
 from labeling.services.ingest import images_ingest
 from tests.factories import epoch_add, image_bytes, layer_rows, promoted_lenet
 from training.ml.loop import EpochStats
-from training.models import DatasetVersion, TrainingEpoch, TrainingRun, ValidationMistake
+from training.models import TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.execute import _epoch_writer
 from training.services.runs import run_create, run_finish
 

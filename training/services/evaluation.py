@@ -1,7 +1,7 @@
 """Evaluation sets: a frozen, versioned test set per category set, as ILSVRC had, and every
 model's score on it.
 
-Images are reserved by their sha256 (training.services.datasets.reserved_for_evaluation): no
+Images are reserved by their sha256 (labeling.evaluation_reserve.reserved_for_evaluation): no
 dataset version takes them, so no model trains on them. A set takes the reserved images whose
 label got extra scrutiny (a curator's decision, or more votes at a higher confidence than
 consensus asks), keeps every image of its previous version (it only grows) and changes only
@@ -22,10 +22,12 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from datasets.models import DatasetItem
+from datasets.services.versions import snapshot_categories
+from labeling.evaluation_reserve import reserved_for_evaluation
 from labeling.models import Candidate, Category, User
-from training.models import DatasetItem, EvaluationItem, EvaluationScore, EvaluationSet, TrainingRun
+from training.models import EvaluationItem, EvaluationScore, EvaluationSet, TrainingRun
 from training.services.checkpoints import run_checkpoint_exists
-from training.services.datasets import reserved_for_evaluation, snapshot_categories
 
 log = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from config.file_stores import StoredFile, stored_write
+from datasets.models import DatasetItem
 from jobs.beat import JobBeat
 from jobs.kinds import TRAINING
 from jobs.services import (
@@ -57,7 +58,7 @@ from training.ml.loop import (
     train,
     train_head_on_features,
 )
-from training.models import DatasetItem, TrainingEpoch, TrainingRun, ValidationMistake
+from training.models import TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.checkpoints import checkpoint_stored
 from training.services.evaluation import run_evaluation_score
 from training.services.promotion import promotion_decide

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from datasets.models import DatasetItem
 from labeling.models import User
 from training.ml.metrics import discordant, mcnemar_one_sided
-from training.models import DatasetItem, EvaluationSet, Promotion, TrainingRun
+from training.models import EvaluationSet, Promotion, TrainingRun
 from training.services.checkpoints import run_checkpoint_exists
 from training.services.evaluation import evaluation_for_run, evaluation_score, run_answers
 from training.services.runs import RunInvalid, current_model, run_promote

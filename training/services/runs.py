@@ -16,16 +16,17 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs.kinds import TRAINING
-from jobs.services import job_cancel, job_enqueue_on_commit, job_sweep
-from labeling.models import User
-from training.ml.catalog import BACKBONES, MODES
-from training.models import DatasetVersion, TrainingRun
-from training.services.datasets import (
+from datasets.models import DatasetVersion
+from datasets.services.versions import (
     DatasetTooSmall,
     accepted_labels_count,
     dataset_snapshot,
 )
+from jobs.kinds import TRAINING
+from jobs.services import job_cancel, job_enqueue_on_commit, job_sweep
+from labeling.models import User
+from training.ml.catalog import BACKBONES, MODES
+from training.models import TrainingRun
 from training.services.weights import weights_resolve
 
 log = logging.getLogger(__name__)

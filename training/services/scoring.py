@@ -17,13 +17,14 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Q
 
+from datasets.models import DatasetItem
+from labeling.evaluation_reserve import reserved_for_evaluation
 from labeling.ingest.validation import ValidationLimits, validate_image
 from labeling.models import Candidate
 from training.ml.backbones import Backbone, backbone_build
 from training.ml.data import Preprocess, image_decode, preprocess_for
-from training.models import DatasetItem, TrainingRun
+from training.models import TrainingRun
 from training.services.checkpoints import run_checkpoint_read
-from training.services.datasets import reserved_for_evaluation
 from training.services.runs import NoCurrentModel, current_model
 
 

@@ -11,11 +11,11 @@ from PIL import Image as PILImage
 
 from demo.models import DemoTruth
 from demo.personas import pixel_box
+from labeling.evaluation_reserve import reserved_for_evaluation
 from labeling.models import Candidate, Category, GoldAnswer, Image, User
 from tests.conftest import stored_files
 from tests.factories import image_bytes
 from training.models import EvaluationSet
-from training.services.datasets import reserved_for_evaluation
 
 pytestmark = pytest.mark.django_db
 

@@ -7,10 +7,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
+from datasets.models import DatasetVersion
+from datasets.services.versions import DatasetTooSmall
 from training.ml.catalog import BACKBONES, MODES
 from training.ml.loop import EpochStats
-from training.models import DatasetVersion, TrainingRun
-from training.services.datasets import DatasetTooSmall
+from training.models import TrainingRun
 from training.services.execute import run_execute
 from training.services.promotion import promotion_by_hand
 from training.services.runs import (

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from labeling.exports.archive import MANIFEST, ArchiveWriter
-from labeling.exports.formats import FormatOptions, export_write
-from labeling.exports.records import ExportCategory, ExportImage
+from datasets.exports.archive import MANIFEST, ArchiveWriter
+from datasets.exports.formats import FormatOptions, export_write
+from datasets.exports.records import ExportCategory, ExportImage
 
 CATEGORIES = [
     ExportCategory(0, "tabby-cat", "tabby cat", "n02123045", "cat"),

@@ -11,12 +11,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from labeling.forms import AnnotationImportForm, ExportForm
-from labeling.models import DatasetExport
-from labeling.services.annotation_imports import annotations_import
-from labeling.services.exports import ExportRequestError, export_cancel, export_create
+from datasets.forms import AnnotationImportForm, ExportForm
+from datasets.models import DatasetExport, DatasetVersion
+from datasets.services.annotation_imports import annotations_import
+from datasets.services.exports import ExportRequestError, export_cancel, export_create
 from labeling.views import bad_request, curator_required, posted_uuid
-from training.models import DatasetVersion
 
 
 @curator_required

@@ -9,12 +9,12 @@ import json
 
 import pytest
 
-from labeling.exports.annotations import RecordError
-from labeling.models import Box, Candidate, Category, DatasetExport, Image, ObjectBox
-from labeling.services.annotation_imports import annotations_import
-from labeling.services.exports import export_options_parse, export_selection, export_stream
+from datasets.exports.annotations import RecordError
+from datasets.models import DatasetExport, DatasetItem, DatasetVersion
+from datasets.services.annotation_imports import annotations_import
+from datasets.services.exports import export_options_parse, export_selection, export_stream
+from labeling.models import Box, Candidate, Category, Image, ObjectBox
 from tests.factories import image_bytes, photos_version, zip_of
-from training.models import DatasetItem, DatasetVersion
 
 pytestmark = pytest.mark.django_db
 

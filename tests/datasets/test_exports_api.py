@@ -11,7 +11,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
-from labeling.models import DatasetExport
+from datasets.models import DatasetExport
 from tests.factories import UserFactory, photos_version
 
 pytestmark = pytest.mark.django_db

@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from datasets.models.versions import DatasetVersion
 from jobs.models import Job
 
 
@@ -23,9 +24,7 @@ class DatasetExport(Job):
         EXPIRED = "expired", "Expired"
 
     uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    version = models.ForeignKey(
-        "training.DatasetVersion", on_delete=models.PROTECT, related_name="exports"
-    )
+    version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="exports")
     format = models.CharField(max_length=12)
     archive = models.CharField(max_length=4, default="zip")
     options = models.JSONField(default=dict)
@@ -45,6 +44,7 @@ class DatasetExport(Job):
     expires_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        db_table = "labeling_datasetexport"  # the table it had in labeling
         ordering = ["-id"]
 
     def __str__(self) -> str:

@@ -32,8 +32,8 @@ from functools import partial
 from typing import BinaryIO
 from xml.sax.saxutils import escape
 
-from labeling.exports.archive import SPOOL_BYTES, ArchiveWriter
-from labeling.exports.records import ExportCategory, ExportImage
+from datasets.exports.archive import SPOOL_BYTES, ArchiveWriter
+from datasets.exports.records import ExportCategory, ExportImage
 
 FORMATS = ("imagefolder", "coco", "voc", "yolo", "csv", "jsonl", "webdataset")
 SPLITS = ("train", "val")

@@ -24,6 +24,11 @@ from django.utils import timezone
 from PIL import Image as PILImage
 
 from config.file_stores import EXPORTS, StoredFile, stored_write
+from datasets.exports.archive import ArchiveWriter
+from datasets.exports.formats import FORMATS, SPLITS, FormatOptions, export_write
+from datasets.exports.records import ExportCategory, ExportImage
+from datasets.models import DatasetExport, DatasetItem, DatasetVersion
+from datasets.services.versions import DatasetTooSmall, dataset_snapshot
 from jobs.beat import JobBeat
 from jobs.kinds import EXPORT
 from jobs.services import (
@@ -38,13 +43,8 @@ from jobs.services import (
     job_publish,
     partial_path,
 )
-from labeling.exports.archive import ArchiveWriter
-from labeling.exports.formats import FORMATS, SPLITS, FormatOptions, export_write
-from labeling.exports.records import ExportCategory, ExportImage
 from labeling.ingest.pipeline import EXTENSIONS
-from labeling.models import Candidate, Category, DatasetExport, Image, User
-from training.models import DatasetItem, DatasetVersion
-from training.services.datasets import DatasetTooSmall, dataset_snapshot
+from labeling.models import Candidate, Category, Image, User
 
 log = logging.getLogger(__name__)
 
@@ -372,7 +372,7 @@ def export_create(
 
 
 def _enqueue(export_id: int) -> None:
-    from labeling.tasks import export_build_task
+    from datasets.tasks import export_build_task
 
     export_build_task.delay(export_id)
 

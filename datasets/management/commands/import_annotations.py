@@ -8,9 +8,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from labeling.exports.annotations import IMPORT_FORMATS
+from datasets.exports.annotations import IMPORT_FORMATS
+from datasets.services.annotation_imports import annotations_import
 from labeling.management.rejections import rejected_whole
-from labeling.services.annotation_imports import annotations_import
 
 
 class Command(BaseCommand):

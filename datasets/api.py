@@ -18,13 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.api.permissions import IsCurator
-from labeling.api.views import ImportThrottle
-from labeling.exports.annotations import IMPORT_FORMATS
-from labeling.exports.formats import FORMATS
-from labeling.models import DatasetExport
-from labeling.services.annotation_imports import annotations_import
-from labeling.services.exports import (
+from datasets.exports.annotations import IMPORT_FORMATS
+from datasets.exports.formats import FORMATS
+from datasets.models import DatasetExport, DatasetVersion
+from datasets.services.annotation_imports import annotations_import
+from datasets.services.exports import (
     ExportRequestError,
     export_cancel,
     export_create,
@@ -34,7 +32,8 @@ from labeling.services.exports import (
     export_selection,
     export_stream,
 )
-from training.models import DatasetVersion
+from labeling.api.permissions import IsCurator
+from labeling.api.views import ImportThrottle
 
 
 class ExportSerializer(serializers.ModelSerializer):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from datasets.models import DatasetItem, DatasetVersion
+from datasets.services.versions import DatasetTooSmall, dataset_snapshot, split_of
 from labeling.models import Candidate, Category, ObjectBox
 from labeling.services.categories import category_archive
 from labeling.services.ingest import images_ingest
 from tests.factories import image_bytes
-from training.models import DatasetItem, DatasetVersion
-from training.services.datasets import DatasetTooSmall, dataset_snapshot, split_of
 
 pytestmark = pytest.mark.django_db
 

@@ -10,15 +10,15 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from labeling.exports.formats import FORMATS, SPLITS
-from labeling.services.exports import (
+from datasets.exports.formats import FORMATS, SPLITS
+from datasets.models import DatasetVersion
+from datasets.services.exports import (
     ExportRequestError,
     export_options_parse,
     export_selection,
     export_stream,
 )
-from training.models import DatasetVersion
-from training.services.datasets import DatasetTooSmall, dataset_snapshot
+from datasets.services.versions import DatasetTooSmall, dataset_snapshot
 
 
 class Command(BaseCommand):

@@ -11,9 +11,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from labeling.exports.annotations import RecordError
+from datasets.exports.annotations import RecordError
+from datasets.services.annotation_imports import annotations_import
 from labeling.models import Candidate, Category, Image
-from labeling.services.annotation_imports import annotations_import
 from tests.factories import image_bytes, zip_of
 
 pytestmark = pytest.mark.django_db

@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from labeling.exports.annotations import (
+from datasets.exports.annotations import (
     IMAGE_SUFFIXES,
     IMPORT_FORMATS,
     TEXT_SUFFIXES,

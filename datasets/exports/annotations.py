@@ -20,8 +20,8 @@ import yaml
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from labeling.exports.records import Box
-from labeling.wordnet_ids import CATEGORY_NAME_MAX_LENGTH, WNID_MESSAGE, is_wnid
+from datasets.exports.records import Box
+from labeling.wordnet_ids import CATEGORY_NAME_MAX_LENGTH, WNID_MESSAGE, is_wnid, slug_of
 
 IMPORT_FORMATS = ("coco", "voc", "yolo", "imagefolder", "labelstudio")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff")
@@ -86,11 +86,6 @@ def _category_problem(category: ImportCategory) -> str | None:
     if category.wnid and not is_wnid(category.wnid):
         return f"synset {category.wnid[:40]!r} of category {category.name[:40]!r}: {WNID_MESSAGE}"
     return None
-
-
-def slug_of(name: str) -> str:
-    """A category slug from a name: lower case, runs of other characters as one hyphen."""
-    return re.sub(r"[^a-z0-9]+", "-", name.strip().lower()).strip("-")[:100] or "unnamed"
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import zipfile
 
 import pytest
 
-from labeling.exports.archive import MANIFEST, ArchiveWriter, UnsafeMemberPath
-from labeling.exports.formats import FormatOptions, export_write
-from labeling.exports.records import ExportCategory, ExportImage
+from datasets.exports.archive import MANIFEST, ArchiveWriter, UnsafeMemberPath
+from datasets.exports.formats import FormatOptions, export_write
+from datasets.exports.records import ExportCategory, ExportImage
 
 
 @pytest.mark.parametrize(

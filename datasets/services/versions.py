@@ -4,7 +4,8 @@ An image goes into a version when exactly one of the chosen categories accepted 
 accepted for two would teach a single-label classifier two answers). Its split comes from its
 sha256, not from chance, so an image stays in train or in validation in every later version and
 error rates stay comparable as the set grows. Another part of the hash reserves a share of images
-for the evaluation sets (training.services.evaluation): no version takes those.
+for the evaluation sets (labeling.evaluation_reserve, training.services.evaluation): no version
+takes those.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from datasets.models import DatasetItem, DatasetVersion
+from labeling.evaluation_reserve import reserved_for_evaluation
 from labeling.models import Candidate, Category, ObjectBox, User
-from training.models import DatasetItem, DatasetVersion
 
 
 class DatasetTooSmall(ValueError):
@@ -27,22 +29,6 @@ class DatasetTooSmall(ValueError):
 def split_of(sha256: str, val_share: float) -> str:
     """ "val" for a stable ``val_share`` of images, chosen by the first 32 bits of the hash."""
     return "val" if int(sha256[:8], 16) / 2**32 < val_share else "train"
-
-
-def reserved_for_evaluation(sha256: str, share: float | None = None) -> bool:
-    """True for a stable ``share`` (CROWDNET_EVAL_SHARE) of images, chosen by bits 32-63 of
-    the hash: independent of ``split_of``'s bits, so reserved images are not all "val" ones."""
-    share = settings.CROWDNET_EVAL_SHARE if share is None else share
-    return int(sha256[8:16], 16) / 2**32 < share
-
-
-def votes_needed_for(sha256: str) -> int:
-    """Votes a new candidate waits for: CROWDNET_VOTES_PER_ITEM, and at least
-    CROWDNET_EVAL_MIN_VOTES for a reserved image (the extra scrutiny evaluation labels get)."""
-    votes = settings.CROWDNET_VOTES_PER_ITEM
-    if reserved_for_evaluation(sha256):
-        return max(votes, settings.CROWDNET_EVAL_MIN_VOTES)
-    return votes
 
 
 def accepted_labels_count() -> int:

@@ -13,10 +13,10 @@ import pytest
 from django.utils import timezone
 from PIL import Image as PILImage
 
-from labeling.exports.archive import MANIFEST
-from labeling.models import Candidate, DatasetExport, ObjectBox
-from labeling.services import exports
-from labeling.services.exports import (
+from datasets.exports.archive import MANIFEST
+from datasets.models import DatasetExport
+from datasets.services import exports
+from datasets.services.exports import (
     ExportRequestError,
     export_build,
     export_cancel,
@@ -24,6 +24,7 @@ from labeling.services.exports import (
     export_path,
     exports_expire,
 )
+from labeling.models import Candidate, ObjectBox
 from tests.factories import photos_version
 
 pytestmark = pytest.mark.django_db

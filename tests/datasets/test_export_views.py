@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from labeling.models import DatasetExport
+from datasets.models import DatasetExport
 from tests.factories import UserFactory, photos_version
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +25,7 @@ def test_workers_cannot_open_the_exports_page(worker):
 
 
 def test_a_service_refusal_shows_on_the_form_and_writes_nothing(curator, monkeypatch):
-    from labeling.services import exports
+    from datasets.services import exports
 
     monkeypatch.setattr(exports, "_enqueue", lambda export_id: None)
     version = photos_version()
@@ -111,9 +111,9 @@ def _defaults(form) -> dict[str, object]:
 def test_the_forms_default_choices_ask_for_a_new_snapshot_and_queue_it(
     curator, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from labeling.export_views import _version_choices
-    from labeling.forms import ExportForm
-    from labeling.services import exports
+    from datasets.forms import ExportForm
+    from datasets.services import exports
+    from datasets.views import _version_choices
 
     sent: list[int] = []
     monkeypatch.setattr(exports, "_enqueue", sent.append)

@@ -1,0 +1,1 @@
+"""Named operations on datasets: snapshots of accepted labels, exports, annotation imports."""
