@@ -439,6 +439,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "TrainingRunStatusEnum": "training.models.TrainingRun.Status",
+        "TrainingRunTriggerEnum": "training.models.TrainingRun.Trigger",
+        "ConsensusRunTriggerEnum": "labeling.models.ConsensusRun.Trigger",
         "KindEnum": "labeling.models.TaskKind",
         "StateEnum": "labeling.models.Candidate.State",
         "CampaignStateEnum": "campaigns.models.Campaign.State",

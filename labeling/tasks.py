@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from labeling.models import ConsensusRun
 from labeling.services import imports, media, reaggregation
 
 
@@ -32,7 +33,9 @@ def import_jobs_fail_stale() -> int:
 
 
 @shared_task(name="labeling.tasks.consensus_reaggregate", soft_time_limit=3600)
-def consensus_reaggregate(trigger: str = "schedule", user_id: int | None = None) -> int:
+def consensus_reaggregate(
+    trigger: str = ConsensusRun.Trigger.SCHEDULE, user_id: int | None = None
+) -> int:
     """Re-run Dawid-Skene over every label vote and apply it; returns the run's id."""
     from labeling.models import User
 

@@ -331,7 +331,9 @@ def curate_review(request: HttpRequest) -> HttpResponse:
         return _review_decide(request)
     if action == "reaggregate":
         user_id = request.user.pk
-        transaction.on_commit(lambda: consensus_reaggregate_task.delay("manual", user_id))
+        transaction.on_commit(
+            lambda: consensus_reaggregate_task.delay(ConsensusRun.Trigger.MANUAL, user_id)
+        )
         messages.success(request, "Re-aggregation queued; the queue updates when it is done.")
         return redirect("curate-review")
     queue = review_queue().select_related("image", "category")

@@ -27,7 +27,7 @@ from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
 from training.dashboard_serializers import ArchitectureSerializer, ModelErrorSerializer
-from training.ml.catalog import MODES, CheckpointCorrupt
+from training.ml.catalog import CheckpointCorrupt
 from training.models import TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.checkpoints import run_checkpoint
 from training.services.dashboards import architecture_summary, model_error_history, run_detail
@@ -193,7 +193,7 @@ class RunCreateSerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="The dataset version's number.")
     backbone = serializers.CharField()
     weights = serializers.CharField(default="imagenet")
-    mode = serializers.CharField(default=MODES[0])
+    mode = serializers.CharField(default=TrainingRun.Mode.FEATURE_EXTRACTION)
     params = serializers.DictField(
         default=dict, help_text="epochs, batch_size, lr, weight_decay, patience, seed, image_size"
     )

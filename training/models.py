@@ -19,12 +19,25 @@ class TrainingRun(Job):
 
     Status = JobStatus
 
+    class Mode(models.TextChoices):
+        """Which layers train; the same names as training.ml.catalog.MODES (pure, no Django)."""
+
+        FEATURE_EXTRACTION = "feature_extraction", "Feature extraction (head only)"
+        FINE_TUNE = "fine_tune", "Fine-tune (last block too)"
+        FULL = "full", "Full (every layer)"
+
+    class Trigger(models.TextChoices):
+        """What started the run."""
+
+        MANUAL = "manual", "Manual (a curator, the API or the command line)"
+        SCHEDULE = "schedule", "Schedule (the automatic retrain)"
+
     version = models.ForeignKey(DatasetVersion, on_delete=models.PROTECT, related_name="runs")
     backbone = models.CharField(max_length=40)
     weights = models.CharField(max_length=300, help_text="imagenet, random, or checkpoint:...")
-    mode = models.CharField(max_length=20)
+    mode = models.CharField(max_length=20, choices=Mode.choices)
     params = models.JSONField(default=dict, help_text="epochs, batch_size, lr, image_size...")
-    trigger = models.CharField(max_length=10, default="manual")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.MANUAL)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -19,7 +19,7 @@ from datasets.services.versions import DatasetTooSmall, dataset_snapshot
 from labeling.ingest.validation import ImageRejected
 from labeling.views import bad_request, curator_required, posted_id
 from training.api import CHECKPOINT_UNREADABLE, RunDetailSerializer, upload_read
-from training.ml.catalog import BACKBONES, MODES, CheckpointCorrupt
+from training.ml.catalog import BACKBONES, CheckpointCorrupt
 from training.models import TrainingRun
 from training.services.dashboards import (
     HEAT_LEVELS,
@@ -41,12 +41,6 @@ from training.services.runs import (
 )
 
 log = logging.getLogger(__name__)
-
-MODE_LABELS = {
-    "feature_extraction": "Feature extraction (head only)",
-    "fine_tune": "Fine-tune (last block too)",
-    "full": "Full (every layer)",
-}
 
 
 class VersionChoiceField(forms.ModelChoiceField):
@@ -73,7 +67,7 @@ class RunStartForm(forms.Form):
             "checkpoint:<file in the checkpoint store>[#sha256]"
         ),
     )
-    mode = forms.ChoiceField(choices=[(mode, MODE_LABELS.get(mode, mode)) for mode in MODES])
+    mode = forms.ChoiceField(choices=TrainingRun.Mode.choices)
     epochs = forms.IntegerField(min_value=1, max_value=500)
     image_size = forms.IntegerField(
         min_value=16, max_value=1024, label="Image size", help_text="Pixels, square."

@@ -35,6 +35,7 @@ from labeling.ingest.archives import ArchiveLimits, ArchiveRejected, iter_archiv
 from labeling.models import Box, Candidate, Category, Image, ObjectBox, User
 from labeling.services.ingest import archive_limits, image_ingest
 
+BoxState = Candidate.BoxState
 _TRANSPOSED = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
 
@@ -229,7 +230,7 @@ def _write(
         )
         if prefill:
             candidate.state = Candidate.State.OPEN
-            candidate.box_state = "verify" if label.boxes else "none"
+            candidate.box_state = BoxState.VERIFY if label.boxes else BoxState.NONE
             Box.objects.bulk_create(
                 Box(candidate=candidate, worker=None, x0=x0, y0=y0, x1=x1, y1=y1)
                 for x0, y0, x1, y1 in label.boxes
@@ -238,7 +239,7 @@ def _write(
             candidate.state = Candidate.State.ACCEPTED
             candidate.confidence = candidate.posterior = 1.0
             candidate.decided_at = now
-            candidate.box_state = "done" if label.boxes else "none"
+            candidate.box_state = BoxState.DONE if label.boxes else BoxState.NONE
             ObjectBox.objects.filter(candidate=candidate).delete()
             ObjectBox.objects.bulk_create(
                 ObjectBox(candidate=candidate, x0=x0, y0=y0, x1=x1, y1=y1, score=1.0, drawers=0)

@@ -137,7 +137,9 @@ class ConsensusRunsView(APIView):
         from labeling.tasks import consensus_reaggregate
 
         user_id = request.user.pk
-        transaction.on_commit(lambda: consensus_reaggregate.delay("manual", user_id))
+        transaction.on_commit(
+            lambda: consensus_reaggregate.delay(ConsensusRun.Trigger.MANUAL, user_id)
+        )
         return Response({"detail": "Re-aggregation queued."}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -280,7 +280,14 @@ class ConsensusRun(Job):
 
     Status = JobStatus
 
-    trigger = models.CharField(max_length=10, default="schedule")
+    class Trigger(models.TextChoices):
+        """What started the run."""
+
+        SCHEDULE = "schedule", "Schedule (beat)"
+        MANUAL = "manual", "Manual (a curator)"
+        SIMULATOR = "simulator", "The crowd simulator"
+
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -187,8 +187,8 @@ def _state_fields(candidate: Candidate, decision: Decision, now) -> dict[str, ob
         fields["decided_at"] = now
     elif state == Candidate.State.OPEN:  # one more vote, asked early if close to a decision
         fields.update(votes_needed=candidate.votes_cast + 1, decided_at=None)
-    if state == Candidate.State.ACCEPTED and candidate.box_state == "none":
-        fields["box_state"] = "draw"  # boxes are drawn only on accepted images
+    if state == Candidate.State.ACCEPTED and candidate.box_state == Candidate.BoxState.NONE:
+        fields["box_state"] = Candidate.BoxState.DRAW  # boxes are drawn only on accepted images
     return fields
 
 
@@ -293,8 +293,10 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
                 fields["decided_at"] = None if state == Candidate.State.OPEN else now
                 if state == Candidate.State.OPEN:
                     fields["votes_needed"] = max(candidate.votes_needed, candidate.votes_cast + 1)
-                if state == Candidate.State.ACCEPTED and candidate.box_state == "none":
-                    fields["box_state"] = "draw"  # boxes are drawn only on accepted images
+                box_state = candidate.box_state
+                if state == Candidate.State.ACCEPTED and box_state == Candidate.BoxState.NONE:
+                    # boxes are drawn only on accepted images
+                    fields["box_state"] = Candidate.BoxState.DRAW
             Candidate.objects.filter(pk=candidate.pk).update(**fields)
         _learn_from(live, redecided, len(candidates))
     return changed
@@ -369,8 +371,8 @@ def decision_override(*, candidate: Candidate, accepted: bool | None, by: User) 
             candidate.override, candidate.override_by = accepted, by
             candidate.state = Candidate.State.ACCEPTED if accepted else Candidate.State.REJECTED
             candidate.confidence, candidate.decided_at = 1.0, now
-            if accepted and candidate.box_state == "none":
-                candidate.box_state = "draw"
+            if accepted and candidate.box_state == Candidate.BoxState.NONE:
+                candidate.box_state = Candidate.BoxState.DRAW
             elif candidate.box_state == Candidate.BoxState.REVIEW:
                 # drawers disputed the image: "yes" says it shows one, so it is drawn again
                 states = Candidate.BoxState

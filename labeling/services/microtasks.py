@@ -256,7 +256,7 @@ def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> 
         .exclude(Exists(answered))
         .exclude(Exists(leased))
     )
-    if stage == "coverage":
+    if stage == Candidate.BoxState.COVERAGE:
         pool = pool.exclude(Exists(drew))  # the coverage check is someone else's eyes
     chosen = list(
         pool.order_by("-priority", "id")
@@ -294,9 +294,9 @@ def _cells(kind: str, worker: User, now: datetime) -> list[Cell]:
     if kind == TaskKind.GRID:
         return _grid_cells(worker, now)
     if kind == TaskKind.DRAW:
-        return _box_stage_cells(worker, now, "draw", "draw")
+        return _box_stage_cells(worker, now, Candidate.BoxState.DRAW, "draw")
     if kind == TaskKind.COVERAGE:
-        return _box_stage_cells(worker, now, "coverage", "coverage")
+        return _box_stage_cells(worker, now, Candidate.BoxState.COVERAGE, "coverage")
     return _verify_box_cells(worker, now)
 
 

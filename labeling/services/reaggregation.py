@@ -290,7 +290,9 @@ def _model_pause(worker_id: int, reason: str, detail: str, now: datetime) -> Non
             ).update(leased_until=now)
 
 
-def consensus_reaggregate(*, trigger: str = "schedule", by: User | None = None) -> ConsensusRun:
+def consensus_reaggregate(
+    *, trigger: str = ConsensusRun.Trigger.SCHEDULE, by: User | None = None
+) -> ConsensusRun:
     """Re-run Dawid-Skene over every label vote, warm-started from the last run's worker
     matrices, then update candidates (overrides and gold untouched), worker scores and the
     review queue. Writes a ConsensusRun with what it did; safe to run again at any time. One

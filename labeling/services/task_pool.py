@@ -10,6 +10,11 @@ KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GR
 # Candidates of archived categories are kept but never asked about again, in any kind of task.
 LIVE = Q(category__archived_at__isnull=True)
 LIVE_CANDIDATE = Q(candidate__category__archived_at__isnull=True)
+# The box stage whose candidates a box task of each kind serves.
+BOX_STAGE_OF_KIND = {
+    TaskKind.DRAW: Candidate.BoxState.DRAW,
+    TaskKind.COVERAGE: Candidate.BoxState.COVERAGE,
+}
 
 
 class EmptyReason(TextChoices):
@@ -31,7 +36,7 @@ def work_of_kind(kind: str) -> QuerySet[Candidate] | QuerySet[Box]:
             open_items = open_items.filter(category_id__in=gold)
         return open_items
     if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
-        return Candidate.objects.filter(LIVE, box_state=kind)
+        return Candidate.objects.filter(LIVE, box_state=BOX_STAGE_OF_KIND[kind])
     return Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
 
 

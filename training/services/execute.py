@@ -147,7 +147,7 @@ def _train(
             f"Version {run.version.number} has {len(train_items)} training and "
             f"{len(val_items)} validation images; both splits need some."
         )
-    if run.mode == "feature_extraction":
+    if run.mode == TrainingRun.Mode.FEATURE_EXTRACTION:
         # The trunk is frozen: embed each image once (cached across runs) and train the head.
         cache = EmbeddingCache(settings.CROWDNET_EMBEDDING_DIR)
 

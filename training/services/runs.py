@@ -94,10 +94,10 @@ def run_create(
     version: DatasetVersion,
     backbone: str,
     weights: str = "imagenet",
-    mode: str = "feature_extraction",
+    mode: str = TrainingRun.Mode.FEATURE_EXTRACTION,
     params: dict[str, Any] | None = None,
     by: User | None = None,
-    trigger: str = "manual",
+    trigger: str = TrainingRun.Trigger.MANUAL,
     enqueue: bool = True,
 ) -> TrainingRun:
     """Queue a run on a dataset version; writes the run and sends it to the training queue
@@ -143,7 +143,7 @@ def run_create_on_snapshot(
     *,
     backbone: str,
     by: User | None = None,
-    trigger: str = "manual",
+    trigger: str = TrainingRun.Trigger.MANUAL,
     enqueue: bool = True,
     **run: Any,
 ) -> TrainingRun:
@@ -249,7 +249,7 @@ def training_auto() -> AutoOutcome:
             backbone=settings.CROWDNET_TRAIN_AUTO_BACKBONE,
             weights=settings.CROWDNET_TRAIN_AUTO_WEIGHTS,
             mode=settings.CROWDNET_TRAIN_AUTO_MODE,
-            trigger="schedule",
+            trigger=TrainingRun.Trigger.SCHEDULE,
         )
     except DatasetTooSmall as error:
         return AutoOutcome(str(error))

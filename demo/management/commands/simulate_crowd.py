@@ -16,7 +16,7 @@ from demo.services.simulation import (
     server_check,
     simulation_run,
 )
-from labeling.models import TaskKind
+from labeling.models import ConsensusRun, TaskKind
 from labeling.services.reaggregation import consensus_reaggregate
 
 
@@ -123,7 +123,7 @@ class Command(BaseCommand):
             self.stdout.write(line)
 
     def _reaggregate(self) -> None:
-        run = consensus_reaggregate(trigger="simulator")
+        run = consensus_reaggregate(trigger=ConsensusRun.Trigger.SIMULATOR)
         self.stdout.write(
             f"re-aggregation: {run.status}, {run.votes} votes, {run.iterations} iterations, "
             f"{run.changed} changed, {run.seconds:.2f} s"

@@ -43,7 +43,9 @@ class Command(BaseCommand):
             default="imagenet",
             help="imagenet, random, run:<id> or checkpoint:<name in the checkpoint store>.",
         )
-        parser.add_argument("--mode", default="feature_extraction", choices=MODES)
+        parser.add_argument(
+            "--mode", default=TrainingRun.Mode.FEATURE_EXTRACTION.value, choices=MODES
+        )
         parser.add_argument(
             "--epochs", type=int, default=None, help="Default: CROWDNET_TRAIN_EPOCHS."
         )
