@@ -168,3 +168,16 @@ def pause_decision(record: WorkerRecord, gates: GateSettings) -> Pause | None:
     ):
         return Pause(reason=GOLD_REASON, detail=_gold_detail(record, gates))
     return None
+
+
+def gate_task(
+    record: WorkerRecord,
+    *,
+    seconds_per_item: float,
+    gold: list[ControlAnswer],
+    gates: GateSettings,
+) -> tuple[WorkerRecord, Pause | None]:
+    """One answered task through every gate, as the answer path takes it: the record after it
+    (record_task) and whether the worker must now pause (pause_decision)."""
+    record = record_task(record, seconds_per_item=seconds_per_item, gold=gold, gates=gates)
+    return record, pause_decision(record, gates)

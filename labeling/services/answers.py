@@ -21,8 +21,7 @@ from labeling.crowd.gates import (
     ControlAnswer,
     GateSettings,
     WorkerRecord,
-    pause_decision,
-    record_task,
+    gate_task,
 )
 from labeling.models import (
     QUESTION_OF_KIND,
@@ -218,7 +217,7 @@ def _update_profile(
     profile: WorkerProfile, *, items: int, seconds_per_item: float, gold: list[ControlAnswer]
 ) -> None:
     gates = gate_settings()
-    record = record_task(
+    record, pause = gate_task(
         WorkerRecord(
             gold_seen=profile.gold_seen,
             gold_correct=profile.gold_correct,
@@ -245,7 +244,6 @@ def _update_profile(
         record.gold_evidence_no,
     )
     profile.fast_evidence = record.fast_evidence
-    pause = pause_decision(record, gates)
     if pause:
         profile.paused, profile.paused_at = True, now
         profile.pause_reason, profile.pause_detail = pause.reason, pause.detail

@@ -13,6 +13,7 @@ from labeling.crowd.gates import (
     ControlAnswer,
     GateSettings,
     WorkerRecord,
+    gate_task,
     gold_thresholds,
     pause_decision,
     record_task,
@@ -151,3 +152,19 @@ def test_the_workers_message_names_the_reason_and_nothing_else_while_curators_ge
         "Control items: 0 of 6 right. Evidence (nats, pause at 5.30 / 5.99): all 5.50, "
         "yes items 9.02, no items 0.00 (bar 80%)."
     )
+
+
+def test_gate_task_takes_one_task_through_the_record_and_the_pause_decision():
+    # the answer path's and bench/consensus_live.py's one call: 3 no-control misses pass, the
+    # 4th pauses (per kind 4 x 1.504 = 6.02 >= log(400) = 5.99)
+    miss = [ControlAnswer(positive=False, right=False)]
+    record, pause = WorkerRecord(), None
+    outcomes = []
+    for _ in range(4):
+        record, pause = gate_task(record, seconds_per_item=SLOW, gold=miss, gates=GATES)
+        outcomes.append(pause is not None)
+
+    assert outcomes == [False, False, False, True]
+    assert pause is not None and pause.reason == GOLD_REASON
+    assert record.gold_evidence_no == pytest.approx(4 * WRONG_CLASS)
+    assert (record.gold_seen, record.gold_correct) == (4, 0)
