@@ -18,8 +18,9 @@ today's coins (reopened ones get more votes). Decisions and credits are taken ca
 (cautious_posteriors): a yes under the smaller, a no under the larger of the prior and the
 share of yes among the decisions so far (--no-learnt-prior: the prior alone). Every answer
 goes through the platform's quality gates (bench/live_gates.py: the answer path's own
-labeling.crowd.gates.gate_task); a paused worker answers nothing more and the workers behind him
-in each item's queue take his places (--no-gates: nobody is ever paused).
+labeling.crowd.gates.gate_task); a paused worker answers nothing more, the workers behind him
+in each item's queue take his places, his votes weigh nothing from then on and the decisions
+he voted on are taken again, as the platform does (--no-gates: nobody is ever paused).
 
 Scored per crowd: precision of accepted labels (truth yes among accepted), accuracy over all
 items (a review item takes the side its posterior favours, as in consensus_adaptive.py), votes
@@ -142,9 +143,16 @@ the rule would spend with a perfect worker estimate."""
 
 
 def coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    if TRUE_COINS:
-        return live.true_coins[:, 0], live.true_coins[:, 1]
-    return learnt_coins(live, control_votes)
+    sens, spec = (
+        (live.true_coins[:, 0], live.true_coins[:, 1])
+        if TRUE_COINS
+        else learnt_coins(live, control_votes)
+    )
+    if live.crew is None:
+        return sens, spec
+    # a paused worker's votes weigh nothing (labeling.services.worker_coins)
+    paused = live.crew.paused
+    return np.where(paused, 0.5, sens), np.where(paused, 0.5, spec)
 
 
 def learnt_coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], ...]:
@@ -194,9 +202,11 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     control = live.rng.random(len(voters)) < CONTROL_RATE / (1 - CONTROL_RATE)
     who = voters[control]
     draws = live.rng.random(len(who))
+    newly = np.zeros(len(live.gold_right), bool)
     if live.crew is None:
         right = draws < live.gold_right[who]
     else:
+        newly = ~live.crew.paused
         positive, right = control_answers(live.crew, who, draws)
         cast = gate_round(live.crew, voters, control, positive, right)
         live.count[open_items[~cast]] -= 1  # voters paused earlier in the round
@@ -205,6 +215,7 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
         live.workers, live.answers = drop_paused(
             live.workers, live.answers, live.count, live.crew.paused
         )
+        newly &= live.crew.paused
     np.add.at(live.gold, (who, 0), 1.0)
     np.add.at(live.gold, (who, 1), right.astype(np.float64))
     live.controls += int(control.sum())
@@ -224,7 +235,7 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     live.decided_at[open_items[settled]] = np.maximum(p, 1 - p)[settled]
     learn(live, open_items, settled | (False if args.decided_only else review), args, sens, spec)
     sens, spec = coins(live, args.control_votes)
-    fallen = np.flatnonzero(before & (sens + spec <= 1))
+    fallen = np.flatnonzero((before & (sens + spec <= 1)) | newly)  # or paused just now
     if fallen.size:
         reopen(live, fallen, sens, spec, args)
 

@@ -34,7 +34,12 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
-from labeling.services.consensus import box_accepted, candidates_decide, objects_fuse
+from labeling.services.consensus import (
+    box_accepted,
+    candidates_decide,
+    objects_fuse,
+    worker_decisions_reopen,
+)
 from labeling.services.microtasks import WorkerPaused, worker_profile
 
 __all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
@@ -247,10 +252,13 @@ def _update_profile(
     if pause:
         profile.paused, profile.paused_at = True, now
         profile.pause_reason, profile.pause_detail = pause.reason, pause.detail
-        # A paused worker's other leases go back to the pool at once.
+        # A paused worker's other leases go back to the pool at once, and his votes weigh
+        # nothing from now on (worker_coins): the decisions they carried are taken again.
         TaskItem.objects.filter(
             task__worker=profile.user, task__status=MicroTask.Status.LEASED
         ).update(leased_until=now)
+        worker_id = profile.user_id
+        transaction.on_commit(lambda: worker_decisions_reopen(worker_id=worker_id))
     profile.save()
 
 

@@ -16,7 +16,9 @@ from labeling.consensus import live_coins
 from labeling.models import WorkerProfile
 
 PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
-_READ = ("user_id", "gold_correct", "gold_seen", "confusion", *PEER_FIELDS)
+_READ = ("user_id", "gold_correct", "gold_seen", "confusion", "paused", *PEER_FIELDS)
+PAUSED = (0.5, 0.5)
+"""A paused worker's coins: his votes weigh nothing until a curator resumes him."""
 
 
 def _coins(rows: list[tuple]) -> dict[int, tuple[float, float]]:
@@ -27,7 +29,7 @@ def _coins(rows: list[tuple]) -> dict[int, tuple[float, float]]:
     sens, spec = live_coins(
         [row[1] for row in rows],
         [row[2] for row in rows],
-        [row[4:] for row in rows],
+        [row[5:] for row in rows],
         strength=settings.CROWDNET_CONSENSUS_CONTROL_VOTES,
     )
     coins = {}
@@ -36,13 +38,13 @@ def _coins(rows: list[tuple]) -> dict[int, tuple[float, float]]:
         confusion = rows[i][3]
         if confusion:  # the batch model's view: whichever of the two doubts him more wins
             s, c = min(s, float(confusion[1][1])), min(c, float(confusion[0][0]))
-        coins[worker_id] = (s, c)
+        coins[worker_id] = PAUSED if rows[i][4] else (s, c)
     return coins
 
 
 def worker_coins(worker_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
     """(sensitivity, specificity) per worker; a worker with no profile reads as a newcomer
-    (two thirds right on both classes)."""
+    (two thirds right on both classes), a paused one as PAUSED."""
     ids = set(worker_ids)
     rows = list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ))
     coins = _coins(rows)

@@ -13,7 +13,7 @@ from labeling.models import Candidate, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.category_priors import category_decided_priors
 from labeling.services.consensus import candidates_decide, worker_decisions_reopen
-from labeling.services.microtasks import task_assign
+from labeling.services.microtasks import task_assign, worker_pause
 from labeling.services.worker_coins import informative, worker_coins
 from tests.factories import UserFactory, candidate_pool, label_votes_create
 
@@ -233,3 +233,49 @@ def test_a_category_past_the_count_cap_has_its_prior_learnt_from_capped_counts(c
     # accepted of 2 + 4: (2 + 1) / (6 + 2); under the default cap, 2 of 8: (2 + 1) / (8 + 2)
     assert category_decided_priors({category.pk}, cap=4) == {category.pk: 3 / 8}
     assert category_decided_priors({category.pk}) == {category.pk: 3 / 10}
+
+
+def test_a_worker_paused_by_a_gate_weighs_nothing_and_his_decisions_are_taken_again(
+    category, settings, django_capture_on_commit_callbacks
+):
+    # given an item accepted on a worker with a perfect control record (coins 22/23) and two
+    # honest ones right on 10 of 10 controls (12/13) who split (odds 22), and one more open
+    # item; the worker's speed evidence is one fast task short of a pause
+    # (3.5 nats + log(0.5 / 0.1) = 5.11 >= log(100) = 4.61)
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 1000.0  # every answer is fast
+    decided, _ = _pool(category, 2)
+    fast = _worker("fast", gold_seen=20, gold_correct=20)
+    WorkerProfile.objects.filter(user=fast).update(fast_evidence=3.5)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
+    label_votes_create([decided], {fast: [True], honest[0]: [True], honest[1]: [False]})
+    Candidate.objects.filter(pk=decided.pk).update(state="accepted", votes_needed=3)
+
+    # when he answers the open item too fast and the gate pauses him
+    answered = _answer(fast, lambda pk: True, django_capture_on_commit_callbacks)
+
+    # then his coins read as a coin's, and the accepted item, which stood on his vote, is open
+    # again (one yes against one no of equal weight: P(yes) 1/2), waiting for a fourth vote
+    assert answered != decided.pk
+    assert WorkerProfile.objects.get(user=fast).paused is True
+    assert worker_coins([fast.pk]) == {fast.pk: (0.5, 0.5)}
+    row = Candidate.objects.get(pk=decided.pk)
+    assert (row.state, row.votes_needed, row.decided_at, row.posterior) == ("open", 4, None, 0.5)
+
+
+def test_a_worker_paused_by_a_curator_has_his_decisions_taken_again(
+    category, django_capture_on_commit_callbacks
+):
+    # given the same accepted item, carried by one worker's vote
+    [decided] = _pool(category, 1)
+    carrier = _worker("carrier", gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
+    label_votes_create([decided], {carrier: [True], honest[0]: [True], honest[1]: [False]})
+    Candidate.objects.filter(pk=decided.pk).update(state="accepted", votes_needed=3)
+
+    # when a curator pauses him
+    with django_capture_on_commit_callbacks(execute=True):
+        worker_pause(profile=WorkerProfile.objects.get(user=carrier), reason="A look.")
+
+    # then the item is open again without his weight
+    row = Candidate.objects.get(pk=decided.pk)
+    assert (row.state, row.votes_needed, row.posterior) == ("open", 4, 0.5)
