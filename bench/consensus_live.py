@@ -208,7 +208,9 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     else:
         newly = ~live.crew.paused
         positive, right = control_answers(live.crew, who, draws)
-        cast = gate_round(live.crew, voters, control, positive, right)
+        said = live.answers[open_items, live.count[open_items] - 1]
+        decided = int((live.state == 1).sum()), int((live.state == -1).sum())
+        cast = gate_round(live.crew, voters, said, decided, control, positive, right)
         live.count[open_items[~cast]] -= 1  # voters paused earlier in the round
         answered = cast[control]
         who, right, control = who[answered], right[answered], control & cast

@@ -19,7 +19,13 @@ import numpy as np
 from consensus_crowds import COLLUDER, HONEST, KINDS, WorkerPool, draw_answers, draw_workers
 from numpy.typing import NDArray
 
-from labeling.crowd.gates import ControlAnswer, GateSettings, WorkerRecord, gate_task
+from labeling.crowd.gates import (
+    ControlAnswer,
+    GateSettings,
+    LabelAnswer,
+    WorkerRecord,
+    gate_task,
+)
 
 RESERVE = 15
 """Extra queue slots per item for the places paused workers leave."""
@@ -99,13 +105,17 @@ def control_answers(crew: Crew, who: NDArray[np.int64], draws: NDArray[np.float6
 def gate_round(
     crew: Crew,
     voters: NDArray[np.int64],
+    said: NDArray[np.int64],
+    decided: tuple[int, int],
     control: NDArray[np.bool_],
     positive: NDArray[np.bool_],
     right: NDArray[np.bool_],
 ) -> NDArray[np.bool_]:
     """Take this round's tasks through the gates, each worker's in order (a label vote, then
     the control that followed it, if any); returns, per vote, whether it was cast (its voter
-    was not paused before it). ``positive`` and ``right`` hold one entry per control."""
+    was not paused before it). ``said``: each vote's answer (1 yes); ``decided``: the crowd's
+    (accepted, rejected) items so far; ``positive`` and ``right`` hold one entry per
+    control."""
     kept = np.ones(len(voters), bool)
     control_of = np.full(len(voters), -1)
     control_of[control] = np.arange(int(control.sum()))
@@ -119,7 +129,10 @@ def gate_round(
                 kept[vote] = False
                 continue
             crew.cast[worker] += 1
-            record, pause = gate_task(record, seconds_per_item=SLOW, gold=[], gates=crew.gates)
+            label = (LabelAnswer(bool(said[vote]), *decided),)
+            record, pause = gate_task(
+                record, seconds_per_item=SLOW, gold=[], gates=crew.gates, labels=label
+            )
             c = int(control_of[vote])
             if pause is None and c >= 0:
                 answer = ControlAnswer(positive=bool(positive[c]), right=bool(right[c]))

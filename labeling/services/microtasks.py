@@ -353,7 +353,14 @@ def worker_resume(*, profile: WorkerProfile) -> None:
         "",
         None,
     )
-    evidence = ["gold_evidence", "gold_evidence_yes", "gold_evidence_no", "fast_evidence"]
+    evidence = [
+        "gold_evidence",
+        "gold_evidence_yes",
+        "gold_evidence_no",
+        "fast_evidence",
+        "said_yes_evidence",
+        "said_no_evidence",
+    ]
     for field in evidence:
         setattr(profile, field, 0.0)
     profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])

@@ -4,11 +4,13 @@ decisions his votes made are taken again without him."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from labeling.crowd.gates import ONE_ANSWER_REASON
 from labeling.models import Candidate, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.category_priors import category_decided_priors
@@ -279,3 +281,24 @@ def test_a_worker_paused_by_a_curator_has_his_decisions_taken_again(
     # then the item is open again without his weight
     row = Candidate.objects.get(pk=decided.pk)
     assert (row.state, row.votes_needed, row.posterior) == ("open", 4, 0.5)
+
+
+def test_the_answer_path_pauses_a_worker_who_says_yes_whatever_the_crowd_decides(
+    category, django_capture_on_commit_callbacks
+):
+    # given a category with 10 rejected items (the share of yes taken as 1/2), and a worker
+    # one "yes" short of the one-answer gate: 5.1 + log(0.95 / 0.75) = 5.34 >= log(200) = 5.30
+    candidates = _pool(category, 12)
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates[:10]]).update(state="rejected")
+    clicker = _worker("clicker", gold_seen=0, gold_correct=0)
+    WorkerProfile.objects.filter(user=clicker).update(said_yes_evidence=5.1)
+
+    # when he says yes once more
+    _answer(clicker, lambda pk: True, django_capture_on_commit_callbacks)
+
+    # then he is paused for it; his "no" evidence is untouched (the share of no, 11/12 plus
+    # two deviations, is capped at 1: no test)
+    profile = WorkerProfile.objects.get(user=clicker)
+    assert (profile.paused, profile.pause_reason) == (True, ONE_ANSWER_REASON)
+    assert profile.said_yes_evidence == pytest.approx(5.1 + math.log(0.95 / 0.75))
+    assert profile.said_no_evidence == 0.0
