@@ -69,6 +69,7 @@ from labeling.consensus.adaptive import (
 from labeling.consensus.reliability import (
     PEER_CONFIDENCE,
     live_coins,
+    newcomer_accuracy,
     peer_count_changes,
 )
 
@@ -156,7 +157,10 @@ def coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], NDArra
 
 
 def learnt_coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], ...]:
-    return live_coins(live.gold[:, 1], live.gold[:, 0], live.peer, strength=control_votes)
+    newcomer = newcomer_accuracy(live.gold[:, 1].sum(), live.gold[:, 0].sum())
+    return live_coins(
+        live.gold[:, 1], live.gold[:, 0], live.peer, strength=control_votes, newcomer=newcomer
+    )
 
 
 def sprt_votes(live: Live, threshold: float) -> float:

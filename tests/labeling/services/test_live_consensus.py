@@ -302,3 +302,17 @@ def test_the_answer_path_pauses_a_worker_who_says_yes_whatever_the_crowd_decides
     assert (profile.paused, profile.pause_reason) == (True, ONE_ANSWER_REASON)
     assert profile.said_yes_evidence == pytest.approx(5.1 + math.log(0.95 / 0.75))
     assert profile.said_no_evidence == 0.0
+
+
+def test_a_newcomer_in_a_weak_crowd_reads_as_right_as_the_crowd():
+    # given a crowd whose control record is 60 of 100 right, and a worker with none of his own
+    _worker("w0", gold_seen=60, gold_correct=30)
+    _worker("w1", gold_seen=40, gold_correct=30)
+    newcomer = _worker("new", gold_seen=0, gold_correct=0)
+
+    # then a newcomer's coins are (60 + 2) / (100 + 3), not 2/3, and a worker with no profile
+    # at all reads the same
+    stranger = UserFactory(username="stranger")
+    coins = worker_coins([newcomer.pk, stranger.pk])
+    assert coins[newcomer.pk] == pytest.approx((62 / 103, 62 / 103), rel=1e-12)
+    assert coins[stranger.pk] == pytest.approx((62 / 103, 62 / 103), rel=1e-12)
