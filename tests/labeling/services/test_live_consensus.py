@@ -237,20 +237,27 @@ def test_a_category_past_the_count_cap_has_its_prior_learnt_from_capped_counts(c
     assert category_decided_priors({category.pk}) == {category.pk: 3 / 10}
 
 
+def _carried(decided: Candidate, name: str):
+    """``decided`` accepted on the yes of a worker with a perfect control record (coins 22/23)
+    against two honest ones right on 10 of 10 controls (12/13) who split (odds 22); the
+    worker."""
+    carrier = _worker(name, gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
+    label_votes_create([decided], {carrier: [True], honest[0]: [True], honest[1]: [False]})
+    Candidate.objects.filter(pk=decided.pk).update(state="accepted", votes_needed=3)
+    return carrier
+
+
 def test_a_worker_paused_by_a_gate_weighs_nothing_and_his_decisions_are_taken_again(
     category, settings, django_capture_on_commit_callbacks
 ):
-    # given an item accepted on a worker with a perfect control record (coins 22/23) and two
-    # honest ones right on 10 of 10 controls (12/13) who split (odds 22), and one more open
-    # item; the worker's speed evidence is one fast task short of a pause
+    # given an item accepted on one worker's vote (_carried), and one more open item; the
+    # worker's speed evidence is one fast task short of a pause
     # (3.5 nats + log(0.5 / 0.1) = 5.11 >= log(100) = 4.61)
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 1000.0  # every answer is fast
     decided, _ = _pool(category, 2)
-    fast = _worker("fast", gold_seen=20, gold_correct=20)
+    fast = _carried(decided, "fast")
     WorkerProfile.objects.filter(user=fast).update(fast_evidence=3.5)
-    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
-    label_votes_create([decided], {fast: [True], honest[0]: [True], honest[1]: [False]})
-    Candidate.objects.filter(pk=decided.pk).update(state="accepted", votes_needed=3)
 
     # when he answers the open item too fast and the gate pauses him
     answered = _answer(fast, lambda pk: True, django_capture_on_commit_callbacks)
@@ -267,12 +274,9 @@ def test_a_worker_paused_by_a_gate_weighs_nothing_and_his_decisions_are_taken_ag
 def test_a_worker_paused_by_a_curator_has_his_decisions_taken_again(
     category, django_capture_on_commit_callbacks
 ):
-    # given the same accepted item, carried by one worker's vote
+    # given an item accepted on one worker's vote
     [decided] = _pool(category, 1)
-    carrier = _worker("carrier", gold_seen=20, gold_correct=20)
-    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
-    label_votes_create([decided], {carrier: [True], honest[0]: [True], honest[1]: [False]})
-    Candidate.objects.filter(pk=decided.pk).update(state="accepted", votes_needed=3)
+    carrier = _carried(decided, "carrier")
 
     # when a curator pauses him
     with django_capture_on_commit_callbacks(execute=True):
