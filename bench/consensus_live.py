@@ -16,14 +16,18 @@ votes were at least PEER_CONFIDENCE sure, on decided items and those sent to rev
 worker whose votes stop carrying evidence has the decisions he voted on taken again with
 today's coins (reopened ones get more votes). Decisions and credits are taken cautiously
 (cautious_posteriors): a yes under the smaller, a no under the larger of the prior and the
-share of yes among the decisions so far (--no-learnt-prior: the prior alone). Nobody is paused
-(the gates would only help).
+share of yes among the decisions so far (--no-learnt-prior: the prior alone). Every answer
+goes through the platform's quality gates (bench/live_gates.py: the answer path's own
+labeling.crowd.gates.gate_task); a paused worker answers nothing more, the workers behind him
+in each item's queue take his places, his votes weigh nothing from then on and the decisions
+he voted on are taken again, as the platform does (--no-gates: nobody is ever paused).
 
 Scored per crowd: precision of accepted labels (truth yes among accepted), accuracy over all
 items (a review item takes the side its posterior favours, as in consensus_adaptive.py), votes
 per item with control answers, against fixed 7 (majority of the first 7 votes, no controls) on
 the same queues; and a calibration table: decided items by the confidence they were decided at,
-against how often they were right. Then where the votes go, per mix, and Wald's minimum: the
+against how often they were right; with the gates, who was paused and after how many label
+votes. Then where the votes go, per mix, and Wald's minimum: the
 fewest votes per item any sequential rule needs to decide every item at the threshold, knowing
 every worker's true coins (--true-coins runs the rule itself with them).
 """
@@ -43,6 +47,17 @@ from consensus_crowds import FAMILIES, HONEST, make_crowd
 from numpy.typing import NDArray
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from live_gates import (
+    DEAD,
+    Crew,
+    control_answers,
+    crew_for,
+    drop_paused,
+    gate_round,
+    pause_cells,
+    pauses,
+    widened_queues,
+)
 
 from labeling.consensus.adaptive import (
     binary_posteriors,
@@ -54,6 +69,7 @@ from labeling.consensus.adaptive import (
 from labeling.consensus.reliability import (
     PEER_CONFIDENCE,
     live_coins,
+    newcomer_accuracy,
     peer_count_changes,
 )
 
@@ -91,13 +107,17 @@ class Live:
     """The state of one simulated live run."""
 
     truth: NDArray[np.int64]
-    workers: NDArray[np.int64]  # (items, QUEUE)
-    answers: NDArray[np.int64]  # (items, QUEUE), 1 yes
+    workers: NDArray[np.int64]  # (items, slots): the queues, DEAD where nobody is left
+    answers: NDArray[np.int64]  # (items, slots), 1 yes
+    first_workers: NDArray[np.int64]  # (items, QUEUE) the queues as drawn, for fixed 7
+    first_answers: NDArray[np.int64]  # (items, QUEUE)
     gold_right: NDArray[np.float64]  # (n_workers,) P(right on a control)
     rng: np.random.Generator
     true_coins: NDArray[np.float64]  # (n_workers, 2) true (sensitivity, specificity) off controls
     honest: NDArray[np.bool_]  # (n_workers,)
     priors: NDArray[np.float64]  # (2,) P(no), P(yes)
+    kind: NDArray[np.int64]  # (n_workers,) index into consensus_crowds.KINDS
+    crew: Crew | None  # the gates' view of the workers; None: nobody is ever paused
     count: NDArray[np.int64] = field(init=False)
     state: NDArray[np.int8] = field(init=False)  # 0 open, 1 accepted, -1 rejected, 2 review
     p_yes: NDArray[np.float64] = field(init=False)
@@ -124,13 +144,23 @@ the rule would spend with a perfect worker estimate."""
 
 
 def coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    if TRUE_COINS:
-        return live.true_coins[:, 0], live.true_coins[:, 1]
-    return learnt_coins(live, control_votes)
+    sens, spec = (
+        (live.true_coins[:, 0], live.true_coins[:, 1])
+        if TRUE_COINS
+        else learnt_coins(live, control_votes)
+    )
+    if live.crew is None:
+        return sens, spec
+    # a paused worker's votes weigh nothing (labeling.services.worker_coins)
+    paused = live.crew.paused
+    return np.where(paused, 0.5, sens), np.where(paused, 0.5, spec)
 
 
 def learnt_coins(live: Live, control_votes: float) -> tuple[NDArray[np.float64], ...]:
-    return live_coins(live.gold[:, 1], live.gold[:, 0], live.peer, strength=control_votes)
+    newcomer = newcomer_accuracy(live.gold[:, 1].sum(), live.gold[:, 0].sum())
+    return live_coins(
+        live.gold[:, 1], live.gold[:, 0], live.peer, strength=control_votes, newcomer=newcomer
+    )
 
 
 def sprt_votes(live: Live, threshold: float) -> float:
@@ -143,7 +173,7 @@ def sprt_votes(live: Live, threshold: float) -> float:
     useful = s + c > 1
     kl_yes = s * np.log(s / (1 - c)) + (1 - s) * np.log((1 - s) / c)
     kl_no = c * np.log(c / (1 - s)) + (1 - c) * np.log((1 - c) / s)
-    voters = live.workers[:, :7].ravel()
+    voters = live.first_workers[:, :7].ravel()
     per_vote = [float(np.mean(np.where(useful, kl, 0.0)[voters])) for kl in (kl_no, kl_yes)]
     goal = np.log(threshold / (1 - threshold)) * (2 * threshold - 1)
     return float(sum(prior * goal / d for prior, d in zip(live.priors, per_vote, strict=True)))
@@ -151,7 +181,7 @@ def sprt_votes(live: Live, threshold: float) -> float:
 
 def votes_of(live: Live, items: NDArray[np.int64]) -> tuple[NDArray[np.int64], ...]:
     """Flat (row in ``items``, worker, answer) for the votes cast so far on ``items``."""
-    mask = np.arange(QUEUE)[None, :] < live.count[items, None]
+    mask = np.arange(live.workers.shape[1])[None, :] < live.count[items, None]
     rows = np.broadcast_to(np.arange(len(items))[:, None], mask.shape)[mask]
     return rows, live.workers[items][mask], live.answers[items][mask]
 
@@ -167,11 +197,31 @@ def posterior(
 
 def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) -> None:
     """One more vote on each open item, its controls, then decide and learn."""
+    if live.crew is not None:
+        dry = live.workers[open_items, live.count[open_items]] == DEAD
+        live.state[open_items[dry]] = 2  # nobody left to ask: review
+        open_items = open_items[~dry]
     live.count[open_items] += 1
     voters = live.workers[open_items, live.count[open_items] - 1]
     control = live.rng.random(len(voters)) < CONTROL_RATE / (1 - CONTROL_RATE)
     who = voters[control]
-    right = live.rng.random(len(who)) < live.gold_right[who]
+    draws = live.rng.random(len(who))
+    newly = np.zeros(len(live.gold_right), bool)
+    if live.crew is None:
+        right = draws < live.gold_right[who]
+    else:
+        newly = ~live.crew.paused
+        positive, right = control_answers(live.crew, who, draws)
+        said = live.answers[open_items, live.count[open_items] - 1]
+        decided = int((live.state == 1).sum()), int((live.state == -1).sum())
+        cast = gate_round(live.crew, voters, said, decided, control, positive, right)
+        live.count[open_items[~cast]] -= 1  # voters paused earlier in the round
+        answered = cast[control]
+        who, right, control = who[answered], right[answered], control & cast
+        live.workers, live.answers = drop_paused(
+            live.workers, live.answers, live.count, live.crew.paused
+        )
+        newly &= live.crew.paused
     np.add.at(live.gold, (who, 0), 1.0)
     np.add.at(live.gold, (who, 1), right.astype(np.float64))
     live.controls += int(control.sum())
@@ -191,7 +241,7 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     live.decided_at[open_items[settled]] = np.maximum(p, 1 - p)[settled]
     learn(live, open_items, settled | (False if args.decided_only else review), args, sens, spec)
     sens, spec = coins(live, args.control_votes)
-    fallen = np.flatnonzero(before & (sens + spec <= 1))
+    fallen = np.flatnonzero((before & (sens + spec <= 1)) | newly)  # or paused just now
     if fallen.size:
         reopen(live, fallen, sens, spec, args)
 
@@ -222,8 +272,9 @@ def learn(
     q = deciding(live, vote_agreement(rows, a, accuracy, len(items), args.prior), args)
     on = on_items[rows]
     q = np.where(on & (np.maximum(q, 1 - q) >= args.peer_confidence), q, np.nan)
-    slots = np.nonzero(np.arange(QUEUE)[None, :] < live.count[items, None])[1]
-    flat = items[rows] * QUEUE + slots
+    width = live.workers.shape[1]
+    slots = np.nonzero(np.arange(width)[None, :] < live.count[items, None])[1]
+    flat = items[rows] * width + slots
     old = np.take(live.credited, flat)
     live.peer += peer_count_changes(w[on], a[on], old[on], q[on], len(live.gold_right))
     np.put(live.credited, flat[on], q[on])
@@ -237,7 +288,7 @@ def reopen(
     decided = np.flatnonzero(np.isin(live.state, (1, -1)))
     voted = (
         np.isin(live.workers[decided], fallen)
-        & (np.arange(QUEUE)[None, :] < live.count[decided, None])
+        & (np.arange(live.workers.shape[1])[None, :] < live.count[decided, None])
     ).any(axis=1)
     items = decided[voted]
     if not items.size:
@@ -262,15 +313,21 @@ def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
     crowd = make_crowd(seed, n_items, n_workers, QUEUE, priors, gold_fraction=0.0, **spec)  # type: ignore[arg-type]
     pool = crowd.pool
     gold_right = np.einsum("k,wkk->w", crowd.priors, pool.gold_confusions)
+    first = crowd.worker.reshape(n_items, QUEUE), crowd.label.reshape(n_items, QUEUE)
+    queues = widened_queues(seed, pool, crowd.truth, *first) if args.gates else first
     live = Live(
         truth=crowd.truth,
-        workers=crowd.worker.reshape(n_items, QUEUE),
-        answers=crowd.label.reshape(n_items, QUEUE),
+        workers=queues[0],
+        answers=queues[1],
+        first_workers=first[0],
+        first_answers=first[1],
         gold_right=gold_right,
         rng=np.random.default_rng(seed + 10_000),
         true_coins=np.stack([pool.confusions[:, 1, 1], pool.confusions[:, 0, 0]], axis=1),
         honest=pool.kind == HONEST,
         priors=crowd.priors,
+        kind=pool.kind,
+        crew=crew_for(pool, crowd.priors, seed) if args.gates else None,
     )
     for wave in np.array_split(np.arange(n_items), WAVES):
         live.count[wave] = 0
@@ -305,7 +362,7 @@ def score(live: Live, threshold: float = 0.995, control_votes: float = 4.0) -> S
     known = live.honest & (live.peer[:, 0] + live.peer[:, 2] >= 5)  # judged on 5+ votes
     labels = np.where(live.state == 1, 1, np.where(live.state == -1, 0, live.p_yes >= 0.5))
     total = live.count.sum() + live.controls
-    yes7 = live.answers[:, :7].sum(axis=1)
+    yes7 = live.first_answers[:, :7].sum(axis=1)
     return Score(
         precision=float(live.truth[accepted].mean()) if accepted.any() else float("nan"),
         accepted=int(accepted.sum()),
@@ -364,6 +421,13 @@ def main() -> None:
         action="store_true",
         help="weigh votes by the workers' true coins instead of the learnt ones",
     )
+    parser.add_argument(
+        "--gates",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="take every answer through the platform's quality gates and pause workers as "
+        "they do (labeling.crowd.gates); --no-gates: nobody is ever paused",
+    )
     parser.add_argument("--mix", default="", help="only the mixes whose name contains this")
     args = parser.parse_args()
     global TRUE_COINS
@@ -376,7 +440,7 @@ def main() -> None:
         f"{'decided items only' if args.decided_only else 'decided and review items'}, "
         f"{'true' if args.true_coins else 'learnt'} coins, "
         f"{'cautious learnt prior' if args.learnt_prior else 'fixed prior'}, "
-        f"seeds {seeds[0]}-{seeds[-1]}\n"
+        f"{'the platform gates' if args.gates else 'nobody paused'}, seeds {seeds[0]}-{seeds[-1]}\n"
     )
     print(
         "| mix | accepted precision % (false / accepted) | accuracy % | fixed 7 % | votes / item "
@@ -385,9 +449,17 @@ def main() -> None:
     )
     everything: list[Live] = []
     where: list[str] = []
+    paused: list[str] = []
     for family in (mix for mix in MIXES if args.mix in mix):
         lives = [simulate(family, seed, args) for seed in seeds]
         everything += lives
+        if args.gates:
+            p = pauses(
+                [lv.crew for lv in lives],  # type: ignore[misc]
+                [lv.kind for lv in lives],
+                [lv.true_coins @ lv.priors[::-1] for lv in lives],
+            )
+            paused.append(f"| {family} | {pause_cells(p)} |")
         s = [score(lv, args.threshold, args.control_votes) for lv in lives]
         where.append(
             f"| {family} | {np.mean([x.per_decided for x in s]):.2f} "
@@ -418,6 +490,14 @@ def main() -> None:
         "| SPRT minimum votes / item |\n| --- | --- | --- | --- | --- |"
     )
     print("\n".join(where))
+    if paused:
+        print(
+            "\nPaused by the gates, of the workers who cast a label vote: honest workers right "
+            ">= 80 % of the time on label items, then every other kind (paused / workers, mean "
+            "label votes cast before the pause over those paused).\n\n"
+            "| mix | honest >= 0.8 paused | others |\n| --- | --- | --- |"
+        )
+        print("\n".join(paused))
     print(
         "\nCalibration over all mixes:\n\n| decided at P in | items | right % |\n"
         "| --- | --- | --- |"

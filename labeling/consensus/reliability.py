@@ -34,6 +34,25 @@ sure of the truth: an item they left near even says little about him, and counti
 right pulls every worker toward chance (bench/consensus_live.py)."""
 
 
+def newcomer_accuracy(
+    crowd_correct: float, crowd_seen: float, *, alpha: float = 2.0, beta: float = 1.0
+) -> float:
+    """What a worker is taken to be right on before his own record says more: the
+    Beta(alpha, beta) prior's mean (2/3), or the whole crowd's control accuracy under that
+    prior, ``crowd_correct`` of ``crowd_seen`` answers, where that is lower. In a crowd of weak
+    workers (right 55-75 % of the time) 2/3 overstates every newcomer, and a handful of such
+    votes can decide an item that their true weight leaves near even (bench/consensus_live.py:
+    the yes-clicker mix's wrong acceptances came mostly from the first waves); the crowd's
+    figure only ever asks for more evidence, never less, so adversaries who answer controls
+    right cannot raise it."""
+    if alpha <= 0 or beta <= 0:
+        raise ValueError(f"alpha and beta must be positive, got {alpha} and {beta}")
+    if crowd_correct < 0 or crowd_correct > crowd_seen:
+        raise ValueError("crowd_correct must lie between 0 and crowd_seen")
+    prior = alpha / (alpha + beta)
+    return min(prior, (crowd_correct + alpha) / (crowd_seen + alpha + beta))
+
+
 COUNT_ROUNDING = 1e-6
 """Peer counts this little below zero are rounding left by replaced credits, read as 0."""
 
@@ -46,6 +65,7 @@ def live_coins(
     strength: float = 4.0,
     alpha: float = 2.0,
     beta: float = 1.0,
+    newcomer: float | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Per worker, (sensitivity, specificity) learnt live from his control record and from
     agreement with the rest of the crowd.
@@ -56,7 +76,8 @@ def live_coins(
     has the control record's mean (under Beta(alpha, beta): 2/3 for a newcomer) and weighs at
     most ``strength`` votes: a worker who answers controls right and the rest wrong (controls
     spotted) is then caught as soon as the crowd outvotes him on a few items, however long his
-    control record."""
+    control record. ``newcomer`` (newcomer_accuracy) moves that Beta prior's mean, keeping its
+    weight alpha + beta."""
     right = np.asarray(gold_correct, dtype=np.float64)
     seen = np.asarray(gold_seen, dtype=np.float64)
     counts = np.asarray(peer, dtype=np.float64).reshape(-1, 4)
@@ -66,6 +87,10 @@ def live_coins(
         raise ValueError("counts must be non-negative and gold_correct at most gold_seen")
     if strength <= 0:
         raise ValueError(f"strength must be positive, got {strength}")
+    if newcomer is not None:
+        if not 0 < newcomer < 1:
+            raise ValueError(f"newcomer must lie strictly between 0 and 1, got {newcomer}")
+        alpha, beta = newcomer * (alpha + beta), (1 - newcomer) * (alpha + beta)
     weight = np.minimum(seen + alpha + beta, strength)[:, None]
     mean = ((right + alpha) / (seen + alpha + beta))[:, None]
     judged, agreed = counts[:, [0, 2]], counts[:, [1, 3]]

@@ -14,6 +14,20 @@ the bar (half of alpha); and, per known answer, control items whose answer is ye
 whose answer is no, each at accuracy 0.1 against the bar (a quarter each), which catches a
 worker who always says yes (or never selects) on a pool whose controls are mostly yes.
 
+The one-answer gate reads a worker's counted label votes instead, where the truth is unknown
+but the crowd's decisions on the category give a share of yes (pi): a worker right on every
+yes item and no better than a coin (gold_chance) on the no items says yes with probability
+pi + (1 - pi) / 2; one who gets no items wrong 90 % of the time (class_wrong, the per-answer
+control test's "below") says yes with probability pi + (1 - pi) x 0.9. A yes-clicker is so
+caught within about twenty label votes, long before a control item comes his way, while an
+honest worker, even one who says yes more often than the crowd (yes-biased), drifts away from
+the threshold. The decisions are a biased sample of the items (a side that needs more evidence
+is decided less often; bench/consensus_live.py has crowds where the decided share of yes is
+0.6 against a true 0.3), so pi is taken generously: the upper end of its Beta posterior (mean
+plus two standard deviations: near 1 while decisions are few) and at least 1/2. Either can
+only make the test more lenient. The same test runs on "no" with the share of no; the two
+share the gate's budget, half each.
+
 What the worker is told names the reason and nothing else: not which items were controls, how
 many, or their answers. Curators get the evidence.
 """
@@ -52,6 +66,16 @@ class ControlAnswer:
 
 
 @dataclass(frozen=True)
+class LabelAnswer:
+    """One counted yes/no label vote: whether it said yes, and the crowd's decisions so far on
+    its category (accepted and rejected items)."""
+
+    yes: bool
+    accepted: int
+    rejected: int
+
+
+@dataclass(frozen=True)
 class WorkerRecord:
     """What the gates look at: lifetime control counts (for curators), and the evidence (log
     likelihood ratios) of each sequential test since the last resume."""
@@ -62,6 +86,8 @@ class WorkerRecord:
     gold_evidence_yes: float = 0.0
     gold_evidence_no: float = 0.0
     fast_evidence: float = 0.0
+    said_yes_evidence: float = 0.0
+    said_no_evidence: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +101,12 @@ class Pause:
 GOLD_REASON = (
     "Your answers to check questions were below the required accuracy. Re-read the category "
     "definitions; a curator can resume your account."
+)
+
+
+ONE_ANSWER_REASON = (
+    "Your answers were nearly always the same, whatever the images showed. Look at each image "
+    "before answering; a curator can resume your account."
 )
 
 
@@ -94,14 +126,40 @@ def gold_thresholds(gates: GateSettings) -> tuple[float, float]:
     return _threshold(gates.false_pause / 2), _threshold(gates.false_pause / 4)
 
 
+def generous_share(decided: int, other: int) -> float:
+    """The share of one answer among the crowd's decisions (``decided`` of them, ``other``
+    the other way), taken generously: the Beta(1, 1) posterior's mean plus two standard
+    deviations, at least 1/2, at most 1."""
+    n = decided + other + 2.0
+    mean = (decided + 1.0) / n
+    return min(1.0, max(0.5, mean + 2.0 * math.sqrt(mean * (1.0 - mean) / (n + 1.0))))
+
+
+def one_answer_rates(share: float, gates: GateSettings) -> tuple[float, float]:
+    """(below, at the bar): how often a worker right on every item of one answer, which the
+    items show with probability ``share``, gives it, if he is wrong on the other answer's items
+    with probability 1 - class_wrong (below), or 1 - gold_chance (a coin there)."""
+    wrong_below, wrong_at_bar = 1.0 - gates.class_wrong, 1.0 - gates.gold_chance
+    return share + (1.0 - share) * wrong_below, share + (1.0 - share) * wrong_at_bar
+
+
+def _one_answer_step(evidence: float, share: float, said: bool, gates: GateSettings) -> float:
+    below, at_bar = one_answer_rates(share, gates)
+    if below >= 1.0 or below <= at_bar:  # the crowd gives this answer always: no test
+        return evidence
+    return sprt_step(evidence, bad=below, good=at_bar, hit=said, alpha=gates.false_pause / 2)
+
+
 def record_task(
     record: WorkerRecord,
     *,
     seconds_per_item: float,
     gold: list[ControlAnswer],
     gates: GateSettings,
+    labels: tuple[LabelAnswer, ...] = (),
 ) -> WorkerRecord:
-    """The record after one answered task, with one ControlAnswer per control item in it."""
+    """The record after one answered task, with one ControlAnswer per control item in it and
+    one LabelAnswer per counted yes/no label vote."""
     pooled, per_class = gates.false_pause / 2, gates.false_pause / 4
     evidence = record.gold_evidence
     by_class = {True: record.gold_evidence_yes, False: record.gold_evidence_no}
@@ -116,6 +174,12 @@ def record_task(
             hit=answer.right,
             alpha=per_class,
         )
+    said_yes, said_no = record.said_yes_evidence, record.said_no_evidence
+    for label in labels:
+        yes_share = generous_share(label.accepted, label.rejected)
+        no_share = generous_share(label.rejected, label.accepted)
+        said_yes = _one_answer_step(said_yes, yes_share, label.yes, gates)
+        said_no = _one_answer_step(said_no, no_share, not label.yes, gates)
     fast = seconds_per_item < gates.min_seconds_per_item
     return replace(
         record,
@@ -124,6 +188,8 @@ def record_task(
         gold_evidence=evidence,
         gold_evidence_yes=by_class[True],
         gold_evidence_no=by_class[False],
+        said_yes_evidence=said_yes,
+        said_no_evidence=said_no,
         fast_evidence=sprt_step(
             record.fast_evidence,
             bad=gates.fast_bot_rate,
@@ -167,4 +233,30 @@ def pause_decision(record: WorkerRecord, gates: GateSettings) -> Pause | None:
         or record.gold_evidence_no >= per_class
     ):
         return Pause(reason=GOLD_REASON, detail=_gold_detail(record, gates))
+    one_answer = _threshold(gates.false_pause / 2)
+    if record.said_yes_evidence >= one_answer or record.said_no_evidence >= one_answer:
+        return Pause(
+            reason=ONE_ANSWER_REASON,
+            detail=(
+                f"One-answer evidence (nats, pause at {one_answer:.2f}): says yes "
+                f"{record.said_yes_evidence:.2f}, says no {record.said_no_evidence:.2f}, against "
+                "the share of each among the crowd's decisions."
+            ),
+        )
     return None
+
+
+def gate_task(
+    record: WorkerRecord,
+    *,
+    seconds_per_item: float,
+    gold: list[ControlAnswer],
+    gates: GateSettings,
+    labels: tuple[LabelAnswer, ...] = (),
+) -> tuple[WorkerRecord, Pause | None]:
+    """One answered task through every gate, as the answer path takes it: the record after it
+    (record_task) and whether the worker must now pause (pause_decision)."""
+    record = record_task(
+        record, seconds_per_item=seconds_per_item, gold=gold, gates=gates, labels=labels
+    )
+    return record, pause_decision(record, gates)

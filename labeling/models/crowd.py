@@ -50,6 +50,8 @@ class WorkerProfile(models.Model):
     gold_evidence_yes = models.FloatField(default=0.0)
     gold_evidence_no = models.FloatField(default=0.0)
     fast_evidence = models.FloatField(default=0.0)
+    said_yes_evidence = models.FloatField(default=0.0)
+    said_no_evidence = models.FloatField(default=0.0)
     paused = models.BooleanField(default=False)
     pause_reason = models.CharField(max_length=300, blank=True, help_text="Shown to the worker.")
     pause_detail = models.CharField(

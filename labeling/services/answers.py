@@ -20,9 +20,9 @@ from labeling.crowd.answers import AnswerInvalid, BoxLimits, ItemAnswer, ItemSpe
 from labeling.crowd.gates import (
     ControlAnswer,
     GateSettings,
+    LabelAnswer,
     WorkerRecord,
-    pause_decision,
-    record_task,
+    gate_task,
 )
 from labeling.models import (
     QUESTION_OF_KIND,
@@ -35,7 +35,13 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
-from labeling.services.consensus import box_accepted, candidates_decide, objects_fuse
+from labeling.services.category_priors import category_decision_counts
+from labeling.services.consensus import (
+    box_accepted,
+    candidates_decide,
+    objects_fuse,
+    worker_decisions_reopen,
+)
 from labeling.services.microtasks import WorkerPaused, worker_profile
 
 __all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
@@ -214,11 +220,30 @@ def _apply_boxes(task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer
             _apply_coverage(item, answer)
 
 
+def _label_answers(task: MicroTask, votes: list[Vote]) -> tuple[LabelAnswer, ...]:
+    """The task's counted yes/no label votes, each with its category's decisions so far (for
+    the one-answer gate)."""
+    said = [
+        v.answer == "yes"
+        for v in votes
+        if v.counted and not v.is_gold and v.question == "label" and v.answer in ("yes", "no")
+    ]
+    if not said:
+        return ()
+    accepted, rejected = category_decision_counts({task.category_id})[task.category_id]
+    return tuple(LabelAnswer(yes, accepted, rejected) for yes in said)
+
+
 def _update_profile(
-    profile: WorkerProfile, *, items: int, seconds_per_item: float, gold: list[ControlAnswer]
+    profile: WorkerProfile,
+    *,
+    items: int,
+    seconds_per_item: float,
+    gold: list[ControlAnswer],
+    labels: tuple[LabelAnswer, ...],
 ) -> None:
     gates = gate_settings()
-    record = record_task(
+    record, pause = gate_task(
         WorkerRecord(
             gold_seen=profile.gold_seen,
             gold_correct=profile.gold_correct,
@@ -226,10 +251,13 @@ def _update_profile(
             gold_evidence_yes=profile.gold_evidence_yes,
             gold_evidence_no=profile.gold_evidence_no,
             fast_evidence=profile.fast_evidence,
+            said_yes_evidence=profile.said_yes_evidence,
+            said_no_evidence=profile.said_no_evidence,
         ),
         seconds_per_item=seconds_per_item,
         gold=gold,
         gates=gates,
+        labels=labels,
     )
     now = timezone.now()
     same_day = profile.last_answer_at and profile.last_answer_at.date() == now.date()
@@ -245,14 +273,20 @@ def _update_profile(
         record.gold_evidence_no,
     )
     profile.fast_evidence = record.fast_evidence
-    pause = pause_decision(record, gates)
+    profile.said_yes_evidence, profile.said_no_evidence = (
+        record.said_yes_evidence,
+        record.said_no_evidence,
+    )
     if pause:
         profile.paused, profile.paused_at = True, now
         profile.pause_reason, profile.pause_detail = pause.reason, pause.detail
-        # A paused worker's other leases go back to the pool at once.
+        # A paused worker's other leases go back to the pool at once, and his votes weigh
+        # nothing from now on (worker_coins): the decisions they carried are taken again.
         TaskItem.objects.filter(
             task__worker=profile.user, task__status=MicroTask.Status.LEASED
         ).update(leased_until=now)
+        worker_id = profile.user_id
+        transaction.on_commit(lambda: worker_decisions_reopen(worker_id=worker_id))
     profile.save()
 
 
@@ -325,7 +359,13 @@ def answer_submit(
             _apply_label_counts(votes)
         elif counted:
             _apply_boxes(task, items, parsed)
-        _update_profile(profile, items=len(items), seconds_per_item=seconds, gold=gold)
+        _update_profile(
+            profile,
+            items=len(items),
+            seconds_per_item=seconds,
+            gold=gold,
+            labels=_label_answers(task, votes),
+        )
         body = worker_stats(profile)
         task.status, task.answered_at = MicroTask.Status.ANSWERED, now
         task.client_token, task.response = client_token or None, body

@@ -25,12 +25,11 @@ _CAPPED_COUNTS = """
 """
 
 
-def category_decided_priors(
+def category_decision_counts(
     category_ids: set[int], *, cap: int = DECIDED_PRIOR_SAMPLE
-) -> dict[int, float]:
-    """Per category, P(yes) learnt from its decisions so far (decided_prior), each side
-    counted up to ``cap``."""
-    learnt = {}
+) -> dict[int, tuple[int, int]]:
+    """Per category, its (accepted, rejected) candidates, each side counted up to ``cap``."""
+    counts = {}
     with connection.cursor() as cursor:
         for category in sorted(category_ids):
             cursor.execute(
@@ -43,5 +42,18 @@ def category_decided_priors(
                 },
             )
             accepted, rejected = cursor.fetchone()
-            learnt[category] = float(decided_prior(accepted, accepted + rejected))
-    return learnt
+            counts[category] = (int(accepted), int(rejected))
+    return counts
+
+
+def category_decided_priors(
+    category_ids: set[int], *, cap: int = DECIDED_PRIOR_SAMPLE
+) -> dict[int, float]:
+    """Per category, P(yes) learnt from its decisions so far (decided_prior), each side
+    counted up to ``cap``."""
+    return {
+        category: float(decided_prior(accepted, accepted + rejected))
+        for category, (accepted, rejected) in category_decision_counts(
+            category_ids, cap=cap
+        ).items()
+    }

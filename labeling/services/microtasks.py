@@ -34,6 +34,7 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services import leases
+from labeling.services.consensus import worker_decisions_reopen
 from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
 from labeling.services.task_scope import TaskScope, in_scope, scoped
 
@@ -333,10 +334,14 @@ def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> 
 
 
 def worker_pause(*, profile: WorkerProfile, reason: str) -> None:
-    """A curator pauses a worker (shown to them as the reason); writes the profile."""
+    """A curator pauses a worker (shown to them as the reason); writes the profile, and once
+    that commits takes again the decisions his votes carried (they weigh nothing while he is
+    paused)."""
     profile.paused, profile.pause_reason, profile.paused_at = True, reason[:300], timezone.now()
     profile.pause_detail = "Paused by a curator."
     profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at"])
+    worker_id = profile.user_id
+    transaction.on_commit(lambda: worker_decisions_reopen(worker_id=worker_id))
 
 
 def worker_resume(*, profile: WorkerProfile) -> None:
@@ -348,7 +353,14 @@ def worker_resume(*, profile: WorkerProfile) -> None:
         "",
         None,
     )
-    evidence = ["gold_evidence", "gold_evidence_yes", "gold_evidence_no", "fast_evidence"]
+    evidence = [
+        "gold_evidence",
+        "gold_evidence_yes",
+        "gold_evidence_no",
+        "fast_evidence",
+        "said_yes_evidence",
+        "said_no_evidence",
+    ]
     for field in evidence:
         setattr(profile, field, 0.0)
     profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])

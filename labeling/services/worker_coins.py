@@ -10,16 +10,24 @@ from collections.abc import Iterable
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 
-from labeling.consensus import live_coins
+from labeling.consensus import live_coins, newcomer_accuracy
 from labeling.models import WorkerProfile
 
 PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
-_READ = ("user_id", "gold_correct", "gold_seen", "confusion", *PEER_FIELDS)
+_READ = ("user_id", "gold_correct", "gold_seen", "confusion", "paused", *PEER_FIELDS)
+PAUSED = (0.5, 0.5)
+"""A paused worker's coins: his votes weigh nothing until a curator resumes him."""
 
 
-def _coins(rows: list[tuple]) -> dict[int, tuple[float, float]]:
+def crowd_newcomer() -> float:
+    """newcomer_accuracy over every worker's control record (one aggregate statement)."""
+    totals = WorkerProfile.objects.aggregate(correct=Sum("gold_correct"), seen=Sum("gold_seen"))
+    return newcomer_accuracy(totals["correct"] or 0, totals["seen"] or 0)
+
+
+def _coins(rows: list[tuple], newcomer: float) -> dict[int, tuple[float, float]]:
     """(sensitivity, specificity) per worker from profile rows laid out as ``_READ``."""
     if not rows:
         return {}
@@ -27,8 +35,9 @@ def _coins(rows: list[tuple]) -> dict[int, tuple[float, float]]:
     sens, spec = live_coins(
         [row[1] for row in rows],
         [row[2] for row in rows],
-        [row[4:] for row in rows],
+        [row[5:] for row in rows],
         strength=settings.CROWDNET_CONSENSUS_CONTROL_VOTES,
+        newcomer=newcomer,
     )
     coins = {}
     for i, worker_id in enumerate(ids):
@@ -36,17 +45,20 @@ def _coins(rows: list[tuple]) -> dict[int, tuple[float, float]]:
         confusion = rows[i][3]
         if confusion:  # the batch model's view: whichever of the two doubts him more wins
             s, c = min(s, float(confusion[1][1])), min(c, float(confusion[0][0]))
-        coins[worker_id] = (s, c)
+        coins[worker_id] = PAUSED if rows[i][4] else (s, c)
     return coins
 
 
 def worker_coins(worker_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
     """(sensitivity, specificity) per worker; a worker with no profile reads as a newcomer
-    (two thirds right on both classes)."""
+    (crowd_newcomer on both classes: two thirds, or the crowd's control accuracy where that
+    is lower), a paused one as PAUSED."""
     ids = set(worker_ids)
+    if not ids:
+        return {}
     rows = list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ))
-    coins = _coins(rows)
-    newcomer = 2 / 3  # the control record's Beta(2, 1) prior mean, nothing else known
+    newcomer = crowd_newcomer()
+    coins = _coins(rows, newcomer)
     return {w: coins.get(w, (newcomer, newcomer)) for w in ids}
 
 
@@ -61,6 +73,7 @@ def peer_record_add(counts: dict[int, tuple[float, float, float, float]]) -> lis
     targeted updates, in id order; returns the workers whose votes carried evidence before and
     no longer do (their decisions are to be looked at again)."""
     ids = sorted(counts)
+    newcomer = crowd_newcomer()
     with transaction.atomic():
         before = _coins(
             list(
@@ -68,14 +81,17 @@ def peer_record_add(counts: dict[int, tuple[float, float, float, float]]) -> lis
                 .filter(user_id__in=ids)
                 .order_by("user_id")
                 .values_list(*_READ)
-            )
+            ),
+            newcomer,
         )
         for worker_id in ids:
             added = dict(zip(PEER_FIELDS, counts[worker_id], strict=True))
             WorkerProfile.objects.filter(user_id=worker_id).update(
                 **{name: F(name) + value for name, value in added.items()}
             )
-        after = _coins(list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ)))
+        after = _coins(
+            list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ)), newcomer
+        )
     return [
         w for w in ids if w in before and informative(*before[w]) and not informative(*after[w])
     ]

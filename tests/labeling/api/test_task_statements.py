@@ -54,9 +54,10 @@ def test_answering_a_verify_task_costs_pinned_statements(
     answer = [{"item": task["items"][0]["id"], "answer": "yes"}]
 
     # when it is answered: savepoint, task (by uid or token) and profile locks, items, votes,
-    # tally, consensus (candidates, votes, voters, the category's capped decided counts for its
-    # learnt prior, posterior), profile, task, leases, release
-    with django_assert_num_queries(15):
+    # tally, consensus (candidates, votes, voters, the crowd's control totals for a newcomer's
+    # coins, the category's capped decided counts for its learnt prior, posterior), the capped
+    # counts again for the one-answer gate, profile, task, leases, release
+    with django_assert_num_queries(17):
         response = client.post(
             f"/api/tasks/{task['id']}/answer/",
             {"answers": answer, "client_token": "a"},

@@ -439,6 +439,8 @@ def test_curator_resumes_a_paused_worker(curator_api, category, settings):
         gold_evidence=1.5,
         gold_evidence_no=2.0,
         fast_evidence=5.0,
+        said_yes_evidence=4.0,
+        said_no_evidence=-1.0,
     )
     assert client.get("/api/tasks/next/").status_code == 403
 
@@ -453,8 +455,10 @@ def test_curator_resumes_a_paused_worker(curator_api, category, settings):
         profile.gold_evidence_yes,
         profile.gold_evidence_no,
         profile.fast_evidence,
+        profile.said_yes_evidence,
+        profile.said_no_evidence,
     ]
-    assert (evidence, profile.gold_seen) == ([0.0, 0.0, 0.0, 0.0], 4)
+    assert (evidence, profile.gold_seen) == ([0.0] * 6, 4)
     assert client.get("/api/tasks/next/").status_code == 200
 
 

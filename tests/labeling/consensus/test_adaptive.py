@@ -18,6 +18,7 @@ from labeling.consensus import (
     cautious_posteriors,
     decided_prior,
     live_coins,
+    newcomer_accuracy,
     peer_counts,
     vote_accuracies,
     vote_agreement,
@@ -143,6 +144,31 @@ def test_live_coins_learn_each_class_apart():
     sens, spec = live_coins([0], [0], [[6, 6, 4, 0]], strength=3.0)
 
     np.testing.assert_allclose([sens[0], spec[0]], [8 / 9, 2 / 7], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("correct", "seen", "expected"),
+    [
+        (0, 0, 2 / 3),  # nothing known: the Beta(2, 1) mean
+        (90, 100, 2 / 3),  # a crowd right 90 % of the time: never above 2/3
+        (60, 100, 62 / 103),  # a weak crowd: (60 + 2) / (100 + 3)
+    ],
+)
+def test_a_newcomer_is_taken_as_right_as_the_crowd_where_the_crowd_is_weaker(
+    correct, seen, expected
+):
+    assert newcomer_accuracy(correct, seen) == pytest.approx(expected, rel=1e-12)
+
+
+def test_live_coins_move_the_prior_mean_to_the_newcomer_figure_keeping_its_weight():
+    # prior Beta(3 x 0.6, 3 x 0.4); a worker with 2 of 2 controls right has weight 4 (capped)
+    # at mean (2 + 1.8) / (2 + 3) = 0.76, then 3 of 4 yes items said yes, 1 of 1 no said no
+    sens, spec = live_coins([0, 2], [0, 2], [[0, 0, 0, 0], [4, 3, 1, 1]], newcomer=0.6)
+
+    np.testing.assert_allclose(sens, [0.6, (4 * 0.76 + 3) / 8], rtol=1e-12)
+    np.testing.assert_allclose(spec, [0.6, (4 * 0.76 + 1) / 5], rtol=1e-12)
+    with pytest.raises(ValueError, match="newcomer must lie strictly between 0 and 1"):
+        live_coins([0], [0], [[0, 0, 0, 0]], newcomer=1.0)
 
 
 def test_peer_counts_weigh_each_vote_by_what_the_others_said():

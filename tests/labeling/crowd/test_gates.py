@@ -10,10 +10,15 @@ import pytest
 
 from labeling.crowd.gates import (
     GOLD_REASON,
+    ONE_ANSWER_REASON,
     ControlAnswer,
     GateSettings,
+    LabelAnswer,
     WorkerRecord,
+    gate_task,
+    generous_share,
     gold_thresholds,
+    one_answer_rates,
     pause_decision,
     record_task,
 )
@@ -151,3 +156,92 @@ def test_the_workers_message_names_the_reason_and_nothing_else_while_curators_ge
         "Control items: 0 of 6 right. Evidence (nats, pause at 5.30 / 5.99): all 5.50, "
         "yes items 9.02, no items 0.00 (bar 80%)."
     )
+
+
+def test_gate_task_takes_one_task_through_the_record_and_the_pause_decision():
+    # the answer path's and bench/consensus_live.py's one call: 3 no-control misses pass, the
+    # 4th pauses (per kind 4 x 1.504 = 6.02 >= log(400) = 5.99)
+    miss = [ControlAnswer(positive=False, right=False)]
+    record, pause = WorkerRecord(), None
+    outcomes = []
+    for _ in range(4):
+        record, pause = gate_task(record, seconds_per_item=SLOW, gold=miss, gates=GATES)
+        outcomes.append(pause is not None)
+
+    assert outcomes == [False, False, False, True]
+    assert pause is not None and pause.reason == GOLD_REASON
+    assert record.gold_evidence_no == pytest.approx(4 * WRONG_CLASS)
+    assert (record.gold_seen, record.gold_correct) == (4, 0)
+
+
+# One-answer gate. With the share taken as 1/2: "below" says yes 0.5 + 0.5 x 0.9 = 0.95 of the
+# time, "at the bar" (a coin on the no items) 0.5 + 0.5 x 0.5 = 0.75.
+SAID_IT, SAID_OTHER = math.log(0.95 / 0.75), math.log(0.05 / 0.25)  # +0.236, -1.609 nats
+ONE_ANSWER_PAUSE = math.log(200)  # half the gate's budget per answer: 5.30 nats
+
+
+@pytest.mark.parametrize(
+    ("accepted", "rejected", "share"),
+    [
+        (0, 0, 1.0),  # no decision yet: 1/2 + 2 x 0.289, capped at 1 (no test)
+        (40, 60, 0.5),  # 41/102 + 2 x 0.048 = 0.499, raised to 1/2
+        (60, 40, 61 / 102 + 2 * math.sqrt(61 / 102 * 41 / 102 / 103)),  # 0.695
+        (0, 10, 0.5),  # 1/12 + 2 x 0.077 = 0.237, raised to 1/2
+    ],
+)
+def test_the_share_of_an_answer_is_taken_generously(accepted, rejected, share):
+    assert generous_share(accepted, rejected) == pytest.approx(share)
+
+
+def test_one_answer_rates_at_an_even_share():
+    assert one_answer_rates(0.5, GATES) == (pytest.approx(0.95), pytest.approx(0.75))
+
+
+def _labels(said: list[bool], accepted: int, rejected: int) -> tuple[WorkerRecord, list[bool]]:
+    """One task per label vote; the record at the end and, per task, paused or not."""
+    record, paused = WorkerRecord(), []
+    for yes in said:
+        label = (LabelAnswer(yes, accepted, rejected),)
+        record, pause = gate_task(record, seconds_per_item=SLOW, gold=[], gates=GATES, labels=label)
+        paused.append(pause is not None)
+    return record, paused
+
+
+def test_a_yes_clicker_is_paused_at_his_23rd_label_vote():
+    # 22 x 0.236 = 5.20 < 5.30 <= 23 x 0.236 = 5.44, on a category decided 40 yes / 60 no;
+    # his "says no" evidence sinks to the floor, -2 log(200)
+    record, paused = _labels([True] * 23, accepted=40, rejected=60)
+
+    assert paused == [False] * 22 + [True]
+    assert record.said_yes_evidence == pytest.approx(23 * SAID_IT)
+    assert record.said_no_evidence == pytest.approx(-2 * ONE_ANSWER_PAUSE)
+    pause = pause_decision(record, GATES)
+    assert pause is not None and pause.reason == ONE_ANSWER_REASON
+    assert "control" not in pause.reason and "check" not in pause.reason
+
+
+def test_a_no_clicker_is_paused_the_same_way():
+    record, paused = _labels([False] * 23, accepted=60, rejected=40)
+
+    assert paused == [False] * 22 + [True]
+    assert record.said_no_evidence == pytest.approx(23 * SAID_IT)
+
+
+def test_before_any_decision_the_one_answer_gate_waits():
+    record, paused = _labels([True] * 200, accepted=0, rejected=0)
+
+    assert not any(paused)
+    assert (record.said_yes_evidence, record.said_no_evidence) == (0.0, 0.0)
+
+
+def test_a_worker_who_says_yes_two_times_in_three_is_never_paused():
+    # a yes-biased worker: per three votes 2 x 0.236 - 1.609 = -1.137 nats, so his evidence
+    # rests on the floor, -2 log(200), after each "no"
+    record, paused = _labels([True, True, False] * 100, accepted=40, rejected=60)
+
+    assert not any(paused)
+    assert record.said_yes_evidence == pytest.approx(-2 * ONE_ANSWER_PAUSE)
+    record, _ = gate_task(
+        record, seconds_per_item=SLOW, gold=[], gates=GATES, labels=(LabelAnswer(True, 40, 60),)
+    )
+    assert record.said_yes_evidence == pytest.approx(-2 * ONE_ANSWER_PAUSE + SAID_IT)

@@ -4,16 +4,18 @@ decisions his votes made are taken again without him."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from labeling.crowd.gates import ONE_ANSWER_REASON
 from labeling.models import Candidate, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.category_priors import category_decided_priors
 from labeling.services.consensus import candidates_decide, worker_decisions_reopen
-from labeling.services.microtasks import task_assign
+from labeling.services.microtasks import task_assign, worker_pause
 from labeling.services.worker_coins import informative, worker_coins
 from tests.factories import UserFactory, candidate_pool, label_votes_create
 
@@ -233,3 +235,88 @@ def test_a_category_past_the_count_cap_has_its_prior_learnt_from_capped_counts(c
     # accepted of 2 + 4: (2 + 1) / (6 + 2); under the default cap, 2 of 8: (2 + 1) / (8 + 2)
     assert category_decided_priors({category.pk}, cap=4) == {category.pk: 3 / 8}
     assert category_decided_priors({category.pk}) == {category.pk: 3 / 10}
+
+
+def _carried(decided: Candidate, name: str):
+    """``decided`` accepted on the yes of a worker with a perfect control record (coins 22/23)
+    against two honest ones right on 10 of 10 controls (12/13) who split (odds 22); the
+    worker."""
+    carrier = _worker(name, gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
+    label_votes_create([decided], {carrier: [True], honest[0]: [True], honest[1]: [False]})
+    Candidate.objects.filter(pk=decided.pk).update(state="accepted", votes_needed=3)
+    return carrier
+
+
+def test_a_worker_paused_by_a_gate_weighs_nothing_and_his_decisions_are_taken_again(
+    category, settings, django_capture_on_commit_callbacks
+):
+    # given an item accepted on one worker's vote (_carried), and one more open item; the
+    # worker's speed evidence is one fast task short of a pause
+    # (3.5 nats + log(0.5 / 0.1) = 5.11 >= log(100) = 4.61)
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 1000.0  # every answer is fast
+    decided, _ = _pool(category, 2)
+    fast = _carried(decided, "fast")
+    WorkerProfile.objects.filter(user=fast).update(fast_evidence=3.5)
+
+    # when he answers the open item too fast and the gate pauses him
+    answered = _answer(fast, lambda pk: True, django_capture_on_commit_callbacks)
+
+    # then his coins read as a coin's, and the accepted item, which stood on his vote, is open
+    # again (one yes against one no of equal weight: P(yes) 1/2), waiting for a fourth vote
+    assert answered != decided.pk
+    assert WorkerProfile.objects.get(user=fast).paused is True
+    assert worker_coins([fast.pk]) == {fast.pk: (0.5, 0.5)}
+    row = Candidate.objects.get(pk=decided.pk)
+    assert (row.state, row.votes_needed, row.decided_at, row.posterior) == ("open", 4, None, 0.5)
+
+
+def test_a_worker_paused_by_a_curator_has_his_decisions_taken_again(
+    category, django_capture_on_commit_callbacks
+):
+    # given an item accepted on one worker's vote
+    [decided] = _pool(category, 1)
+    carrier = _carried(decided, "carrier")
+
+    # when a curator pauses him
+    with django_capture_on_commit_callbacks(execute=True):
+        worker_pause(profile=WorkerProfile.objects.get(user=carrier), reason="A look.")
+
+    # then the item is open again without his weight
+    row = Candidate.objects.get(pk=decided.pk)
+    assert (row.state, row.votes_needed, row.posterior) == ("open", 4, 0.5)
+
+
+def test_the_answer_path_pauses_a_worker_who_says_yes_whatever_the_crowd_decides(
+    category, django_capture_on_commit_callbacks
+):
+    # given a category with 10 rejected items (the share of yes taken as 1/2), and a worker
+    # one "yes" short of the one-answer gate: 5.1 + log(0.95 / 0.75) = 5.34 >= log(200) = 5.30
+    candidates = _pool(category, 12)
+    Candidate.objects.filter(pk__in=[c.pk for c in candidates[:10]]).update(state="rejected")
+    clicker = _worker("clicker", gold_seen=0, gold_correct=0)
+    WorkerProfile.objects.filter(user=clicker).update(said_yes_evidence=5.1)
+
+    # when he says yes once more
+    _answer(clicker, lambda pk: True, django_capture_on_commit_callbacks)
+
+    # then he is paused for it; his "no" evidence is untouched (the share of no, 11/12 plus
+    # two deviations, is capped at 1: no test)
+    profile = WorkerProfile.objects.get(user=clicker)
+    assert (profile.paused, profile.pause_reason) == (True, ONE_ANSWER_REASON)
+    assert profile.said_yes_evidence == pytest.approx(5.1 + math.log(0.95 / 0.75))
+    assert profile.said_no_evidence == 0.0
+
+
+def test_a_newcomer_in_a_weak_crowd_reads_as_right_as_the_crowd():
+    # given a crowd whose control record is 60 of 100 right, and a worker with none of his own
+    _worker("w0", gold_seen=60, gold_correct=30)
+    _worker("w1", gold_seen=40, gold_correct=30)
+    newcomer = _worker("new", gold_seen=0, gold_correct=0)
+
+    # then a newcomer's coins are (60 + 2) / (100 + 3), not 2/3, and a worker with no profile
+    # at all reads the same
+    stranger = UserFactory(username="stranger")
+    coins = worker_coins([newcomer.pk, stranger.pk])
+    assert coins[newcomer.pk] == pytest.approx((62 / 103, 62 / 103), rel=1e-12)
+    assert coins[stranger.pk] == pytest.approx((62 / 103, 62 / 103), rel=1e-12)
