@@ -9,6 +9,7 @@ from collections.abc import Iterable
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F, Sum
 
@@ -21,10 +22,22 @@ PAUSED = (0.5, 0.5)
 """A paused worker's coins: his votes weigh nothing until a curator resumes him."""
 
 
+NEWCOMER_CACHE_KEY = "worker-coins:newcomer"
+NEWCOMER_SECONDS = 60
+"""How long the crowd's pooled control accuracy is reused: summing every worker's record on
+each answer would make an answer's cost grow with the crowd; a minute-old figure is as good."""
+
+
 def crowd_newcomer() -> float:
-    """newcomer_accuracy over every worker's control record (one aggregate statement)."""
+    """newcomer_accuracy over every worker's control record: one aggregate statement at most
+    once a NEWCOMER_SECONDS per cache (and on every call while the cache is down)."""
+    cached = cache.get(NEWCOMER_CACHE_KEY)
+    if cached is not None:
+        return float(cached)
     totals = WorkerProfile.objects.aggregate(correct=Sum("gold_correct"), seen=Sum("gold_seen"))
-    return newcomer_accuracy(totals["correct"] or 0, totals["seen"] or 0)
+    newcomer = newcomer_accuracy(totals["correct"] or 0, totals["seen"] or 0)
+    cache.set(NEWCOMER_CACHE_KEY, newcomer, NEWCOMER_SECONDS)
+    return newcomer
 
 
 def _coins(rows: list[tuple], newcomer: float) -> dict[int, tuple[float, float]]:

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('labeling', '0019_candidate_decided_and_examples_indexes'),
+        ('labeling', '0022_state_choices'),
     ]
 
     operations = [
