@@ -320,6 +320,15 @@ class Candidate(models.Model):
                 condition=Q(state="open", votes_cast__lt=F("votes_needed")),
                 name="candidate_pool",
             ),
+            # The same pool within one category: a grid's cells (labeling.services.grid_leases).
+            models.Index(
+                "category",
+                F("priority").desc(),
+                F("votes_cast").desc(),
+                "id",
+                condition=Q(state="open", votes_cast__lt=F("votes_needed")),
+                name="candidate_grid_pool",
+            ),
             models.Index(
                 fields=["box_state", "priority", "id"],
                 condition=~Q(box_state="none"),

@@ -30,7 +30,8 @@ OPEN_LEASES = """(SELECT count(*) FROM labeling_taskitem i
     WHERE i.candidate_id = {c}.id AND i.box_id IS NULL AND i.leased_until > %(now)s)"""
 
 NEW_TO_WORKER = """NOT EXISTS (SELECT 1 FROM labeling_vote v
-        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.id AND v.question = 'label')
+        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.id AND v.question = 'label'
+          AND v.box_id IS NULL)
     AND NOT EXISTS (SELECT 1 FROM labeling_taskitem h JOIN labeling_microtask t ON t.id = h.task_id
         WHERE h.candidate_id = {c}.id AND h.leased_until > %(now)s AND t.worker_id = %(worker)s)"""
 

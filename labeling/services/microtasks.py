@@ -4,9 +4,9 @@ Correct under concurrency on PostgreSQL: pool rows are taken with ``FOR UPDATE S
 and the open leases of the rows we hold are counted again in a fresh statement after the locks
 are taken, so no item gets more leases than the votes it still needs. (Anyone adding a lease to
 a candidate must hold its row lock first.) On SQLite, transactions are IMMEDIATE, so writers are
-serialised and the same reasoning holds. On PostgreSQL the verify lease, the hot path, is two
-raw statements that follow the same protocol (labeling.services.leases); the other kinds and
-SQLite use the ORM code here.
+serialised and the same reasoning holds. On PostgreSQL the verify and grid leases are two raw
+statements each that follow the same protocol (labeling.services.leases, grid_leases); the
+other kinds, a campaign's scoped leases and SQLite use the ORM code here.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
-from labeling.services import leases
+from labeling.services import grid_leases, leases
 from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
 from labeling.services.task_scope import TaskScope, in_scope, scoped
 
@@ -404,8 +404,9 @@ def task_assign(
 
     Writes a MicroTask and its TaskItems (the lease). A worker holds at most
     CROWDNET_MAX_OPEN_TASKS open tasks (the one shown and one prefetched); past that, the oldest
-    open one is returned again. Raises WorkerPaused for a paused worker. A verify task leased on
-    PostgreSQL comes back with ``served`` (its items and examples, so its body needs no read)."""
+    open one is returned again. Raises WorkerPaused for a paused worker. A verify or grid task
+    leased on PostgreSQL comes back with ``served`` (its items and examples, so its body needs
+    no read)."""
     now = timezone.now()
     with transaction.atomic(), scoped(scope):
         profile, open_count, kinds = _worker_state(worker, now, kind)
@@ -422,14 +423,15 @@ def task_assign(
             open_count = open_tasks.count()
         if open_count >= settings.CROWDNET_MAX_OPEN_TASKS:
             return open_tasks.order_by("issued_at").first()
+        # the two-statement leases know no campaign scope: a scoped lease takes the pools
+        in_sql = connection.vendor == "postgresql" and scope is None
         for candidate_kind in kinds:
-            # the two-statement lease knows no campaign scope: a scoped lease takes the pools
-            if (
-                candidate_kind == TaskKind.VERIFY
-                and connection.vendor == "postgresql"
-                and scope is None
-            ):
-                task = _verify_lease_sql(worker, now)
+            if in_sql and candidate_kind in (TaskKind.VERIFY, TaskKind.GRID):
+                task = (
+                    _verify_lease_sql(worker, now)
+                    if candidate_kind == TaskKind.VERIFY
+                    else grid_leases.grid_task_lease(worker=worker, now=now, examples=EXAMPLES)
+                )
                 if task is not None:
                     return task
                 continue

@@ -66,3 +66,32 @@ def test_answering_a_verify_task_costs_pinned_statements(
     # then it is recorded
     assert response.status_code == 201
     assert response.json()["answered_tasks"] == 1
+
+
+@pytest.mark.parametrize(("gold_rate", "gold_cells"), [(0.0, 1), (0.5, 4)])
+def test_a_grid_lease_costs_pinned_statements_with_its_gold_cells(
+    category, settings, django_assert_num_queries, gold_rate, gold_cells
+):
+    # given a pool of 20 with 10 curated gold items, and a worker who answered one grid already
+    settings.CROWDNET_GOLD_RATE = gold_rate
+    pool = candidate_pool(category, 30, seed=500)
+    for candidate in pool[:10]:
+        gold_mark(candidate=candidate, answer=True)
+    client, _ = worker_client("ann")
+    first = client.get("/api/tasks/next/?kind=grid").json()
+    answers = [{"item": item["id"], "selected": True} for item in first["items"]]
+    client.post(f"/api/tasks/{first['id']}/answer/", {"answers": answers}, format="json")
+
+    # when they ask for the next grid: savepoint, profile and kinds, pick, lease, release
+    with django_assert_num_queries(5):
+        response = client.get("/api/tasks/next/?kind=grid")
+
+    # then it is a full grid with its gold cells, none of which the worker saw before
+    assert response.status_code == 200
+    task = response.json()
+    assert (task["kind"], len(task["items"])) == ("grid", 9)
+    items = TaskItem.objects.filter(task__uid=task["id"])
+    assert sorted(items.values_list("position", flat=True)) == list(range(9))
+    assert items.filter(is_gold=True).count() == gold_cells
+    seen = TaskItem.objects.filter(task__uid=first["id"]).values_list("candidate_id", flat=True)
+    assert not items.filter(candidate_id__in=list(seen)).exists()
