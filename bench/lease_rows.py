@@ -10,6 +10,8 @@ categories, 500 curated gold items, 100 workers), makes ``--warm`` round trips
 turn), then ``--measured`` more, and prints what pg_stat_user_tables counted for those: per
 table, sequential scans, rows read by them, index scans and rows fetched through indexes,
 per round trip. The backend is closed before each reading, so its counters are flushed.
+``--draw N`` first turns N open candidates into accepted images waiting for boxes, for the
+box kinds (draw, then verify_box and coverage on the boxes drawn in the warm-up).
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 from bench.crowd_load import FAST_SETTINGS, answers_for, seed  # noqa: E402
 from bench.postgres import throwaway_database  # noqa: E402
 
+DRAW = """UPDATE labeling_candidate SET state = 'accepted', confidence = 0.99, box_state = 'draw'
+  WHERE id IN (SELECT id FROM labeling_candidate WHERE state = 'open' ORDER BY id LIMIT %s)"""
+"""Open candidates turned into accepted images waiting for boxes (draw, then box checks)."""
+
 COUNTERS = """SELECT relname, seq_scan, seq_tup_read, coalesce(idx_scan, 0),
   coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"""
 
@@ -45,7 +51,8 @@ def counters() -> dict[str, tuple[int, ...]]:
 
 
 def round_trips(users: list, kind: str, count: int, start: int) -> int:
-    """``count`` next + answer round trips, workers in turn; how many got a task."""
+    """``count`` next + answer round trips, workers in turn (``kind`` "": any kind); how many
+    got a task."""
     from rest_framework.test import APIClient
 
     served = 0
@@ -67,7 +74,13 @@ def main() -> None:
     parser.add_argument("--kind", default="grid", help="task kind asked for")
     parser.add_argument("--pool", type=int, default=10_000, help="open candidates")
     parser.add_argument("--warm", type=int, default=300, help="unmeasured round trips first")
+    parser.add_argument(
+        "--warm-kind", default=None, help="kind asked for in the warm-up (--kind; '' for any)"
+    )
     parser.add_argument("--measured", type=int, default=40, help="measured round trips")
+    parser.add_argument(
+        "--draw", type=int, default=0, help="pool items accepted and waiting for boxes first"
+    )
     args = parser.parse_args()
     for name, value in FAST_SETTINGS.items():
         os.environ[name] = value
@@ -77,8 +90,14 @@ def main() -> None:
         from labeling.models import User
 
         seed(args.pool, 100)
+        if args.draw:
+            from django.db import connection
+
+            with connection.cursor() as cursor:
+                cursor.execute(DRAW, [args.draw])
         users = list(User.objects.filter(username__startswith="bench").order_by("id"))
-        round_trips(users, args.kind, args.warm, 0)
+        warm_kind = args.kind if args.warm_kind is None else args.warm_kind
+        round_trips(users, warm_kind, args.warm, 0)
         before = counters()
         served = round_trips(users, args.kind, args.measured, args.warm)
         after = counters()

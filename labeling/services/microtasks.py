@@ -33,7 +33,7 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
-from labeling.services import grid_leases, leases
+from labeling.services import box_leases, grid_leases, leases
 from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
 from labeling.services.task_scope import TaskScope, in_scope, scoped
 
@@ -266,6 +266,12 @@ def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> 
     return [Cell(candidate) for candidate in chosen]
 
 
+def _box_stage_cells_sql(worker: User, now: datetime, stage: str) -> list[Cell]:
+    """As _box_stage_cells, in one statement over the box-stage index (box_leases)."""
+    picked = box_leases.box_stage_pick(worker_id=worker.pk, now=now, stage=stage, question=stage)
+    return [] if picked is None else [Cell(picked)]
+
+
 def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     """One proposed box drawn by someone else that still needs verification votes."""
     voted = Vote.objects.filter(worker=worker, box=OuterRef("pk"))
@@ -288,15 +294,16 @@ def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     return []
 
 
-def _cells(kind: str, worker: User, now: datetime) -> list[Cell]:
+def _cells(kind: str, worker: User, now: datetime, *, in_sql: bool = False) -> list[Cell]:
+    """The cells of a task of ``kind``; ``in_sql``: draw and coverage picks in one statement."""
     if kind == TaskKind.VERIFY:
         return _verify_cells(worker, now)
     if kind == TaskKind.GRID:
         return _grid_cells(worker, now)
-    if kind == TaskKind.DRAW:
-        return _box_stage_cells(worker, now, "draw", "draw")
-    if kind == TaskKind.COVERAGE:
-        return _box_stage_cells(worker, now, "coverage", "coverage")
+    if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
+        if in_sql:
+            return _box_stage_cells_sql(worker, now, kind)
+        return _box_stage_cells(worker, now, kind, kind)
     return _verify_box_cells(worker, now)
 
 
@@ -423,19 +430,16 @@ def task_assign(
             open_count = open_tasks.count()
         if open_count >= settings.CROWDNET_MAX_OPEN_TASKS:
             return open_tasks.order_by("issued_at").first()
-        # the two-statement leases know no campaign scope: a scoped lease takes the pools
+        # the SQL leases and picks know no campaign scope: a scoped lease takes the pools
         in_sql = connection.vendor == "postgresql" and scope is None
         for candidate_kind in kinds:
-            if in_sql and candidate_kind in (TaskKind.VERIFY, TaskKind.GRID):
-                task = (
-                    _verify_lease_sql(worker, now)
-                    if candidate_kind == TaskKind.VERIFY
-                    else grid_leases.grid_task_lease(worker=worker, now=now, examples=EXAMPLES)
-                )
-                if task is not None:
-                    return task
-                continue
-            cells = _cells(candidate_kind, worker, now)
-            if cells:
-                return _lease(worker, candidate_kind, cells, now)
+            if in_sql and candidate_kind == TaskKind.VERIFY:
+                task = _verify_lease_sql(worker, now)
+            elif in_sql and candidate_kind == TaskKind.GRID:
+                task = grid_leases.grid_task_lease(worker=worker, now=now, examples=EXAMPLES)
+            else:
+                cells = _cells(candidate_kind, worker, now, in_sql=in_sql)
+                task = _lease(worker, candidate_kind, cells, now) if cells else None
+            if task is not None:
+                return task
     return None

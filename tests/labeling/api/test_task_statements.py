@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from labeling.models import TaskItem
-from labeling.services.microtasks import gold_mark
+from labeling.models import Candidate, TaskItem
+from labeling.services.microtasks import gold_mark, worker_profile
 from tests.factories import candidate_pool, worker_client
 
 pytestmark = pytest.mark.django_db
@@ -95,3 +95,28 @@ def test_a_grid_lease_costs_pinned_statements_with_its_gold_cells(
     assert items.filter(is_gold=True).count() == gold_cells
     seen = TaskItem.objects.filter(task__uid=first["id"]).values_list("candidate_id", flat=True)
     assert not items.filter(candidate_id__in=list(seen)).exists()
+
+
+def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_queries):
+    # given three accepted images waiting for boxes, one of them asked first and leased by
+    # another worker, and a worker with a profile
+    waiting = candidate_pool(category, 3, seed=600)
+    Candidate.objects.filter(pk__in=[c.pk for c in waiting]).update(
+        state="accepted", box_state="draw"
+    )
+    Candidate.objects.filter(pk=waiting[2].pk).update(priority=5)
+    other, _ = worker_client("bob")
+    assert other.get("/api/tasks/next/?kind=draw").json()["items"][0]["width"] == 80
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+
+    # when a worker asks for a drawing: savepoint, profile and kinds, pick, task, item,
+    # release; the body's items and examples
+    with django_assert_num_queries(8):
+        response = client.get("/api/tasks/next/?kind=draw")
+
+    # then they get the next image nobody holds, in serving order
+    assert response.status_code == 200
+    served = TaskItem.objects.get(uid=response.json()["items"][0]["id"])
+    assert served.candidate_id == waiting[0].pk
+    assert TaskItem.objects.get(task__worker__username="bob").candidate_id == waiting[2].pk
