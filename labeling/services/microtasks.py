@@ -5,8 +5,9 @@ and the open leases of the rows we hold are counted again in a fresh statement a
 are taken, so no item gets more leases than the votes it still needs. (Anyone adding a lease to
 a candidate must hold its row lock first.) On SQLite, transactions are IMMEDIATE, so writers are
 serialised and the same reasoning holds. On PostgreSQL the verify and grid leases are two raw
-statements each that follow the same protocol (labeling.services.leases, grid_leases); the
-other kinds, a campaign's scoped leases and SQLite use the ORM code here.
+statements each that follow the same protocol (labeling.services.leases, grid_leases), and
+drawing and coverage picks one (box_leases); box checks, a campaign's scoped leases and SQLite
+use the ORM code here.
 """
 
 from __future__ import annotations
