@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection
 
 from labeling.models import Candidate, Category, Image, MicroTask, TaskItem, TaskKind, User
-from labeling.services.leases import NEW_TO_WORKER, OPEN_LEASES, Served
+from labeling.services.leases import NEW_TO_WORKER, OPEN_LEASES, Served, leased_task
 
 POOL_ROW = (
     """{c}.state = 'open' AND {c}.votes_cast < {c}.votes_needed
@@ -170,15 +170,14 @@ def grid_task_lease(*, worker: User, now: datetime, examples: int) -> MicroTask 
     if not rows:
         return None
     category = Category(pk=pick.category_id, name=rows[0][11], definition=rows[0][12])
-    task = MicroTask(
+    task = leased_task(
         pk=rows[0][0],
         uid=task_uid,
         worker=worker,
         kind=TaskKind.GRID,
         category=category,
-        status=MicroTask.Status.LEASED,
-        issued_at=now,
-        expires_at=expires,
+        now=now,
+        expires=expires,
     )
     items = [
         TaskItem(

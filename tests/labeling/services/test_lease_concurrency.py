@@ -44,6 +44,30 @@ def _at_once(workers: list, job: Callable) -> list[BaseException]:
     return errors
 
 
+def _lease_and_answer(worker, kind: str, answer: dict, token: str) -> bool:
+    """Lease a task of ``kind`` for ``worker`` and give each item ``answer``; False if none."""
+    task = task_assign(worker=worker, kind=kind)
+    if task is None:
+        return False
+    answers = [{"item": str(item.uid), **answer} for item in task.served.items]
+    answer_submit(worker=worker, task_uid=str(task.uid), answers=answers, client_token=token)
+    return True
+
+
+def _work_to_the_end(workers: list, kind: str, answer: dict, rounds: int) -> list[BaseException]:
+    """Every worker leases and answers ``rounds`` tasks at once, then they take turns until
+    none is offered; the errors of the part at once."""
+    errors = _at_once(
+        workers,
+        lambda w: [_lease_and_answer(w, kind, answer, f"{w.pk}-{r}") for r in range(rounds)],
+    )
+    offered, turn = True, 0
+    while offered:
+        turn += 1
+        offered = any([_lease_and_answer(w, kind, answer, f"{w.pk}-end-{turn}") for w in workers])
+    return errors
+
+
 @pytest.fixture(autouse=True)
 def _postgresql(settings):
     if connection.vendor != "postgresql":
@@ -89,20 +113,8 @@ def test_workers_leasing_and_answering_at_once_never_over_assign_with_controls(s
     Candidate.objects.update(votes_needed=NEEDED)
     workers = [UserFactory(username=f"w{i}") for i in range(24)]
 
-    def one_task(worker, token: str) -> bool:
-        task = task_assign(worker=worker, kind="verify")
-        if task is None:
-            return False
-        answers = [{"item": str(item.uid), "answer": "no"} for item in task.served.items]
-        answer_submit(worker=worker, task_uid=str(task.uid), answers=answers, client_token=token)
-        return True
-
     # when every worker leases and answers 5 tasks at once, then they take turns to the end
-    errors = _at_once(workers, lambda w: [one_task(w, f"{w.pk}-{r}") for r in range(5)])
-    offered, turn = True, 0
-    while offered:
-        turn += 1
-        offered = any([one_task(worker, f"{worker.pk}-drain-{turn}") for worker in workers])
+    errors = _work_to_the_end(workers, "verify", {"answer": "no"}, rounds=5)
 
     # then no open item got more votes than it needed, every one got all of them, no worker
     # voted twice on an item, controls were served (and scored, never counted) and no decided
@@ -167,20 +179,8 @@ def test_workers_leasing_and_answering_grids_at_once_never_over_assign(settings)
     open_ids, gold_ids = _grid_pool(settings, 20, 4)
     workers = [UserFactory(username=f"w{i}") for i in range(16)]
 
-    def one_grid(worker, token: str) -> bool:
-        task = task_assign(worker=worker, kind="grid")
-        if task is None:
-            return False
-        answers = [{"item": str(item.uid), "selected": False} for item in task.served.items]
-        answer_submit(worker=worker, task_uid=str(task.uid), answers=answers, client_token=token)
-        return True
-
     # when every worker leases and answers 3 grids at once, then they take turns to the end
-    errors = _at_once(workers, lambda w: [one_grid(w, f"{w.pk}-{r}") for r in range(3)])
-    offered, turn = True, 0
-    while offered:
-        turn += 1
-        offered = any([one_grid(worker, f"{worker.pk}-drain-{turn}") for worker in workers])
+    errors = _work_to_the_end(workers, "grid", {"selected": False}, rounds=3)
 
     # then every open item got exactly the votes it needed, all counted (every control was
     # answered right), no worker voted twice on an item, and the gold votes were scored, never
