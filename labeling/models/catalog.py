@@ -320,8 +320,20 @@ class Candidate(models.Model):
                 condition=Q(state="open", votes_cast__lt=F("votes_needed")),
                 name="candidate_pool",
             ),
+            # The same pool within one category: a grid's cells (labeling.services.grid_leases).
             models.Index(
-                fields=["box_state", "priority", "id"],
+                "category",
+                F("priority").desc(),
+                F("votes_cast").desc(),
+                "id",
+                condition=Q(state="open", votes_cast__lt=F("votes_needed")),
+                name="candidate_grid_pool",
+            ),
+            # Each box stage in the order it is served (labeling.services.box_leases).
+            models.Index(
+                "box_state",
+                F("priority").desc(),
+                "id",
                 condition=~Q(box_state="none"),
                 name="candidate_box_stage",
             ),

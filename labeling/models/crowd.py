@@ -193,6 +193,13 @@ class TaskItem(models.Model):
         ]
         indexes = [
             models.Index(fields=["candidate", "leased_until"], name="task_item_lease"),
+            # a pool item's open leases, probed for every row a lease walks (leases.py): the
+            # exact match keeps the planner off a bitmap of every open lease
+            models.Index(
+                fields=["candidate", "leased_until"],
+                condition=Q(box__isnull=True),
+                name="task_item_candidate_lease",
+            ),
             models.Index(fields=["box", "leased_until"], name="task_item_box_lease"),
             # the candidates served as controls, which the model's disagreements leave out
             models.Index(fields=["candidate"], condition=Q(is_gold=True), name="task_item_control"),

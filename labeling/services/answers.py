@@ -354,7 +354,10 @@ def answer_submit(
             )
             for item, answer, control in zip(items, parsed, results, strict=True)
         ]
-        Vote.objects.bulk_create(votes)
+        # Inserted in candidate id order: the commit's foreign-key checks then share-lock the
+        # candidates in the order tallies lock them, so an uncounted grid and a counted one
+        # on the same cells can't deadlock.
+        Vote.objects.bulk_create(sorted(votes, key=lambda vote: vote.candidate_id))
         if task.kind in (TaskKind.VERIFY, TaskKind.GRID):
             _apply_label_counts(votes)
         elif counted:

@@ -30,7 +30,8 @@ OPEN_LEASES = """(SELECT count(*) FROM labeling_taskitem i
     WHERE i.candidate_id = {c}.id AND i.box_id IS NULL AND i.leased_until > %(now)s)"""
 
 NEW_TO_WORKER = """NOT EXISTS (SELECT 1 FROM labeling_vote v
-        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.id AND v.question = 'label')
+        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.id AND v.question = 'label'
+          AND v.box_id IS NULL)
     AND NOT EXISTS (SELECT 1 FROM labeling_taskitem h JOIN labeling_microtask t ON t.id = h.task_id
         WHERE h.candidate_id = {c}.id AND h.leased_until > %(now)s AND t.worker_id = %(worker)s)"""
 
@@ -161,6 +162,29 @@ class VerifyLease:
     examples: list[uuid.UUID]
 
 
+def leased_task(
+    *,
+    pk: int,
+    uid: uuid.UUID,
+    worker: User,
+    kind: str,
+    category: Category,
+    now: datetime,
+    expires: datetime,
+) -> MicroTask:
+    """The MicroTask a SQL lease has just written, built from what it returned (no read)."""
+    return MicroTask(
+        pk=pk,
+        uid=uid,
+        worker=worker,
+        kind=kind,
+        category=category,
+        status=MicroTask.Status.LEASED,
+        issued_at=now,
+        expires_at=expires,
+    )
+
+
 def verify_pick(*, worker_id: int, now: datetime, limit: int) -> list[int]:
     """Lock up to ``limit`` pool candidates the worker may take, in serving order (ids)."""
     with connection.cursor() as cursor:
@@ -237,15 +261,14 @@ def verify_task_lease(
     category = Category(
         pk=lease.category_id, name=lease.category_name, definition=lease.category_definition
     )
-    task = MicroTask(
+    task = leased_task(
         pk=lease.task_id,
         uid=lease.task_uid,
         worker=worker,
         kind=TaskKind.VERIFY,
         category=category,
-        status=MicroTask.Status.LEASED,
-        issued_at=now,
-        expires_at=expires,
+        now=now,
+        expires=expires,
     )
     image = Image(pk=lease.image_id, uid=lease.image_uid, width=lease.width, height=lease.height)
     candidate = Candidate(pk=lease.candidate_id, image=image, category=category)

@@ -4,9 +4,10 @@ Correct under concurrency on PostgreSQL: pool rows are taken with ``FOR UPDATE S
 and the open leases of the rows we hold are counted again in a fresh statement after the locks
 are taken, so no item gets more leases than the votes it still needs. (Anyone adding a lease to
 a candidate must hold its row lock first.) On SQLite, transactions are IMMEDIATE, so writers are
-serialised and the same reasoning holds. On PostgreSQL the verify lease, the hot path, is two
-raw statements that follow the same protocol (labeling.services.leases); the other kinds and
-SQLite use the ORM code here.
+serialised and the same reasoning holds. On PostgreSQL the verify and grid leases are two raw
+statements each that follow the same protocol (labeling.services.leases, grid_leases), and
+drawing and coverage picks one (box_leases); box checks, a campaign's scoped leases and SQLite
+use the ORM code here.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
-from labeling.services import leases
+from labeling.services import box_leases, grid_leases, leases
 from labeling.services.consensus import worker_decisions_reopen
 from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
 from labeling.services.task_scope import TaskScope, in_scope, scoped
@@ -267,6 +268,12 @@ def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> 
     return [Cell(candidate) for candidate in chosen]
 
 
+def _box_stage_cells_sql(worker: User, now: datetime, stage: str) -> list[Cell]:
+    """As _box_stage_cells, in one statement over the box-stage index (box_leases)."""
+    picked = box_leases.box_stage_pick(worker_id=worker.pk, now=now, stage=stage, question=stage)
+    return [] if picked is None else [Cell(picked)]
+
+
 def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     """One proposed box drawn by someone else that still needs verification votes."""
     voted = Vote.objects.filter(worker=worker, box=OuterRef("pk"))
@@ -289,15 +296,17 @@ def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     return []
 
 
-def _cells(kind: str, worker: User, now: datetime) -> list[Cell]:
+def _cells(kind: str, worker: User, now: datetime, *, in_sql: bool = False) -> list[Cell]:
+    """The cells of a task of ``kind``; ``in_sql``: draw and coverage picks in one statement."""
     if kind == TaskKind.VERIFY:
         return _verify_cells(worker, now)
     if kind == TaskKind.GRID:
         return _grid_cells(worker, now)
-    if kind == TaskKind.DRAW:
-        return _box_stage_cells(worker, now, Candidate.BoxState.DRAW, "draw")
-    if kind == TaskKind.COVERAGE:
-        return _box_stage_cells(worker, now, Candidate.BoxState.COVERAGE, "coverage")
+    if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
+        if in_sql:
+            return _box_stage_cells_sql(worker, now, kind)
+        stage = Candidate.BoxState.DRAW if kind == TaskKind.DRAW else Candidate.BoxState.COVERAGE
+        return _box_stage_cells(worker, now, stage, kind)
     return _verify_box_cells(worker, now)
 
 
@@ -416,8 +425,9 @@ def task_assign(
 
     Writes a MicroTask and its TaskItems (the lease). A worker holds at most
     CROWDNET_MAX_OPEN_TASKS open tasks (the one shown and one prefetched); past that, the oldest
-    open one is returned again. Raises WorkerPaused for a paused worker. A verify task leased on
-    PostgreSQL comes back with ``served`` (its items and examples, so its body needs no read)."""
+    open one is returned again. Raises WorkerPaused for a paused worker. A verify or grid task
+    leased on PostgreSQL comes back with ``served`` (its items and examples, so its body needs
+    no read)."""
     now = timezone.now()
     with transaction.atomic(), scoped(scope):
         profile, open_count, kinds = _worker_state(worker, now, kind)
@@ -434,18 +444,16 @@ def task_assign(
             open_count = open_tasks.count()
         if open_count >= settings.CROWDNET_MAX_OPEN_TASKS:
             return open_tasks.order_by("issued_at").first()
+        # the SQL leases and picks know no campaign scope: a scoped lease takes the pools
+        in_sql = connection.vendor == "postgresql" and scope is None
         for candidate_kind in kinds:
-            # the two-statement lease knows no campaign scope: a scoped lease takes the pools
-            if (
-                candidate_kind == TaskKind.VERIFY
-                and connection.vendor == "postgresql"
-                and scope is None
-            ):
+            if in_sql and candidate_kind == TaskKind.VERIFY:
                 task = _verify_lease_sql(worker, now)
-                if task is not None:
-                    return task
-                continue
-            cells = _cells(candidate_kind, worker, now)
-            if cells:
-                return _lease(worker, candidate_kind, cells, now)
+            elif in_sql and candidate_kind == TaskKind.GRID:
+                task = grid_leases.grid_task_lease(worker=worker, now=now, examples=EXAMPLES)
+            else:
+                cells = _cells(candidate_kind, worker, now, in_sql=in_sql)
+                task = _lease(worker, candidate_kind, cells, now) if cells else None
+            if task is not None:
+                return task
     return None

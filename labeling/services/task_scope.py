@@ -1,8 +1,8 @@
 """A campaign's scope on task serving: the one hook the campaigns app has into the task engine.
 
 `task_assign(scope=...)` sets it for the lease; the ORM pools narrow their live rows with
-`in_scope`. The two-statement verify lease (leases.py) knows no scope, so a scoped lease takes
-the pools.
+`in_scope`. The two-statement verify and grid leases (leases.py, grid_leases.py) know no
+scope, so a scoped lease takes the pools.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from labeling.models import TaskItem
-from labeling.services.microtasks import gold_mark
+from labeling.models import Candidate, TaskItem
+from labeling.services.microtasks import gold_mark, worker_profile
 from tests.factories import candidate_pool, worker_client
 
 pytestmark = pytest.mark.django_db
@@ -67,3 +67,57 @@ def test_answering_a_verify_task_costs_pinned_statements(
     # then it is recorded
     assert response.status_code == 201
     assert response.json()["answered_tasks"] == 1
+
+
+@pytest.mark.parametrize(("gold_rate", "gold_cells"), [(0.0, 1), (0.5, 4)])
+def test_a_grid_lease_costs_pinned_statements_with_its_gold_cells(
+    category, settings, django_assert_num_queries, gold_rate, gold_cells
+):
+    # given a pool of 20 with 10 curated gold items, and a worker who answered one grid already
+    settings.CROWDNET_GOLD_RATE = gold_rate
+    pool = candidate_pool(category, 30, seed=500)
+    for candidate in pool[:10]:
+        gold_mark(candidate=candidate, answer=True)
+    client, _ = worker_client("ann")
+    first = client.get("/api/tasks/next/?kind=grid").json()
+    answers = [{"item": item["id"], "selected": True} for item in first["items"]]
+    client.post(f"/api/tasks/{first['id']}/answer/", {"answers": answers}, format="json")
+
+    # when they ask for the next grid: savepoint, profile and kinds, pick, lease, release
+    with django_assert_num_queries(5):
+        response = client.get("/api/tasks/next/?kind=grid")
+
+    # then it is a full grid with its gold cells, none of which the worker saw before
+    assert response.status_code == 200
+    task = response.json()
+    assert (task["kind"], len(task["items"])) == ("grid", 9)
+    items = TaskItem.objects.filter(task__uid=task["id"])
+    assert sorted(items.values_list("position", flat=True)) == list(range(9))
+    assert items.filter(is_gold=True).count() == gold_cells
+    seen = TaskItem.objects.filter(task__uid=first["id"]).values_list("candidate_id", flat=True)
+    assert not items.filter(candidate_id__in=list(seen)).exists()
+
+
+def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_queries):
+    # given three accepted images waiting for boxes, one of them asked first and leased by
+    # another worker, and a worker with a profile
+    waiting = candidate_pool(category, 3, seed=600)
+    Candidate.objects.filter(pk__in=[c.pk for c in waiting]).update(
+        state="accepted", box_state="draw"
+    )
+    Candidate.objects.filter(pk=waiting[2].pk).update(priority=5)
+    other, _ = worker_client("bob")
+    assert other.get("/api/tasks/next/?kind=draw").json()["items"][0]["width"] == 80
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+
+    # when a worker asks for a drawing: savepoint, profile and kinds, pick, task, item,
+    # release; the body's items and examples
+    with django_assert_num_queries(8):
+        response = client.get("/api/tasks/next/?kind=draw")
+
+    # then they get the next image nobody holds, in serving order
+    assert response.status_code == 200
+    served = TaskItem.objects.get(uid=response.json()["items"][0]["id"])
+    assert served.candidate_id == waiting[0].pk
+    assert TaskItem.objects.get(task__worker__username="bob").candidate_id == waiting[2].pk

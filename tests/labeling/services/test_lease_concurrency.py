@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from labeling.models import Candidate, Category, TaskItem, Vote
+from labeling.models import Candidate, Category, MicroTask, TaskItem, Vote
 from labeling.services.answers import answer_submit
 from labeling.services.microtasks import gold_mark, task_assign
 from tests.factories import UserFactory, candidate_pool
@@ -41,6 +41,30 @@ def _at_once(workers: list, job: Callable) -> list[BaseException]:
         thread.start()
     for thread in threads:
         thread.join()
+    return errors
+
+
+def _lease_and_answer(worker, kind: str, answer: dict, token: str) -> bool:
+    """Lease a task of ``kind`` for ``worker`` and give each item ``answer``; False if none."""
+    task = task_assign(worker=worker, kind=kind)
+    if task is None:
+        return False
+    answers = [{"item": str(item.uid), **answer} for item in task.served.items]
+    answer_submit(worker=worker, task_uid=str(task.uid), answers=answers, client_token=token)
+    return True
+
+
+def _work_to_the_end(workers: list, kind: str, answer: dict, rounds: int) -> list[BaseException]:
+    """Every worker leases and answers ``rounds`` tasks at once, then they take turns until
+    none is offered; the errors of the part at once."""
+    errors = _at_once(
+        workers,
+        lambda w: [_lease_and_answer(w, kind, answer, f"{w.pk}-{r}") for r in range(rounds)],
+    )
+    offered, turn = True, 0
+    while offered:
+        turn += 1
+        offered = any([_lease_and_answer(w, kind, answer, f"{w.pk}-end-{turn}") for w in workers])
     return errors
 
 
@@ -89,20 +113,8 @@ def test_workers_leasing_and_answering_at_once_never_over_assign_with_controls(s
     Candidate.objects.update(votes_needed=NEEDED)
     workers = [UserFactory(username=f"w{i}") for i in range(24)]
 
-    def one_task(worker, token: str) -> bool:
-        task = task_assign(worker=worker, kind="verify")
-        if task is None:
-            return False
-        answers = [{"item": str(item.uid), "answer": "no"} for item in task.served.items]
-        answer_submit(worker=worker, task_uid=str(task.uid), answers=answers, client_token=token)
-        return True
-
     # when every worker leases and answers 5 tasks at once, then they take turns to the end
-    errors = _at_once(workers, lambda w: [one_task(w, f"{w.pk}-{r}") for r in range(5)])
-    offered, turn = True, 0
-    while offered:
-        turn += 1
-        offered = any([one_task(worker, f"{worker.pk}-drain-{turn}") for worker in workers])
+    errors = _work_to_the_end(workers, "verify", {"answer": "no"}, rounds=5)
 
     # then no open item got more votes than it needed, every one got all of them, no worker
     # voted twice on an item, controls were served (and scored, never counted) and no decided
@@ -120,3 +132,69 @@ def test_workers_leasing_and_answering_at_once_never_over_assign_with_controls(s
     assert set(controls.values_list("candidate__state", "counted")) == {("rejected", False)}
     decided_ids = [c.pk for c in decided]
     assert not TaskItem.objects.filter(is_gold=False, candidate_id__in=decided_ids).exists()
+
+
+def _grid_pool(settings, open_count: int, gold_count: int) -> tuple[list[int], list[int]]:
+    """A category of ``open_count`` items that need NEEDED votes and ``gold_count`` curated
+    gold items (answer no); grids of 4 cells, one of them gold. The open and gold ids."""
+    settings.CROWDNET_GRID_SIZE = 4
+    settings.CROWDNET_GOLD_RATE = 0.25
+    category = Category.objects.create(name="cat", slug="cat")
+    pool = candidate_pool(category, open_count + gold_count, seed=900)
+    for candidate in pool[:gold_count]:
+        gold_mark(candidate=candidate, answer=False)
+    Candidate.objects.update(votes_needed=NEEDED)
+    return [c.pk for c in pool[gold_count:]], [c.pk for c in pool[:gold_count]]
+
+
+def test_thirty_workers_leasing_grids_at_once_fill_every_place_once(settings):
+    # given 12 items that need 3 votes each (36 places), 3 gold items, and 30 workers asking
+    # for a grid (3 pool cells and 1 gold cell) at the same moment
+    open_ids, gold_ids = _grid_pool(settings, 12, 3)
+    workers = [UserFactory(username=f"w{i}") for i in range(30)]
+
+    # when they all ask at once, and then once more each, in turn
+    errors = _at_once(workers, lambda worker: task_assign(worker=worker, kind="grid"))
+    for worker in workers:
+        task_assign(worker=worker, kind="grid")
+
+    # then every place is leased exactly once, each grid holds one gold cell, and no worker
+    # holds two leases on one item
+    assert errors == []
+    leases = TaskItem.objects.filter(leased_until__gt=timezone.now())
+    per_item = Counter(leases.filter(is_gold=False).values_list("candidate_id", flat=True))
+    assert sorted(per_item) == sorted(open_ids)
+    assert sorted(per_item.values()) == [NEEDED] * 12
+    gold_per_task = Counter(leases.filter(is_gold=True).values_list("task_id", flat=True))
+    assert set(gold_per_task.values()) == {1}
+    assert set(leases.filter(is_gold=True).values_list("candidate_id", flat=True)) <= set(gold_ids)
+    assert len(gold_per_task) == len(set(leases.values_list("task_id", flat=True)))
+    per_worker_item = Counter(leases.values_list("task__worker_id", "candidate_id"))
+    assert set(per_worker_item.values()) == {1}
+
+
+def test_workers_leasing_and_answering_grids_at_once_never_over_assign(settings):
+    # given 20 items that need 3 votes each (60 places) and 4 gold items (answer no), and 16
+    # workers who lease and answer grids of 3 pool cells and 1 gold cell
+    open_ids, gold_ids = _grid_pool(settings, 20, 4)
+    workers = [UserFactory(username=f"w{i}") for i in range(16)]
+
+    # when every worker leases and answers 3 grids at once, then they take turns to the end
+    errors = _work_to_the_end(workers, "grid", {"selected": False}, rounds=3)
+
+    # then every open item got exactly the votes it needed, all counted (every control was
+    # answered right), no worker voted twice on an item, and the gold votes were scored, never
+    # counted; no worker saw more controls than the 4 there are
+    assert errors == []
+    cast = Candidate.objects.filter(pk__in=open_ids).values_list("votes_cast", flat=True)
+    assert sorted(cast) == [NEEDED] * 20
+    real_votes = Vote.objects.filter(candidate_id__in=open_ids)
+    assert (real_votes.count(), real_votes.filter(counted=True).count()) == (60, 60)
+    assert set(real_votes.values_list("is_gold", flat=True)) == {False}
+    per_worker_item = Counter(Vote.objects.values_list("worker_id", "candidate_id"))
+    assert set(per_worker_item.values()) == {1}
+    controls = Vote.objects.filter(candidate_id__in=gold_ids)
+    assert set(controls.values_list("is_gold", "counted", "correct")) == {(True, False, True)}
+    grids = MicroTask.objects.filter(kind="grid", status="answered").count()
+    assert controls.count() == grids
+    assert Candidate.objects.filter(pk__in=gold_ids, votes_cast__gt=0).count() == 0

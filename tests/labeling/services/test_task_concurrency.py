@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 
 from labeling.models import Candidate, Category, TaskItem, Vote
 from labeling.services.answers import answer_submit
 from labeling.services.ingest import images_ingest
-from labeling.services.microtasks import task_assign
+from labeling.services.microtasks import gold_mark, task_assign
 from tests.factories import UserFactory, image_bytes
 
 WORKERS = 24
@@ -129,3 +130,67 @@ def test_the_same_answer_posted_twice_at_once_is_recorded_once(settings):
     assert results[0].body == results[1].body
     assert Vote.objects.count() == 1
     assert Candidate.objects.get().no_votes == 1
+
+
+def _blocked_on_a_lock(cursor) -> bool:
+    cursor.execute("SELECT pg_stat_clear_snapshot()")
+    cursor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND wait_event_type = 'Lock'"
+    )
+    return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_uncounted_grid_answer_and_a_tally_on_its_cells_do_not_deadlock(settings):
+    # given a grid whose control item the worker gets wrong, so none of its cells is counted
+    # (or locked by its answer), and two of its cells that it shows in the opposite order to
+    # their ids
+    if connection.vendor != "postgresql":
+        pytest.skip("needs two real concurrent transactions: PostgreSQL")
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    settings.CROWDNET_GOLD_RATE = 0.1
+    category = Category.objects.create(name="cat", slug="cat")
+    files = [(f"{i}.jpg", image_bytes(950 + i)) for i in range(12)]
+    images_ingest(files=files, category=category, source="upload", uploader=None)
+    gold_mark(candidate=Candidate.objects.order_by("id").first(), answer=False)
+    worker = UserFactory(username="ann")
+    task = task_assign(worker=worker, kind="grid")
+    items = sorted(TaskItem.objects.filter(task=task), key=lambda item: item.position)
+    cells = [item.candidate_id for item in items if not item.is_gold]
+    shown_first, shown_later = next(
+        (a, b) for i, a in enumerate(cells) for b in cells[i + 1 :] if a > b
+    )
+    answers = [{"item": str(item.uid), "selected": item.is_gold} for item in items]
+    outcome: list[object] = []
+
+    def answer() -> None:
+        try:
+            outcome.append(answer_submit(worker=worker, task_uid=str(task.uid), answers=answers))
+        except BaseException as error:
+            outcome.append(error)
+        finally:
+            connection.close()
+
+    # when another answer's tally holds the lower id while this answer commits, and then
+    # takes the higher one (tallies lock in id order)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL lock_timeout = '20s'")
+        lock = "SELECT id FROM labeling_candidate WHERE id = %s FOR UPDATE"
+        cursor.execute(lock, [shown_later])
+        thread = threading.Thread(target=answer)
+        thread.start()
+        for _ in range(200):
+            if _blocked_on_a_lock(cursor):
+                break
+            time.sleep(0.05)
+        cursor.execute(lock, [shown_first])
+    thread.join()
+
+    # then both go through: the answer is recorded, nothing counted, control scored wrong
+    [submitted] = outcome
+    assert not isinstance(submitted, BaseException), submitted
+    votes = Vote.objects.filter(task=task)
+    assert votes.count() == 9
+    assert set(votes.values_list("counted", flat=True)) == {False}
+    assert list(votes.filter(is_gold=True).values_list("correct", flat=True)) == [False]
