@@ -111,7 +111,11 @@ def items(task_id: str) -> list[TaskItem]:
 
 
 def votes() -> list[tuple]:
-    return list(Vote.objects.order_by("id").values_list("candidate_id", "kind", "answer"))
+    """Every vote, tasks in the order they were leased, each task's in the order its pictures
+    were shown (an answer inserts its votes in candidate id order)."""
+    shown = {(i.task_id, i.candidate_id): i.position for i in TaskItem.objects.all()}
+    rows = Vote.objects.values_list("task_id", "candidate_id", "kind", "answer")
+    return [row[1:] for row in sorted(rows, key=lambda row: (row[0], shown[row[0], row[1]]))]
 
 
 def screenshot(page: Page, name: str) -> None:
