@@ -54,7 +54,9 @@ class TrainingRun(Job):
     per_class_error = models.JSONField(null=True, blank=True)
     confusion = models.JSONField(null=True, blank=True)
     best_epoch = models.PositiveSmallIntegerField(null=True, blank=True)
-    checkpoint = models.CharField(max_length=300, blank=True, help_text="Under the var dir.")
+    checkpoint = models.CharField(
+        max_length=300, blank=True, help_text="Name in the checkpoints store (run-N.pt)."
+    )
     checkpoint_sha256 = models.CharField(max_length=64, blank=True)
     current = models.BooleanField(default=False, help_text="The model that predicts.")
     architecture = models.JSONField(

@@ -35,7 +35,7 @@ class DatasetExport(Job):
     images_total = models.PositiveIntegerField(default=0)
     images_done = models.PositiveIntegerField(default=0)
     images_written = models.PositiveIntegerField(default=0)
-    file_name = models.CharField(max_length=200, blank=True, help_text="Under CROWDNET_EXPORT_DIR.")
+    file_name = models.CharField(max_length=200, blank=True, help_text="Name in the exports store.")
     byte_size = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True, help_text="Of the whole archive.")
     created_at = models.DateTimeField(auto_now_add=True)
