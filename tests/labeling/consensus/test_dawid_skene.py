@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -12,6 +14,7 @@ from labeling.consensus import (
     one_coin_dawid_skene,
     spammer_score,
 )
+from labeling.consensus.dawid_skene import _log_gamma
 
 # K = 3. Worker 0 votes 0, 1, 2 on items 0, 1, 2; worker 1 votes 0, 2 on items 0, 1.
 THREE_CLASSES = Votes.from_arrays([0, 0, 1, 1, 2], [0, 1, 0, 1, 0], [0, 0, 1, 2, 2], n_classes=3)
@@ -29,7 +32,9 @@ def test_one_round_on_three_classes_matches_the_hand_computation():
     #           truth 2: ([0, .5, 1] + [2/3, 5/3, 11/3]) / 7.5 = [4, 13, 28] / 45
     # worker 1, truth 0: [17, 2, 2] / 21; truth 1: [1, 2.5, 3] / 6.5 = [2, 5, 6] / 13
     #           truth 2: ([0, 0, .5] + [2/3, 5/3, 11/3]) / 6.5 = [4, 10, 25] / 39
-    result = dawid_skene(THREE_CLASSES, max_iter=1)
+    # (the pooled prior alone; the mixture with the free prior is checked against the
+    # reference EM below)
+    result = dawid_skene(THREE_CLASSES, free_prior=False, max_iter=1)
 
     priors = np.array([1 / 3, 1 / 4, 5 / 12])
     worker0 = np.array(
@@ -92,7 +97,7 @@ def test_a_worker_who_only_answered_gold_gets_his_gold_record_shrunk_towards_the
     )
     gold = ([4, 5], [0, 1])
 
-    first = dawid_skene(votes, gold=gold, max_iter=1)
+    first = dawid_skene(votes, gold=gold, free_prior=False, max_iter=1)
     result = dawid_skene(votes, gold=gold)
 
     # pooled counts: truth 0 [7, 0], truth 1 [1, 6]; rows (+ 1/2) / (total + 1): [15, 1] / 16
@@ -148,9 +153,10 @@ def test_a_gold_item_without_votes_keeps_its_gold_label():
 
 def test_items_voted_only_by_a_constant_spammer_stay_near_the_prior():
     # workers 0-2 label items 0-19 correctly; worker 3 says 0 to everything, items 20-21 too.
-    # His matrix is shrunk towards the crowd's (4 pseudo-votes per row, along the pooled row
-    # that says 0 on truth 1 about a third of the time), so his 0 is weak evidence, not none:
-    # likelihood ratio about 1.24 (observed: rows [.997, .003] and [.804, .196])
+    # His 22 zeros are likelier under the free prior than under the pooled one (which says 0
+    # on truth 1 about a third of the time), so he is half released towards his own rows:
+    # [.998, .002] and [.887, .113], his 0 weaker evidence (likelihood ratio 1.125) than
+    # under the pooled prior alone, rows [.997, .003] and [.804, .196], ratio about 1.24.
     truth = np.arange(20) % 2
     votes = Votes.from_arrays(
         np.concatenate([np.tile(np.arange(20), 3), np.arange(22)]),
@@ -159,14 +165,17 @@ def test_items_voted_only_by_a_constant_spammer_stay_near_the_prior():
     )
 
     result = dawid_skene(votes)
+    pooled_only = dawid_skene(votes, free_prior=False)
 
     np.testing.assert_array_equal(majority_vote(votes).posteriors[20:], [[1.0, 0.0], [1.0, 0.0]])
-    odds = result.confusions[3, 0, 0] / result.confusions[3, 1, 0]
-    expected = result.class_priors * [odds, 1.0]
-    np.testing.assert_allclose(result.posteriors[20:], [expected / expected.sum()] * 2, 1e-5)
-    assert 1.2 < odds < 1.3
-    assert 0.55 < result.posteriors[20, 0] < 0.57
-    np.testing.assert_array_equal(result.labels[:20], truth)
+    for fit, low, high in ((result, 1.12, 1.13), (pooled_only, 1.2, 1.3)):
+        odds = fit.confusions[3, 0, 0] / fit.confusions[3, 1, 0]
+        expected = fit.class_priors * [odds, 1.0]
+        np.testing.assert_allclose(fit.posteriors[20:], [expected / expected.sum()] * 2, 1e-5)
+        assert low < odds < high
+        np.testing.assert_array_equal(fit.labels[:20], truth)
+    assert 0.531 < result.posteriors[20, 0] < 0.533
+    assert 0.55 < pooled_only.posteriors[20, 0] < 0.57
     scores = spammer_score(result.confusions)
     assert scores[3] < 0.05
     assert scores[:3].min() > 0.8
@@ -314,10 +323,38 @@ def _ragged_crowd(seed: int) -> tuple[Votes, tuple[np.ndarray, np.ndarray]]:
     return votes, (gold_items, truth[gold_items])
 
 
+def _log_evidence(counts, centre, strength):
+    """Per worker: log Dirichlet-multinomial evidence of (W, K, K) counts, rows summed."""
+    lgamma = np.vectorize(math.lgamma)
+    alpha = strength * centre
+    per_row = (
+        (lgamma(counts + alpha) - lgamma(alpha)).sum(axis=2)
+        + math.lgamma(strength)
+        - lgamma(counts.sum(axis=2) + strength)
+    )
+    return per_row.sum(axis=1)
+
+
+def _mixture_confusions(counts, centre, strength):
+    """The free-prior mixture's posterior mean, as the docstring states it, from (W, K, K)
+    counts (diagonal prior included) and the (K, K) pooled centre."""
+    k = centre.shape[0]
+    rows = counts.sum(axis=2, keepdims=True)
+    shrunk = (counts + strength * centre) / (rows + strength)
+    free = (counts + 0.1 * k * centre) / (rows + 0.1 * k)
+    log_odds = _log_evidence(counts, centre, 0.1 * k) - _log_evidence(counts, centre, strength)
+    weight = 0.01
+    for _ in range(5):
+        released = 1 / (1 + np.exp(-(log_odds + math.log(weight / (1 - weight)))))
+        weight = (released.sum() + 1) / (len(released) + 100)
+    return (1 - released[:, None, None]) * shrunk + released[:, None, None] * free, released
+
+
 def _reference_em(votes, gold, rounds, *, one_coin=False, warm=None, diagonal_prior=0.0):
     """EM as the docstrings state it, vote by vote with np.add.at (smoothing 1, so K * 2
-    pseudo-votes per confusion row along the pooled row, 4 for one-coin's accuracy):
-    posteriors, confusions, priors and log-likelihood after ``rounds`` rounds."""
+    pseudo-votes per confusion row along the pooled row, mixed with the free prior; 4 for
+    one-coin's accuracy): posteriors, confusions, priors and log-likelihood after ``rounds``
+    rounds."""
     n_items, n_workers, k = votes.n_items, votes.n_workers, votes.n_classes
     gold_items, gold_labels = gold
 
@@ -345,9 +382,7 @@ def _reference_em(votes, gold, rounds, *, one_coin=False, warm=None, diagonal_pr
         np.add.at(counts, (votes.worker, slice(None), votes.label), posteriors[votes.item])
         pooled = counts.sum(axis=0)
         centre = (pooled + 1 / k) / (pooled.sum(axis=1, keepdims=True) + 1)
-        rows = counts.sum(axis=2, keepdims=True)
-        shrunk = counts + 2 * k * centre + diagonal_prior * np.eye(k)
-        return priors, shrunk / (rows + 2 * k + diagonal_prior)
+        return priors, _mixture_confusions(counts + diagonal_prior * np.eye(k), centre, 2 * k)[0]
 
     if warm is None:
         shares = votes.counts()
@@ -419,3 +454,69 @@ def test_a_worker_without_votes_gets_the_crowds_pooled_matrix(smoothing):
     for result in (dawid_skene(votes, smoothing=smoothing), one_coin_dawid_skene(votes)):
         assert np.isfinite(result.confusions).all()
         assert np.isfinite(result.posteriors).all()
+
+
+def _inverter_crowd():
+    """120 binary items; workers 0-5 honest at 0.7-0.8 on every item, worker 6 always wrong
+    on every item, worker 7 three votes (two right, one wrong)."""
+    rng = np.random.default_rng(7)
+    truth = rng.integers(0, 2, 120)
+    items, workers, labels = [], [], []
+    for worker, accuracy in enumerate([0.7, 0.75, 0.8, 0.7, 0.75, 0.8]):
+        right = rng.random(120) < accuracy
+        items.append(np.arange(120))
+        workers.append(np.full(120, worker))
+        labels.append(np.where(right, truth, 1 - truth))
+    items += [np.arange(120), np.arange(3)]
+    workers += [np.full(120, 6), np.full(3, 7)]
+    labels += [1 - truth, np.array([truth[0], truth[1], 1 - truth[2]])]
+    votes = Votes.from_arrays(
+        np.concatenate(items), np.concatenate(workers), np.concatenate(labels)
+    )
+    return votes, truth
+
+
+def test_a_confident_inverter_is_released_and_a_three_vote_worker_reads_like_the_crowd():
+    votes, truth = _inverter_crowd()
+
+    result = dawid_skene(votes)
+    pooled_only = dawid_skene(votes, free_prior=False)
+
+    # the inverter's answers count in full: his error rates drop from .086 / .048 (shrunk
+    # towards the crowd, which is right 63-67 % of the time) to .011 / .003
+    np.testing.assert_allclose(
+        result.confusions[6], [[0.01118, 0.98882], [0.99735, 0.00265]], atol=1e-5
+    )
+    np.testing.assert_allclose(
+        pooled_only.confusions[6], [[0.0862, 0.9138], [0.95167, 0.04833]], atol=1e-5
+    )
+    assert (result.labels == truth).sum() == 120
+    assert (pooled_only.labels == truth).sum() == 119
+    assert (majority_vote(votes).labels == truth).sum() == 102
+    # the next M-step from the fit's posteriors, by the docstring's formula: the inverter's
+    # weight on the free prior is 0.9996, the honest workers' 0.0003-0.0007 and the 3-vote
+    # worker's 0.0033, so his matrix is the pooled prior's shrinkage to 2e-5
+    k = 2
+    counts = np.zeros((8, k, k))
+    np.add.at(counts, (votes.worker, slice(None), votes.label), result.posteriors[votes.item])
+    pooled = counts.sum(axis=0)
+    centre = (pooled + 1 / k) / (pooled.sum(axis=1, keepdims=True) + 1)
+    mixed, released = _mixture_confusions(counts, centre, 2 * k)
+    np.testing.assert_allclose(
+        released,
+        [0.000312, 0.000302, 0.000382, 0.000306, 0.000334, 0.000737, 0.999603, 0.003317],
+        atol=1e-6,
+    )
+    shrunk = (counts + 2 * k * centre) / (counts.sum(axis=2, keepdims=True) + 2 * k)
+    np.testing.assert_allclose(mixed[7], shrunk[7], atol=2e-5)
+    assert np.abs(mixed[7] - shrunk[7]).max() > 1e-5
+    next_round = dawid_skene(votes, init=result.posteriors, max_iter=1)
+    np.testing.assert_allclose(next_round.confusions, mixed, rtol=1e-12)
+
+
+def test_log_gamma_matches_the_standard_library():
+    x = np.array([1e-3, 0.02, 0.1, 0.5, 1.0, 2.5, 7.99, 8.0, 8.01, 33.3, 1e3, 1e4, 1e6])
+
+    np.testing.assert_allclose(
+        _log_gamma(x), [math.lgamma(value) for value in x], rtol=1e-15, atol=2e-11
+    )
