@@ -105,12 +105,17 @@ def test_a_runs_checkpoint_by_id_and_by_path_in_the_store_start_a_run(curator_ap
     earlier = promoted_lenet(version, "run-earlier.pt")
     results = []
 
-    for weights in [f"run:{earlier.pk}", f"checkpoint:run-earlier.pt#{earlier.checkpoint_sha256}"]:
+    for weights in [
+        f"run:{earlier.pk}",
+        f"checkpoint:run-earlier.pt#{earlier.checkpoint_sha256}",
+        # the absolute path inside the store that runs were given before the store had names
+        f"checkpoint:{store}/run-earlier.pt#{earlier.checkpoint_sha256}",
+    ]:
         response = _post(curator_api, weights)
         done = run_execute(response.json()["id"])
         results.append((response.status_code, done.status, done.error))
 
-    assert results == [(201, "done", ""), (201, "done", "")]
+    assert results == [(201, "done", ""), (201, "done", ""), (201, "done", "")]
 
 
 def test_an_unknown_run_id_is_400(curator_api, store, queued):
