@@ -53,7 +53,8 @@ def weights_resolve(text: str) -> WeightsSpec:
 
     ``run:<id>`` is that finished run's recorded checkpoint and hash; ``checkpoint:<name>``
     must name a file inside the checkpoint store (checked again when the run starts, in case
-    a link changed since). The spec's path is the name in the store."""
+    a link changed since), and without ``#sha256`` takes the hash a run recorded for it, if
+    any. The spec's path is the name in the store."""
     text = text.strip()
     if text.startswith("run:"):
         ident = text.removeprefix("run:")
@@ -71,8 +72,23 @@ def weights_resolve(text: str) -> WeightsSpec:
     spec = weights_parse(text)
     if spec.source == "checkpoint":
         assert spec.path is not None
-        return dataclasses.replace(spec, path=checkpoint_in_store(spec.path).name)
+        name = checkpoint_in_store(spec.path).name
+        return dataclasses.replace(spec, path=name, sha256=spec.sha256 or _recorded_sha256(name))
     return spec
+
+
+def _recorded_sha256(name: str) -> str | None:
+    """The sha256 a run recorded for the checkpoint called ``name`` in the store (under its
+    name, or the absolute path runs recorded before the store had names), or None."""
+    legacy = posixpath.join(str(settings.CROWDNET_CHECKPOINT_DIR), name)
+    recorded = (
+        TrainingRun.objects.filter(checkpoint__in=[name, legacy])
+        .exclude(checkpoint_sha256="")
+        .order_by("-pk")
+        .values_list("checkpoint_sha256", flat=True)
+        .first()
+    )
+    return recorded or None
 
 
 def weights_load_stored(backbone: Backbone, spec: WeightsSpec) -> str:
