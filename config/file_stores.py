@@ -83,7 +83,9 @@ class StoredFile:
 
 def name_is_safe(stored: StoredFile) -> bool:
     """Whether ``stored.name`` is a relative name that stays inside its store: no absolute
-    name, no ``..``, and on disk no link that leads out. Reads no file."""
+    name, no ``..``, no NUL byte, and on disk no link that leads out. Reads no file."""
+    if "\x00" in stored.name:  # os.path.realpath raises on it; an S3 key would take it
+        return False
     try:
         validate_file_name(stored.name, allow_relative_path=True)
         path = stored.local_path()

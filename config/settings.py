@@ -336,6 +336,9 @@ def _stores() -> dict[str, dict[str, Any]]:
                     "location": prefix,
                     "default_acl": None,  # the bucket's policy decides; objects stay private
                     "file_overwrite": True,  # names are content hashes or job outputs
+                    # an object read (a download, a checkpoint) spools to a temporary file past
+                    # this; django-storages' default, 0, keeps the whole object in memory
+                    "max_memory_size": 8 * 2**20,
                 },
             }
             for alias, prefix in (

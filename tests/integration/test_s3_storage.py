@@ -154,6 +154,7 @@ def test_settings_make_three_s3_stores_each_under_its_own_prefix(endpoint, s3_st
         "location": "checkpoints",
         "default_acl": None,
         "file_overwrite": True,
+        "max_memory_size": 8 * 2**20,
     }
     locations = [s3_storages[alias]["OPTIONS"]["location"] for alias in ("default", "exports")]
     assert locations == ["media", "exports"]
@@ -199,6 +200,20 @@ def test_the_default_keeps_the_three_stores_in_their_folders(tmp_path):
         "exports": {"location": str(tmp_path / "exports")},
         "staticfiles": None,
     }
+
+
+def test_a_large_object_read_through_a_store_spools_to_disk_not_memory(bucket):
+    """django-storages reads an object into a SpooledTemporaryFile that, with its default
+    max_memory_size of 0, never rolls over: a multi-GB export download would sit in a web
+    worker's memory."""
+    body = b"x" * (8 * 2**20 + 1)
+    bucket.put_object(Key="exports/big.zip", Body=body)
+
+    with store("exports").open("big.zip", "rb") as opened:
+        first = opened.read(4)
+        spooled = opened.file
+
+        assert (first, spooled._rolled) == (b"xxxx", True)
 
 
 def test_an_uploaded_image_lands_in_the_bucket_and_orphans_are_swept(bucket, category, curator_api):

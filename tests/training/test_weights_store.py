@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import digits_version, promoted_lenet
+from tests.factories import constant_lenet, digits_version, promoted_lenet
 from training.models import TrainingRun
 from training.services.execute import run_execute
 from training.services.weights import OUTSIDE_STORE
@@ -105,12 +105,17 @@ def test_a_runs_checkpoint_by_id_and_by_path_in_the_store_start_a_run(curator_ap
     earlier = promoted_lenet(version, "run-earlier.pt")
     results = []
 
-    for weights in [f"run:{earlier.pk}", f"checkpoint:run-earlier.pt#{earlier.checkpoint_sha256}"]:
+    for weights in [
+        f"run:{earlier.pk}",
+        f"checkpoint:run-earlier.pt#{earlier.checkpoint_sha256}",
+        # the absolute path inside the store that runs were given before the store had names
+        f"checkpoint:{store}/run-earlier.pt#{earlier.checkpoint_sha256}",
+    ]:
         response = _post(curator_api, weights)
         done = run_execute(response.json()["id"])
         results.append((response.status_code, done.status, done.error))
 
-    assert results == [(201, "done", ""), (201, "done", "")]
+    assert results == [(201, "done", ""), (201, "done", ""), (201, "done", "")]
 
 
 def test_an_unknown_run_id_is_400(curator_api, store, queued):
@@ -136,3 +141,24 @@ def test_weights_longer_than_a_run_can_store_are_400(curator_api, store, queued)
         "weights": ["The starting weights are 317 characters long; at most 300 are allowed."]
     }
     assert (TrainingRun.objects.count(), queued) == (0, [])
+
+
+def test_a_checkpoint_named_without_its_hash_is_checked_against_the_runs_record(
+    curator_api, store, queued
+):
+    """checkpoint:<name> without #sha256 is still checked before torch.load when a run records
+    that file: a file swapped in the store (here another run's checkpoint) is refused."""
+    version = digits_version()
+    earlier = promoted_lenet(version, "run-earlier.pt")
+    other = constant_lenet(version, "run-other.pt", 0)
+    (store / "run-earlier.pt").write_bytes((store / "run-other.pt").read_bytes())
+
+    response = _post(curator_api, "checkpoint:run-earlier.pt")
+    done = run_execute(response.json()["id"])
+
+    assert (response.status_code, done.status) == (201, "failed")
+    assert done.error == (
+        f"WeightsCorrupt: checkpoint {store / 'run-earlier.pt'} has sha256 "
+        f"{other.checkpoint_sha256}, but {earlier.checkpoint_sha256} was recorded: the file was "
+        "changed or damaged"
+    )

@@ -1,6 +1,7 @@
 """Which starting weights a run may use: the built-in sources, or a checkpoint of one of this
 project's own runs. A curator can name a run (``run:<id>``) or a file inside the checkpoint
-store (``STORAGES["checkpoints"]``) by its name there; an absolute name, one that climbs out
+store (``STORAGES["checkpoints"]``) by its name there (or, as before the store had names, by
+its absolute path under CROWDNET_CHECKPOINT_DIR); any other absolute name, one that climbs out
 with ``..`` or (on disk) a link that leads out is refused before anything is opened, with the
 same message whether or not the file exists, so the setting cannot be used to probe the server.
 """
@@ -8,7 +9,10 @@ same message whether or not the file exists, so the setting cannot be used to pr
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 from typing import TYPE_CHECKING
+
+from django.conf import settings
 
 from config.file_stores import StoredFile, name_is_safe
 from training.ml.catalog import WeightsSpec, weights_parse
@@ -24,10 +28,21 @@ OUTSIDE_STORE = (
 )
 
 
+def _legacy_name(name: str) -> str:
+    """An absolute path under CROWDNET_CHECKPOINT_DIR (how a run named a file in the store
+    before the store had names) as its name in the store; any other name as it is."""
+    if not posixpath.isabs(name):
+        return name
+    root = posixpath.normpath(str(settings.CROWDNET_CHECKPOINT_DIR))
+    path = posixpath.normpath(name)
+    return path.removeprefix(root + "/") if path.startswith(root + "/") else name
+
+
 def checkpoint_in_store(name: str) -> StoredFile:
-    """The file called ``name`` in the checkpoint store; ValueError unless the name is
-    relative and stays inside the store (config.file_stores.name_is_safe). Reads no file."""
-    stored = checkpoint_stored(name)
+    """The file called ``name`` in the checkpoint store (or at that absolute path under
+    CROWDNET_CHECKPOINT_DIR); ValueError unless the name is relative and stays inside the
+    store (config.file_stores.name_is_safe). Reads no file."""
+    stored = checkpoint_stored(_legacy_name(name))
     if not name_is_safe(stored):
         raise ValueError(OUTSIDE_STORE)
     return stored
@@ -38,7 +53,8 @@ def weights_resolve(text: str) -> WeightsSpec:
 
     ``run:<id>`` is that finished run's recorded checkpoint and hash; ``checkpoint:<name>``
     must name a file inside the checkpoint store (checked again when the run starts, in case
-    a link changed since). The spec's path is the name in the store."""
+    a link changed since), and without ``#sha256`` takes the hash a run recorded for it, if
+    any. The spec's path is the name in the store."""
     text = text.strip()
     if text.startswith("run:"):
         ident = text.removeprefix("run:")
@@ -56,8 +72,23 @@ def weights_resolve(text: str) -> WeightsSpec:
     spec = weights_parse(text)
     if spec.source == "checkpoint":
         assert spec.path is not None
-        return dataclasses.replace(spec, path=checkpoint_in_store(spec.path).name)
+        name = checkpoint_in_store(spec.path).name
+        return dataclasses.replace(spec, path=name, sha256=spec.sha256 or _recorded_sha256(name))
     return spec
+
+
+def _recorded_sha256(name: str) -> str | None:
+    """The sha256 a run recorded for the checkpoint called ``name`` in the store (under its
+    name, or the absolute path runs recorded before the store had names), or None."""
+    legacy = posixpath.join(str(settings.CROWDNET_CHECKPOINT_DIR), name)
+    recorded = (
+        TrainingRun.objects.filter(checkpoint__in=[name, legacy])
+        .exclude(checkpoint_sha256="")
+        .order_by("-pk")
+        .values_list("checkpoint_sha256", flat=True)
+        .first()
+    )
+    return recorded or None
 
 
 def weights_load_stored(backbone: Backbone, spec: WeightsSpec) -> str:
