@@ -161,9 +161,15 @@ class ExportDownloadView(APIView):
                 {"detail": f"This export is {export.status}: its archive is not ready."},
                 status=status.HTTP_409_CONFLICT,
             )
-        response = FileResponse(  # streamed from the exports store
-            export_path(export).open(), as_attachment=True, filename=export.file_name
-        )
+        try:
+            archive = export_path(export).open()
+        except FileNotFoundError:  # expired between the status read and the open
+            return Response(
+                {"detail": "This export's archive is gone (expired or removed); export again."},
+                status=status.HTTP_410_GONE,
+            )
+        # Streamed from the exports store.
+        response = FileResponse(archive, as_attachment=True, filename=export.file_name)
         response["Content-Type"] = (
             "application/zip" if export.archive == "zip" else "application/x-tar"
         )

@@ -12,6 +12,7 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from datasets.models import DatasetExport
+from datasets.services.exports import export_path
 from tests.factories import UserFactory, photos_version
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +88,30 @@ def test_only_the_asker_or_staff_see_and_download_an_export(
     assert worker_api.post("/api/exports/", {"format": "csv"}, format="json").status_code == 403
     assert APIClient().get(export["download_url"]).status_code in (401, 403)
     assert staff.get(export["download_url"]).status_code == 200
+
+
+def test_a_done_export_whose_archive_is_gone_answers_410(
+    curator_api, django_capture_on_commit_callbacks, monkeypatch
+):
+    # given a finished export whose archive the expiry removed after its status was read
+    export = _finished(
+        curator_api,
+        django_capture_on_commit_callbacks,
+        monkeypatch,
+        version=photos_version().number,
+        format="csv",
+    )
+    row = DatasetExport.objects.get(uid=export["uid"])
+    export_path(row).delete()
+
+    # when it is downloaded
+    response = curator_api.get(export["download_url"])
+
+    # then the answer says the archive is gone, not a server error
+    assert response.status_code == 410
+    assert response.json() == {
+        "detail": "This export's archive is gone (expired or removed); export again."
+    }
 
 
 def test_downloads_of_unfinished_and_expired_exports_say_why(curator_api, curator):
