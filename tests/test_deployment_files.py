@@ -152,6 +152,12 @@ def test_the_s3_override_switches_every_container_to_one_bucket():
     endpoint = override["services"]["web"]["environment"]["CROWDNET_S3_ENDPOINT_URL"]
     assert endpoint.endswith("http://minio:9000}")
     assert minio["command"][:2] == ["server", "/data"]
+    # The app signs in as a user limited to the bucket, never as MinIO's root.
+    app_key = override["services"]["web"]["environment"]["AWS_ACCESS_KEY_ID"]
+    assert "MINIO_ROOT" not in app_key and app_key == "${MINIO_APP_USER:-crowdnet-app}"
+    init = " ".join(bucket["command"])
+    assert 'mc admin user add local "$$APP_USER"' in init
+    assert '"Resource":["arn:aws:s3:::%s/*"]' in init
 
 
 def test_the_scale_override_puts_two_web_nodes_behind_the_proxy():
