@@ -13,7 +13,6 @@ copy, written by uploading one, and published by a copy made after the ownership
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 import posixpath
 import shutil
@@ -173,12 +172,3 @@ def stored_matching(folder: StoredFile, pattern: str) -> list[StoredFile]:
         for name in sorted(files)
         if fnmatch.fnmatchcase(name, pattern)
     ]
-
-
-def stored_sha256(stored: StoredFile) -> str:
-    """The stored file's sha256 (hex), read in 1 MiB blocks through the store."""
-    digest = hashlib.sha256()
-    with stored.open() as content:
-        for block in iter(lambda: content.read(2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -19,7 +19,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.file_stores import stored_sha256
+from config.file_stores import stored_read
 from datasets.models import DatasetVersion
 from datasets.services.versions import DatasetTooSmall, dataset_snapshot
 from labeling.api.permissions import IsCurator
@@ -27,7 +27,7 @@ from labeling.api.serializers import ImageLinksMixin
 from labeling.ingest.validation import ImageRejected
 from labeling.models import Category
 from training.dashboard_serializers import ArchitectureSerializer, ModelErrorSerializer
-from training.ml.catalog import CheckpointCorrupt
+from training.ml.catalog import CheckpointCorrupt, sha256_file
 from training.models import TrainingEpoch, TrainingRun, ValidationMistake
 from training.services.checkpoints import run_checkpoint
 from training.services.dashboards import architecture_summary, model_error_history, run_detail
@@ -364,16 +364,20 @@ class RunCheckpointView(APIView):
         stored = run_checkpoint(run)
         if stored is None or not stored.exists():
             raise NotFound("This run has no checkpoint.")
-        if stored_sha256(stored) != run.checkpoint_sha256:
-            return Response(
-                {
-                    "detail": "The checkpoint no longer matches its recorded sha256; it was "
-                    "changed or damaged, so it is not served."
-                },
-                status=status.HTTP_409_CONFLICT,
-            )
+        # One read of the store: the bytes hashed are the bytes served. A temporary copy's
+        # folder is removed when the block ends; the open handle still reads it (POSIX).
+        with stored_read(stored) as path:
+            if sha256_file(path) != run.checkpoint_sha256:
+                return Response(
+                    {
+                        "detail": "The checkpoint no longer matches its recorded sha256; it was "
+                        "changed or damaged, so it is not served."
+                    },
+                    status=status.HTTP_409_CONFLICT,
+                )
+            handle = path.open("rb")
         response = FileResponse(
-            stored.open(),  # streamed from the checkpoint store
+            handle,
             as_attachment=True,
             filename=f"crowdnet-run-{run.pk}-{run.backbone}.pt",
             content_type="application/octet-stream",

@@ -9,9 +9,6 @@ an absolute path under CROWDNET_CHECKPOINT_DIR; their file name is their name in
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from config.file_stores import CHECKPOINTS, StoredFile, stored_read
@@ -39,14 +36,6 @@ def run_checkpoint_exists(run: TrainingRun) -> bool:
     return stored is not None and stored.exists()
 
 
-@contextmanager
-def checkpoint_local(stored: StoredFile) -> Iterator[Path]:
-    """A local file with the checkpoint's bytes (the file itself on disk, a temporary copy
-    of an S3 object); FileNotFoundError when the store has none."""
-    with stored_read(stored) as path:
-        yield path
-
-
 def run_checkpoint_read(run: TrainingRun) -> dict[str, Any]:
     """The run's checkpoint, hash-checked against the recorded sha256 and loaded with
     ``weights_only=True`` (training.ml.loop.checkpoint_read); FileNotFoundError when gone."""
@@ -55,5 +44,5 @@ def run_checkpoint_read(run: TrainingRun) -> dict[str, Any]:
     stored = run_checkpoint(run)
     if stored is None:
         raise FileNotFoundError(f"run {run.pk} has no checkpoint")
-    with checkpoint_local(stored) as path:
+    with stored_read(stored) as path:
         return checkpoint_read(path, run.checkpoint_sha256 or None)

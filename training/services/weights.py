@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
-from config.file_stores import StoredFile, name_is_safe
+from config.file_stores import StoredFile, name_is_safe, stored_read
 from training.ml.catalog import WeightsSpec, weights_parse
 from training.models import TrainingRun
-from training.services.checkpoints import checkpoint_local, checkpoint_stored, run_checkpoint
+from training.services.checkpoints import checkpoint_stored, run_checkpoint
 
 if TYPE_CHECKING:
     from training.ml.backbones import Backbone
@@ -102,5 +102,5 @@ def weights_load_stored(backbone: Backbone, spec: WeightsSpec) -> str:
     stored = checkpoint_in_store(spec.path)
     if not stored.exists():
         raise WeightsUnavailable(f"checkpoint {stored.name} does not exist")
-    with checkpoint_local(stored) as path:
+    with stored_read(stored) as path:
         return weights_load(backbone, dataclasses.replace(spec, path=str(path)))
