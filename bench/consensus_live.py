@@ -20,14 +20,18 @@ share of yes among the decisions so far (--no-learnt-prior: the prior alone). Ev
 goes through the platform's quality gates (bench/live_gates.py: the answer path's own
 labeling.crowd.gates.gate_task); a paused worker answers nothing more, the workers behind him
 in each item's queue take his places, his votes weigh nothing from then on and the decisions
-he voted on are taken again, as the platform does (--no-gates: nobody is ever paused).
+he voted on are taken again, as the platform does (--no-gates: nobody is ever paused). The
+peer-agreement gate reads each batch of credits as the platform's peer_record_add does (one
+floored addition per worker and decision, labeling.crowd.gates.peer_evidence_changes) and
+pauses there (--no-peer-gate: the other gates only; --peer-trust: how sure a call is taken).
 
 Scored per crowd: precision of accepted labels (truth yes among accepted), accuracy over all
 items (a review item takes the side its posterior favours, as in consensus_adaptive.py), votes
 per item with control answers, against fixed 7 (majority of the first 7 votes, no controls) on
 the same queues; and a calibration table: decided items by the confidence they were decided at,
-against how often they were right; with the gates, who was paused and after how many label
-votes. Then where the votes go, per mix, and Wald's minimum: the
+against how often they were right; with the gates, who was paused (and by the peer gate)
+after how many label votes, and how often the crowd's call on the credited votes was right at
+each level of sureness (the peer gate's premise). Then where the votes go, per mix, and Wald's minimum: the
 fewest votes per item any sequential rule needs to decide every item at the threshold, knowing
 every worker's true coins (--true-coins runs the rule itself with them).
 """

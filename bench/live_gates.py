@@ -8,7 +8,8 @@ right as the worker's true matrix on control items says). Answers are taken in o
 round: a worker paused part way through a round never cast his later votes of that round, and
 his places in every item's queue go to the workers behind him. Each item's queue is widened
 with a reserve of distinct workers (drawn apart from the main stream, so the first slots are
-the ones ``--no-gates`` sees), and an item whose queue runs dry goes to review.
+the ones ``--no-gates`` sees), and an item whose queue runs dry goes to review. The
+peer-agreement gate runs where the credits are given (``peer_credit``), not per task.
 """
 
 from __future__ import annotations

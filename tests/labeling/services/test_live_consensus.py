@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from labeling.crowd.gates import ONE_ANSWER_REASON, PEER_REASON
-from labeling.models import Candidate, Vote, WorkerProfile
+from labeling.models import Candidate, TaskItem, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.category_priors import category_decided_priors
 from labeling.services.consensus import candidates_decide, worker_decisions_reopen
 from labeling.services.microtasks import task_assign, worker_pause
 from labeling.services.worker_coins import informative, worker_coins
-from tests.factories import UserFactory, candidate_pool, label_votes_create
+from tests.factories import UserFactory, candidate_pool, label_votes_create, worker_client
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +61,25 @@ def _answer(worker, said_yes: bool, capture) -> int | None:
     return item.candidate_id
 
 
+def _answer_through_the_api(client, said_yes, capture) -> int | None:
+    """The same through the worker API (GET the next task, POST its answer); None when the
+    pool has nothing for him."""
+    response = client.get("/api/tasks/next/?kind=verify")
+    if response.status_code == 204:
+        return None
+    [item] = response.json()["items"]
+    candidate_id = TaskItem.objects.get(uid=item["id"]).candidate_id
+    answer = "yes" if said_yes(candidate_id) else "no"
+    with capture(execute=True):
+        posted = client.post(
+            f"/api/tasks/{response.json()['id']}/answer/",
+            {"answers": [{"item": item["id"], "answer": answer}], "client_token": ""},
+            format="json",
+        )
+    assert posted.status_code == 201
+    return candidate_id
+
+
 def _states() -> dict[int, str]:
     return dict(Candidate.objects.values_list("id", "state"))
 
@@ -74,7 +93,8 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
     candidates = _pool(category, 40)
     truth = {c.pk: bool(rng.random() < 0.5) for c in candidates}
     honest = [_worker(f"h{i}", gold_seen=10, gold_correct=9) for i in range(6)]
-    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+    client, adversary = worker_client("adversary")
+    WorkerProfile.objects.create(user=adversary, gold_seen=20, gold_correct=20)
 
     def lies(pk: int) -> bool:
         return not truth[pk]
@@ -82,8 +102,8 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
     def tells(pk: int) -> bool:
         return truth[pk] if rng.random() < 0.8 else not truth[pk]
 
-    # when they answer in turn, the adversary first in every round while he may, until the
-    # pool is done
+    # when they answer in turn, the adversary first in every round (through the worker API)
+    # while he may, until the pool is done
     ever_decided_wrong: set[int] = set()
     reopened: set[int] = set()
     before = _states()
@@ -91,7 +111,7 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
     for _ in range(200):
         answered = None
         if paused_after is None:
-            answered = _answer(adversary, lies, django_capture_on_commit_callbacks)
+            answered = _answer_through_the_api(client, lies, django_capture_on_commit_callbacks)
         for worker in honest:
             answered = _answer(worker, tells, django_capture_on_commit_callbacks) or answered
         states = _states()
@@ -117,6 +137,11 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
     assert Vote.objects.filter(worker=adversary, counted=True).count() == 10
     profile = WorkerProfile.objects.get(user=adversary)
     assert profile.pause_reason == PEER_REASON
+    refused = client.get("/api/tasks/next/?kind=verify")
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"detail": f"Your account is paused: {PEER_REASON}"},
+    )
     assert profile.pause_detail == (
         "Crowd agreement: 0.1 of 7.0 credited label votes agreed with the crowd's call. "
         "Evidence (nats, pause at 5.30 / 5.99): all 5.41, yes items -0.96, no items -4.34 "
