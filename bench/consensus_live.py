@@ -31,9 +31,10 @@ per item with control answers, against fixed 7 (majority of the first 7 votes, n
 the same queues; and a calibration table: decided items by the confidence they were decided at,
 against how often they were right; with the gates, who was paused (and by the peer gate)
 after how many label votes, and how often the crowd's call on the credited votes was right at
-each level of sureness (the peer gate's premise). Then where the votes go, per mix, and Wald's minimum: the
-fewest votes per item any sequential rule needs to decide every item at the threshold, knowing
-every worker's true coins (--true-coins runs the rule itself with them).
+each level of sureness (the peer gate's premise). Then where the votes go, per mix, and
+Wald's minimum: the fewest votes per item any sequential rule needs to decide every item at
+the threshold, knowing every worker's true coins (--true-coins runs the rule itself with
+them).
 """
 
 from __future__ import annotations
