@@ -33,8 +33,8 @@ The peer-agreement gate reads each counted label vote once the crowd has decided
 ``peer_trust`` sure either way, and a worker with sensitivity s and specificity c gives a yes
 with probability q s + (1 - q)(1 - c). Three tests share the gate's budget as the control
 tests do: a coin (gold_chance on both coins) against the bar (half of alpha); and per kind of
-item, right on the items the crowd calls yes (or no) only class_wrong of the time against the
-bar there, the other coin taken at 1 in both (a quarter each). Each test's evidence is the log
+item, on the items the crowd calls yes (or no) only, right there only class_wrong of the time
+against the bar, the other coin taken at 1 in both (a quarter each). Each test's evidence is the log
 likelihood ratio summed over his credited votes; a vote credited again when its item is decided
 again has its old term replaced (peer_evidence_changes), so the sum is the one over his votes'
 latest credits, floored at minus twice its threshold when a decision's credits are added.
@@ -43,14 +43,15 @@ When is that a supermartingale, so that Ville's inequality bounds the chance of 
 worker at the bar by alpha? For the coin test, when the worker is right at least gold_bar of
 the time on both kinds of items and the crowd's call is right at least as often as the clipped
 q says; for a kind's test, when he is right at least gold_bar of the time on that kind (on the
-other, whatever he does: that is why the other coin is taken at 1), and the crowd's call on
-items of that kind is right that often. The calls are noisy (q near 0.9 is right about 90 % of
-the time on the benchmark crowds, 0.95-0.99 right 96-99 %: bench/consensus_live.py prints it),
+other, whatever he does: that is why the other coin is taken at 1), and the crowd's calls of
+that kind are right that often (calls of the other kind, however right, would push it up if it
+read them: it does not). The calls are noisy (q 0.9-0.95 was right 88-99 % of the time on the
+benchmark crowds, 0.95-0.99 94-99.9 %: bench/consensus_live.py prints it),
 and they are biased where the crowd is: colluders or adversaries with good control records
 carry some decisions before they are caught, and then an honest worker who contradicts them
 gains evidence until those decisions are reopened and their credits replaced. peer_trust (0.95)
 is the margin for both; what it costs and what it leaves is measured there (honest workers
-right >= 80 % of the time paused at most 0.53 % per crowd). Against a random spammer the coin
+right >= 80 % of the time paused at most about 0.5 % per crowd). Against a random spammer the coin
 test gains about 0.17 nats per credited vote, against a worker who answers wrong 0.6-0.8, and
 a kind's test about 1.3 per vote a yes-clicker gives on an item the crowd calls no; a control
 answer carries 0.22 nats against a coin and comes ten times rarer. The gate so pauses spammers
@@ -316,14 +317,17 @@ def peer_vote_evidence(
     (PEER_TESTS): the log likelihood ratio of the answer under "below" against "at the bar",
     with the crowd's call taken at most ``peer_trust`` sure. A worker with sensitivity s and
     specificity c says yes with probability q s + (1 - q)(1 - c). The coin test: (s, c) at
-    gold_chance against gold_bar. The yes-items test: s at class_wrong against gold_bar, c = 1
-    in both; the no-items test the other way round. Taking the other coin at 1 makes each
-    per-kind test a supermartingale for every worker at the bar on that kind, whatever he
-    does on the other."""
+    gold_chance against gold_bar. The yes-items test, on the items the crowd calls yes only
+    (0 elsewhere): s at class_wrong against gold_bar, c = 1 in both; the no-items test the
+    other way round. Taking the other coin at 1, and reading only the calls of its own kind,
+    make each per-kind test a supermartingale for every worker at the bar on that kind,
+    whatever he does on the other, wherever those calls are right at least as often as they
+    say, however right the other kind's are."""
     yes = np.asarray(answers, dtype=np.float64)[:, None]
-    q = np.asarray(p_yes_others, dtype=np.float64)[:, None]
-    credited = ~np.isnan(q)
-    q = np.clip(np.where(credited, q, 0.5), 1.0 - gates.peer_trust, gates.peer_trust)
+    raw = np.asarray(p_yes_others, dtype=np.float64)[:, None]
+    credited = ~np.isnan(raw)
+    q = np.clip(np.where(credited, raw, 0.5), 1.0 - gates.peer_trust, gates.peer_trust)
+    read = np.concatenate([credited, credited & (raw > 0.5), credited & (raw < 0.5)], axis=1)
     bar, chance, wrong = gates.gold_bar, gates.gold_chance, gates.class_wrong
 
     def said(sens: list[float], spec: list[float]) -> NDArray[np.float64]:
@@ -333,7 +337,7 @@ def peer_vote_evidence(
 
     below = said([chance, wrong, 1.0], [chance, 1.0, wrong])
     at_bar = said([bar, bar, 1.0], [bar, 1.0, bar])
-    evidence: NDArray[np.float64] = np.where(credited, np.log(below / at_bar), 0.0)
+    evidence: NDArray[np.float64] = np.where(read, np.log(below / at_bar), 0.0)
     return evidence
 
 

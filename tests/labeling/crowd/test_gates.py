@@ -255,28 +255,26 @@ def test_a_worker_who_says_yes_two_times_in_three_is_never_paused():
 
 # Peer-agreement gate. A credit of P(yes) 0.99 from the item's other votes is taken as 0.95
 # (peer_trust): at the bar a worker says yes there with probability 0.95 x 0.8 + 0.05 x 0.2 =
-# 0.77, a coin 0.5. Each kind's test takes the other kind's coin at 1: the yes-items test has
-# him say yes on that item 0.95 x 0.8 = 0.76 of the time at the bar, 0.95 x 0.1 = 0.095 below
-# it, and on an item called no (0.01, taken as 0.05) 0.05 x 0.8 = 0.04 against 0.005; the
-# no-items test is its mirror image.
+# 0.77, a coin 0.5. Each kind's test reads only the items the crowd calls that kind and takes
+# the other kind's coin at 1: the yes-items test has him say yes on an item called yes 0.95 x
+# 0.8 = 0.76 of the time at the bar, 0.95 x 0.1 = 0.095 below it; the no-items test is its
+# mirror image.
 AGREE, DISAGREE = math.log(0.5 / 0.77), math.log(0.5 / 0.23)  # -0.432, +0.777 nats
 OWN_KIND_RIGHT, OWN_KIND_WRONG = math.log(0.095 / 0.76), math.log(0.905 / 0.24)  # -2.079, +1.327
-OTHER_KIND_AGREE, OTHER_KIND_DISAGREE = math.log(0.995 / 0.96), math.log(0.005 / 0.04)
 PEER_PAUSE = (math.log(200), math.log(400), math.log(400))
 
 
 @pytest.mark.parametrize(
     ("said_yes", "p_yes", "evidence"),
     [
-        (1, 0.99, (AGREE, OWN_KIND_RIGHT, OTHER_KIND_AGREE)),
-        (0, 0.99, (DISAGREE, OWN_KIND_WRONG, OTHER_KIND_DISAGREE)),
+        (1, 0.99, (AGREE, OWN_KIND_RIGHT, 0.0)),
+        (0, 0.99, (DISAGREE, OWN_KIND_WRONG, 0.0)),
         # the mirror image on an item the crowd calls no
-        (0, 0.01, (AGREE, OTHER_KIND_AGREE, OWN_KIND_RIGHT)),
-        (1, 0.01, (DISAGREE, OTHER_KIND_DISAGREE, OWN_KIND_WRONG)),
+        (0, 0.01, (AGREE, 0.0, OWN_KIND_RIGHT)),
+        (1, 0.01, (DISAGREE, 0.0, OWN_KIND_WRONG)),
         # a call under peer_trust is taken as it is: yes at the bar 0.9 x 0.8 + 0.1 x 0.2 =
-        # 0.74; yes-items test 0.9 x 0.1 against 0.9 x 0.8; no-items 0.9 + 0.1 x 0.9 against
-        # 0.9 + 0.1 x 0.2
-        (1, 0.9, (math.log(0.5 / 0.74), math.log(0.09 / 0.72), math.log(0.99 / 0.92))),
+        # 0.74; yes-items test 0.9 x 0.1 against 0.9 x 0.8
+        (1, 0.9, (math.log(0.5 / 0.74), math.log(0.09 / 0.72), 0.0)),
         # no credit, no evidence
         (1, float("nan"), (0.0, 0.0, 0.0)),
     ],
@@ -298,7 +296,7 @@ def test_a_replaced_credit_leaves_the_evidence_of_the_latest_one_only():
     total = credited + moved
 
     assert total.tolist() == [
-        [pytest.approx(v, abs=1e-12) for v in (DISAGREE, OTHER_KIND_DISAGREE, OWN_KIND_WRONG)],
+        [pytest.approx(v, abs=1e-12) for v in (DISAGREE, 0.0, OWN_KIND_WRONG)],
         [0.0, 0.0, 0.0],
     ]
 
@@ -321,15 +319,14 @@ def test_the_peer_thresholds_split_the_budget_as_the_control_tests_do():
 
 def test_a_worker_who_contradicts_the_crowd_on_both_kinds_is_paused_at_his_7th_credit():
     # the coin test: 6 x 0.777 = 4.66 < log(200) = 5.30 <= 7 x 0.777 = 5.44; each kind's test
-    # gets +1.327 per contradiction on its kind and -2.079 per one on the other: 4 x 1.327 - 3 x
-    # 2.079 = -0.93 (each sum is floored per credit, but never reaches the floor here)
+    # gets +1.327 per contradiction on its own kind: 4 x 1.327 = 5.31 < log(400) = 5.99
     evidence, paused = _peer_run([1 - i % 2 for i in range(7)], [0.01, 0.99] * 3 + [0.01])
 
     assert paused == [False] * 6 + [True]
     assert evidence == (
         pytest.approx(7 * DISAGREE),
-        pytest.approx(3 * OWN_KIND_WRONG + 4 * OTHER_KIND_DISAGREE),
-        pytest.approx(4 * OWN_KIND_WRONG + 3 * OTHER_KIND_DISAGREE),
+        pytest.approx(3 * OWN_KIND_WRONG),
+        pytest.approx(4 * OWN_KIND_WRONG),
     )
 
 
@@ -339,24 +336,14 @@ def test_a_no_clicker_on_items_the_crowd_calls_yes_is_paused_at_his_5th_credit()
     evidence, paused = _peer_run([0] * 5, [0.99] * 5)
 
     assert paused == [False] * 4 + [True]
-    assert evidence == (
-        pytest.approx(5 * DISAGREE),
-        pytest.approx(5 * OWN_KIND_WRONG),
-        pytest.approx(5 * OTHER_KIND_DISAGREE),
-    )
+    assert evidence == (pytest.approx(5 * DISAGREE), pytest.approx(5 * OWN_KIND_WRONG), 0.0)
 
 
 def test_a_long_agreeing_record_is_floored_at_twice_each_threshold():
     evidence, paused = _peer_run([1, 0] * 100, [0.99, 0.01] * 100)
 
-    # (the last credit, a no the crowd agrees with, lifts the yes-items test off its floor by
-    # 0.036: his sensitivity is the one thing it does not know)
     assert not any(paused)
-    assert evidence == (
-        pytest.approx(-2 * math.log(200)),
-        pytest.approx(-2 * math.log(400) + OTHER_KIND_AGREE),
-        pytest.approx(-2 * math.log(400)),
-    )
+    assert evidence == tuple(pytest.approx(-2 * value) for value in PEER_PAUSE)
 
 
 def _expected_ratio(p_yes: float, truth_yes: float, sens: float, spec: float) -> np.ndarray:
@@ -367,36 +354,46 @@ def _expected_ratio(p_yes: float, truth_yes: float, sens: float, spec: float) ->
     return says_yes * ratios[0] + (1 - says_yes) * ratios[1]
 
 
+CALLS = [0.01, 0.05, 0.1, 0.4, 0.6, 0.9, 0.95, 0.99, 1.0]
+
+
+@pytest.mark.parametrize("calls_right", ["as they say", "always"])
 @pytest.mark.parametrize("right", [0.8, 0.9, 1.0])
-@pytest.mark.parametrize("p_yes", [0.01, 0.05, 0.1, 0.4, 0.5, 0.6, 0.9, 0.95, 0.99, 1.0])
-def test_the_coin_test_is_a_supermartingale_for_a_worker_at_or_above_the_bar(right, p_yes):
-    # given peers whose call is right as often as it says, up to peer_trust, and a worker right
+@pytest.mark.parametrize("p_yes", CALLS)
+def test_the_coin_test_is_a_supermartingale_for_a_worker_at_or_above_the_bar(
+    calls_right, right, p_yes
+):
+    # given a call right as often as it says (up to peer_trust) or always, and a worker right
     # `right` of the time on both kinds of items
     q = min(max(p_yes, 1 - GATES.peer_trust), GATES.peer_trust)
-    expectation = _expected_ratio(p_yes, q, right, right)[0]
+    truth_yes = q if calls_right == "as they say" else float(p_yes > 0.5)
+    expectation = _expected_ratio(p_yes, truth_yes, right, right)[0]
 
     # then the coin test's likelihood ratio has expectation at most 1 (exactly 1 at the bar)
     assert expectation <= 1 + 1e-12
-    if right == 0.8:
+    if right == 0.8 and calls_right == "as they say":
         assert expectation == pytest.approx(1.0, abs=1e-12)
 
 
+@pytest.mark.parametrize("calls_right", ["as they say", "always"])
 @pytest.mark.parametrize(("own", "other"), [(0.8, 0.0), (0.8, 0.5), (0.8, 1.0), (0.95, 0.3)])
-@pytest.mark.parametrize("p_yes", [0.01, 0.05, 0.5, 0.9, 0.95, 0.99])
+@pytest.mark.parametrize("p_yes", CALLS)
 def test_each_kinds_test_is_a_supermartingale_for_a_worker_at_the_bar_on_that_kind(
-    own, other, p_yes
+    calls_right, own, other, p_yes
 ):
-    # given peers whose call is right as often as it says, up to peer_trust, a worker right
+    # given a call right as often as it says (up to peer_trust) or always, and a worker right
     # `own` of the time on one kind of item and `other` on the other, whatever that is
     q = min(max(p_yes, 1 - GATES.peer_trust), GATES.peer_trust)
-    yes_items = _expected_ratio(p_yes, q, own, other)[1]
-    no_items = _expected_ratio(p_yes, q, other, own)[2]
+    truth_yes = q if calls_right == "as they say" else float(p_yes > 0.5)
+    yes_items = _expected_ratio(p_yes, truth_yes, own, other)[1]
+    no_items = _expected_ratio(p_yes, truth_yes, other, own)[2]
 
-    # then that kind's test has expectation at most 1 (exactly 1 at the bar, perfect on the
-    # other kind)
+    # then that kind's test has expectation at most 1 (exactly 1 at the bar on its own kind's
+    # calls, perfect on the other kind; the other kind's calls leave it alone)
     assert (yes_items <= 1 + 1e-12, no_items <= 1 + 1e-12) == (True, True)
-    if (own, other) == (0.8, 1.0):
-        assert (yes_items, no_items) == (pytest.approx(1.0), pytest.approx(1.0))
+    if (own, other, calls_right) == (0.8, 1.0, "as they say"):
+        assert (yes_items if p_yes > 0.5 else no_items) == pytest.approx(1.0)
+    assert (no_items if p_yes > 0.5 else yes_items) == 1.0
 
 
 def _peer_crossing(test: int, steps: int) -> float:

@@ -144,7 +144,7 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
     )
     assert profile.pause_detail == (
         "Crowd agreement: 0.1 of 7.0 credited label votes agreed with the crowd's call. "
-        "Evidence (nats, pause at 5.30 / 5.99): all 5.41, yes items -0.96, no items -4.34 "
+        "Evidence (nats, pause at 5.30 / 5.99): all 5.41, yes items 5.28, no items 3.98 "
         "(bar 80%, call at most 95% sure)."
     )
     # and the item he had pushed to a wrong decision was taken again; no decided item changed
