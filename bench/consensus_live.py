@@ -20,16 +20,21 @@ share of yes among the decisions so far (--no-learnt-prior: the prior alone). Ev
 goes through the platform's quality gates (bench/live_gates.py: the answer path's own
 labeling.crowd.gates.gate_task); a paused worker answers nothing more, the workers behind him
 in each item's queue take his places, his votes weigh nothing from then on and the decisions
-he voted on are taken again, as the platform does (--no-gates: nobody is ever paused).
+he voted on are taken again, as the platform does (--no-gates: nobody is ever paused). The
+peer-agreement gate reads each batch of credits as the platform's peer_record_add does (one
+floored addition per worker and decision, labeling.crowd.gates.peer_evidence_changes) and
+pauses there (--no-peer-gate: the other gates only; --peer-trust: how sure a call is taken).
 
 Scored per crowd: precision of accepted labels (truth yes among accepted), accuracy over all
 items (a review item takes the side its posterior favours, as in consensus_adaptive.py), votes
 per item with control answers, against fixed 7 (majority of the first 7 votes, no controls) on
 the same queues; and a calibration table: decided items by the confidence they were decided at,
-against how often they were right; with the gates, who was paused and after how many label
-votes. Then where the votes go, per mix, and Wald's minimum: the
-fewest votes per item any sequential rule needs to decide every item at the threshold, knowing
-every worker's true coins (--true-coins runs the rule itself with them).
+against how often they were right; with the gates, who was paused (and by the peer gate)
+after how many label votes, and how often the crowd's call on the credited votes was right at
+each level of sureness (the peer gate's premise). Then where the votes go, per mix, and
+Wald's minimum: the fewest votes per item any sequential rule needs to decide every item at
+the threshold, knowing every worker's true coins (--true-coins runs the rule itself with
+them).
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ import itertools
 import os
 import platform
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +61,7 @@ from live_gates import (
     gate_round,
     pause_cells,
     pauses,
+    peer_credit,
     widened_queues,
 )
 
@@ -72,6 +78,7 @@ from labeling.consensus.reliability import (
     newcomer_accuracy,
     peer_count_changes,
 )
+from labeling.crowd.gates import GateSettings
 
 QUEUE_LENGTH = 15
 """Votes drawn per item: more than any cap tried."""
@@ -201,6 +208,8 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
         dry = live.workers[open_items, live.count[open_items]] == DEAD
         live.state[open_items[dry]] = 2  # nobody left to ask: review
         open_items = open_items[~dry]
+        if not open_items.size:
+            return
     live.count[open_items] += 1
     voters = live.workers[open_items, live.count[open_items] - 1]
     control = live.rng.random(len(voters)) < CONTROL_RATE / (1 - CONTROL_RATE)
@@ -239,11 +248,20 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     live.state[open_items[review]] = 2
     settled = accept | reject
     live.decided_at[open_items[settled]] = np.maximum(p, 1 - p)[settled]
-    learn(live, open_items, settled | (False if args.decided_only else review), args, sens, spec)
-    sens, spec = coins(live, args.control_votes)
-    fallen = np.flatnonzero((before & (sens + spec <= 1)) | newly)  # or paused just now
-    if fallen.size:
-        reopen(live, fallen, sens, spec, args)
+    newly |= learn(
+        live, open_items, settled | (False if args.decided_only else review), args, sens, spec
+    )
+    for _ in range(10):  # a reopening's credits may pause more workers: their turn next
+        sens, spec = coins(live, args.control_votes)
+        fallen = np.flatnonzero((before & (sens + spec <= 1)) | newly)  # or paused just now
+        if not fallen.size:
+            break
+        before = sens + spec > 1
+        newly = reopen(live, fallen, sens, spec, args)
+    if live.crew is not None:
+        live.workers, live.answers = drop_paused(
+            live.workers, live.answers, live.count, live.crew.paused
+        )
 
 
 def deciding(live: Live, neutral: NDArray[np.float64], args: argparse.Namespace) -> NDArray:
@@ -262,11 +280,13 @@ def learn(
     args: argparse.Namespace,
     sens: NDArray,
     spec: NDArray,
-) -> None:
+) -> NDArray[np.bool_]:
     """Credit the votes on ``items[on_items]`` with what their items' other votes say, where
-    those are sure; a vote credited at an earlier decision has that credit replaced."""
+    those are sure; a vote credited at an earlier decision has that credit replaced. Returns
+    the workers the peer-agreement gate paused on these credits."""
+    newly = np.zeros(len(live.gold_right), bool)
     if not on_items.any():
-        return
+        return newly
     rows, w, a = votes_of(live, items)
     accuracy = vote_accuracies(a, sens[w], spec[w])
     q = deciding(live, vote_agreement(rows, a, accuracy, len(items), args.prior), args)
@@ -278,13 +298,16 @@ def learn(
     old = np.take(live.credited, flat)
     live.peer += peer_count_changes(w[on], a[on], old[on], q[on], len(live.gold_right))
     np.put(live.credited, flat[on], q[on])
+    if live.crew is not None:
+        newly = peer_credit(live.crew, w[on], a[on], old[on], q[on])
+    return newly
 
 
 def reopen(
     live: Live, fallen: NDArray[np.int64], sens: NDArray, spec: NDArray, args: argparse.Namespace
-) -> None:
+) -> NDArray[np.bool_]:
     """Decide again, with today's coins, every accepted or rejected item a fallen worker
-    voted on."""
+    voted on; returns the workers the peer-agreement gate paused on the new credits."""
     decided = np.flatnonzero(np.isin(live.state, (1, -1)))
     voted = (
         np.isin(live.workers[decided], fallen)
@@ -292,7 +315,7 @@ def reopen(
     ).any(axis=1)
     items = decided[voted]
     if not items.size:
-        return
+        return np.zeros(len(live.gold_right), bool)
     neutral, _, _ = posterior(live, items, sens, spec, args.prior)
     live.p_yes[items] = neutral
     p = deciding(live, neutral, args)
@@ -301,7 +324,7 @@ def reopen(
     changed = new != live.state[items]
     live.state[items] = new
     live.decided_at[items] = np.where(np.isin(new, (1, -1)), np.maximum(p, 1 - p), np.nan)
-    learn(live, items, changed & (new != 0), args, sens, spec)
+    return learn(live, items, changed & (new != 0), args, sens, spec)
 
 
 def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
@@ -329,6 +352,9 @@ def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
         kind=pool.kind,
         crew=crew_for(pool, crowd.priors, seed) if args.gates else None,
     )
+    if live.crew is not None:
+        live.crew.peer_gate = args.peer_gate
+        live.crew.gates = replace(live.crew.gates, peer_trust=args.peer_trust)
     for wave in np.array_split(np.arange(n_items), WAVES):
         live.count[wave] = 0
         while True:
@@ -390,6 +416,29 @@ def calibration(lives: list[Live]) -> list[tuple[str, int, float]]:
     return rows
 
 
+CREDIT_BINS = (0.9, 0.95, 0.99, 0.999, 1.0001)
+
+
+def credit_calibration(lives: list[Live]) -> str:
+    """The peer-agreement gate's premise, over the votes' final credits: the crowd's call (the
+    side of the other votes' P(yes)) right at least as often as that P says, per bin."""
+    cells = []
+    q = np.concatenate([lv.credited.ravel() for lv in lives])
+    truth = np.concatenate(
+        [np.broadcast_to(lv.truth[:, None], lv.credited.shape).ravel() for lv in lives]
+    )
+    keep = ~np.isnan(q)
+    q, truth = q[keep], truth[keep]
+    sure, right = np.maximum(q, 1 - q), (q > 0.5) == (truth == 1)
+    for low, high in itertools.pairwise(CREDIT_BINS):
+        inside = (sure >= low) & (sure < high)
+        if inside.any():
+            cells.append(f"{100 * right[inside].mean():.2f} % of {int(inside.sum())}")
+        else:
+            cells.append("none")
+    return " | ".join(cells)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=3, help="fresh crowds per mix")
@@ -428,6 +477,19 @@ def main() -> None:
         help="take every answer through the platform's quality gates and pause workers as "
         "they do (labeling.crowd.gates); --no-gates: nobody is ever paused",
     )
+    parser.add_argument(
+        "--peer-gate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the peer-agreement gate with the others (--no-peer-gate: the gates without "
+        "it; its evidence is still kept)",
+    )
+    parser.add_argument(
+        "--peer-trust",
+        type=float,
+        default=GateSettings().peer_trust,
+        help="how sure the peer-agreement gate takes the crowd's call at most",
+    )
     parser.add_argument("--mix", default="", help="only the mixes whose name contains this")
     args = parser.parse_args()
     global TRUE_COINS
@@ -440,7 +502,10 @@ def main() -> None:
         f"{'decided items only' if args.decided_only else 'decided and review items'}, "
         f"{'true' if args.true_coins else 'learnt'} coins, "
         f"{'cautious learnt prior' if args.learnt_prior else 'fixed prior'}, "
-        f"{'the platform gates' if args.gates else 'nobody paused'}, seeds {seeds[0]}-{seeds[-1]}\n"
+        f"{'the platform gates' if args.gates else 'nobody paused'}"
+        f"{'' if args.peer_gate or not args.gates else ' without the peer gate'}"
+        f"{f', peer trust {args.peer_trust}' if args.peer_gate and args.gates else ''}, "
+        f"seeds {seeds[0]}-{seeds[-1]}\n"
     )
     print(
         "| mix | accepted precision % (false / accepted) | accuracy % | fixed 7 % | votes / item "
@@ -450,6 +515,7 @@ def main() -> None:
     everything: list[Live] = []
     where: list[str] = []
     paused: list[str] = []
+    credits: list[str] = []
     for family in (mix for mix in MIXES if args.mix in mix):
         lives = [simulate(family, seed, args) for seed in seeds]
         everything += lives
@@ -460,6 +526,7 @@ def main() -> None:
                 [lv.true_coins @ lv.priors[::-1] for lv in lives],
             )
             paused.append(f"| {family} | {pause_cells(p)} |")
+        credits.append(f"| {family} | {credit_calibration(lives)} |")
         s = [score(lv, args.threshold, args.control_votes) for lv in lives]
         where.append(
             f"| {family} | {np.mean([x.per_decided for x in s]):.2f} "
@@ -493,11 +560,18 @@ def main() -> None:
     if paused:
         print(
             "\nPaused by the gates, of the workers who cast a label vote: honest workers right "
-            ">= 80 % of the time on label items, then every other kind (paused / workers, mean "
-            "label votes cast before the pause over those paused).\n\n"
+            ">= 80 % of the time on label items, then every other kind (paused / workers, in "
+            "brackets those paused by the peer-agreement gate; median / mean label votes cast "
+            "before the pause over those paused).\n\n"
             "| mix | honest >= 0.8 paused | others |\n| --- | --- | --- |"
         )
         print("\n".join(paused))
+    print(
+        "\nThe crowd's call on credited votes (the side of the item's other votes' P(yes)), "
+        "right %, by how sure that P was:\n\n| mix | [0.9, 0.95) | [0.95, 0.99) "
+        "| [0.99, 0.999) | [0.999, 1] |\n| --- | --- | --- | --- | --- |"
+    )
+    print("\n".join(credits))
     print(
         "\nCalibration over all mixes:\n\n| decided at P in | items | right % |\n"
         "| --- | --- | --- |"

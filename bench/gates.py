@@ -20,6 +20,14 @@ under 70 % after 10) on the same answers. The exact chance that a worker at the 
 paused within N control answers comes from dynamic programming over the same step function.
 
 The speed gate is checked the same way: tasks under the time floor, at a share per worker.
+
+The peer-agreement gate (peer_vote_evidence, peer_thresholds) on a stream of label votes, each
+credited at once with the crowd's call on its item (P(yes) 0.99 or 0.01, right ``--call-right``
+of the time; pools 50 % and 90 % yes): the pace it can reach, since live a vote is credited only
+once its item is decided, without him, at least 0.9 sure (bench/consensus_live.py measures it
+in the live simulation). Families answer label items as their controls, except adversaries,
+who answer every label item wrong; the exact false-pause rate at the bar comes from dynamic
+programming over the gate's own steps, in each test's worst case.
 """
 
 from __future__ import annotations
@@ -44,6 +52,8 @@ from labeling.crowd.gates import (
     WorkerRecord,
     gold_thresholds,
     pause_decision,
+    peer_thresholds,
+    peer_vote_evidence,
     record_task,
     sprt_step,
 )
@@ -284,14 +294,127 @@ def model_gate(trials: int, seed: int) -> None:
             )
 
 
+PEER_VOTES = 1000
+
+
+def _floored_first_crossing(steps: np.ndarray, threshold: float) -> np.ndarray:
+    """(workers,) the first vote (1-based) at which the floored sum of ``steps`` (workers,
+    votes) reaches ``threshold``, 0 where never: the floor at -2 threshold is Lindley's
+    recursion, S_n = C_n + max(0, -2 threshold - min_k<=n C_k) from S_0 = 0."""
+    total = np.cumsum(steps, axis=1)
+    lowest = np.minimum.accumulate(np.minimum(total, 0.0), axis=1)
+    floored = total + np.maximum(0.0, -2.0 * threshold - lowest)
+    hit = floored >= threshold
+    return np.where(hit.any(axis=1), hit.argmax(axis=1) + 1, 0)
+
+
+def _peer_family(family: Family, share: float, call_right: float, workers: int, seed: int):
+    """Label votes until the peer gate pauses each worker (0: never within PEER_VOTES)."""
+    rng = np.random.default_rng(seed)
+    rights = np.array([family.right(rng) for _ in range(workers)])  # (on yes, on no)
+    if family.name.startswith("adversary"):
+        rights[:] = 0.0
+    truth = rng.random((workers, PEER_VOTES)) < share
+    on_truth = np.where(truth, rights[:, :1], rights[:, 1:])
+    said = np.where(rng.random(truth.shape) < on_truth, truth, ~truth)
+    call = np.where(rng.random(truth.shape) < call_right, truth, ~truth)
+    q = np.where(call, 0.99, 0.01)
+    evidence = peer_vote_evidence(said.ravel(), q.ravel(), GATES).reshape(workers, PEER_VOTES, 3)
+    firsts = [
+        _floored_first_crossing(evidence[:, :, k], threshold)
+        for k, threshold in enumerate(peer_thresholds(GATES))
+    ]
+    stacked = np.stack([np.where(f > 0, f, PEER_VOTES + 1) for f in firsts], axis=1).min(axis=1)
+    return np.where(stacked <= PEER_VOTES, stacked, 0)
+
+
+def peer_gate(workers: int, seed: int, call_right: float) -> None:
+    print(
+        f"\nPeer-agreement gate, every label vote credited at once, the crowd's call right "
+        f"{call_right:.0%} of the time: % paused within 200 / 1,000 label votes; votes until "
+        "the pause, median / 90th percentile"
+    )
+    for share in (0.5, 0.9):
+        print(f"\n  pool {share:.0%} yes")
+        for index, family in enumerate(FAMILIES):
+            if family.name.startswith("yes-clicker, controls 90"):
+                continue  # the same worker as above on label items
+            when = _peer_family(
+                family, share, call_right, workers, seed + 7919 * index + int(share * 10)
+            )
+            paused = when[when > 0]
+            shown = (
+                f"{np.median(paused):.0f} / {np.percentile(paused, 90):.0f}"
+                if paused.size
+                else "never"
+            )
+            name = family.name.split(",")[0].replace(" (controls right)", "")
+            print(
+                f"  {name:32} {100 * np.mean((when > 0) & (when <= 200)):5.1f}% "
+                f"{100 * np.mean(when > 0):5.1f}%  {shown}"
+            )
+
+
+def _peer_exact(test: int, agree: float, steps: int) -> float:
+    """P(peer test ``test`` reaches its threshold within ``steps`` credits) for a worker who
+    agrees with every credit's call (0.99, taken at 0.95) with probability ``agree``."""
+    p_yes = 0.01 if test == 2 else 0.99
+    agree_yes = 0 if test == 2 else 1
+    ratio = peer_vote_evidence([agree_yes, 1 - agree_yes], [p_yes] * 2, GATES)[:, test]
+    threshold = peer_thresholds(GATES)[test]
+    states, crossed = {0.0: 1.0}, 0.0
+    for _ in range(steps):
+        after: dict[float, float] = {}
+        for value, weight in states.items():
+            for step, chance in ((ratio[0], agree), (ratio[1], 1 - agree)):
+                moved = max(-2 * threshold, value + float(step))
+                if moved >= threshold:
+                    crossed += weight * chance
+                else:
+                    key = round(moved, 9)
+                    after[key] = after.get(key, 0.0) + weight * chance
+        states = after
+    return crossed
+
+
+def peer_worst_case() -> None:
+    trust = GATES.peer_trust
+    coin_agree = trust * GATES.gold_bar + (1 - trust) * (1 - GATES.gold_bar)
+    kind_agree = trust * GATES.gold_bar
+    print(
+        "\nExact, the peer gate's worst cases: a worker at the bar, every call right exactly "
+        f"{trust:.0%} of the time (so he agrees {coin_agree:.2f} of the time; for a kind's "
+        f"test, right {GATES.gold_bar:.0%} on that kind and always on the other: "
+        f"{kind_agree:.2f}), paused within N credits"
+    )
+    for steps in (200, 1000):
+        coin = _peer_exact(0, coin_agree, steps)
+        kind = _peer_exact(1, kind_agree, steps)
+        print(
+            f"  N = {steps:4}: coin test {100 * coin:.3f} %, each kind's {100 * kind:.3f} %, "
+            f"together at most {100 * (coin + 2 * kind):.3f} %"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="200 workers per family")
     parser.add_argument("--seed", type=int, default=int.from_bytes(os.urandom(4), "little"))
+    parser.add_argument(
+        "--call-right",
+        type=float,
+        default=0.98,
+        help="how often the crowd's call on a credited item is right (peer-agreement gate)",
+    )
+    parser.add_argument("--peer-only", action="store_true", help="only the peer-agreement gate")
     args = parser.parse_args()
     workers = 200 if args.small else 1000
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, seed {args.seed}")
     print(f"{workers} workers per family and stream, {HORIZONS[-1]} tasks each\n")
+    peer_gate(workers, args.seed, args.call_right)
+    peer_worst_case()
+    if args.peer_only:
+        return
     control_gate(workers, args.seed)
     worst_case()
     speed_gate(workers, args.seed)

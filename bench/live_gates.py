@@ -8,7 +8,8 @@ right as the worker's true matrix on control items says). Answers are taken in o
 round: a worker paused part way through a round never cast his later votes of that round, and
 his places in every item's queue go to the workers behind him. Each item's queue is widened
 with a reserve of distinct workers (drawn apart from the main stream, so the first slots are
-the ones ``--no-gates`` sees), and an item whose queue runs dry goes to review.
+the ones ``--no-gates`` sees), and an item whose queue runs dry goes to review. The
+peer-agreement gate runs where the credits are given (``peer_credit``), not per task.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from labeling.crowd.gates import (
     LabelAnswer,
     WorkerRecord,
     gate_task,
+    peer_evidence_changes,
+    peer_thresholds,
 )
 
 RESERVE = 15
@@ -47,6 +50,9 @@ class Crew:
     gold_right: NDArray[np.float64]  # (W, 2): P(right on a control) whose answer is no, yes
     rng: np.random.Generator
     gates: GateSettings
+    peer_evidence: NDArray[np.float64]  # (W, 3): the peer-agreement gate's (PEER_TESTS), nats
+    by_peers: NDArray[np.bool_]  # paused by the peer-agreement gate
+    peer_gate: bool = True  # --no-peer-gate: that gate is not run
 
 
 def crew_for(pool: WorkerPool, priors: NDArray[np.float64], seed: int) -> Crew:
@@ -61,6 +67,8 @@ def crew_for(pool: WorkerPool, priors: NDArray[np.float64], seed: int) -> Crew:
         gold_right=np.stack([pool.gold_confusions[:, 0, 0], pool.gold_confusions[:, 1, 1]], 1),
         rng=np.random.default_rng(seed + 20_000),
         gates=GateSettings(),
+        peer_evidence=np.zeros((n, 3)),
+        by_peers=np.zeros(n, bool),
     )
 
 
@@ -146,6 +154,33 @@ def gate_round(
     return kept
 
 
+def peer_credit(
+    crew: Crew,
+    worker: NDArray[np.int64],
+    answers: NDArray[np.int64],
+    old: NDArray[np.float64],
+    new: NDArray[np.float64],
+) -> NDArray[np.bool_]:
+    """The peer-agreement gate on a batch of credits moving from ``old`` to ``new`` (as the
+    platform's peer_record_add takes one decision's credits: one floored addition per worker);
+    returns who it paused just now."""
+    n = len(crew.paused)
+    change = peer_evidence_changes(worker, answers, old, new, n, crew.gates)
+    touched = np.zeros(n, bool)
+    touched[worker] = True
+    pause = np.array(peer_thresholds(crew.gates))
+    crew.peer_evidence = np.where(
+        touched[:, None], np.maximum(-2 * pause, crew.peer_evidence + change), crew.peer_evidence
+    )
+    if not crew.peer_gate:
+        return np.zeros(n, bool)
+    newly = touched & ~crew.paused & (crew.peer_evidence >= pause).any(axis=1)
+    crew.paused |= newly
+    crew.by_peers |= newly
+    crew.paused_votes[newly] = crew.cast[newly]
+    return newly
+
+
 def drop_paused(
     workers: NDArray[np.int64],
     answers: NDArray[np.int64],
@@ -171,6 +206,7 @@ class Pauses:
     workers: dict[str, int]
     paused: dict[str, int]
     votes: dict[str, list[float]]
+    by_peers: dict[str, int]
 
 
 def pauses(crews: list[Crew], kinds: list[NDArray[np.int64]], accuracy: list[NDArray]) -> Pauses:
@@ -179,6 +215,7 @@ def pauses(crews: list[Crew], kinds: list[NDArray[np.int64]], accuracy: list[NDA
     workers: dict[str, int] = {}
     paused: dict[str, int] = {}
     votes: dict[str, list[float]] = {}
+    by_peers: dict[str, int] = {}
     for crew, kind, right in zip(crews, kinds, accuracy, strict=True):
         names = np.array(KINDS, dtype=object)[kind]
         names = np.where(
@@ -189,19 +226,26 @@ def pauses(crews: list[Crew], kinds: list[NDArray[np.int64]], accuracy: list[NDA
             these = voted & (names == name)
             workers[name] = workers.get(name, 0) + int(these.sum())
             paused[name] = paused.get(name, 0) + int((these & crew.paused).sum())
+            by_peers[name] = by_peers.get(name, 0) + int((these & crew.by_peers).sum())
             votes.setdefault(name, []).extend(crew.paused_votes[these & crew.paused].tolist())
-    return Pauses(workers, paused, votes)
+    return Pauses(workers, paused, votes, by_peers)
 
 
 def pause_cells(p: Pauses) -> str:
-    """Honest workers >= 0.8 paused, then each other kind: paused / workers (mean votes)."""
+    """Honest workers >= 0.8 paused (by the peer gate), then each other kind: paused / workers
+    (by the peer gate), median and mean label votes before the pause."""
     honest = "honest >= 0.8"
     n, stopped = p.workers.get(honest, 0), p.paused.get(honest, 0)
-    first = f"{100 * stopped / n:.2f} % ({stopped} / {n})" if n else "none"
+    first = (
+        f"{100 * stopped / n:.2f} % ({stopped} / {n}, peer gate {p.by_peers[honest]})"
+        if n
+        else "none"
+    )
     rest = []
     for name in sorted(p.workers):
         if name == honest:
             continue
-        mean = f", {np.mean(p.votes[name]):.0f} votes" if p.votes.get(name) else ""
-        rest.append(f"{name} {p.paused[name]} / {p.workers[name]}{mean}")
+        votes = p.votes.get(name)
+        when = f", {np.median(votes):.0f} / {np.mean(votes):.0f} votes" if votes else ""
+        rest.append(f"{name} {p.paused[name]} / {p.workers[name]} ({p.by_peers[name]}){when}")
     return f"{first} | {'; '.join(rest)}"

@@ -52,6 +52,10 @@ class WorkerProfile(models.Model):
     fast_evidence = models.FloatField(default=0.0)
     said_yes_evidence = models.FloatField(default=0.0)
     said_no_evidence = models.FloatField(default=0.0)
+    # The peer-agreement gate's, over his label votes' credits (below), written with them.
+    peer_evidence = models.FloatField(default=0.0)
+    peer_evidence_yes = models.FloatField(default=0.0)
+    peer_evidence_no = models.FloatField(default=0.0)
     paused = models.BooleanField(default=False)
     pause_reason = models.CharField(max_length=300, blank=True, help_text="Shown to the worker.")
     pause_detail = models.CharField(

@@ -19,7 +19,6 @@ from django.utils import timezone
 from labeling.crowd.answers import AnswerInvalid, BoxLimits, ItemAnswer, ItemSpec, parse_answers
 from labeling.crowd.gates import (
     ControlAnswer,
-    GateSettings,
     LabelAnswer,
     WorkerRecord,
     gate_task,
@@ -43,6 +42,7 @@ from labeling.services.consensus import (
     worker_decisions_reopen,
 )
 from labeling.services.microtasks import WorkerPaused, worker_profile
+from labeling.services.worker_coins import gate_settings
 
 __all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
 
@@ -65,18 +65,6 @@ class Submitted:
 
     body: dict[str, Any]
     replayed: bool
-
-
-def gate_settings() -> GateSettings:
-    """Quality-gate thresholds from settings."""
-    return GateSettings(
-        min_seconds_per_item=settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM,
-        fast_honest_rate=settings.CROWDNET_GATE_FAST_HONEST_RATE,
-        fast_bot_rate=settings.CROWDNET_GATE_FAST_BOT_RATE,
-        gold_bar=settings.CROWDNET_GATE_GOLD_BAR,
-        gold_chance=settings.CROWDNET_GATE_GOLD_CHANCE,
-        false_pause=settings.CROWDNET_GATE_FALSE_PAUSE,
-    )
 
 
 def worker_stats(profile: WorkerProfile) -> dict[str, Any]:

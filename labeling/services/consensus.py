@@ -34,6 +34,7 @@ from labeling.consensus import (
     vote_agreement,
 )
 from labeling.consensus.dynamic import ConfidenceTable as Table
+from labeling.crowd.gates import peer_evidence_changes
 from labeling.models import (
     Box,
     Candidate,
@@ -45,7 +46,12 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services.category_priors import category_decided_priors
-from labeling.services.worker_coins import peer_counts_by_worker, peer_record_add, worker_coins
+from labeling.services.worker_coins import (
+    gate_settings,
+    peer_counts_by_worker,
+    peer_record_add,
+    worker_coins,
+)
 
 log = logging.getLogger(__name__)
 
@@ -221,9 +227,10 @@ def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
     """Once the answer commits, credit each voter on the items just decided (sent to review
     included: learning only where the crowd agreed would flatter everyone) with what the item's
     other votes said, taken as cautiously as decisions are (cautious_posteriors), where they
-    were confident (PEER_CONFIDENCE), and look again at the
-    decisions of any worker whose votes thereby stop carrying evidence. A vote already credited
-    at an earlier decision of a reopened item has that credit replaced, not added to."""
+    were confident (PEER_CONFIDENCE), with the peer-agreement gate's evidence, and look again
+    at the decisions of any worker whose votes thereby stop carrying evidence or whom the gate
+    pauses. A vote already credited at an earlier decision of a reopened item has that credit
+    replaced, not added to."""
     prior = settings.CROWDNET_CONSENSUS_PRIOR
     p_others = cautious_posteriors(
         vote_agreement(live.items, live.answers, live.accuracies, n_items, prior),
@@ -245,13 +252,19 @@ def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
         ["peer_p_yes"],
     )
     ids, workers = np.unique(live.workers[moved], return_inverse=True)
-    changes = peer_count_changes(workers, live.answers[moved], old[moved], credit[moved], len(ids))
-    counts = peer_counts_by_worker(ids, changes)
-    transaction.on_commit(lambda: _peer_learn(counts))
+    said, old, credit = live.answers[moved], old[moved], credit[moved]
+    changes = np.column_stack(
+        [
+            peer_count_changes(workers, said, old, credit, len(ids)),
+            peer_evidence_changes(workers, said, old, credit, len(ids), gate_settings()),
+        ]
+    )
+    credits = peer_counts_by_worker(ids, changes)
+    transaction.on_commit(lambda: _peer_learn(credits))
 
 
-def _peer_learn(counts: dict[int, tuple[float, float, float, float]]) -> None:
-    for worker_id in peer_record_add(counts):
+def _peer_learn(credits: dict[int, tuple[float, ...]]) -> None:
+    for worker_id in peer_record_add(credits):
         worker_decisions_reopen(worker_id=worker_id)
 
 

@@ -23,6 +23,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Abs, Coalesce
 from django.utils import timezone
 
+from labeling.crowd.gates import PEER_TESTS
 from labeling.models import (
     Box,
     Candidate,
@@ -369,6 +370,7 @@ def worker_resume(*, profile: WorkerProfile) -> None:
         "fast_evidence",
         "said_yes_evidence",
         "said_no_evidence",
+        *PEER_TESTS,
     ]
     for field in evidence:
         setattr(profile, field, 0.0)

@@ -1,6 +1,7 @@
 """Each worker's two coins (sensitivity, specificity) on yes/no label questions, as the live
 answer path reads and learns them: from the control record, from agreement with the rest of the
-crowd on the items it decides, and from the last Dawid-Skene run when there was one.
+crowd on the items it decides, and from the last Dawid-Skene run when there was one; and the
+peer-agreement gate, which reads the same agreement (labeling.crowd.gates).
 """
 
 from __future__ import annotations
@@ -11,12 +12,18 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum, Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
 
 from labeling.consensus import live_coins, newcomer_accuracy
-from labeling.models import WorkerProfile
+from labeling.crowd.gates import PEER_TESTS, GateSettings, peer_pause, peer_thresholds
+from labeling.models import MicroTask, TaskItem, WorkerProfile
 
 PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
+PEER_CREDIT = (*PEER_FIELDS, *PEER_TESTS)
+"""What one decision's credits add to a worker's profile: the agreement counts and the
+peer-agreement gate's evidence (labeling.crowd.gates.peer_evidence_changes)."""
 _READ = ("user_id", "gold_correct", "gold_seen", "confusion", "paused", *PEER_FIELDS)
 PAUSED = (0.5, 0.5)
 """A paused worker's coins: his votes weigh nothing until a curator resumes him."""
@@ -26,6 +33,19 @@ NEWCOMER_CACHE_KEY = "worker-coins:newcomer"
 NEWCOMER_SECONDS = 60
 """How long the crowd's pooled control accuracy is reused: summing every worker's record on
 each answer would make an answer's cost grow with the crowd; a minute-old figure is as good."""
+
+
+def gate_settings() -> GateSettings:
+    """Quality-gate thresholds from settings."""
+    return GateSettings(
+        min_seconds_per_item=settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM,
+        fast_honest_rate=settings.CROWDNET_GATE_FAST_HONEST_RATE,
+        fast_bot_rate=settings.CROWDNET_GATE_FAST_BOT_RATE,
+        gold_bar=settings.CROWDNET_GATE_GOLD_BAR,
+        gold_chance=settings.CROWDNET_GATE_GOLD_CHANCE,
+        false_pause=settings.CROWDNET_GATE_FALSE_PAUSE,
+        peer_trust=settings.CROWDNET_GATE_PEER_TRUST,
+    )
 
 
 def crowd_newcomer() -> float:
@@ -81,12 +101,16 @@ def informative(sensitivity: float, specificity: float) -> bool:
     return sensitivity + specificity > 1.0
 
 
-def peer_record_add(counts: dict[int, tuple[float, float, float, float]]) -> list[int]:
-    """Add agreement counts (laid out as ``PEER_FIELDS``) to these workers' profiles with
-    targeted updates, in id order; returns the workers whose votes carried evidence before and
-    no longer do (their decisions are to be looked at again)."""
-    ids = sorted(counts)
+def peer_record_add(credits: dict[int, tuple[float, ...]]) -> list[int]:
+    """Add one decision's credits (laid out as ``PEER_CREDIT``) to these workers' profiles
+    with targeted updates, in id order, and pause whoever the peer-agreement gate now catches
+    (his open leases go back to the pool); returns the workers whose votes carried evidence
+    before and no longer do, paused ones included (their decisions are to be looked at
+    again)."""
+    ids = sorted(credits)
     newcomer = crowd_newcomer()
+    gates = gate_settings()
+    thresholds = peer_thresholds(gates)
     with transaction.atomic():
         before = _coins(
             list(
@@ -98,26 +122,56 @@ def peer_record_add(counts: dict[int, tuple[float, float, float, float]]) -> lis
             newcomer,
         )
         for worker_id in ids:
-            added = dict(zip(PEER_FIELDS, counts[worker_id], strict=True))
-            WorkerProfile.objects.filter(user_id=worker_id).update(
-                **{name: F(name) + value for name, value in added.items()}
-            )
+            added = dict(zip(PEER_CREDIT, credits[worker_id], strict=True))
+            counts = {name: F(name) + added[name] for name in PEER_FIELDS}
+            evidence = {
+                name: Greatest(Value(-2.0 * threshold), F(name) + added[name])
+                for name, threshold in zip(PEER_TESTS, thresholds, strict=True)
+            }
+            WorkerProfile.objects.filter(user_id=worker_id).update(**counts, **evidence)
+        paused = _peer_pauses(ids, thresholds, gates)
         after = _coins(
             list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ)), newcomer
         )
     return [
-        w for w in ids if w in before and informative(*before[w]) and not informative(*after[w])
+        w
+        for w in ids
+        if w in paused or (w in before and informative(*before[w]) and not informative(*after[w]))
     ]
 
 
-def peer_counts_by_worker(
-    workers: np.ndarray, counts: np.ndarray
-) -> dict[int, tuple[float, float, float, float]]:
+def _peer_pauses(ids: list[int], thresholds: tuple[float, ...], gates: GateSettings) -> set[int]:
+    """Pause the workers among ``ids`` (rows locked by the caller) whose peer evidence has
+    reached one of the gate's thresholds and who are not paused already (a pause set by
+    another gate or a curator stands, with its reason); returns them."""
+    reached = Q()
+    for name, threshold in zip(PEER_TESTS, thresholds, strict=True):
+        reached |= Q(**{f"{name}__gte": threshold})
+    caught = list(
+        WorkerProfile.objects.filter(reached, user_id__in=ids, paused=False).values_list(
+            "user_id", *PEER_TESTS, *PEER_FIELDS
+        )
+    )
+    now = timezone.now()
+    for worker_id, *evidence, yes_items, said_yes, no_items, said_no in caught:
+        pause = peer_pause(tuple(evidence), said_yes + said_no, yes_items + no_items, gates)
+        if pause is None:  # not reachable: the filter asked for evidence at the threshold
+            continue
+        WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
+            paused=True, pause_reason=pause.reason, pause_detail=pause.detail, paused_at=now
+        )
+        TaskItem.objects.filter(
+            task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
+        ).update(leased_until=now)
+    return {row[0] for row in caught}
+
+
+def peer_counts_by_worker(workers: np.ndarray, counts: np.ndarray) -> dict[int, tuple[float, ...]]:
     """``counts`` rows (from labeling.consensus.peer_counts or peer_count_changes over worker
-    indices) keyed by the worker ids in ``workers``; workers whose row is all zero are left
-    out."""
+    indices, and the peer evidence's change beside them) keyed by the worker ids in
+    ``workers``; workers whose row is all zero are left out."""
     return {
-        int(w): tuple(float(v) for v in counts[i])  # type: ignore[misc]
+        int(w): tuple(float(v) for v in counts[i])
         for i, w in enumerate(workers.tolist())
         if np.any(counts[i] != 0)
     }

@@ -441,6 +441,10 @@ def test_curator_resumes_a_paused_worker(curator_api, category, settings):
         fast_evidence=5.0,
         said_yes_evidence=4.0,
         said_no_evidence=-1.0,
+        peer_evidence=5.5,
+        peer_evidence_yes=-2.0,
+        peer_evidence_no=1.0,
+        peer_yes_items=7.0,
     )
     assert client.get("/api/tasks/next/").status_code == 403
 
@@ -457,8 +461,12 @@ def test_curator_resumes_a_paused_worker(curator_api, category, settings):
         profile.fast_evidence,
         profile.said_yes_evidence,
         profile.said_no_evidence,
+        profile.peer_evidence,
+        profile.peer_evidence_yes,
+        profile.peer_evidence_no,
     ]
-    assert (evidence, profile.gold_seen) == ([0.0] * 6, 4)
+    # the tests start afresh; the lifetime records (controls, agreement counts) stay
+    assert (evidence, profile.gold_seen, profile.peer_yes_items) == ([0.0] * 9, 4, 7.0)
     assert client.get("/api/tasks/next/").status_code == 200
 
 

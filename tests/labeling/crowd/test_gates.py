@@ -11,6 +11,7 @@ import pytest
 from labeling.crowd.gates import (
     GOLD_REASON,
     ONE_ANSWER_REASON,
+    PEER_REASON,
     ControlAnswer,
     GateSettings,
     LabelAnswer,
@@ -20,6 +21,11 @@ from labeling.crowd.gates import (
     gold_thresholds,
     one_answer_rates,
     pause_decision,
+    peer_evidence_add,
+    peer_evidence_changes,
+    peer_pause,
+    peer_thresholds,
+    peer_vote_evidence,
     record_task,
 )
 
@@ -245,3 +251,201 @@ def test_a_worker_who_says_yes_two_times_in_three_is_never_paused():
         record, seconds_per_item=SLOW, gold=[], gates=GATES, labels=(LabelAnswer(True, 40, 60),)
     )
     assert record.said_yes_evidence == pytest.approx(-2 * ONE_ANSWER_PAUSE + SAID_IT)
+
+
+# Peer-agreement gate. A credit of P(yes) 0.99 from the item's other votes is taken as 0.95
+# (peer_trust): at the bar a worker says yes there with probability 0.95 x 0.8 + 0.05 x 0.2 =
+# 0.77, a coin 0.5. Each kind's test reads only the items the crowd calls that kind and takes
+# the other kind's coin at 1: the yes-items test has him say yes on an item called yes 0.95 x
+# 0.8 = 0.76 of the time at the bar, 0.95 x 0.1 = 0.095 below it; the no-items test is its
+# mirror image.
+AGREE, DISAGREE = math.log(0.5 / 0.77), math.log(0.5 / 0.23)  # -0.432, +0.777 nats
+OWN_KIND_RIGHT, OWN_KIND_WRONG = math.log(0.095 / 0.76), math.log(0.905 / 0.24)  # -2.079, +1.327
+PEER_PAUSE = (math.log(200), math.log(400), math.log(400))
+
+
+@pytest.mark.parametrize(
+    ("said_yes", "p_yes", "evidence"),
+    [
+        (1, 0.99, (AGREE, OWN_KIND_RIGHT, 0.0)),
+        (0, 0.99, (DISAGREE, OWN_KIND_WRONG, 0.0)),
+        # the mirror image on an item the crowd calls no
+        (0, 0.01, (AGREE, 0.0, OWN_KIND_RIGHT)),
+        (1, 0.01, (DISAGREE, 0.0, OWN_KIND_WRONG)),
+        # a call under peer_trust is taken as it is: yes at the bar 0.9 x 0.8 + 0.1 x 0.2 =
+        # 0.74; yes-items test 0.9 x 0.1 against 0.9 x 0.8
+        (1, 0.9, (math.log(0.5 / 0.74), math.log(0.09 / 0.72), 0.0)),
+        # no credit, no evidence
+        (1, float("nan"), (0.0, 0.0, 0.0)),
+    ],
+)
+def test_each_credited_vote_is_a_likelihood_ratio_given_the_crowds_call(said_yes, p_yes, evidence):
+    assert peer_vote_evidence([said_yes], [p_yes], GATES).tolist() == [
+        [pytest.approx(value, abs=1e-12) for value in evidence]
+    ]
+
+
+def test_a_replaced_credit_leaves_the_evidence_of_the_latest_one_only():
+    # given worker 0's yes credited at P(yes) 0.99 and worker 1's no at 0.9
+    said, first = [1, 0], [0.99, 0.9]
+    none = [float("nan")] * 2
+    credited = peer_evidence_changes([0, 1], said, none, first, 2, GATES)
+
+    # when the items are decided again the other way, then both credits are dropped
+    moved = peer_evidence_changes([0, 1], said, first, [0.01, float("nan")], 2, GATES)
+    total = credited + moved
+
+    assert total.tolist() == [
+        [pytest.approx(v, abs=1e-12) for v in (DISAGREE, 0.0, OWN_KIND_WRONG)],
+        [0.0, 0.0, 0.0],
+    ]
+
+
+def _peer_run(said: list[int], p_yes: list[float]) -> tuple[tuple[float, ...], list[bool]]:
+    """One credit per decision, as peer_record_add takes them: the evidence at the end and,
+    per credit, paused or not."""
+    evidence: tuple[float, ...] = (0.0, 0.0, 0.0)
+    paused = []
+    for yes, q in zip(said, p_yes, strict=True):
+        change = peer_evidence_changes([0], [yes], [float("nan")], [q], 1, GATES)[0]
+        evidence = peer_evidence_add(evidence, tuple(change.tolist()), GATES)
+        paused.append(peer_pause(evidence, 0.0, 0.0, GATES) is not None)
+    return evidence, paused
+
+
+def test_the_peer_thresholds_split_the_budget_as_the_control_tests_do():
+    assert peer_thresholds(GATES) == tuple(pytest.approx(value) for value in PEER_PAUSE)
+
+
+def test_a_worker_who_contradicts_the_crowd_on_both_kinds_is_paused_at_his_7th_credit():
+    # the coin test: 6 x 0.777 = 4.66 < log(200) = 5.30 <= 7 x 0.777 = 5.44; each kind's test
+    # gets +1.327 per contradiction on its own kind: 4 x 1.327 = 5.31 < log(400) = 5.99
+    evidence, paused = _peer_run([1 - i % 2 for i in range(7)], [0.01, 0.99] * 3 + [0.01])
+
+    assert paused == [False] * 6 + [True]
+    assert evidence == (
+        pytest.approx(7 * DISAGREE),
+        pytest.approx(3 * OWN_KIND_WRONG),
+        pytest.approx(4 * OWN_KIND_WRONG),
+    )
+
+
+def test_a_no_clicker_on_items_the_crowd_calls_yes_is_paused_at_his_5th_credit():
+    # the yes-items test: 4 x 1.327 = 5.31 < log(400) = 5.99 <= 5 x 1.327 = 6.64; the coin test
+    # only 5 x 0.777 = 3.88
+    evidence, paused = _peer_run([0] * 5, [0.99] * 5)
+
+    assert paused == [False] * 4 + [True]
+    assert evidence == (pytest.approx(5 * DISAGREE), pytest.approx(5 * OWN_KIND_WRONG), 0.0)
+
+
+def test_a_long_agreeing_record_is_floored_at_twice_each_threshold():
+    evidence, paused = _peer_run([1, 0] * 100, [0.99, 0.01] * 100)
+
+    assert not any(paused)
+    assert evidence == tuple(pytest.approx(-2 * value) for value in PEER_PAUSE)
+
+
+def _expected_ratio(p_yes: float, truth_yes: float, sens: float, spec: float) -> np.ndarray:
+    """Per test, E[likelihood ratio] of one vote credited at ``p_yes`` by a worker with these
+    coins, on an item whose truth is yes with probability ``truth_yes``."""
+    says_yes = truth_yes * sens + (1 - truth_yes) * (1 - spec)
+    ratios = np.exp(peer_vote_evidence([1, 0], [p_yes, p_yes], GATES))
+    return says_yes * ratios[0] + (1 - says_yes) * ratios[1]
+
+
+CALLS = [0.01, 0.05, 0.1, 0.4, 0.6, 0.9, 0.95, 0.99, 1.0]
+
+
+@pytest.mark.parametrize("calls_right", ["as they say", "always"])
+@pytest.mark.parametrize("right", [0.8, 0.9, 1.0])
+@pytest.mark.parametrize("p_yes", CALLS)
+def test_the_coin_test_is_a_supermartingale_for_a_worker_at_or_above_the_bar(
+    calls_right, right, p_yes
+):
+    # given a call right as often as it says (up to peer_trust) or always, and a worker right
+    # `right` of the time on both kinds of items
+    q = min(max(p_yes, 1 - GATES.peer_trust), GATES.peer_trust)
+    truth_yes = q if calls_right == "as they say" else float(p_yes > 0.5)
+    expectation = _expected_ratio(p_yes, truth_yes, right, right)[0]
+
+    # then the coin test's likelihood ratio has expectation at most 1 (exactly 1 at the bar)
+    assert expectation <= 1 + 1e-12
+    if right == 0.8 and calls_right == "as they say":
+        assert expectation == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("calls_right", ["as they say", "always"])
+@pytest.mark.parametrize(("own", "other"), [(0.8, 0.0), (0.8, 0.5), (0.8, 1.0), (0.95, 0.3)])
+@pytest.mark.parametrize("p_yes", CALLS)
+def test_each_kinds_test_is_a_supermartingale_for_a_worker_at_the_bar_on_that_kind(
+    calls_right, own, other, p_yes
+):
+    # given a call right as often as it says (up to peer_trust) or always, and a worker right
+    # `own` of the time on one kind of item and `other` on the other, whatever that is
+    q = min(max(p_yes, 1 - GATES.peer_trust), GATES.peer_trust)
+    truth_yes = q if calls_right == "as they say" else float(p_yes > 0.5)
+    yes_items = _expected_ratio(p_yes, truth_yes, own, other)[1]
+    no_items = _expected_ratio(p_yes, truth_yes, other, own)[2]
+
+    # then that kind's test has expectation at most 1 (exactly 1 at the bar on its own kind's
+    # calls, perfect on the other kind; the other kind's calls leave it alone)
+    assert (yes_items <= 1 + 1e-12, no_items <= 1 + 1e-12) == (True, True)
+    if (own, other, calls_right) == (0.8, 1.0, "as they say"):
+        assert (yes_items if p_yes > 0.5 else no_items) == pytest.approx(1.0)
+    assert (no_items if p_yes > 0.5 else yes_items) == 1.0
+
+
+def _peer_crossing(test: int, steps: int) -> float:
+    """P(the peer test reaches its threshold within ``steps`` credits), exact over the
+    reachable sums, in its worst case: every credit 0.95 sure (0.99 taken at peer_trust) and
+    right that often, on items the crowd calls yes (the no-items test: on no items), and a
+    worker at the bar (for a kind's test: on that kind, and never wrong on the other), who so
+    agrees with the call 0.77 of the time (a kind's test: 0.76)."""
+    p_yes = 0.01 if test == 2 else 0.99
+    agree_yes = 1 if test != 2 else 0
+    agree = 0.77 if test == 0 else 0.76
+    ratio = peer_vote_evidence([agree_yes, 1 - agree_yes], [p_yes] * 2, GATES)[:, test]
+    threshold = peer_thresholds(GATES)[test]
+    states, crossed = {0.0: 1.0}, 0.0
+    for _ in range(steps):
+        after: dict[float, float] = {}
+        for value, weight in states.items():
+            for step, chance in ((ratio[0], agree), (ratio[1], 1 - agree)):
+                moved = max(-2 * threshold, value + step)
+                if moved >= threshold:
+                    crossed += weight * chance
+                else:
+                    after[round(moved, 9)] = after.get(round(moved, 9), 0.0) + weight * chance
+        states = after
+    return crossed
+
+
+def test_a_worker_at_the_bar_is_paused_within_200_credits_at_most_as_budgeted():
+    # exact: by the coin test (budget 0.5 %), by each kind's (0.25 %); bench/gates.py: the
+    # same within 1,000 credits
+    assert _peer_crossing(0, 200) == pytest.approx(0.0036, abs=1e-4)
+    assert _peer_crossing(1, 200) == pytest.approx(0.0012, abs=1e-4)
+    assert _peer_crossing(2, 200) == pytest.approx(0.0012, abs=1e-4)
+
+
+def test_the_peer_pause_names_the_reason_and_curators_get_the_evidence():
+    assert peer_pause((5.29, 5.98, 5.98), 3.0, 10.0, GATES) is None
+
+    decision = peer_pause((5.41, 4.91, 3.39), 0.1, 7.0, GATES)
+
+    assert decision is not None
+    assert (
+        decision.reason
+        == PEER_REASON
+        == (
+            "Too many of your answers were unlikely to be right. Look closely at each image and "
+            "re-read the category definition; a curator can resume your account."
+        )
+    )
+    assert not any(ch.isdigit() for ch in decision.reason)
+    assert decision.detail == (
+        "Crowd agreement: 0.1 of 7.0 credited label votes agreed with the crowd's call. "
+        "Evidence (nats, pause at 5.30 / 5.99): all 5.41, yes items 4.91, no items 3.39 "
+        "(bar 80%, call at most 95% sure)."
+    )

@@ -1,0 +1,204 @@
+"""The peer-agreement gate where the credits land (peer_record_add, on commit of another
+worker's answer): targeted updates, so an answer, a curator's pause and the gate's own pause
+committed around it all stand."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from labeling.crowd.gates import PEER_REASON
+from labeling.models import TaskItem, WorkerProfile
+from labeling.services.answers import answer_submit
+from labeling.services.microtasks import task_assign, worker_pause
+from labeling.services.worker_coins import peer_record_add
+from tests.factories import UserFactory, candidate_pool
+
+# what the answer path and curators write: none of it belongs to peer_record_add
+LIVE_COLUMNS = (
+    "answered_tasks",
+    "answered_items",
+    "gold_seen",
+    "gold_correct",
+    "fast_evidence",
+    "paused",
+    "pause_reason",
+    "pause_detail",
+)
+PEER = (
+    "peer_yes_items",
+    "peer_yes_said_yes",
+    "peer_no_items",
+    "peer_no_said_no",
+    "peer_evidence",
+    "peer_evidence_yes",
+    "peer_evidence_no",
+)
+HONEST = (2.0, 1.5, 1.0, 1.0, -0.8, -4.0, -2.0)
+# 5 credits on items the crowd called yes, all contradicted: the coin test reaches 6.0 nats
+CONTRARY = (5.0, 0.0, 0.0, 0.0, 6.0, 6.5, -1.0)
+
+
+@pytest.fixture(autouse=True)
+def _rules(settings):
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
+    settings.CROWDNET_GOLD_RATE = 0.0
+
+
+def _worker(name: str):
+    user = UserFactory(username=name)
+    WorkerProfile.objects.create(user=user, answered_tasks=10, answered_items=40)
+    return user
+
+
+def _row(user, fields) -> dict[str, object]:
+    return WorkerProfile.objects.filter(user=user).values(*fields).get()
+
+
+def _wait_until_a_query_waits_for_a_lock() -> None:
+    with connection.cursor() as cursor:
+        for _ in range(6000):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("peer_record_add never reached the locked profile")
+
+
+@pytest.mark.django_db
+def test_credits_that_reach_the_gate_pause_the_worker_and_give_back_his_leases(category):
+    # given a worker holding a leased task, with no peer record yet
+    candidate_pool(category, 2, seed=6100)
+    user = _worker("contrary")
+    task = task_assign(worker=user, kind="verify")
+    before = timezone.now()
+
+    # when one decision's credits bring his coin test to 6.0 nats (pause at log(200) = 5.30)
+    reopen = peer_record_add({user.pk: CONTRARY})
+
+    # then he is paused for it, told only the reason, his decisions are to be looked at again,
+    # his lease is back in the pool, and the credits are there as added
+    row = _row(user, (*LIVE_COLUMNS, *PEER, "paused_at"))
+    assert reopen == [user.pk]
+    assert (row["paused"], row["pause_reason"]) == (True, PEER_REASON)
+    assert row["pause_detail"] == (
+        "Crowd agreement: 0.0 of 5.0 credited label votes agreed with the crowd's call. "
+        "Evidence (nats, pause at 5.30 / 5.99): all 6.00, yes items 6.50, no items -1.00 "
+        "(bar 80%, call at most 95% sure)."
+    )
+    assert row["paused_at"] >= before
+    assert tuple(row[name] for name in PEER) == CONTRARY
+    assert (row["answered_tasks"], row["answered_items"]) == (10, 40)
+    assert [item.leased_until <= timezone.now() for item in TaskItem.objects.filter(task=task)] == [
+        True
+    ]
+
+
+@pytest.mark.django_db
+def test_evidence_is_floored_at_twice_each_threshold_and_a_second_credit_adds_to_it(category):
+    # given a worker whose record already holds one decision's honest credits
+    user = _worker("steady")
+    peer_record_add({user.pk: HONEST})
+
+    # when a long run of agreement is credited at once
+    assert peer_record_add({user.pk: (10.0, 10.0, 10.0, 10.0, -30.0, -30.0, -30.0)}) == []
+
+    # then the counts add up and each test's evidence stops at its floor
+    row = _row(user, PEER)
+    assert tuple(row[name] for name in PEER) == (
+        12.0,
+        11.5,
+        11.0,
+        11.0,
+        pytest.approx(-2 * math.log(200)),
+        pytest.approx(-2 * math.log(400)),
+        pytest.approx(-2 * math.log(400)),
+    )
+    assert _row(user, ("paused",)) == {"paused": False}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_and_a_curators_pause_around_the_credits_all_stand(category):
+    # given an honest worker (lowest id: his row is locked first) with a leased task, one whom
+    # a curator is about to pause, and one whom the credits will pause
+    if connection.vendor != "postgresql":
+        pytest.skip("threads with their own connections and row locks: PostgreSQL")
+    honest, looked_at, contrary = _worker("honest"), _worker("looked-at"), _worker("contrary")
+    candidate_pool(category, 3, seed=6200)
+    task = task_assign(worker=honest, kind="verify")
+    locked, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+    reopened: list[list[int]] = []
+
+    def hold_then_answer() -> None:  # the honest worker's answer holds his row meanwhile
+        try:
+            with transaction.atomic():
+                WorkerProfile.objects.select_for_update().get(user=honest)
+                locked.set()
+                go.wait()
+                answers = [{"item": str(item.uid), "answer": "yes"} for item in task.items.all()]
+                answer_submit(worker=honest, task_uid=str(task.uid), answers=answers)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            locked.set()
+            connection.close()
+
+    def credit() -> None:
+        try:
+            reopened.append(
+                peer_record_add({honest.pk: HONEST, looked_at.pk: CONTRARY, contrary.pk: CONTRARY})
+            )
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    holder, crediting = threading.Thread(target=hold_then_answer), threading.Thread(target=credit)
+    holder.start()
+    locked.wait()
+
+    # when the credits wait for the honest worker's row, a curator pauses the second worker,
+    # and then the honest worker's answer commits
+    crediting.start()
+    _wait_until_a_query_waits_for_a_lock()
+    worker_pause(profile=WorkerProfile.objects.get(user=looked_at), reason="Curator: a look.")
+    go.set()
+    holder.join()
+    crediting.join()
+
+    # then the answer's counters stand beside the credits, the curator's pause keeps its
+    # reason (the gate pauses only who is not paused yet), and the third worker is paused by
+    # the gate; only he is newly cast out (the curator's pause had already taken the second
+    # one's weight)
+    assert errors == []
+    assert reopened == [[contrary.pk]]
+    assert _row(honest, LIVE_COLUMNS) == {
+        "answered_tasks": 11,
+        "answered_items": 41,
+        "gold_seen": 0,
+        "gold_correct": 0,
+        "fast_evidence": pytest.approx(math.log(0.5 / 0.9)),  # one slow task
+        "paused": False,
+        "pause_reason": "",
+        "pause_detail": "",
+    }
+    assert tuple(_row(honest, PEER).values()) == HONEST
+    assert _row(looked_at, ("paused", "pause_reason", "pause_detail")) == {
+        "paused": True,
+        "pause_reason": "Curator: a look.",
+        "pause_detail": "Paused by a curator.",
+    }
+    assert tuple(_row(looked_at, PEER).values()) == CONTRARY
+    assert _row(contrary, ("paused", "pause_reason")) == {
+        "paused": True,
+        "pause_reason": PEER_REASON,
+    }
