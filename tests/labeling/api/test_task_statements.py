@@ -34,8 +34,9 @@ def test_a_verify_lease_costs_the_same_statements_for_a_real_or_a_control_item(
     answer = [{"item": first["items"][0]["id"], "answer": "yes"}]
     client.post(f"/api/tasks/{first['id']}/answer/", {"answers": answer}, format="json")
 
-    # when they ask for the next task: savepoint, profile and kinds, pick, lease, release
-    with django_assert_num_queries(5):
+    # when they ask for the next task: savepoint, profile, open tasks and pick in one, lease,
+    # release
+    with django_assert_num_queries(4):
         response = client.get("/api/tasks/next/?kind=verify")
 
     # then it is served, a control exactly when the rate says so
