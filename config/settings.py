@@ -180,10 +180,14 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Server-side binding lets psycopg prepare a statement after a few runs, so the task
-        # engine's pool queries are planned once per connection instead of on every request.
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-            "CROWDNET_DB_SERVER_SIDE_BINDING", True
-        )
+        # engine's pool queries are parsed once per connection instead of on every request.
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = env_bool("CROWDNET_DB_SERVER_SIDE_BINDING", True)
+        if options["server_side_binding"]:
+            # Django turns psycopg's preparing off (prepare_threshold None) unless asked: a
+            # statement run this many times on a connection is prepared; 0 turns it off.
+            threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
+            options["prepare_threshold"] = threshold or None
 else:
     DATABASES = {
         "default": {
