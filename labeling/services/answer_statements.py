@@ -281,9 +281,9 @@ WITH decided AS (
   RETURNING 1
 ),
 credited AS (
-  UPDATE labeling_vote v SET peer_p_yes = x.p
-  FROM unnest(%(credit_ids)s::bigint[], %(credit_p)s::float8[]) AS x(id, p)
-  WHERE v.id = x.id
+  UPDATE labeling_vote
+  SET peer_p_yes = (%(credit_p)s::float8[])[array_position(%(credit_ids)s::bigint[], id)]
+  WHERE id = ANY(%(credit_ids)s::bigint[])
   RETURNING 1
 ),
 record AS (
