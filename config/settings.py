@@ -185,9 +185,13 @@ if DATABASE_URL:
         options["server_side_binding"] = env_bool("CROWDNET_DB_SERVER_SIDE_BINDING", True)
         if options["server_side_binding"]:
             # Django turns psycopg's preparing off (prepare_threshold None) unless asked: a
-            # statement run this many times on a connection is prepared; 0 turns it off.
+            # statement run this many times on a connection is prepared (parsed once); 0
+            # turns it off. Each run is still planned for its own values: a generic plan,
+            # made once while the crowd's tables were small, kept scanning them whole as
+            # they grew (bench/crowd_load.py read 20x the rows per answer).
             threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
             options["prepare_threshold"] = threshold or None
+            options["options"] = "-c plan_cache_mode=force_custom_plan"
 else:
     DATABASES = {
         "default": {

@@ -19,7 +19,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -67,18 +66,12 @@ picked AS (
     )
 }
 )
-SELECT state.paused, state.pause_reason, state.open_tasks, ARRAY(SELECT id FROM picked),
-  set_config('plan_cache_mode', 'force_generic_plan', true)
+SELECT state.paused, state.pause_reason, state.open_tasks, ARRAY(SELECT id FROM picked)
 FROM state
 """  # noqa: S608 (every fragment is a constant; values are bound)
 """The worker's state and the pick in one statement: his profile row-locked, whether he is
 paused and how many verify tasks he holds open, and, only when he may take another, up to
-``limit`` pool rows locked as PICK locks them.
-
-It also sets plan_cache_mode for the rest of the transaction, which is the LEASE: PostgreSQL
-would otherwise plan that statement afresh on every lease (2 ms of its CPU, four times its
-execution), because its generic plan's estimate looks worse; measured at pools of 10,000 and
-300,000, the generic plan (its limits written in, _lease_sql) runs as fast as a custom one."""
+``limit`` pool rows locked as PICK locks them."""
 
 DECIDED = (
     """{c}.category_id = l.category_id AND {c}.state IN ('accepted', 'rejected')
@@ -165,23 +158,6 @@ FROM task, item, chosen
 """  # noqa: S608 (every fragment is a constant; values are bound)
 
 
-@cache
-def _lease_sql(control_confidence: float, window: int, size_step: int, examples: int) -> str:
-    """LEASE with its tuning constants written in as numbers: a prepared LEASE is then planned
-    for the limits it really has, and PostgreSQL can keep one plan for it per connection
-    instead of planning the whole statement (2 ms) on every lease."""
-    constants = {
-        "%(control_confidence)s": repr(control_confidence),
-        "%(window)s": str(window),
-        "%(size_step)s": str(size_step),
-        "%(examples)s": str(examples),
-    }
-    sql = LEASE
-    for placeholder, value in constants.items():
-        sql = sql.replace(placeholder, value)
-    return sql
-
-
 @dataclass(frozen=True)
 class Served:
     """A just-leased task's items (with candidate, image and category loaded) and its example
@@ -257,14 +233,10 @@ def verify_state_pick(
     *, worker_id: int, now: datetime, max_open: int, limit: int
 ) -> WorkerState | None:
     """Lock the worker's profile and, if he may take another task, up to ``limit`` pool
-    candidates for him (STATE_PICK); None when he has no profile yet. The two limits are
-    written in as numbers: with them bound, PostgreSQL planned the statement afresh on every
-    call (0.5 ms); with them known, it keeps one plan per connection."""
-    sql = STATE_PICK.replace("%(max_open)s", str(int(max_open))).replace(
-        "%(limit)s", str(int(limit))
-    )
+    candidates for him (STATE_PICK); None when he has no profile yet."""
+    values = {"worker": worker_id, "now": now, "max_open": max_open, "limit": limit}
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"worker": worker_id, "now": now})
+        cursor.execute(STATE_PICK, values)
         row = cursor.fetchone()
     return None if row is None else WorkerState(row[0], row[1], row[2], list(row[3]))
 
@@ -292,14 +264,8 @@ def verify_lease(
         "task_uid": task_uid,
         "item_uid": item_uid,
     }
-    sql = _lease_sql(
-        float(params["control_confidence"]),
-        int(params["window"]),
-        int(params["size_step"]),
-        int(params["examples"]),
-    )
     with connection.cursor() as cursor:
-        cursor.execute(sql, values)
+        cursor.execute(LEASE, values)
         row = cursor.fetchone()
     if row is None:
         return None
