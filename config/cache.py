@@ -51,6 +51,18 @@ class ReusingRedisCacheClient(RedisCacheClient):
             client = self._clients.setdefault(id(pool), self._client(connection_pool=pool))
         return client
 
+    def set_many(self, data: dict[Any, Any], timeout: int | None) -> None:
+        """Each key SET with its expiry in one pipeline, not in a MULTI/EXEC of MSET and one
+        EXPIRE per key as Django's does: the same keys and expiries in one round trip,
+        without the transaction (a cache needs none) or the extra commands."""
+        pipeline = self.get_client(None, write=True).pipeline(transaction=False)
+        for key, value in data.items():
+            if timeout == 0:
+                pipeline.delete(key)
+            else:
+                pipeline.set(key, self._serializer.dumps(value), ex=timeout)
+        pipeline.execute()
+
 
 class _Outage:
     """Whether this process treats Redis as down (shared by every thread's cache object)."""

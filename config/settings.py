@@ -180,10 +180,18 @@ if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         # Server-side binding lets psycopg prepare a statement after a few runs, so the task
-        # engine's pool queries are planned once per connection instead of on every request.
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
-            "CROWDNET_DB_SERVER_SIDE_BINDING", True
-        )
+        # engine's pool queries are parsed once per connection instead of on every request.
+        options = DATABASES["default"].setdefault("OPTIONS", {})
+        options["server_side_binding"] = env_bool("CROWDNET_DB_SERVER_SIDE_BINDING", True)
+        if options["server_side_binding"]:
+            # Django turns psycopg's preparing off (prepare_threshold None) unless asked: a
+            # statement run this many times on a connection is prepared (parsed once); 0
+            # turns it off. Each run is still planned for its own values: a generic plan,
+            # made once while the crowd's tables were small, kept scanning them whole as
+            # they grew (bench/crowd_load.py read 20x the rows per answer).
+            threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
+            options["prepare_threshold"] = threshold or None
+            options["options"] = "-c plan_cache_mode=force_custom_plan"
 else:
     DATABASES = {
         "default": {
@@ -409,7 +417,7 @@ CONTENT_SECURITY_POLICY = {
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first, so that a request with no credentials gets 401 with WWW-Authenticate.
-        "rest_framework.authentication.TokenAuthentication",
+        "labeling.api.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

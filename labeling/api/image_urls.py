@@ -18,9 +18,9 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.signing import BadSignature, TimestampSigner
 from django.http import HttpRequest, HttpResponse
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
+from labeling.api.authentication import TokenAuthentication
 from labeling.models import User
 
 _SALT = "crowdnet.image-url"

@@ -15,7 +15,11 @@ from rest_framework.views import APIView
 
 from labeling.api.image_urls import image_url_sign
 from labeling.api.task_serializers import TASK_SCHEMA, AnswerSerializer, StatsSerializer
-from labeling.api.throttling import AddressRateThrottle, ScopedRateThrottle
+from labeling.api.throttling import (
+    AddressRateThrottle,
+    BatchedThrottlesMixin,
+    ScopedRateThrottle,
+)
 from labeling.models import Box, MicroTask, TaskItem, TaskKind
 from labeling.services.answers import (
     AnswerInvalid,
@@ -105,7 +109,7 @@ EMPTY_REASON_HEADER = "Crowdnet-Empty-Reason"
 (labeling.services.task_pool.EmptyReason)."""
 
 
-class NextTaskView(APIView):
+class NextTaskView(BatchedThrottlesMixin, APIView):
     """The next micro-task for the signed-in worker; 204 when there is nothing to do."""
 
     throttle_classes = [TaskThrottle, TaskIPThrottle]
@@ -141,7 +145,7 @@ class NextTaskView(APIView):
         return Response(task_body(task))
 
 
-class AnswerView(APIView):
+class AnswerView(BatchedThrottlesMixin, APIView):
     """Answer a leased task. Retrying with the same client_token returns the first result."""
 
     throttle_classes = [TaskThrottle, TaskIPThrottle]

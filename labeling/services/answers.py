@@ -16,6 +16,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from labeling.consensus import decided_prior
 from labeling.crowd.answers import AnswerInvalid, BoxLimits, ItemAnswer, ItemSpec, parse_answers
 from labeling.crowd.gates import (
     ControlAnswer,
@@ -34,15 +35,31 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
-from labeling.services.category_priors import category_decision_counts
+from labeling.services.answer_statements import (
+    ConsensusRows,
+    LoadedItem,
+    Tally,
+    consensus_read,
+    task_load,
+    verify_answer_finish,
+    verify_vote_write,
+)
+from labeling.services.category_priors import DECIDED_PRIOR_SAMPLE, category_decision_counts
 from labeling.services.consensus import (
+    PeerCredits,
     box_accepted,
     candidates_decide,
+    confidence_tables,
+    decisions_of,
+    live_votes_of,
     objects_fuse,
+    peer_credits,
+    peer_learn,
+    state_fields,
     worker_decisions_reopen,
 )
 from labeling.services.microtasks import WorkerPaused, worker_profile
-from labeling.services.worker_coins import gate_settings
+from labeling.services.worker_coins import gate_settings, worker_coins_of
 
 __all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
 
@@ -230,6 +247,23 @@ def _update_profile(
     gold: list[ControlAnswer],
     labels: tuple[LabelAnswer, ...],
 ) -> None:
+    _profile_record(
+        profile, items=items, seconds_per_item=seconds_per_item, gold=gold, labels=labels
+    )
+    profile.save()
+
+
+def _profile_record(
+    profile: WorkerProfile,
+    *,
+    items: int,
+    seconds_per_item: float,
+    gold: list[ControlAnswer],
+    labels: tuple[LabelAnswer, ...],
+) -> None:
+    """Count the answer in the worker's record and run the quality gates on it (``profile``
+    changed, not saved); a pause releases his other leases and, once the answer commits,
+    takes again the decisions his votes carried."""
     gates = gate_settings()
     record, pause = gate_task(
         WorkerRecord(
@@ -275,7 +309,6 @@ def _update_profile(
         ).update(leased_until=now)
         worker_id = profile.user_id
         transaction.on_commit(lambda: worker_decisions_reopen(worker_id=worker_id))
-    profile.save()
 
 
 def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | Submitted:
@@ -283,6 +316,12 @@ def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | 
     client_token; one statement reads both (the task by uid, any task by the token)."""
     wanted = Q(uid=task_uid) | Q(client_token=client_token) if client_token else Q(uid=task_uid)
     rows = list(MicroTask.objects.select_for_update().filter(wanted, worker=worker))
+    return _task_of(rows, task_uid, client_token)
+
+
+def _task_of(rows: list[MicroTask], task_uid: str, client_token: str) -> MicroTask | Submitted:
+    """Among the worker's tasks matched by uid or client_token: the one to answer, or the
+    stored reply to replay; raises TaskNotFound or TaskConflict."""
     earlier = next((t for t in rows if client_token and t.client_token == client_token), None)
     if earlier is not None:
         if str(earlier.uid) != str(task_uid):
@@ -299,6 +338,104 @@ def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | 
     return task
 
 
+def _verify_consensus(
+    item: LoadedItem, tally: Tally | None, counted_rows: ConsensusRows
+) -> tuple[dict[str, object] | None, PeerCredits | None]:
+    """candidates_decide for a verify answer's candidate over what CONSENSUS read: the fields
+    to write (None while it is not open or the vote did not count) and the peer credits of a
+    decision."""
+    if tally is None or tally.state != Candidate.State.OPEN:
+        return None, None
+    candidate = Candidate(
+        pk=item.candidate_id,
+        category_id=item.category_id,
+        state=tally.state,
+        yes_votes=tally.yes_votes,
+        no_votes=tally.no_votes,
+        votes_needed=tally.votes_needed,
+        override=tally.override,
+        box_state=tally.box_state,
+    )
+    candidate.votes_cast = tally.votes_cast
+    voters = {row[2] for row in counted_rows.votes}
+    live = live_votes_of(
+        [candidate.pk], counted_rows.votes, worker_coins_of(voters, counted_rows.profiles)
+    )
+    accepted, rejected = counted_rows.decided
+    learnt = {candidate.category_id: float(decided_prior(accepted, accepted + rejected))}
+    tables = confidence_tables({candidate.category_id})
+    decisions, live = decisions_of([candidate], live, learnt, tables)
+    fields = state_fields(candidate, decisions[candidate.pk], timezone.now())
+    if fields.get("state", Candidate.State.OPEN) == Candidate.State.OPEN:
+        return fields, None
+    return fields, peer_credits(live, [0], 1)
+
+
+def _verify_answer(
+    task: MicroTask,
+    profile: WorkerProfile,
+    items: list[LoadedItem],
+    answers: Any,
+    client_token: str,
+) -> Submitted:
+    """answer_submit's verify answer on PostgreSQL, in the three statements after the load
+    (labeling.services.answer_statements): the vote and tally, what consensus reads, and
+    every write that follows from them."""
+    (item,) = items
+    spec = ItemSpec(uid=str(item.uid), width=item.width, height=item.height)
+    (parsed,) = parse_answers(task.kind, answers, [spec])
+    now = timezone.now()
+    shown = max(filter(None, [task.issued_at, profile.last_answer_at]))
+    seconds = max(0.0, (now - shown).total_seconds())
+    known = item.known_answer()
+    control = None if known is None else ControlAnswer(known, (parsed.answer == "yes") == known)
+    counted = control is None  # a control never counts; a real item alone in its task does
+    tally = verify_vote_write(
+        worker_id=task.worker_id,
+        task_id=task.pk,
+        item=item,
+        answer=parsed.answer,
+        correct=None if control is None else control.right,
+        counted=counted,
+        seconds=seconds,
+        created_at=timezone.now(),
+    )
+    rows = consensus_read(candidate_id=item.candidate_id, category_id=item.category_id)
+    decision, credits = _verify_consensus(item, tally, rows)
+    if credits is not None:
+        counts = credits.counts
+        transaction.on_commit(lambda: peer_learn(counts))
+    labels: tuple[LabelAnswer, ...] = ()
+    if counted and parsed.answer in ("yes", "no"):
+        # the one-answer gate reads the category's decisions with this answer's own in them
+        accepted, rejected = rows.decided
+        state = (decision or {}).get("state")
+        if state == Candidate.State.ACCEPTED:
+            accepted = min(accepted + 1, DECIDED_PRIOR_SAMPLE)
+        elif state == Candidate.State.REJECTED:
+            rejected = min(rejected + 1, DECIDED_PRIOR_SAMPLE)
+        labels = (LabelAnswer(parsed.answer == "yes", accepted, rejected),)
+    _profile_record(
+        profile,
+        items=1,
+        seconds_per_item=seconds,
+        gold=[] if control is None else [control],
+        labels=labels,
+    )
+    body = worker_stats(profile)
+    verify_answer_finish(
+        candidate_id=item.candidate_id,
+        decision=decision,
+        credits=([], []) if credits is None else (credits.vote_ids, credits.peer_p_yes),
+        profile=profile,
+        task_id=task.pk,
+        now=now,
+        client_token=client_token or None,
+        response=body,
+    )
+    return Submitted(body=body, replayed=False)
+
+
 def answer_submit(
     *, worker: User, task_uid: str, answers: Any, client_token: str = ""
 ) -> Submitted:
@@ -306,13 +443,28 @@ def answer_submit(
     worker's profile and the task. Raises TaskNotFound, TaskConflict, WorkerPaused or
     AnswerInvalid, each before anything is written."""
     with transaction.atomic():
-        found = _locked_task(worker, task_uid, client_token)
+        loaded = None
+        if connection.vendor == "postgresql":
+            loaded = task_load(worker_id=worker.pk, task_uid=task_uid, client_token=client_token)
+        if loaded is not None:  # one statement: the task(s) and the profile locked, the items
+            found = _task_of([t for t, _ in loaded.tasks], task_uid, client_token)
+            profile = loaded.profile
+        else:  # SQLite, or no such task or no profile yet: the ORM says which
+            found = _locked_task(worker, task_uid, client_token)
+            profile = None
         if isinstance(found, Submitted):
             return found
         task = found
-        profile = worker_profile(worker, lock=True)
+        task.worker = worker
+        if profile is None:
+            profile = worker_profile(worker, lock=True)
+        profile.user = worker
         if profile.paused:
             raise WorkerPaused(profile.pause_reason)
+        if loaded is not None and task.kind == TaskKind.VERIFY:
+            rows = next(items for t, items in loaded.tasks if t.pk == task.pk)
+            if len(rows) == 1:
+                return _verify_answer(task, profile, rows, answers, client_token)
         items = list(task.items.select_related("candidate__image", "candidate__gold", "box"))
         limits = BoxLimits(settings.CROWDNET_MAX_BOXES, settings.CROWDNET_MIN_BOX_SIDE)
         parsed = parse_answers(task.kind, answers, _specs(items), limits)

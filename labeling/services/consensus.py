@@ -79,7 +79,7 @@ def worker_accuracies(worker_ids: Iterable[int]) -> dict[int, float]:
     return accuracy
 
 
-def _tables(category_ids: set[int]) -> dict[int, Table]:
+def confidence_tables(category_ids: set[int]) -> dict[int, Table]:
     if settings.CROWDNET_CONSENSUS_RULE != "imagenet":
         return {}
     tables = {}
@@ -119,8 +119,15 @@ def _live_votes(ids: list[int]) -> LiveVotes:
             candidate_id__in=ids, question="label", counted=True, answer__in=[YES, NO]
         ).values_list("id", "candidate_id", "worker_id", "answer", "peer_p_yes")
     )
+    return live_votes_of(ids, votes, worker_coins(row[2] for row in votes))
+
+
+def live_votes_of(
+    ids: list[int], votes: list[tuple], coins: dict[int, tuple[float, float]]
+) -> LiveVotes:
+    """LiveVotes from vote rows (id, candidate_id, worker_id, answer, peer_p_yes) on the
+    candidates ``ids`` and their voters' coins (worker_coins)."""
     index = {pk: i for i, pk in enumerate(ids)}
-    coins = worker_coins(row[2] for row in votes)
     workers = np.array([row[2] for row in votes], dtype=np.int64)
     answers = np.array([row[3] == YES for row in votes], dtype=np.int64)
     sens = np.array([coins[w][0] for w in workers.tolist()], dtype=np.float64)
@@ -141,13 +148,23 @@ def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVo
     votes they came from. The posterior is the cautious one (cautious_posteriors): under the
     configured prior or the category's share of yes among its decisions, whichever asks more
     evidence of the side the item leans to."""
+    categories = {c.category_id for c in candidates}
+    live = _live_votes([c.pk for c in candidates])
+    return decisions_of(
+        candidates, live, category_decided_priors(categories), confidence_tables(categories)
+    )
+
+
+def decisions_of(
+    candidates: list[Candidate], live: LiveVotes, learnt: dict[int, float], tables: dict[int, Table]
+) -> tuple[dict[int, Decision], LiveVotes]:
+    """_decisions over what it reads: the candidates' live votes, their categories' learnt
+    priors (category_decided_priors) and confidence tables."""
     ids = [c.pk for c in candidates]
     index = {pk: i for i, pk in enumerate(ids)}
-    live = _live_votes(ids)
     neutral = binary_posteriors(
         live.items, live.answers, live.accuracies, len(ids), settings.CROWDNET_CONSENSUS_PRIOR
     )
-    learnt = category_decided_priors({c.category_id for c in candidates})
     live = replace(
         live,
         learnt_priors=np.array([learnt[c.category_id] for c in candidates], dtype=np.float64),
@@ -160,7 +177,6 @@ def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVo
         threshold=settings.CROWDNET_CONSENSUS_THRESHOLD,
         cap=settings.CROWDNET_CONSENSUS_VOTE_CAP,
     )
-    tables = _tables({c.category_id for c in candidates})
     for i, candidate in enumerate(candidates):
         table = tables.get(candidate.category_id)
         if table is not None and candidate.yes_votes + candidate.no_votes <= table.cap:
@@ -179,7 +195,7 @@ def _decisions(candidates: list[Candidate]) -> tuple[dict[int, Decision], LiveVo
     return decisions, live
 
 
-def _state_fields(candidate: Candidate, decision: Decision, now) -> dict[str, object]:
+def state_fields(candidate: Candidate, decision: Decision, now) -> dict[str, object]:
     """The candidate's new state and counters, or only its posterior while a curator's
     override stands or before it has the votes it was waiting for."""
     fields: dict[str, object] = {"posterior": decision.posterior}
@@ -215,7 +231,7 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
     now = timezone.now()
     decided = []
     for i, candidate in enumerate(candidates):
-        fields = _state_fields(candidate, decisions[candidate.pk], now)
+        fields = state_fields(candidate, decisions[candidate.pk], now)
         if fields.get("state", Candidate.State.OPEN) != Candidate.State.OPEN:
             decided.append(i)
         Candidate.objects.filter(pk=candidate.pk).update(**fields)
@@ -224,13 +240,40 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
 
 
 def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
-    """Once the answer commits, credit each voter on the items just decided (sent to review
-    included: learning only where the crowd agreed would flatter everyone) with what the item's
-    other votes said, taken as cautiously as decisions are (cautious_posteriors), where they
-    were confident (PEER_CONFIDENCE), with the peer-agreement gate's evidence, and look again
-    at the decisions of any worker whose votes thereby stop carrying evidence or whom the gate
-    pauses. A vote already credited at an earlier decision of a reopened item has that credit
-    replaced, not added to."""
+    """Write peer_credits' credits on the votes and, once the answer commits, add them to the
+    voters' records."""
+    credits = peer_credits(live, decided, n_items)
+    if credits is None:
+        return
+    Vote.objects.bulk_update(
+        [
+            Vote(pk=pk, peer_p_yes=q)
+            for pk, q in zip(credits.vote_ids, credits.peer_p_yes, strict=True)
+        ],
+        ["peer_p_yes"],
+    )
+    counts = credits.counts
+    transaction.on_commit(lambda: peer_learn(counts))
+
+
+@dataclass(frozen=True)
+class PeerCredits:
+    """What a decision credits: each vote's new peer_p_yes (None: not credited) and the
+    changes to its voters' peer counts (peer_counts_by_worker)."""
+
+    vote_ids: list[int]
+    peer_p_yes: list[float | None]
+    counts: dict[int, tuple[float, ...]]
+
+
+def peer_credits(live: LiveVotes, decided: list[int], n_items: int) -> PeerCredits | None:
+    """Each voter on the items just decided (sent to review included: learning only where the
+    crowd agreed would flatter everyone) is credited with what the item's other votes said,
+    taken as cautiously as decisions are (cautious_posteriors), where they were confident
+    (PEER_CONFIDENCE); once added to his record (after the commit) any worker whose votes
+    thereby stop carrying evidence has his decisions looked at again. A vote already credited
+    at an earlier decision of a reopened item has that credit replaced, not added to. None
+    when no credit moves."""
     prior = settings.CROWDNET_CONSENSUS_PRIOR
     p_others = cautious_posteriors(
         vote_agreement(live.items, live.answers, live.accuracies, n_items, prior),
@@ -243,14 +286,7 @@ def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
     old = np.where(mine, live.credited, np.nan)
     moved = mine & ~(np.isnan(credit) & np.isnan(old)) & ~(credit == old)
     if not moved.any():
-        return
-    Vote.objects.bulk_update(
-        [
-            Vote(pk=int(pk), peer_p_yes=None if np.isnan(q) else float(q))
-            for pk, q in zip(live.ids[moved].tolist(), credit[moved].tolist(), strict=True)
-        ],
-        ["peer_p_yes"],
-    )
+        return None
     ids, workers = np.unique(live.workers[moved], return_inverse=True)
     said, old, credit = live.answers[moved], old[moved], credit[moved]
     changes = np.column_stack(
@@ -259,11 +295,17 @@ def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
             peer_evidence_changes(workers, said, old, credit, len(ids), gate_settings()),
         ]
     )
-    credits = peer_counts_by_worker(ids, changes)
-    transaction.on_commit(lambda: _peer_learn(credits))
+    return PeerCredits(
+        vote_ids=[int(pk) for pk in live.ids[moved].tolist()],
+        peer_p_yes=[None if np.isnan(q) else float(q) for q in credit.tolist()],
+        counts=peer_counts_by_worker(ids, changes),
+    )
 
 
-def _peer_learn(credits: dict[int, tuple[float, ...]]) -> None:
+def peer_learn(credits: dict[int, tuple[float, ...]]) -> None:
+    """Add a decision's credits (worker_coins.PEER_CREDIT) to the voters' records after the
+    answer commits, and look again at the decisions of any worker whose votes thereby stop
+    carrying evidence or whom the peer-agreement gate pauses."""
     for worker_id in peer_record_add(credits):
         worker_decisions_reopen(worker_id=worker_id)
 

@@ -42,10 +42,36 @@ WHERE c.state = 'open' AND c.votes_cast < c.votes_needed
   AND {NEW_TO_WORKER.format(c="c")}
   AND EXISTS (SELECT 1 FROM labeling_category g
     WHERE g.id = c.category_id AND g.archived_at IS NULL)
+  {{gate}}
 ORDER BY c.priority DESC, c.votes_cast DESC, c.id
 LIMIT %(limit)s
 FOR UPDATE OF c SKIP LOCKED
 """  # noqa: S608 (every fragment is a constant; values are bound)
+
+STATE_PICK = f"""
+WITH state AS MATERIALIZED (
+  SELECT p.paused, p.pause_reason,
+    (SELECT count(*) FROM labeling_microtask t JOIN labeling_category g ON g.id = t.category_id
+     WHERE t.worker_id = %(worker)s AND t.status = 'leased' AND t.expires_at > %(now)s
+       AND t.kind = 'verify' AND g.archived_at IS NULL) AS open_tasks
+  FROM labeling_workerprofile p
+  WHERE p.user_id = %(worker)s
+  FOR UPDATE OF p
+),
+picked AS (
+  {
+    PICK.format(
+        gate="AND EXISTS (SELECT 1 FROM state "
+        "WHERE NOT state.paused AND state.open_tasks < %(max_open)s)"
+    )
+}
+)
+SELECT state.paused, state.pause_reason, state.open_tasks, ARRAY(SELECT id FROM picked)
+FROM state
+"""  # noqa: S608 (every fragment is a constant; values are bound)
+"""The worker's state and the pick in one statement: his profile row-locked, whether he is
+paused and how many verify tasks he holds open, and, only when he may take another, up to
+``limit`` pool rows locked as PICK locks them."""
 
 DECIDED = (
     """{c}.category_id = l.category_id AND {c}.state IN ('accepted', 'rejected')
@@ -188,8 +214,31 @@ def leased_task(
 def verify_pick(*, worker_id: int, now: datetime, limit: int) -> list[int]:
     """Lock up to ``limit`` pool candidates the worker may take, in serving order (ids)."""
     with connection.cursor() as cursor:
-        cursor.execute(PICK, {"worker": worker_id, "now": now, "limit": limit})
+        cursor.execute(PICK.format(gate=""), {"worker": worker_id, "now": now, "limit": limit})
         return [row[0] for row in cursor.fetchall()]
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """What STATE_PICK read and locked: the worker's pause, his open verify tasks, and the
+    pool rows picked for him (none while he is paused or holds enough open tasks)."""
+
+    paused: bool
+    pause_reason: str
+    open_tasks: int
+    locked: list[int]
+
+
+def verify_state_pick(
+    *, worker_id: int, now: datetime, max_open: int, limit: int
+) -> WorkerState | None:
+    """Lock the worker's profile and, if he may take another task, up to ``limit`` pool
+    candidates for him (STATE_PICK); None when he has no profile yet."""
+    values = {"worker": worker_id, "now": now, "max_open": max_open, "limit": limit}
+    with connection.cursor() as cursor:
+        cursor.execute(STATE_PICK, values)
+        row = cursor.fetchone()
+    return None if row is None else WorkerState(row[0], row[1], row[2], list(row[3]))
 
 
 def verify_lease(
@@ -240,11 +289,18 @@ def verify_lease(
 
 
 def verify_task_lease(
-    *, worker: User, now: datetime, serve_control: bool, params: dict[str, Any]
+    *,
+    worker: User,
+    now: datetime,
+    serve_control: bool,
+    params: dict[str, Any],
+    locked: list[int] | None = None,
 ) -> MicroTask | None:
-    """Pick, lock and lease a verify task for ``worker`` (see the module docstring); writes a
-    MicroTask and its TaskItem. The task comes back with ``served``: its body needs no read."""
-    locked = verify_pick(worker_id=worker.pk, now=now, limit=3)
+    """Pick, lock and lease a verify task for ``worker`` (see the module docstring), or lease
+    one of the candidates ``locked`` already picked (verify_state_pick); writes a MicroTask
+    and its TaskItem. The task comes back with ``served``: its body needs no read."""
+    if locked is None:
+        locked = verify_pick(worker_id=worker.pk, now=now, limit=3)
     if not locked:
         return None
     expires = now + timedelta(seconds=settings.CROWDNET_LEASE_SECONDS)

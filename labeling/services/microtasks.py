@@ -403,9 +403,12 @@ def _worker_state(
     return profile, profile.open_tasks, [k for k in kinds if getattr(profile, f"has_{k}")]
 
 
-def _verify_lease_sql(worker: User, now: datetime) -> MicroTask | None:
-    """The verify lease on PostgreSQL: two statements (labeling.services.leases); the control
-    item drawn at CROWDNET_GOLD_RATE is looked up by the same statement every time."""
+def _verify_lease_sql(
+    worker: User, now: datetime, locked: list[int] | None = None
+) -> MicroTask | None:
+    """The verify lease on PostgreSQL: two statements (labeling.services.leases), the pick
+    left out when ``locked`` holds its rows already; the control item drawn at
+    CROWDNET_GOLD_RATE is looked up by the same statement every time."""
     return leases.verify_task_lease(
         worker=worker,
         now=now,
@@ -416,7 +419,33 @@ def _verify_lease_sql(worker: User, now: datetime) -> MicroTask | None:
             "size_step": SIZE_STEP,
             "examples": EXAMPLES,
         },
+        locked=locked,
     )
+
+
+def _verify_assign(worker: User, now: datetime) -> MicroTask | None:
+    """task_assign for a verify task on PostgreSQL outside a campaign: the worker's state and
+    the pick in one statement (leases.STATE_PICK), then the lease."""
+    state = leases.verify_state_pick(
+        worker_id=worker.pk, now=now, max_open=settings.CROWDNET_MAX_OPEN_TASKS, limit=3
+    )
+    if state is None:
+        worker_profile(worker)  # first task: create the profile, then lock it as above
+        return _verify_assign(worker, now)
+    if state.paused:
+        raise WorkerPaused(state.pause_reason)
+    if state.open_tasks >= settings.CROWDNET_MAX_OPEN_TASKS:
+        open_tasks = MicroTask.objects.filter(
+            LIVE,
+            worker=worker,
+            kind=TaskKind.VERIFY,
+            status=MicroTask.Status.LEASED,
+            expires_at__gt=now,
+        )
+        return open_tasks.order_by("issued_at").first()
+    if not state.locked:
+        return None
+    return _verify_lease_sql(worker, now, state.locked)
 
 
 def task_assign(
@@ -431,6 +460,9 @@ def task_assign(
     leased on PostgreSQL comes back with ``served`` (its items and examples, so its body needs
     no read)."""
     now = timezone.now()
+    if kind == TaskKind.VERIFY and scope is None and connection.vendor == "postgresql":
+        with transaction.atomic():
+            return _verify_assign(worker, now)
     with transaction.atomic(), scoped(scope):
         profile, open_count, kinds = _worker_state(worker, now, kind)
         if profile.paused:

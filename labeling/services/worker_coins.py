@@ -21,10 +21,12 @@ from labeling.crowd.gates import PEER_TESTS, GateSettings, peer_pause, peer_thre
 from labeling.models import MicroTask, TaskItem, WorkerProfile
 
 PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
+COIN_FIELDS = ("user_id", "gold_correct", "gold_seen", "confusion", "paused", *PEER_FIELDS)
+"""The profile columns a worker's coins are learnt from, in the order _coins reads them."""
+_READ = COIN_FIELDS
 PEER_CREDIT = (*PEER_FIELDS, *PEER_TESTS)
 """What one decision's credits add to a worker's profile: the agreement counts and the
 peer-agreement gate's evidence (labeling.crowd.gates.peer_evidence_changes)."""
-_READ = ("user_id", "gold_correct", "gold_seen", "confusion", "paused", *PEER_FIELDS)
 PAUSED = (0.5, 0.5)
 """A paused worker's coins: his votes weigh nothing until a curator resumes him."""
 
@@ -89,7 +91,16 @@ def worker_coins(worker_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
     ids = set(worker_ids)
     if not ids:
         return {}
-    rows = list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ))
+    return worker_coins_of(
+        ids, list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ))
+    )
+
+
+def worker_coins_of(ids: set[int], rows: list[tuple]) -> dict[int, tuple[float, float]]:
+    """worker_coins over profile rows already read, laid out as ``COIN_FIELDS`` (``confusion``
+    decoded)."""
+    if not ids:
+        return {}
     newcomer = crowd_newcomer()
     coins = _coins(rows, newcomer)
     return {w: coins.get(w, (newcomer, newcomer)) for w in ids}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from labeling.models import Candidate, TaskItem
+from labeling.models import Candidate, TaskItem, Vote
 from labeling.services.microtasks import gold_mark, worker_profile
+from labeling.services.worker_coins import crowd_newcomer
 from tests.factories import candidate_pool, worker_client
 
 pytestmark = pytest.mark.django_db
@@ -33,8 +34,9 @@ def test_a_verify_lease_costs_the_same_statements_for_a_real_or_a_control_item(
     answer = [{"item": first["items"][0]["id"], "answer": "yes"}]
     client.post(f"/api/tasks/{first['id']}/answer/", {"answers": answer}, format="json")
 
-    # when they ask for the next task: savepoint, profile and kinds, pick, lease, release
-    with django_assert_num_queries(5):
+    # when they ask for the next task: savepoint, profile, open tasks and pick in one, lease,
+    # release
+    with django_assert_num_queries(4):
         response = client.get("/api/tasks/next/?kind=verify")
 
     # then it is served, a control exactly when the rate says so
@@ -43,30 +45,51 @@ def test_a_verify_lease_costs_the_same_statements_for_a_real_or_a_control_item(
     assert TaskItem.objects.get(uid=served).is_gold is (gold_rate == 1.0)
 
 
-def test_answering_a_verify_task_costs_pinned_statements(
-    category, settings, django_assert_num_queries
+@pytest.mark.parametrize("gold_rate", [0.0, 1.0])
+def test_answering_a_verify_task_costs_pinned_statements_for_a_real_or_a_control_item(
+    category, settings, django_assert_num_queries, gold_rate
 ):
-    # given a leased verify task
-    settings.CROWDNET_GOLD_RATE = 0.0
-    candidate_pool(category, 4, seed=400)
+    # given a leased verify task (a control item exactly when the rate says so) next to
+    # curated gold, two earlier votes on its item from others, and the crowd's control totals
+    # already cached (as they are for a minute at a time)
+    settings.CROWDNET_GOLD_RATE = gold_rate
+    pool = candidate_pool(category, 12, seed=400)
+    for candidate in pool[:3]:
+        gold_mark(candidate=candidate, answer=True)
+    for name in ("bob", "cid"):
+        other, _ = worker_client(name)
+        settings.CROWDNET_GOLD_RATE = 0.0
+        earlier = other.get("/api/tasks/next/?kind=verify").json()
+        answer = [{"item": earlier["items"][0]["id"], "answer": "yes"}]
+        other.post(f"/api/tasks/{earlier['id']}/answer/", {"answers": answer}, format="json")
+    settings.CROWDNET_GOLD_RATE = gold_rate
+    crowd_newcomer()
     client, _ = worker_client("ann")
     task = client.get("/api/tasks/next/?kind=verify").json()
     answer = [{"item": task["items"][0]["id"], "answer": "yes"}]
 
-    # when it is answered: savepoint, task (by uid or token) and profile locks, items, votes,
-    # tally, consensus (candidates, votes, voters, the crowd's control totals for a newcomer's
-    # coins, the category's capped decided counts for its learnt prior, posterior), the capped
-    # counts again for the one-answer gate, profile, task, leases, release
-    with django_assert_num_queries(17):
+    # when it is answered: savepoint; the task (by uid or token), profile and items, locked;
+    # vote and tally; the candidate's votes with their voters' records and the category's
+    # capped decided counts; decision, credits, record, task and lease; release
+    with django_assert_num_queries(6):
         response = client.post(
             f"/api/tasks/{task['id']}/answer/",
             {"answers": answer, "client_token": "a"},
             format="json",
         )
 
-    # then it is recorded
+    # then it is recorded; a real item's third yes from newcomers moves its posterior and
+    # asks one more vote (what the ORM path decides, too)
     assert response.status_code == 201
     assert response.json()["answered_tasks"] == 1
+    item = TaskItem.objects.select_related("candidate").get(uid=task["items"][0]["id"])
+    assert item.is_gold is (gold_rate == 1.0)
+    vote = Vote.objects.get(worker__username="ann")
+    assert (vote.counted, vote.is_gold) == (gold_rate == 0.0, gold_rate == 1.0)
+    if gold_rate == 0.0:
+        candidate = item.candidate
+        assert (candidate.yes_votes, candidate.state, candidate.votes_needed) == (3, "open", 4)
+        assert round(candidate.posterior, 4) == 0.8889
 
 
 @pytest.mark.parametrize(("gold_rate", "gold_cells"), [(0.0, 1), (0.5, 4)])

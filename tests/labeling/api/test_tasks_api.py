@@ -356,9 +356,12 @@ def test_missed_controls_pause_with_a_reason_that_names_no_item_count_or_answer(
         "Your answers to check questions were below the required accuracy. Re-read the "
         "category definitions; a curator can resume your account."
     )
-    refused = client.get("/api/tasks/next/")
-    assert refused.status_code == 403
-    assert refused.json()["detail"] == f"Your account is paused: {reason}"
+    leased = TaskItem.objects.count()
+    for path in ("/api/tasks/next/", "/api/tasks/next/?kind=verify"):
+        refused = client.get(path)
+        assert refused.status_code == 403
+        assert refused.json()["detail"] == f"Your account is paused: {reason}"
+    assert TaskItem.objects.count() == leased
     # curators see the evidence
     [row] = [w for w in curator_api.get("/api/crowd/").json()["workers"] if w["id"] == user.pk]
     assert row["pause_reason"] == reason
