@@ -316,6 +316,8 @@ FAMILIES: dict[str, dict[str, object]] = {
     ),
     "colluders 15%, 4 classes": _family(3000, 200, 5, [0.25] * 4, colluders=0.15),
     "binary colluders 15%, 30% yes": _family(3000, 200, 5, [0.7, 0.3], colluders=0.15),
+    "binary colluders 30%, 30% yes": _family(3000, 200, 5, [0.7, 0.3], colluders=0.3),
+    "binary colluders 40%, 50% yes": _family(3000, 200, 5, [0.5, 0.5], colluders=0.4),
     "yes-clickers 10% + yes-biased 20%, weak honest": _family(
         3000,
         150,
