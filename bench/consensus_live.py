@@ -363,7 +363,9 @@ def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
     )
     if live.crew is not None:
         live.crew.peer_gate = args.peer_gate
-        live.crew.gates = replace(live.crew.gates, peer_trust=args.peer_trust)
+        live.crew.gates = replace(
+            live.crew.gates, peer_trust=args.peer_trust, peer_false_pause=args.peer_false_pause
+        )
     for wave in np.array_split(np.arange(n_items), WAVES):
         live.count[wave] = 0
         while True:
@@ -508,6 +510,12 @@ def main() -> None:
         help="how sure the peer-agreement gate takes the crowd's call at most",
     )
     parser.add_argument(
+        "--peer-false-pause",
+        type=float,
+        default=GateSettings().peer_false_pause,
+        help="the peer-agreement gate's alpha (before 2026-12-07: 0.01, as the control tests')",
+    )
+    parser.add_argument(
         "--mix",
         default="",
         help="only the mixes whose name contains this (any of consensus_crowds.FAMILIES)",
@@ -526,6 +534,7 @@ def main() -> None:
         f"{'the platform gates' if args.gates else 'nobody paused'}"
         f"{'' if args.peer_gate or not args.gates else ' without the peer gate'}"
         f"{f', peer trust {args.peer_trust}' if args.peer_gate and args.gates else ''}"
+        f"{f', peer alpha {args.peer_false_pause}' if args.peer_gate and args.gates else ''}"
         f"{'' if args.recredit else ', reopened decisions not credited anew'}, "
         f"seeds {seeds[0]}-{seeds[-1]}\n"
     )

@@ -45,6 +45,7 @@ def gate_settings() -> GateSettings:
         gold_chance=settings.CROWDNET_GATE_GOLD_CHANCE,
         false_pause=settings.CROWDNET_GATE_FALSE_PAUSE,
         peer_trust=settings.CROWDNET_GATE_PEER_TRUST,
+        peer_false_pause=settings.CROWDNET_GATE_PEER_FALSE_PAUSE,
     )
 
 

@@ -128,13 +128,13 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
         if answered is None:
             break
 
-    # then the peer-agreement gate paused him after 10 label votes, 7 of them credited (his
+    # then the peer-agreement gate paused him after 11 label votes, 9 of them credited (his
     # coins had fallen at 11 before the gate existed); he is told the reason only, curators
-    # get the evidence: the coin test, 7 disagreements of about 0.78 nats each, reached
-    # log(200)
+    # get the evidence: the coin test, 9 disagreements of about 0.78 nats each, reached
+    # log(2 / 0.003) (the gate's own budget)
     position = {c.pk: i for i, c in enumerate(candidates)}
-    assert (caught_after, paused_after) == (10, 10)
-    assert Vote.objects.filter(worker=adversary, counted=True).count() == 10
+    assert (caught_after, paused_after) == (11, 11)
+    assert Vote.objects.filter(worker=adversary, counted=True).count() == 11
     profile = WorkerProfile.objects.get(user=adversary)
     assert profile.pause_reason == PEER_REASON
     refused = client.get("/api/tasks/next/?kind=verify")
@@ -143,8 +143,8 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
         {"detail": f"Your account is paused: {PEER_REASON}"},
     )
     assert profile.pause_detail == (
-        "Crowd agreement: 0.1 of 7.0 credited label votes agreed with the crowd's call. "
-        "Evidence (nats, pause at 5.30 / 5.99): all 5.41, yes items 5.28, no items 3.98 "
+        "Crowd agreement: 0.2 of 9.0 credited label votes agreed with the crowd's call. "
+        "Evidence (nats, pause at 6.50 / 7.20): all 6.96, yes items 6.60, no items 5.31 "
         "(bar 80%, call at most 95% sure)."
     )
     # and the item he had pushed to a wrong decision was taken again; no decided item changed

@@ -40,8 +40,8 @@ PEER = (
     "peer_evidence_no",
 )
 HONEST = (2.0, 1.5, 1.0, 1.0, -0.8, -4.0, -2.0)
-# 5 credits on items the crowd called yes, all contradicted: the coin test reaches 6.0 nats
-CONTRARY = (5.0, 0.0, 0.0, 0.0, 6.0, 6.5, -1.0)
+# 5 credits on items the crowd called yes, all contradicted: the coin test reaches 7.0 nats
+CONTRARY = (5.0, 0.0, 0.0, 0.0, 7.0, 6.5, -1.0)
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,8 @@ def test_credits_that_reach_the_gate_pause_the_worker_and_give_back_his_leases(c
     task = task_assign(worker=user, kind="verify")
     before = timezone.now()
 
-    # when one decision's credits bring his coin test to 6.0 nats (pause at log(200) = 5.30)
+    # when one decision's credits bring his coin test to 7.0 nats (pause at log(2 / 0.003) =
+    # 6.50: the peer gate's own budget)
     reopen = peer_record_add({user.pk: CONTRARY})
 
     # then he is paused for it, told only the reason, his decisions are to be looked at again,
@@ -91,7 +92,7 @@ def test_credits_that_reach_the_gate_pause_the_worker_and_give_back_his_leases(c
     assert (row["paused"], row["pause_reason"]) == (True, PEER_REASON)
     assert row["pause_detail"] == (
         "Crowd agreement: 0.0 of 5.0 credited label votes agreed with the crowd's call. "
-        "Evidence (nats, pause at 5.30 / 5.99): all 6.00, yes items 6.50, no items -1.00 "
+        "Evidence (nats, pause at 6.50 / 7.20): all 7.00, yes items 6.50, no items -1.00 "
         "(bar 80%, call at most 95% sure)."
     )
     assert row["paused_at"] >= before
@@ -118,9 +119,9 @@ def test_evidence_is_floored_at_twice_each_threshold_and_a_second_credit_adds_to
         11.5,
         11.0,
         11.0,
-        pytest.approx(-2 * math.log(200)),
-        pytest.approx(-2 * math.log(400)),
-        pytest.approx(-2 * math.log(400)),
+        pytest.approx(-2 * math.log(2 / 0.003)),
+        pytest.approx(-2 * math.log(4 / 0.003)),
+        pytest.approx(-2 * math.log(4 / 0.003)),
     )
     assert _row(user, ("paused",)) == {"paused": False}
 
