@@ -357,11 +357,17 @@ def peer_evidence_changes(
     """(n_workers, 3) change to each worker's peer evidence (PEER_TESTS) when each vote's
     credit moves from ``credited`` (NaN: never) to ``p_yes_others`` (NaN: none now), as
     labeling.consensus.peer_count_changes does for the counts: each vote counts once, with its
-    item's latest decision."""
+    item's latest decision. A credit taken back (its item open again) can only lower the
+    evidence: the agreement it had added may have been cut off by the floor already, and
+    taking it back again would raise a long good record past the threshold in one batch."""
     w = np.asarray(worker, dtype=np.int64)
     change = peer_vote_evidence(answers, p_yes_others, gates) - peer_vote_evidence(
         answers, credited, gates
     )
+    taken_back = np.isnan(np.asarray(p_yes_others, dtype=np.float64)) & ~np.isnan(
+        np.asarray(credited, dtype=np.float64)
+    )
+    change = np.where(taken_back[:, None], np.minimum(change, 0.0), change)
     return np.stack(
         [np.bincount(w, weights=change[:, k], minlength=n_workers) for k in range(3)], axis=1
     )

@@ -304,6 +304,27 @@ def test_a_replaced_credit_leaves_the_evidence_of_the_latest_one_only():
     ]
 
 
+def test_a_withdrawn_credit_can_only_lower_the_evidence():
+    # given a long agreeing record floored at minus twice each threshold, 40 votes each way
+    said = [1, 0] * 20
+    calls = [0.99, 0.01] * 20
+    none = [float("nan")] * 40
+    floor = tuple(-2 * value for value in PEER_PAUSE)
+    added = peer_evidence_changes([0] * 40, said, none, calls, 1, GATES)[0]
+    evidence = peer_evidence_add((0.0, 0.0, 0.0), tuple(added.tolist()), GATES)
+    assert evidence == tuple(pytest.approx(value) for value in floor)
+
+    # when their items go back to open and the credits are taken back
+    taken = peer_evidence_changes([0] * 40, said, calls, none, 1, GATES)[0]
+
+    # then the evidence stays where it was: taking back the agreement the floor had already
+    # cut off would raise it by 40 x 0.432 = 17.3 nats, far past the pause at 6.50, though
+    # every credit he had agreed with the crowd (before, it did: a worker at the floor whose
+    # agreeing credits were taken back in bulk was paused)
+    assert taken.tolist() == [0.0, 0.0, 0.0]
+    assert peer_evidence_add(evidence, tuple(taken.tolist()), GATES) == evidence
+
+
 def _peer_run(said: list[int], p_yes: list[float]) -> tuple[tuple[float, ...], list[bool]]:
     """One credit per decision, as peer_record_add takes them: the evidence at the end and,
     per credit, paused or not."""
