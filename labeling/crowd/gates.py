@@ -39,7 +39,10 @@ yes (or no) only, right there only class_wrong of the time against the bar, the 
 taken at 1 in both (a quarter each). Each test's evidence is the log likelihood ratio summed
 over his credited votes; a vote credited again when its item is decided
 again has its old term replaced (peer_evidence_changes), so the sum is the one over his votes'
-latest credits, floored at minus twice its threshold when a decision's credits are added.
+latest credits, floored at minus twice its threshold when a decision's credits are added;
+a credit taken back (its item open again) can only lower it, since the floor may already have
+cut off the agreement it added (an agreeing vote taken back and credited again so counts
+twice, in the worker's favour).
 
 When is that a supermartingale, so that Ville's inequality bounds the chance of ever pausing a
 worker at the bar by alpha? For the coin test, when the worker is right at least gold_bar of
