@@ -17,7 +17,7 @@ from labeling.models import TaskItem, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.microtasks import task_assign, worker_pause
 from labeling.services.worker_coins import peer_record_add
-from tests.factories import UserFactory, candidate_pool
+from tests.factories import UserFactory, candidate_pool, worker_client
 
 # what the answer path and curators write: none of it belongs to peer_record_add
 LIVE_COLUMNS = (
@@ -203,3 +203,41 @@ def test_an_answer_and_a_curators_pause_around_the_credits_all_stand(category):
         "paused": True,
         "pause_reason": PEER_REASON,
     }
+
+
+@pytest.mark.django_db
+def test_a_worker_paused_by_his_peers_sees_the_reason_and_nothing_of_the_evidence(category):
+    # given a worker the peer gate has paused, with curators' evidence in pause_detail
+    candidate_pool(category, 2, seed=6300)
+    client, user = worker_client("contrary")
+    WorkerProfile.objects.create(user=user, answered_tasks=10, answered_items=40)
+    peer_record_add({user.pk: CONTRARY})
+    assert WorkerProfile.objects.get(user=user).pause_detail.startswith("Crowd agreement")
+
+    # when he asks for work, for his own record and for his home page
+    refused = client.get("/api/tasks/next/?kind=verify")
+    me = client.get("/api/me/")
+    home = client.get("/")
+
+    # then each tells him he is paused and why, and none holds the evidence, his agreement
+    # counts or anything about other workers' votes
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"detail": f"Your account is paused: {PEER_REASON}"},
+    )
+    assert me.status_code == 200
+    assert set(me.json()) == {
+        "id",
+        "username",
+        "email",
+        "role",
+        "is_curator",
+        "is_active",
+        "date_joined",
+    }
+    assert home.status_code == 200
+    page = home.content.decode()
+    assert PEER_REASON in page
+    for text in (refused.content.decode(), me.content.decode(), page):
+        for secret in ("Crowd agreement", "nats", "credited", "Evidence", "peer"):
+            assert secret not in text
