@@ -536,6 +536,10 @@ CROWDNET_GATE_PEER_TRUST = env_float("CROWDNET_GATE_PEER_TRUST", 0.95)
 # ... and pauses a worker at the bar with a chance of at most this: it tests the same bar as the
 # control items, so the two share the 1 % (the control tests' exact worst case is 0.77 %).
 CROWDNET_GATE_PEER_FALSE_PAUSE = env_float("CROWDNET_GATE_PEER_FALSE_PAUSE", 0.003)
+# Off: its evidence is still kept, for curators, but it pauses nobody. For a crowd suspected to
+# be captured by colluders who answer the control items right: there it pauses the honest
+# workers who contradict them (docs/benchmarks.md, "Peer-agreement gate reviewed").
+CROWDNET_GATE_PEER_PAUSES = env_bool("CROWDNET_GATE_PEER_PAUSES", True)
 if not (
     0 < CROWDNET_GATE_FAST_HONEST_RATE < CROWDNET_GATE_FAST_BOT_RATE < 1
     and 0 < CROWDNET_GATE_GOLD_CHANCE < CROWDNET_GATE_GOLD_BAR < 1

@@ -241,3 +241,24 @@ def test_a_worker_paused_by_his_peers_sees_the_reason_and_nothing_of_the_evidenc
     for text in (refused.content.decode(), me.content.decode(), page):
         for secret in ("Crowd agreement", "nats", "credited", "Evidence", "peer"):
             assert secret not in text
+
+
+@pytest.mark.django_db
+def test_with_the_peer_pauses_switched_off_the_evidence_lands_and_nobody_is_paused(
+    category, settings
+):
+    # given the gate's automatic pauses switched off (a crowd a curator suspects is captured)
+    settings.CROWDNET_GATE_PEER_PAUSES = False
+    user = _worker("contrary")
+
+    # when credits that would pause him land
+    reopen = peer_record_add({user.pk: CONTRARY})
+
+    # then his record holds them, for curators to read, and he keeps working
+    assert reopen == []
+    assert tuple(_row(user, PEER).values()) == CONTRARY
+    assert _row(user, ("paused", "pause_reason", "pause_detail")) == {
+        "paused": False,
+        "pause_reason": "",
+        "pause_detail": "",
+    }
