@@ -254,8 +254,10 @@ def test_with_the_peer_pauses_switched_off_the_evidence_lands_and_nobody_is_paus
     # when credits that would pause him land
     reopen = peer_record_add({user.pk: CONTRARY})
 
-    # then his record holds them, for curators to read, and he keeps working
-    assert reopen == []
+    # then his record holds them, for curators to read, and he keeps working; his decisions
+    # are still looked at again, as they were before the gate, because his coins fell (five
+    # contradictions and nothing else: his votes no longer carry evidence)
+    assert reopen == [user.pk]
     assert tuple(_row(user, PEER).values()) == CONTRARY
     assert _row(user, ("paused", "pause_reason", "pause_detail")) == {
         "paused": False,
