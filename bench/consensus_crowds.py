@@ -9,7 +9,9 @@ A crowd is a pool of workers, each with a true confusion matrix ``conf[w, true, 
 - constant spammers: always the same class (their own, drawn at random);
 - adversaries: right on gold items, wrong (uniform over the other classes) everywhere else;
 - colluders: right on gold items; elsewhere all of them give the same wrong label, drawn per
-  item (their errors are shared, so they agree with each other against the truth);
+  item (their errors are shared, so they agree with each other against the truth); with
+  ``colluders_know_controls=False`` they cannot tell control items apart and answer them
+  wrong as well;
 - yes-clickers: always the "yes" class (the last one), all of them the same;
 - yes-biased: honest, but with probability ``yes_bias`` they answer "yes" whatever the truth;
 - inverters: always wrong (uniform over the other classes), gold items included.
@@ -94,6 +96,7 @@ def make_pool(
     yes_clickers: float = 0.0,
     yes_biased: float = 0.0,
     inverters: float = 0.0,
+    colluders_know_controls: bool = True,
     yes_bias: float = 0.3,
     confused_pairs: tuple[tuple[int, int], ...] = ((0, 1),),
     confusion: float = 0.4,
@@ -152,6 +155,8 @@ def make_pool(
     for code in (ADVERSARY, COLLUDER):
         confusions[kind == code] = off
         gold_confusions[kind == code] = eye
+    if not colluders_know_controls:  # they answer controls as they answer the rest: wrong
+        gold_confusions[kind == COLLUDER] = off
 
     activity = rng.lognormal(0.0, activity_sigma, size=n_workers) if activity_sigma else None
     activity = np.ones(n_workers) if activity is None else activity
@@ -316,6 +321,11 @@ FAMILIES: dict[str, dict[str, object]] = {
     ),
     "colluders 15%, 4 classes": _family(3000, 200, 5, [0.25] * 4, colluders=0.15),
     "binary colluders 15%, 30% yes": _family(3000, 200, 5, [0.7, 0.3], colluders=0.15),
+    "binary colluders 30%, 30% yes": _family(3000, 200, 5, [0.7, 0.3], colluders=0.3),
+    "binary colluders 40%, 50% yes": _family(3000, 200, 5, [0.5, 0.5], colluders=0.4),
+    "binary colluders 30% blind to controls, 30% yes": _family(
+        3000, 200, 5, [0.7, 0.3], colluders=0.3, colluders_know_controls=False
+    ),
     "yes-clickers 10% + yes-biased 20%, weak honest": _family(
         3000,
         150,

@@ -280,18 +280,22 @@ def learn(
     args: argparse.Namespace,
     sens: NDArray,
     spec: NDArray,
+    withdrawn: NDArray[np.bool_] | None = None,
 ) -> NDArray[np.bool_]:
     """Credit the votes on ``items[on_items]`` with what their items' other votes say, where
-    those are sure; a vote credited at an earlier decision has that credit replaced. Returns
-    the workers the peer-agreement gate paused on these credits."""
+    those are sure; a vote credited at an earlier decision has that credit replaced, and on
+    ``items[withdrawn]`` (back to open) taken back. Returns the workers the peer-agreement gate
+    paused on these credits."""
     newly = np.zeros(len(live.gold_right), bool)
-    if not on_items.any():
+    taken = on_items if withdrawn is None else on_items | withdrawn
+    if not taken.any():
         return newly
     rows, w, a = votes_of(live, items)
     accuracy = vote_accuracies(a, sens[w], spec[w])
     q = deciding(live, vote_agreement(rows, a, accuracy, len(items), args.prior), args)
-    on = on_items[rows]
-    q = np.where(on & (np.maximum(q, 1 - q) >= args.peer_confidence), q, np.nan)
+    on = taken[rows]
+    sure = np.maximum(q, 1 - q) >= args.peer_confidence
+    q = np.where(on_items[rows] & sure, q, np.nan)
     width = live.workers.shape[1]
     slots = np.nonzero(np.arange(width)[None, :] < live.count[items, None])[1]
     flat = items[rows] * width + slots
@@ -307,7 +311,10 @@ def reopen(
     live: Live, fallen: NDArray[np.int64], sens: NDArray, spec: NDArray, args: argparse.Namespace
 ) -> NDArray[np.bool_]:
     """Decide again, with today's coins, every accepted or rejected item a fallen worker
-    voted on; returns the workers the peer-agreement gate paused on the new credits."""
+    voted on, and credit its votes anew (taken back on those that go back to open; with
+    --no-recredit, as before: only the items whose decision changed to another one are
+    credited, the others keep their credits); returns the workers the peer-agreement gate
+    paused on the new credits."""
     decided = np.flatnonzero(np.isin(live.state, (1, -1)))
     voted = (
         np.isin(live.workers[decided], fallen)
@@ -324,7 +331,9 @@ def reopen(
     changed = new != live.state[items]
     live.state[items] = new
     live.decided_at[items] = np.where(np.isin(new, (1, -1)), np.maximum(p, 1 - p), np.nan)
-    return learn(live, items, changed & (new != 0), args, sens, spec)
+    if not args.recredit:
+        return learn(live, items, changed & (new != 0), args, sens, spec)
+    return learn(live, items, new != 0, args, sens, spec, withdrawn=new == 0)
 
 
 def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
@@ -354,7 +363,9 @@ def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
     )
     if live.crew is not None:
         live.crew.peer_gate = args.peer_gate
-        live.crew.gates = replace(live.crew.gates, peer_trust=args.peer_trust)
+        live.crew.gates = replace(
+            live.crew.gates, peer_trust=args.peer_trust, peer_false_pause=args.peer_false_pause
+        )
     for wave in np.array_split(np.arange(n_items), WAVES):
         live.count[wave] = 0
         while True:
@@ -485,12 +496,30 @@ def main() -> None:
         "it; its evidence is still kept)",
     )
     parser.add_argument(
+        "--recredit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="when a fallen worker's decisions are taken again, credit every vote on them anew "
+        "and take back the credits of those that go back to open, as the platform does "
+        "(--no-recredit: only those decided again otherwise, as before 2026-12-07)",
+    )
+    parser.add_argument(
         "--peer-trust",
         type=float,
         default=GateSettings().peer_trust,
         help="how sure the peer-agreement gate takes the crowd's call at most",
     )
-    parser.add_argument("--mix", default="", help="only the mixes whose name contains this")
+    parser.add_argument(
+        "--peer-false-pause",
+        type=float,
+        default=GateSettings().peer_false_pause,
+        help="the peer-agreement gate's alpha (before 2026-12-07: 0.01, as the control tests')",
+    )
+    parser.add_argument(
+        "--mix",
+        default="",
+        help="only the mixes whose name contains this (any of consensus_crowds.FAMILIES)",
+    )
     args = parser.parse_args()
     global TRUE_COINS
     TRUE_COINS = args.true_coins
@@ -504,7 +533,9 @@ def main() -> None:
         f"{'cautious learnt prior' if args.learnt_prior else 'fixed prior'}, "
         f"{'the platform gates' if args.gates else 'nobody paused'}"
         f"{'' if args.peer_gate or not args.gates else ' without the peer gate'}"
-        f"{f', peer trust {args.peer_trust}' if args.peer_gate and args.gates else ''}, "
+        f"{f', peer trust {args.peer_trust}' if args.peer_gate and args.gates else ''}"
+        f"{f', peer alpha {args.peer_false_pause}' if args.peer_gate and args.gates else ''}"
+        f"{'' if args.recredit else ', reopened decisions not credited anew'}, "
         f"seeds {seeds[0]}-{seeds[-1]}\n"
     )
     print(
@@ -516,7 +547,10 @@ def main() -> None:
     where: list[str] = []
     paused: list[str] = []
     credits: list[str] = []
-    for family in (mix for mix in MIXES if args.mix in mix):
+    chosen = [mix for mix in MIXES if args.mix in mix]
+    if args.mix:  # a named family outside the default mixes, e.g. "colluders 30%"
+        chosen += [mix for mix in FAMILIES if args.mix in mix and mix not in chosen]
+    for family in chosen:
         lives = [simulate(family, seed, args) for seed in seeds]
         everything += lives
         if args.gates:

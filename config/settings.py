@@ -541,16 +541,25 @@ CROWDNET_GATE_FALSE_PAUSE = env_float("CROWDNET_GATE_FALSE_PAUSE", 0.01)
 # The peer-agreement gate takes the crowd's call on an item (its other votes' P(yes)) as at most
 # this sure: the rest is room for peers who are wrong more often than their P says.
 CROWDNET_GATE_PEER_TRUST = env_float("CROWDNET_GATE_PEER_TRUST", 0.95)
+# ... and pauses a worker at the bar with a chance of at most this: it tests the same bar as the
+# control items, so the two share the 1 % (the control tests' exact worst case is 0.77 %).
+CROWDNET_GATE_PEER_FALSE_PAUSE = env_float("CROWDNET_GATE_PEER_FALSE_PAUSE", 0.003)
+# Off: its evidence is still kept, for curators, but it pauses nobody. For a crowd suspected to
+# be captured by colluders who answer the control items right: there it pauses the honest
+# workers who contradict them (docs/benchmarks.md, "Peer-agreement gate reviewed").
+CROWDNET_GATE_PEER_PAUSES = env_bool("CROWDNET_GATE_PEER_PAUSES", True)
 if not (
     0 < CROWDNET_GATE_FAST_HONEST_RATE < CROWDNET_GATE_FAST_BOT_RATE < 1
     and 0 < CROWDNET_GATE_GOLD_CHANCE < CROWDNET_GATE_GOLD_BAR < 1
     and 0 < CROWDNET_GATE_FALSE_PAUSE < 1
     and 0.5 < CROWDNET_GATE_PEER_TRUST < 1
+    and 0 < CROWDNET_GATE_PEER_FALSE_PAUSE < 1
 ):
     raise ImproperlyConfigured(
         "Quality gates need 0 < CROWDNET_GATE_FAST_HONEST_RATE < CROWDNET_GATE_FAST_BOT_RATE < 1, "
         "0 < CROWDNET_GATE_GOLD_CHANCE < CROWDNET_GATE_GOLD_BAR < 1, "
-        "0 < CROWDNET_GATE_FALSE_PAUSE < 1 and 0.5 < CROWDNET_GATE_PEER_TRUST < 1."
+        "0 < CROWDNET_GATE_FALSE_PAUSE < 1, 0.5 < CROWDNET_GATE_PEER_TRUST < 1 and "
+        "0 < CROWDNET_GATE_PEER_FALSE_PAUSE < 1."
     )
 # Workers whose Dawid-Skene spammer score stays under this after enough label votes are paused.
 CROWDNET_GATE_SPAMMER_SCORE = env_float("CROWDNET_GATE_SPAMMER_SCORE", 0.05)

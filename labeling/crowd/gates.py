@@ -31,13 +31,18 @@ share the gate's budget, half each.
 The peer-agreement gate reads each counted label vote once the crowd has decided its item
 (or sent it to review): the item's other votes, without his, give P(yes) = q, taken at most
 ``peer_trust`` sure either way, and a worker with sensitivity s and specificity c gives a yes
-with probability q s + (1 - q)(1 - c). Three tests share the gate's budget as the control
-tests do: a coin (gold_chance on both coins) against the bar (half of alpha); and per kind of
-item, on the items the crowd calls yes (or no) only, right there only class_wrong of the time
-against the bar, the other coin taken at 1 in both (a quarter each). Each test's evidence is the log
-likelihood ratio summed over his credited votes; a vote credited again when its item is decided
+with probability q s + (1 - q)(1 - c). Three tests share the gate's own budget (alpha:
+peer_false_pause, 0.3 %, so that a worker at the bar is paused by it or by the control tests
+at most 1 % of the time) as the control tests share theirs: a coin (gold_chance on both
+coins) against the bar (half of alpha); and per kind of item, on the items the crowd calls
+yes (or no) only, right there only class_wrong of the time against the bar, the other coin
+taken at 1 in both (a quarter each). Each test's evidence is the log likelihood ratio summed
+over his credited votes; a vote credited again when its item is decided
 again has its old term replaced (peer_evidence_changes), so the sum is the one over his votes'
-latest credits, floored at minus twice its threshold when a decision's credits are added.
+latest credits, floored at minus twice its threshold when a decision's credits are added;
+a credit taken back (its item open again) can only lower it, since the floor may already have
+cut off the agreement it added (an agreeing vote taken back and credited again so counts
+twice, in the worker's favour).
 
 When is that a supermartingale, so that Ville's inequality bounds the chance of ever pausing a
 worker at the bar by alpha? For the coin test, when the worker is right at least gold_bar of
@@ -80,7 +85,9 @@ class GateSettings:
     ``min_seconds_per_item`` seconds per item by an honest worker / by one clicking through;
     ``false_pause``: the chance a worker at the bar is ever paused, per gate (alpha);
     ``peer_trust``: how sure the crowd's call on an item (its other votes' P(yes)) is taken at
-    most by the peer-agreement gate."""
+    most by the peer-agreement gate; ``peer_false_pause``: that gate's own alpha (it tests the
+    same bar as the control tests, on other evidence: the two share the 1 % the bar allows,
+    the control tests' exact 0.77 % worst case and this one's 0.20 %, bench/gates.py)."""
 
     min_seconds_per_item: float = 0.4
     fast_honest_rate: float = 0.1
@@ -90,6 +97,7 @@ class GateSettings:
     class_wrong: float = 0.1
     false_pause: float = 0.01
     peer_trust: float = 0.95
+    peer_false_pause: float = 0.003
 
 
 @dataclass(frozen=True)
@@ -352,22 +360,28 @@ def peer_evidence_changes(
     """(n_workers, 3) change to each worker's peer evidence (PEER_TESTS) when each vote's
     credit moves from ``credited`` (NaN: never) to ``p_yes_others`` (NaN: none now), as
     labeling.consensus.peer_count_changes does for the counts: each vote counts once, with its
-    item's latest decision."""
+    item's latest decision. A credit taken back (its item open again) can only lower the
+    evidence: the agreement it had added may have been cut off by the floor already, and
+    taking it back again would raise a long good record past the threshold in one batch."""
     w = np.asarray(worker, dtype=np.int64)
     change = peer_vote_evidence(answers, p_yes_others, gates) - peer_vote_evidence(
         answers, credited, gates
     )
+    taken_back = np.isnan(np.asarray(p_yes_others, dtype=np.float64)) & ~np.isnan(
+        np.asarray(credited, dtype=np.float64)
+    )
+    change = np.where(taken_back[:, None], np.minimum(change, 0.0), change)
     return np.stack(
         [np.bincount(w, weights=change[:, k], minlength=n_workers) for k in range(3)], axis=1
     )
 
 
 def peer_thresholds(gates: GateSettings) -> tuple[float, float, float]:
-    """Pause thresholds (nats) of PEER_TESTS: half the gate's budget for the coin, a quarter
-    for each kind of item, as the control tests share theirs; each is floored at minus twice
-    its threshold."""
-    pooled, per_class = gold_thresholds(gates)
-    return pooled, per_class, per_class
+    """Pause thresholds (nats) of PEER_TESTS: half the gate's own budget (peer_false_pause)
+    for the coin, a quarter for each kind of item, as the control tests share theirs; each is
+    floored at minus twice its threshold."""
+    per_class = _threshold(gates.peer_false_pause / 4)
+    return _threshold(gates.peer_false_pause / 2), per_class, per_class
 
 
 def peer_evidence_add(

@@ -239,10 +239,12 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
     return len(decided)
 
 
-def _learn_from(live: LiveVotes, decided: list[int], n_items: int) -> None:
+def _learn_from(
+    live: LiveVotes, decided: list[int], n_items: int, withdrawn: Sequence[int] = ()
+) -> None:
     """Write peer_credits' credits on the votes and, once the answer commits, add them to the
     voters' records."""
-    credits = peer_credits(live, decided, n_items)
+    credits = peer_credits(live, decided, n_items, withdrawn)
     if credits is None:
         return
     Vote.objects.bulk_update(
@@ -266,23 +268,26 @@ class PeerCredits:
     counts: dict[int, tuple[float, ...]]
 
 
-def peer_credits(live: LiveVotes, decided: list[int], n_items: int) -> PeerCredits | None:
+def peer_credits(
+    live: LiveVotes, decided: list[int], n_items: int, withdrawn: Sequence[int] = ()
+) -> PeerCredits | None:
     """Each voter on the items just decided (sent to review included: learning only where the
     crowd agreed would flatter everyone) is credited with what the item's other votes said,
     taken as cautiously as decisions are (cautious_posteriors), where they were confident
     (PEER_CONFIDENCE); once added to his record (after the commit) any worker whose votes
     thereby stop carrying evidence has his decisions looked at again. A vote already credited
-    at an earlier decision of a reopened item has that credit replaced, not added to. None
-    when no credit moves."""
+    at an earlier decision of a reopened item has that credit replaced, not added to; on the
+    ``withdrawn`` items (back to open) it is taken back. None when no credit moves."""
     prior = settings.CROWDNET_CONSENSUS_PRIOR
     p_others = cautious_posteriors(
         vote_agreement(live.items, live.answers, live.accuracies, n_items, prior),
         prior,
         live.learnt_priors[live.items],
     )
-    mine = np.isin(live.items, decided)
+    now = np.isin(live.items, decided)
+    mine = now | np.isin(live.items, withdrawn)
     sure = np.maximum(p_others, 1 - p_others) >= PEER_CONFIDENCE
-    credit = np.where(mine & sure, p_others, np.nan)
+    credit = np.where(now & sure, p_others, np.nan)
     old = np.where(mine, live.credited, np.nan)
     moved = mine & ~(np.isnan(credit) & np.isnan(old)) & ~(credit == old)
     if not moved.any():
@@ -313,8 +318,10 @@ def peer_learn(credits: dict[int, tuple[float, ...]]) -> None:
 def worker_decisions_reopen(*, worker_id: int) -> int:
     """Decide again, with everyone's coins as they stand now, the crowd's decisions this worker
     voted on (a curator's and control items untouched): one that no longer holds goes back to
-    open waiting for one more vote, or to its new decision (whose votes are credited anew);
-    returns how many changed."""
+    open waiting for one more vote (its votes' credits taken back until it is decided again),
+    or to its new decision; every vote on the decisions that still hold or are new is credited
+    anew with what the other votes say now (a discredited worker's weight had made those calls
+    surer than they are); returns how many changed."""
     voted = Vote.objects.filter(
         worker_id=worker_id, question="label", counted=True, answer__in=[YES, NO]
     ).values("candidate_id")
@@ -334,15 +341,14 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
             return 0
         decisions, live = _decisions(candidates)
         now = timezone.now()
-        redecided = []
+        redecided, withdrawn = [], []
         for i, candidate in enumerate(candidates):
             decision = decisions[candidate.pk]
             state = STATE_OF_CODE[decision.code]
             fields: dict[str, object] = {"posterior": decision.posterior}
+            (withdrawn if state == Candidate.State.OPEN else redecided).append(i)
             if state != candidate.state:
                 changed += 1
-                if state != Candidate.State.OPEN:
-                    redecided.append(i)
                 p = decision.posterior
                 fields.update(state=state, confidence=max(p, 1 - p), priority=decision.priority)
                 fields["decided_at"] = None if state == Candidate.State.OPEN else now
@@ -353,7 +359,7 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
                     # boxes are drawn only on accepted images
                     fields["box_state"] = Candidate.BoxState.DRAW
             Candidate.objects.filter(pk=candidate.pk).update(**fields)
-        _learn_from(live, redecided, len(candidates))
+        _learn_from(live, redecided, len(candidates), withdrawn)
     return changed
 
 

@@ -47,6 +47,7 @@ def gate_settings() -> GateSettings:
         gold_chance=settings.CROWDNET_GATE_GOLD_CHANCE,
         false_pause=settings.CROWDNET_GATE_FALSE_PAUSE,
         peer_trust=settings.CROWDNET_GATE_PEER_TRUST,
+        peer_false_pause=settings.CROWDNET_GATE_PEER_FALSE_PAUSE,
     )
 
 
@@ -154,7 +155,10 @@ def peer_record_add(credits: dict[int, tuple[float, ...]]) -> list[int]:
 def _peer_pauses(ids: list[int], thresholds: tuple[float, ...], gates: GateSettings) -> set[int]:
     """Pause the workers among ``ids`` (rows locked by the caller) whose peer evidence has
     reached one of the gate's thresholds and who are not paused already (a pause set by
-    another gate or a curator stands, with its reason); returns them."""
+    another gate or a curator stands, with its reason); returns them. Nobody while
+    CROWDNET_GATE_PEER_PAUSES is off."""
+    if not settings.CROWDNET_GATE_PEER_PAUSES:
+        return set()
     reached = Q()
     for name, threshold in zip(PEER_TESTS, thresholds, strict=True):
         reached |= Q(**{f"{name}__gte": threshold})

@@ -10,7 +10,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from labeling.crowd.gates import ONE_ANSWER_REASON, PEER_REASON
+from labeling.crowd.gates import ONE_ANSWER_REASON, PEER_REASON, PEER_TESTS
 from labeling.models import Candidate, TaskItem, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.category_priors import category_decided_priors
@@ -128,13 +128,13 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
         if answered is None:
             break
 
-    # then the peer-agreement gate paused him after 10 label votes, 7 of them credited (his
+    # then the peer-agreement gate paused him after 11 label votes, 9 of them credited (his
     # coins had fallen at 11 before the gate existed); he is told the reason only, curators
-    # get the evidence: the coin test, 7 disagreements of about 0.78 nats each, reached
-    # log(200)
+    # get the evidence: the coin test, 9 disagreements of about 0.78 nats each, reached
+    # log(2 / 0.003) (the gate's own budget)
     position = {c.pk: i for i, c in enumerate(candidates)}
-    assert (caught_after, paused_after) == (10, 10)
-    assert Vote.objects.filter(worker=adversary, counted=True).count() == 10
+    assert (caught_after, paused_after) == (11, 11)
+    assert Vote.objects.filter(worker=adversary, counted=True).count() == 11
     profile = WorkerProfile.objects.get(user=adversary)
     assert profile.pause_reason == PEER_REASON
     refused = client.get("/api/tasks/next/?kind=verify")
@@ -143,22 +143,23 @@ def test_an_adversary_with_a_perfect_control_record_is_caught_paused_and_his_dec
         {"detail": f"Your account is paused: {PEER_REASON}"},
     )
     assert profile.pause_detail == (
-        "Crowd agreement: 0.1 of 7.0 credited label votes agreed with the crowd's call. "
-        "Evidence (nats, pause at 5.30 / 5.99): all 5.41, yes items 5.28, no items 3.98 "
+        "Crowd agreement: 0.2 of 9.0 credited label votes agreed with the crowd's call. "
+        "Evidence (nats, pause at 6.50 / 7.20): all 6.96, yes items 6.60, no items 5.31 "
         "(bar 80%, call at most 95% sure)."
     )
     # and the item he had pushed to a wrong decision was taken again; no decided item changed
-    # state otherwise (honest decisions stand) and none stays wrong; three items he had voted
-    # on wait for votes that only he could still give
+    # state otherwise (honest decisions stand) and none stays wrong; four items the six honest
+    # workers split on wait for a seventh vote that only he could still give (three while
+    # reopening took back no credits: the honest workers' coins kept the adversary's calls)
     assert sorted(position[pk] for pk in ever_decided_wrong) == [0]
     assert sorted(position[pk] for pk in reopened) == [0]
     states = _states()
     assert not {pk for pk, s in states.items() if s in DECIDED and (s == "accepted") != truth[pk]}
     assert Counter(states.values()) == {
-        "accepted": 17,
+        "accepted": 16,
         "rejected": 17,
         "needs_review": 3,
-        "open": 3,
+        "open": 4,
     }
 
 
@@ -210,35 +211,130 @@ def _peer(worker) -> tuple[float, ...]:
 def test_a_reopened_item_decided_again_credits_each_vote_once(
     category, django_capture_on_commit_callbacks
 ):
-    # given an adversary with a perfect control record (coins 22/23) and three honest workers
+    # given an adversary with a perfect control record (coins 22/23) and four honest workers
     # right on 10 of 10 controls (12/13), and one item the adversary and h0 call yes and h1 no:
     # accepted at odds 22, h1 credited with what the other two said (odds 22 * 12: P 264/265)
     [item] = _pool(category, 1)
     adversary = _worker("adversary", gold_seen=20, gold_correct=20)
-    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(3)]
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(4)]
     label_votes_create([item], {adversary: [True], honest[0]: [True], honest[1]: [False]})
     with django_capture_on_commit_callbacks(execute=True):
         assert candidates_decide([item.pk]) == 1
     assert Candidate.objects.get(pk=item.pk).state == "accepted"
     assert _peer(honest[1]) == (round(264 / 265, 6), 0.0, round(1 / 265, 6), round(1 / 265, 6))
 
-    # when the adversary is found out, the item reopens (P(yes) 0.77 without him), and h2 says
-    # yes, which decides it again
+    # when the adversary is found out, the item reopens (P(yes) 0.77 without him; the credits
+    # it gave are taken back, so h1's coins are 12/13 again), and h2 and h3 say yes, which
+    # decides it again
     WorkerProfile.objects.filter(user=adversary).update(
         peer_yes_items=12.0, peer_yes_said_yes=0.0, peer_no_items=12.0, peer_no_said_no=0.0
     )
-    assert worker_decisions_reopen(worker_id=adversary.pk) == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert worker_decisions_reopen(worker_id=adversary.pk) == 1
     assert Candidate.objects.get(pk=item.pk).state == "open"
-    label_votes_create([item], {honest[2]: [True]})
-    Candidate.objects.filter(pk=item.pk).update(yes_votes=3, no_votes=1)
+    assert _peer(honest[1]) == (0.0, 0.0, 0.0, 0.0)
+    label_votes_create([item], {honest[2]: [True], honest[3]: [True]})
+    Candidate.objects.filter(pk=item.pk).update(yes_votes=4, no_votes=1)
     with django_capture_on_commit_callbacks(execute=True):
         assert candidates_decide([item.pk]) == 1
 
     # then the item is accepted again and h1's record holds his vote once, with what the
-    # other votes say now (h0 and h2 yes, the adversary weightless: odds 12 * 12), not the
+    # other votes say now (h0, h2 and h3 yes, the adversary weightless: odds 12 ** 3), not the
     # first decision's credit on top of it
     assert Candidate.objects.get(pk=item.pk).state == "accepted"
-    assert _peer(honest[1]) == (round(144 / 145, 6), 0.0, round(1 / 145, 6), round(1 / 145, 6))
+    assert _peer(honest[1]) == (
+        round(1728 / 1729, 6),
+        0.0,
+        round(1 / 1729, 6),
+        round(1 / 1729, 6),
+    )
+
+
+def _evidence(worker) -> tuple[float, ...]:
+    row = WorkerProfile.objects.filter(user=worker).values_list(*PEER_TESTS).get()
+    return tuple(round(value, 6) for value in row)
+
+
+def test_an_item_reopened_without_a_discredited_worker_withdraws_the_credits_it_gave(
+    category, django_capture_on_commit_callbacks
+):
+    # given the item of the test above: accepted on the adversary's and h0's yes, h1 credited
+    # for his no against P(yes) 264/265 (taken 0.95 sure by the peer gate)
+    [item] = _pool(category, 1)
+    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
+    label_votes_create([item], {adversary: [True], honest[0]: [True], honest[1]: [False]})
+    with django_capture_on_commit_callbacks(execute=True):
+        assert candidates_decide([item.pk]) == 1
+    contradicted = _evidence(honest[1])
+    assert contradicted == (
+        round(math.log(0.5 / (1 - 0.95 * 0.8 - 0.05 * 0.2)), 6),  # a coin, against the bar
+        round(math.log((1 - 0.95 * 0.1) / (1 - 0.95 * 0.8)), 6),  # the crowd called yes
+        0.0,
+    )
+
+    # when the adversary is found out and the item goes back to open (P(yes) 0.77 without him)
+    WorkerProfile.objects.filter(user=adversary).update(
+        peer_yes_items=12.0, peer_yes_said_yes=0.0, peer_no_items=12.0, peer_no_said_no=0.0
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert worker_decisions_reopen(worker_id=adversary.pk) == 1
+    assert Candidate.objects.get(pk=item.pk).state == "open"
+
+    # then the call he was credited against is gone, and so are its counts and evidence: no
+    # vote on the item keeps a credit while it waits for its next decision
+    assert _peer(honest[1]) == (0.0, 0.0, 0.0, 0.0)
+    assert _evidence(honest[1]) == (0.0, 0.0, 0.0)
+    assert list(Vote.objects.filter(candidate=item).values_list("peer_p_yes", flat=True)) == [
+        None,
+        None,
+        None,
+    ]
+
+
+def test_a_decision_that_stands_without_a_discredited_worker_is_credited_anew(
+    category, django_capture_on_commit_callbacks
+):
+    # given an item the adversary and two honest workers call yes and a third honest one no:
+    # accepted, and h2 credited for his no against the others' odds 22 * 12 * 12
+    [item] = _pool(category, 1)
+    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(3)]
+    label_votes_create(
+        [item], {adversary: [True], honest[0]: [True], honest[1]: [True], honest[2]: [False]}
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert candidates_decide([item.pk]) == 1
+    first = 22 * 144
+    assert _peer(honest[2]) == (
+        round(first / (first + 1), 6),
+        0.0,
+        round(1 / (first + 1), 6),
+        round(1 / (first + 1), 6),
+    )
+
+    # when the adversary is found out: the item stands on h0's and h1's yes
+    WorkerProfile.objects.filter(user=adversary).update(
+        peer_yes_items=12.0, peer_yes_said_yes=0.0, peer_no_items=12.0, peer_no_said_no=0.0
+    )
+    coins = worker_coins([adversary.pk, honest[0].pk, honest[1].pk])
+    assert not informative(*coins[adversary.pk])
+    odds = math.prod(s / (1 - c) for s, c in (coins[honest[0].pk], coins[honest[1].pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert worker_decisions_reopen(worker_id=adversary.pk) == 0
+    assert Candidate.objects.get(pk=item.pk).state == "accepted"
+
+    # then h2's vote is credited with what the others say now: the adversary weightless, h0
+    # and h1 at their coins now (each yes odds 10.8 after this item's first credit, 116.6
+    # together), not with the call the adversary had made surer
+    assert round(odds, 1) == 116.6
+    assert _peer(honest[2]) == (0.991499, 0.0, 0.008501, 0.008501)
+    assert _peer(honest[2]) == tuple(
+        round(v, 6) for v in (odds / (odds + 1), 0.0, 1 / (odds + 1), 1 / (odds + 1))
+    )
+    assert Vote.objects.get(candidate=item, worker=honest[2]).peer_p_yes == pytest.approx(
+        odds / (odds + 1), rel=1e-9
+    )
 
 
 @pytest.mark.parametrize(

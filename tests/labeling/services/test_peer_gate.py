@@ -17,7 +17,7 @@ from labeling.models import TaskItem, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.microtasks import task_assign, worker_pause
 from labeling.services.worker_coins import peer_record_add
-from tests.factories import UserFactory, candidate_pool
+from tests.factories import UserFactory, candidate_pool, worker_client
 
 # what the answer path and curators write: none of it belongs to peer_record_add
 LIVE_COLUMNS = (
@@ -40,8 +40,8 @@ PEER = (
     "peer_evidence_no",
 )
 HONEST = (2.0, 1.5, 1.0, 1.0, -0.8, -4.0, -2.0)
-# 5 credits on items the crowd called yes, all contradicted: the coin test reaches 6.0 nats
-CONTRARY = (5.0, 0.0, 0.0, 0.0, 6.0, 6.5, -1.0)
+# 5 credits on items the crowd called yes, all contradicted: the coin test reaches 7.0 nats
+CONTRARY = (5.0, 0.0, 0.0, 0.0, 7.0, 6.5, -1.0)
 
 
 @pytest.fixture(autouse=True)
@@ -81,7 +81,8 @@ def test_credits_that_reach_the_gate_pause_the_worker_and_give_back_his_leases(c
     task = task_assign(worker=user, kind="verify")
     before = timezone.now()
 
-    # when one decision's credits bring his coin test to 6.0 nats (pause at log(200) = 5.30)
+    # when one decision's credits bring his coin test to 7.0 nats (pause at log(2 / 0.003) =
+    # 6.50: the peer gate's own budget)
     reopen = peer_record_add({user.pk: CONTRARY})
 
     # then he is paused for it, told only the reason, his decisions are to be looked at again,
@@ -91,7 +92,7 @@ def test_credits_that_reach_the_gate_pause_the_worker_and_give_back_his_leases(c
     assert (row["paused"], row["pause_reason"]) == (True, PEER_REASON)
     assert row["pause_detail"] == (
         "Crowd agreement: 0.0 of 5.0 credited label votes agreed with the crowd's call. "
-        "Evidence (nats, pause at 5.30 / 5.99): all 6.00, yes items 6.50, no items -1.00 "
+        "Evidence (nats, pause at 6.50 / 7.20): all 7.00, yes items 6.50, no items -1.00 "
         "(bar 80%, call at most 95% sure)."
     )
     assert row["paused_at"] >= before
@@ -118,9 +119,9 @@ def test_evidence_is_floored_at_twice_each_threshold_and_a_second_credit_adds_to
         11.5,
         11.0,
         11.0,
-        pytest.approx(-2 * math.log(200)),
-        pytest.approx(-2 * math.log(400)),
-        pytest.approx(-2 * math.log(400)),
+        pytest.approx(-2 * math.log(2 / 0.003)),
+        pytest.approx(-2 * math.log(4 / 0.003)),
+        pytest.approx(-2 * math.log(4 / 0.003)),
     )
     assert _row(user, ("paused",)) == {"paused": False}
 
@@ -201,4 +202,65 @@ def test_an_answer_and_a_curators_pause_around_the_credits_all_stand(category):
     assert _row(contrary, ("paused", "pause_reason")) == {
         "paused": True,
         "pause_reason": PEER_REASON,
+    }
+
+
+@pytest.mark.django_db
+def test_a_worker_paused_by_his_peers_sees_the_reason_and_nothing_of_the_evidence(category):
+    # given a worker the peer gate has paused, with curators' evidence in pause_detail
+    candidate_pool(category, 2, seed=6300)
+    client, user = worker_client("contrary")
+    WorkerProfile.objects.create(user=user, answered_tasks=10, answered_items=40)
+    peer_record_add({user.pk: CONTRARY})
+    assert WorkerProfile.objects.get(user=user).pause_detail.startswith("Crowd agreement")
+
+    # when he asks for work, for his own record and for his home page
+    refused = client.get("/api/tasks/next/?kind=verify")
+    me = client.get("/api/me/")
+    home = client.get("/")
+
+    # then each tells him he is paused and why, and none holds the evidence, his agreement
+    # counts or anything about other workers' votes
+    assert (refused.status_code, refused.json()) == (
+        403,
+        {"detail": f"Your account is paused: {PEER_REASON}"},
+    )
+    assert me.status_code == 200
+    assert set(me.json()) == {
+        "id",
+        "username",
+        "email",
+        "role",
+        "is_curator",
+        "is_active",
+        "date_joined",
+    }
+    assert home.status_code == 200
+    page = home.content.decode()
+    assert PEER_REASON in page
+    for text in (refused.content.decode(), me.content.decode(), page):
+        for secret in ("Crowd agreement", "nats", "credited", "Evidence", "peer"):
+            assert secret not in text
+
+
+@pytest.mark.django_db
+def test_with_the_peer_pauses_switched_off_the_evidence_lands_and_nobody_is_paused(
+    category, settings
+):
+    # given the gate's automatic pauses switched off (a crowd a curator suspects is captured)
+    settings.CROWDNET_GATE_PEER_PAUSES = False
+    user = _worker("contrary")
+
+    # when credits that would pause him land
+    reopen = peer_record_add({user.pk: CONTRARY})
+
+    # then his record holds them, for curators to read, and he keeps working; his decisions
+    # are still looked at again, as they were before the gate, because his coins fell (five
+    # contradictions and nothing else: his votes no longer carry evidence)
+    assert reopen == [user.pk]
+    assert tuple(_row(user, PEER).values()) == CONTRARY
+    assert _row(user, ("paused", "pause_reason", "pause_detail")) == {
+        "paused": False,
+        "pause_reason": "",
+        "pause_detail": "",
     }
