@@ -1,11 +1,14 @@
 """The grid lease on PostgreSQL in two statements: pick-and-lock, then recount-and-lease.
 
-1. ``PICK`` reads the worker's unseen control items (the curated gold: each one a probe of
-   the candidate by its key, the worker's vote and the worker's open leases), takes the
-   category of the worker's top pool item among those categories, draws the grid's gold
-   cells from that category at random and locks the category's next pool rows in serving
-   order (``candidate_grid_pool``) with ``FOR UPDATE SKIP LOCKED``. Each walked pool row
-   costs one probe of its open leases and one of the worker's own vote and leases.
+1. ``PICK`` walks the pool in serving order (``candidate_pool``) to the worker's top item
+   in a category that still has a control item (curated gold) the worker has not seen: a
+   probe of the category's gold (``gold_category``) per walked row, which stops at the first
+   unseen one. It draws the grid's gold cells from that category's gold: the first unseen
+   ones from a random point of its candidate ids on, wrapping round (a range of
+   ``gold_category``, each row with a probe of the worker's vote and open leases), and locks
+   the category's next pool rows in serving order (``candidate_grid_pool``) with ``FOR
+   UPDATE SKIP LOCKED``. Each walked pool row costs one probe of its open leases and one of
+   the worker's own vote and leases.
 2. ``LEASE`` runs in a fresh statement, so in READ COMMITTED it sees every lease committed
    after the pick's snapshot: it counts the locked rows' open leases again, keeps the first
    that still need a vote, shuffles them with the gold cells, inserts the MicroTask and its
@@ -39,26 +42,43 @@ POOL_ROW = (
     + NEW_TO_WORKER
 )
 
+UNSEEN_GOLD = """(SELECT 1 FROM labeling_vote v
+        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.candidate_id
+          AND v.question = 'label' AND v.box_id IS NULL) IS NULL
+    AND (SELECT 1 FROM labeling_taskitem h JOIN labeling_microtask t ON t.id = h.task_id
+        WHERE h.candidate_id = {c}.candidate_id AND h.leased_until > %(now)s
+          AND t.worker_id = %(worker)s LIMIT 1) IS NULL"""
+"""A gold row's candidate neither answered nor held by the worker (as NEW_TO_WORKER), each an
+index probe per gold row read: as scalar subqueries they can't become joins that read the
+worker's every vote or lease, and the gold rows are read in ``gold_category`` order."""
+
 PICK = f"""
-WITH controls AS MATERIALIZED (
-  SELECT g.candidate_id AS id,
-    (SELECT u.category_id FROM labeling_candidate u WHERE u.id = g.candidate_id) AS category_id
-  FROM labeling_goldanswer g
-),
-unseen AS MATERIALIZED (
-  SELECT u.id, u.category_id FROM controls u JOIN labeling_category k ON k.id = u.category_id
-  WHERE k.archived_at IS NULL AND {NEW_TO_WORKER.format(c="u")}
-),
-top AS MATERIALIZED (
+WITH top AS MATERIALIZED (
   SELECT c.category_id FROM labeling_candidate c
-  WHERE c.category_id = ANY(ARRAY(SELECT DISTINCT category_id FROM unseen))
-    AND {POOL_ROW.format(c="c")}
+  WHERE {POOL_ROW.format(c="c")}
+    AND EXISTS (SELECT 1 FROM labeling_category k
+      WHERE k.id = c.category_id AND k.archived_at IS NULL)
+    AND (SELECT true FROM labeling_goldanswer u
+      WHERE u.category_id = c.category_id AND {UNSEEN_GOLD.format(c="u")}
+      ORDER BY u.candidate_id LIMIT 1)
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
   LIMIT 1
 ),
+span AS MATERIALIZED (
+  SELECT top.category_id, lo + floor(random() * (hi - lo + 1))::bigint AS start FROM top,
+    LATERAL (SELECT min(u.candidate_id) AS lo, max(u.candidate_id) AS hi
+      FROM labeling_goldanswer u WHERE u.category_id = top.category_id) bounds
+),
 gold AS MATERIALIZED (
-  SELECT u.id FROM top, unseen u WHERE u.category_id = top.category_id
-  ORDER BY random()
+  (SELECT u.candidate_id AS id FROM span, labeling_goldanswer u
+   WHERE u.category_id = span.category_id AND u.candidate_id >= span.start
+     AND {UNSEEN_GOLD.format(c="u")}
+   ORDER BY u.candidate_id LIMIT %(gold)s)
+  UNION ALL
+  (SELECT u.candidate_id FROM span, labeling_goldanswer u
+   WHERE u.category_id = span.category_id AND u.candidate_id < span.start
+     AND {UNSEEN_GOLD.format(c="u")}
+   ORDER BY u.candidate_id LIMIT %(gold)s)
   LIMIT %(gold)s
 ),
 locked AS MATERIALIZED (

@@ -140,11 +140,9 @@ def _gold_cells(
 
     The gold ids are read from the (small) gold table first and shuffled here: asking the
     database to order a category's candidates by random() scanned all of them."""
-    ids = GoldAnswer.objects.filter(in_scope(LIVE_CANDIDATE, "candidate__category_id")).values_list(
-        "candidate_id", flat=True
-    )
+    ids = GoldAnswer.objects.filter(in_scope(LIVE)).values_list("candidate_id", flat=True)
     if category_id is not None:
-        ids = ids.filter(candidate__category_id=category_id)
+        ids = ids.filter(category_id=category_id)
     shuffled = list(ids)
     random.shuffle(shuffled)
     chosen: list[Candidate] = []
@@ -331,11 +329,13 @@ def _lease(worker: User, kind: str, cells: list[Cell], now: datetime) -> MicroTa
 
 
 def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> GoldAnswer:
-    """Make a candidate a control item with a known answer; writes the gold row and decides the
-    candidate (accepted or rejected), which also takes it out of the voting pool."""
+    """Make a candidate a control item with a known answer; writes the gold row (with the
+    candidate's category) and decides the candidate (accepted or rejected), which also takes it
+    out of the voting pool."""
     with transaction.atomic():
         gold, _ = GoldAnswer.objects.update_or_create(
-            candidate=candidate, defaults={"answer": answer, "created_by": by}
+            candidate=candidate,
+            defaults={"answer": answer, "created_by": by, "category_id": candidate.category_id},
         )
         state = Candidate.State.ACCEPTED if answer else Candidate.State.REJECTED
         Candidate.objects.filter(pk=candidate.pk).update(state=state, confidence=1.0)

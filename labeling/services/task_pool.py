@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import F, Q, QuerySet, TextChoices
 
-from labeling.models import Box, Candidate, TaskKind
+from labeling.models import Box, Candidate, GoldAnswer, TaskKind
 
 KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GRID, TaskKind.VERIFY)
 # Candidates of archived categories are kept but never asked about again, in any kind of task.
@@ -32,7 +32,7 @@ def work_of_kind(kind: str) -> QuerySet[Candidate] | QuerySet[Box]:
             LIVE, state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
         )
         if kind == TaskKind.GRID:
-            gold = Candidate.objects.filter(gold__isnull=False).values("category_id")
+            gold = GoldAnswer.objects.values("category_id")
             open_items = open_items.filter(category_id__in=gold)
         return open_items
     if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
