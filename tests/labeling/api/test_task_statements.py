@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from labeling.models import Candidate, TaskItem
+from labeling.models import Box, Candidate, TaskItem
 from labeling.services.microtasks import gold_mark, worker_profile
 from tests.factories import candidate_pool, worker_client
 
@@ -98,7 +98,7 @@ def test_a_grid_lease_costs_pinned_statements_with_its_gold_cells(
     assert not items.filter(candidate_id__in=list(seen)).exists()
 
 
-def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_queries):
+def test_a_drawing_lease_is_two_statements(category, django_assert_num_queries):
     # given three accepted images waiting for boxes, one of them asked first and leased by
     # another worker, and a worker with a profile
     waiting = candidate_pool(category, 3, seed=600)
@@ -111,9 +111,9 @@ def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_quer
     client, ann = worker_client("ann")
     worker_profile(ann)
 
-    # when a worker asks for a drawing: savepoint, profile and kinds, pick, task, item,
-    # release; the body's items and examples
-    with django_assert_num_queries(8):
+    # when a worker asks for a drawing: savepoint, profile and kinds, pick, lease (task, item
+    # and the body), release
+    with django_assert_num_queries(5):
         response = client.get("/api/tasks/next/?kind=draw")
 
     # then they get the next image nobody holds, in serving order
@@ -121,3 +121,50 @@ def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_quer
     served = TaskItem.objects.get(uid=response.json()["items"][0]["id"])
     assert served.candidate_id == waiting[0].pk
     assert TaskItem.objects.get(task__worker__username="bob").candidate_id == waiting[2].pk
+
+
+def test_a_box_check_lease_is_two_statements(category, django_assert_num_queries):
+    # given two proposed boxes, one drawn by the worker, one by someone else, and a worker
+    # with a profile
+    images = candidate_pool(category, 2, seed=700)
+    Candidate.objects.update(state="accepted", box_state="verify")
+    client, ann = worker_client("ann")
+    _, bob = worker_client("bob")
+    Box.objects.create(candidate=images[0], worker=ann, x0=1, y0=2, x1=30, y1=40)
+    theirs = Box.objects.create(candidate=images[1], worker=bob, x0=3, y0=4, x1=50, y1=44)
+    worker_profile(ann)
+
+    # when the worker asks for a box check: savepoint, profile and kinds, pick, lease (task,
+    # item and the body), release
+    with django_assert_num_queries(5):
+        response = client.get("/api/tasks/next/?kind=verify_box")
+
+    # then they check the box someone else drew, shown where it was drawn
+    assert response.status_code == 200
+    [item] = response.json()["items"]
+    assert (item["box"], item["width"], item["height"]) == ([3.0, 4.0, 50.0, 44.0], 80, 60)
+    assert TaskItem.objects.get(uid=item["id"]).box_id == theirs.pk
+
+
+def test_a_coverage_lease_is_two_statements_and_shows_the_accepted_boxes(
+    category, django_assert_num_queries
+):
+    # given an image in the coverage check with two accepted boxes and a rejected one
+    [image] = candidate_pool(category, 1, seed=800)
+    Candidate.objects.update(state="accepted", box_state="coverage")
+    _, bob = worker_client("bob")
+    for x0, state in [(1, "accepted"), (5, "rejected"), (9, "accepted")]:
+        Box.objects.create(candidate=image, worker=bob, x0=x0, y0=2, x1=30, y1=40, state=state)
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+
+    # when a worker asks for a coverage check: savepoint, profile and kinds, pick, lease (task,
+    # item, the body and its accepted boxes), release
+    with django_assert_num_queries(5):
+        response = client.get("/api/tasks/next/?kind=coverage")
+
+    # then the item shows the accepted boxes only, in the order they were drawn
+    assert response.status_code == 200
+    [item] = response.json()["items"]
+    assert item["boxes"] == [[1.0, 2.0, 30.0, 40.0], [9.0, 2.0, 30.0, 40.0]]
+    assert "box" not in item
