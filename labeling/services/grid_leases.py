@@ -1,14 +1,15 @@
 """The grid lease on PostgreSQL in two statements: pick-and-lock, then recount-and-lease.
 
-1. ``PICK`` walks the pool in serving order (``candidate_pool``) to the worker's top item
-   in a category that still has a control item (curated gold) the worker has not seen: a
-   probe of the category's gold (``gold_category``) per walked row, which stops at the first
-   unseen one. It draws the grid's gold cells from that category's gold: the first unseen
-   ones from a random point of its candidate ids on, wrapping round (a range of
-   ``gold_category``, each row with a probe of the worker's vote and open leases), and locks
-   the category's next pool rows in serving order (``candidate_grid_pool``) with ``FOR
-   UPDATE SKIP LOCKED``. Each walked pool row costs one probe of its open leases and one of
-   the worker's own vote and leases.
+1. ``PICK`` lists the categories that have control items (curated gold) by a skip scan of
+   ``gold_category`` (one index probe per such category, however much gold each holds), then
+   walks the pool in serving order (``candidate_pool``) to the worker's top item in one of
+   them that still has a control item the worker has not seen: a probe of the category's
+   gold per walked row, which stops at the first unseen one. It draws the grid's gold cells
+   from that category's gold: the first unseen ones from a random point of its candidate ids
+   on, wrapping round (a range of ``gold_category``, each row with a probe of the worker's
+   vote and open leases), and locks the category's next pool rows in serving order
+   (``candidate_grid_pool``) with ``FOR UPDATE SKIP LOCKED``. Each walked pool row costs
+   one probe of its open leases and one of the worker's own vote and leases.
 2. ``LEASE`` runs in a fresh statement, so in READ COMMITTED it sees every lease committed
    after the pick's snapshot: it counts the locked rows' open leases again, keeps the first
    that still need a vote, shuffles them with the gold cells, inserts the MicroTask and its
@@ -42,20 +43,22 @@ POOL_ROW = (
     + NEW_TO_WORKER
 )
 
-UNSEEN_GOLD = """(SELECT 1 FROM labeling_vote v
-        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.candidate_id
-          AND v.question = 'label' AND v.box_id IS NULL) IS NULL
-    AND (SELECT 1 FROM labeling_taskitem h JOIN labeling_microtask t ON t.id = h.task_id
-        WHERE h.candidate_id = {c}.candidate_id AND h.leased_until > %(now)s
-          AND t.worker_id = %(worker)s LIMIT 1) IS NULL"""
-"""A gold row's candidate neither answered nor held by the worker (as NEW_TO_WORKER), each an
-index probe per gold row read: as scalar subqueries they can't become joins that read the
-worker's every vote or lease, and the gold rows are read in ``gold_category`` order."""
+UNSEEN_GOLD = NEW_TO_WORKER.replace("{c}.id", "{c}.candidate_id")
+"""A gold row's candidate neither answered nor held by the worker (NEW_TO_WORKER, keyed by
+the gold row's candidate)."""
 
 PICK = f"""
-WITH top AS MATERIALIZED (
+WITH RECURSIVE gold_categories AS (
+  (SELECT g.category_id AS id FROM labeling_goldanswer g ORDER BY g.category_id LIMIT 1)
+  UNION ALL
+  SELECT (SELECT g.category_id FROM labeling_goldanswer g WHERE g.category_id > k.id
+    ORDER BY g.category_id LIMIT 1)
+  FROM gold_categories k WHERE k.id IS NOT NULL
+),
+top AS MATERIALIZED (
   SELECT c.category_id FROM labeling_candidate c
-  WHERE {POOL_ROW.format(c="c")}
+  WHERE c.category_id = ANY(ARRAY(SELECT id FROM gold_categories WHERE id IS NOT NULL))
+    AND {POOL_ROW.format(c="c")}
     AND EXISTS (SELECT 1 FROM labeling_category k
       WHERE k.id = c.category_id AND k.archived_at IS NULL)
     AND (SELECT true FROM labeling_goldanswer u
