@@ -35,9 +35,14 @@ def work_of_kind(kind: str) -> QuerySet[Candidate] | QuerySet[Box]:
             gold = GoldAnswer.objects.values("category_id")
             open_items = open_items.filter(category_id__in=gold)
         return open_items
+    # The box stages' first row in serving order, by key: as a plain filter the planner read
+    # the table from its start to the stage's first row (the whole table when the stage's rows
+    # came last), where the ordered slice reads the top of the stage's index.
     if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
-        return Candidate.objects.filter(LIVE, box_state=BOX_STAGE_OF_KIND[kind])
-    return Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
+        stage = Candidate.objects.filter(LIVE, box_state=BOX_STAGE_OF_KIND[kind])
+        return Candidate.objects.filter(pk__in=stage.order_by("-priority", "id").values("pk")[:1])
+    proposed = Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
+    return Box.objects.filter(pk__in=proposed.order_by("id").values("pk")[:1])
 
 
 def _work_exists(kind: str) -> bool:
