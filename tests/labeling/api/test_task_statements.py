@@ -168,3 +168,98 @@ def test_a_coverage_lease_is_two_statements_and_shows_the_accepted_boxes(
     [item] = response.json()["items"]
     assert item["boxes"] == [[1.0, 2.0, 30.0, 40.0], [9.0, 2.0, 30.0, 40.0]]
     assert "box" not in item
+
+
+def _answer(client, task: dict, answers: list[dict]) -> dict:
+    response = client.post(
+        f"/api/tasks/{task['id']}/answer/", {"answers": answers, "client_token": "t"}, format="json"
+    )
+    assert response.status_code == 201
+    return response.json()
+
+
+def test_answering_a_grid_costs_the_statements_of_one_verify_answer(
+    category, settings, django_assert_num_queries
+):
+    # given a leased grid of 8 pool cells and a gold cell (answer yes)
+    settings.CROWDNET_GOLD_RATE = 0.0
+    pool = candidate_pool(category, 20, seed=900)
+    for candidate in pool[:2]:
+        gold_mark(candidate=candidate, answer=True)
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=grid").json()
+    answers = [{"item": item["id"], "selected": True} for item in task["items"]]
+
+    # when it is answered, the control right: savepoint, task and profile locks, items, the
+    # 9 votes in one insert, the 8 tallies in one update, consensus (candidates, votes,
+    # voters, the crowd's control totals, the capped decided counts, the 8 posteriors in one
+    # update), the capped counts again for the one-answer gate, profile, task, leases, release
+    with django_assert_num_queries(17):
+        stats = _answer(client, task, answers)
+
+    # then every pool cell has its counted vote
+    assert stats["answered_items"] == 9
+    cells = [c.pk for c in pool[2:]]
+    assert Candidate.objects.filter(pk__in=cells, yes_votes=1).count() == 8
+
+
+def test_answering_a_drawing_costs_pinned_statements(category, django_assert_num_queries):
+    # given a leased drawing
+    [image] = candidate_pool(category, 1, seed=910)
+    Candidate.objects.update(state="accepted", box_state="draw")
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=draw").json()
+    answers = [{"item": task["items"][0]["id"], "boxes": [[1, 2, 30, 40], [5, 6, 50, 44]]}]
+
+    # when two boxes are drawn: savepoint, task and profile locks, items, vote, the boxes,
+    # the image's stage (settled in one update), profile, task, leases, release
+    with django_assert_num_queries(11):
+        _answer(client, task, answers)
+
+    # then the boxes wait for checks
+    assert Candidate.objects.get(pk=image.pk).box_state == "verify"
+    assert Box.objects.filter(candidate=image, state="proposed").count() == 2
+
+
+def test_answering_a_box_check_costs_pinned_statements(category, django_assert_num_queries):
+    # given a leased check of the only box on an image
+    [image] = candidate_pool(category, 1, seed=920)
+    Candidate.objects.update(state="accepted", box_state="verify")
+    _, bob = worker_client("bob")
+    box = Box.objects.create(candidate=image, worker=bob, x0=1, y0=2, x1=30, y1=40)
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=verify_box").json()
+
+    # when it is answered yes: savepoint, task and profile locks, items, vote, the box's
+    # count (one update, no read of the box), its checks and their workers' accuracies, its
+    # state, the image's stage, profile, task, leases, release
+    with django_assert_num_queries(14):
+        _answer(client, task, [{"item": task["items"][0]["id"], "answer": "yes"}])
+
+    # then the box is accepted and the image goes to the coverage check
+    box.refresh_from_db()
+    assert (box.yes_votes, box.no_votes, box.state) == (1, 0, "accepted")
+    assert Candidate.objects.get(pk=image.pk).box_state == "coverage"
+
+
+@pytest.mark.parametrize(("said", "statements", "stage"), [("no", 10, "draw"), ("yes", 14, "done")])
+def test_answering_a_coverage_check_costs_pinned_statements(
+    category, django_assert_num_queries, said, statements, stage
+):
+    # given a leased coverage check of an image with one accepted box
+    [image] = candidate_pool(category, 1, seed=930)
+    Candidate.objects.update(state="accepted", box_state="coverage")
+    _, bob = worker_client("bob")
+    Box.objects.create(candidate=image, worker=bob, x0=1, y0=2, x1=30, y1=40, state="accepted")
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=coverage").json()
+
+    # when it is answered: savepoint, task and profile locks, items, vote, the image's stage
+    # (no: back to drawing; yes: settled in one update, then the objects fused: boxes, old
+    # objects, drawers' accuracies, new objects), profile, task, leases, release
+    with django_assert_num_queries(statements):
+        _answer(client, task, [{"item": task["items"][0]["id"], "answer": said}])
+
+    # then the image is drawn again, or done with its one object
+    assert Candidate.objects.get(pk=image.pk).box_state == stage
+    assert image.object_boxes.count() == (1 if said == "yes" else 0)
