@@ -1,10 +1,10 @@
 """The grid lease on PostgreSQL in two statements: pick-and-lock, then recount-and-lease.
 
-1. ``PICK`` lists the categories that have control items (curated gold) by a skip scan of
-   ``gold_category`` (one index probe per such category, however much gold each holds), then
-   walks the pool in serving order (``candidate_pool``) to the worker's top item in one of
-   them that still has a control item the worker has not seen: a probe of the category's
-   gold per walked row, which stops at the first unseen one. It draws the grid's gold cells
+1. ``PICK`` lists the live categories that have control items (curated gold) by a skip scan
+   of ``gold_category`` (one index probe per such category, however much gold each holds),
+   keeps those with a control item the worker has not seen (each category's gold read in
+   order up to the first unseen one), then walks the pool in serving order
+   (``candidate_pool``) to the worker's top item in one of them. It draws the grid's gold cells
    from that category's gold: the first unseen ones from a random point of its candidate ids
    on, wrapping round (a range of ``gold_category``, each row with a probe of the worker's
    vote and open leases), and locks the category's next pool rows in serving order
@@ -43,9 +43,19 @@ POOL_ROW = (
     + NEW_TO_WORKER
 )
 
-UNSEEN_GOLD = NEW_TO_WORKER.replace("{c}.id", "{c}.candidate_id")
-"""A gold row's candidate neither answered nor held by the worker (NEW_TO_WORKER, keyed by
-the gold row's candidate)."""
+UNSEEN_GOLD = """NOT (SELECT EXISTS (SELECT 1 FROM labeling_vote v
+        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.candidate_id
+          AND v.question = 'label' AND v.box_id IS NULL))
+    AND NOT (SELECT EXISTS (SELECT 1 FROM labeling_taskitem h
+        JOIN labeling_microtask t ON t.id = h.task_id
+        WHERE h.candidate_id = {c}.candidate_id AND h.box_id IS NULL
+          AND h.leased_until > %(now)s AND t.worker_id = %(worker)s))"""
+"""A gold row's candidate neither answered nor held by the worker (as NEW_TO_WORKER), as two
+index probes per gold row read (``vote_once_per_question``, ``task_item_candidate_lease``).
+As scalar subqueries they can't become joins over the worker's votes or every open lease, and
+the planner takes each to pass half the rows (a ``(SELECT ...) IS NULL`` it takes to pass
+0.5 %, so it costed the whole gold table per category, and past jit_optimize_above_cost
+PostgreSQL spent most of a second compiling the statement)."""
 
 PICK = f"""
 WITH RECURSIVE gold_categories AS (
@@ -55,15 +65,16 @@ WITH RECURSIVE gold_categories AS (
     ORDER BY g.category_id LIMIT 1)
   FROM gold_categories k WHERE k.id IS NOT NULL
 ),
+eligible AS MATERIALIZED (
+  SELECT k.id FROM gold_categories k JOIN labeling_category g ON g.id = k.id
+  WHERE g.archived_at IS NULL
+    AND (SELECT true FROM labeling_goldanswer u
+      WHERE u.category_id = k.id AND {UNSEEN_GOLD.format(c="u")}
+      ORDER BY u.candidate_id LIMIT 1)
+),
 top AS MATERIALIZED (
   SELECT c.category_id FROM labeling_candidate c
-  WHERE c.category_id = ANY(ARRAY(SELECT id FROM gold_categories WHERE id IS NOT NULL))
-    AND {POOL_ROW.format(c="c")}
-    AND EXISTS (SELECT 1 FROM labeling_category k
-      WHERE k.id = c.category_id AND k.archived_at IS NULL)
-    AND (SELECT true FROM labeling_goldanswer u
-      WHERE u.category_id = c.category_id AND {UNSEEN_GOLD.format(c="u")}
-      ORDER BY u.candidate_id LIMIT 1)
+  WHERE c.category_id = ANY(ARRAY(SELECT id FROM eligible)) AND {POOL_ROW.format(c="c")}
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
   LIMIT 1
 ),
