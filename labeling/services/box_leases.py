@@ -57,8 +57,8 @@ WHERE b.state = 'proposed' AND b.yes_votes + b.no_votes < %(votes)s
   AND NOT (SELECT EXISTS (SELECT 1 FROM labeling_vote v
     WHERE v.worker_id = %(worker)s AND v.box_id = b.id))
   AND NOT (SELECT EXISTS (SELECT 1 FROM labeling_taskitem h
-    JOIN labeling_microtask t ON t.id = h.task_id
-    WHERE h.box_id = b.id AND h.leased_until > %(now)s AND t.worker_id = %(worker)s))
+    WHERE h.box_id = b.id AND h.leased_until > %(now)s
+      AND (SELECT t.worker_id FROM labeling_microtask t WHERE t.id = h.task_id) = %(worker)s))
   AND EXISTS (SELECT 1 FROM labeling_candidate c JOIN labeling_category g
     ON g.id = c.category_id WHERE c.id = b.candidate_id AND g.archived_at IS NULL)
 ORDER BY b.id

@@ -47,11 +47,13 @@ UNSEEN_GOLD = """NOT (SELECT EXISTS (SELECT 1 FROM labeling_vote v
         WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.candidate_id
           AND v.question = 'label' AND v.box_id IS NULL))
     AND NOT (SELECT EXISTS (SELECT 1 FROM labeling_taskitem h
-        JOIN labeling_microtask t ON t.id = h.task_id
         WHERE h.candidate_id = {c}.candidate_id AND h.box_id IS NULL
-          AND h.leased_until > %(now)s AND t.worker_id = %(worker)s))"""
+          AND h.leased_until > %(now)s
+          AND (SELECT t.worker_id FROM labeling_microtask t WHERE t.id = h.task_id)
+            = %(worker)s))"""
 """A gold row's candidate neither answered nor held by the worker (as NEW_TO_WORKER), as two
-index probes per gold row read (``vote_once_per_question``, ``task_item_candidate_lease``).
+index probes per gold row read (``vote_once_per_question``, ``task_item_candidate_lease``, and
+the task of each of its few open leases by key: as a join, the planner hashed every task).
 As scalar subqueries they can't become joins over the worker's votes or every open lease, and
 the planner takes each to pass half the rows (a ``(SELECT ...) IS NULL`` it takes to pass
 0.5 %, so it costed the whole gold table per category, and past jit_optimize_above_cost
