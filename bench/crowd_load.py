@@ -71,8 +71,9 @@ SEED_SQL = [
          0, 0, 0, CASE WHEN im.phash < 10000 AND im.phash % {spacing} = 0 THEN 1.0 ELSE 0.0 END,
          0.5, 0, 3, 'none', now(), now()
        FROM labeling_image im""",
-    """INSERT INTO labeling_goldanswer (candidate_id, answer, created_at)
-       SELECT id, state = 'accepted', now() FROM labeling_candidate WHERE state <> 'open'""",
+    """INSERT INTO labeling_goldanswer (candidate_id, category_id, answer, created_at)
+       SELECT id, category_id, state = 'accepted', now() FROM labeling_candidate
+       WHERE state <> 'open'""",
 ]
 
 

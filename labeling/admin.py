@@ -140,9 +140,21 @@ class WorkerProfileAdmin(admin.ModelAdmin):
 
 @admin.register(GoldAnswer)
 class GoldAnswerAdmin(admin.ModelAdmin):
-    list_display = ["candidate", "answer", "created_by", "created_at"]
-    list_select_related = ["candidate", "created_by"]
+    list_display = ["candidate", "category", "answer", "created_by", "created_at"]
+    list_select_related = ["candidate", "category", "created_by"]
     raw_id_fields = ["candidate"]
+    fields = ["candidate", "answer", "category", "created_by"]
+    readonly_fields = ["category"]
+
+    def save_model(self, request, obj, form, change):  # type: ignore[no-untyped-def]
+        """Through gold_mark, so the row gets its candidate's category and the candidate is
+        decided; a row moved to another candidate leaves the old one's gold behind it."""
+        if change and "candidate" in form.changed_data:
+            GoldAnswer.objects.filter(pk=obj.pk).delete()
+        marked = gold_mark(
+            candidate=obj.candidate, answer=obj.answer, by=obj.created_by or request.user
+        )
+        obj.pk, obj.category_id = marked.pk, marked.category_id
 
 
 @admin.register(MicroTask)

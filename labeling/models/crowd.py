@@ -86,11 +86,21 @@ class GoldAnswer(models.Model):
     """The known answer to a candidate's question; workers can never tell which items these are."""
 
     candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="gold")
+    # The candidate's category, copied (gold_mark writes it; a candidate never changes its
+    # category), so that a grid reads only its own category's controls (gold_category).
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     answer = models.BooleanField(help_text="True when the image shows the category.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["category", "candidate"], name="gold_category"),
+        ]
 
     def __str__(self) -> str:
         return f"gold {self.candidate_id}: {self.answer}"

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F, Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from labeling.consensus import decided_prior
@@ -153,32 +153,42 @@ def _apply_label_counts(votes: list[Vote]) -> None:
 
 BoxState = Candidate.BoxState
 
+SETTLE_SQL = """
+UPDATE labeling_candidate SET box_state = CASE
+  WHEN EXISTS (SELECT 1 FROM labeling_box b
+    WHERE b.candidate_id = %(candidate)s AND b.state = 'proposed') THEN 'verify'
+  WHEN EXISTS (SELECT 1 FROM labeling_box b
+    WHERE b.candidate_id = %(candidate)s AND b.state = 'accepted')
+    THEN CASE WHEN %(covered)s THEN 'done' ELSE 'coverage' END
+  WHEN t.none >= %(needed)s AND t.none = t.drawers THEN 'absent'
+  WHEN t.drawers >= %(cap)s THEN 'review'
+  ELSE 'draw' END
+FROM (SELECT count(DISTINCT v.worker_id) AS drawers,
+        count(DISTINCT CASE WHEN v.answer = 'no' THEN v.worker_id END) AS none
+      FROM labeling_vote v
+      WHERE v.candidate_id = %(candidate)s AND v.question = 'draw' AND v.counted) t
+WHERE labeling_candidate.id = %(candidate)s
+RETURNING labeling_candidate.box_state
+"""
+"""An image's box stage once none of its boxes awaits a check, settled and written in one
+statement: the coverage check when a box was accepted (done, when ``covered``: a coverage
+check said yes); "absent" when CROWDNET_BOX_NONE_VOTES distinct workers found none present
+and nobody drew one (one worker's "none" contradicts the crowd's label); the review queue once
+CROWDNET_BOX_DRAW_CAP workers answered without settling it; else another worker draws."""
 
-def _box_stage_settle(candidate_id: int) -> str:
-    """The box stage of an image once none of its boxes awaits a check: the coverage check
-    when a box was accepted; "absent" when CROWDNET_BOX_NONE_VOTES distinct workers found none
-    present and nobody drew one (one worker's "none" contradicts the crowd's label); the
-    review queue once CROWDNET_BOX_DRAW_CAP workers answered without settling it; else another
-    worker draws."""
-    boxes = Box.objects.filter(candidate_id=candidate_id)
-    if boxes.filter(state=Box.State.PROPOSED).exists():
-        return BoxState.VERIFY
-    if boxes.filter(state=Box.State.ACCEPTED).exists():
-        return BoxState.COVERAGE
-    tally = Vote.objects.filter(candidate_id=candidate_id, question="draw", counted=True).aggregate(
-        drawers=Count("worker", distinct=True),
-        none=Count("worker", distinct=True, filter=Q(answer=Vote.Answer.NO)),
-    )
+
+def _box_stage_settle(candidate_id: int, *, covered: bool = False) -> str:
+    """Settle and write the image's box stage (SETTLE_SQL); returns it."""
     needed = settings.CROWDNET_BOX_NONE_VOTES
-    if tally["none"] >= needed and tally["none"] == tally["drawers"]:
-        return BoxState.ABSENT
-    if tally["drawers"] >= max(needed, settings.CROWDNET_BOX_DRAW_CAP):
-        return BoxState.REVIEW
-    return BoxState.DRAW
-
-
-def _box_stage_set(candidate_id: int, stage: str) -> None:
-    Candidate.objects.filter(pk=candidate_id).update(box_state=stage)
+    values = {
+        "candidate": candidate_id,
+        "covered": covered,
+        "needed": needed,
+        "cap": max(needed, settings.CROWDNET_BOX_DRAW_CAP),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(SETTLE_SQL, values)
+        return cursor.fetchone()[0]
 
 
 def _apply_draw(worker: User, item: TaskItem, answer: ItemAnswer) -> None:
@@ -186,39 +196,46 @@ def _apply_draw(worker: User, item: TaskItem, answer: ItemAnswer) -> None:
         Box(candidate=item.candidate, worker=worker, x0=b[0], y0=b[1], x1=b[2], y1=b[3])
         for b in answer.boxes
     )
-    _box_stage_set(item.candidate_id, _box_stage_settle(item.candidate_id))
+    _box_stage_settle(item.candidate_id)
+
+
+BOX_VOTE_SQL = """
+UPDATE labeling_box SET yes_votes = yes_votes + %(yes)s, no_votes = no_votes + %(no)s
+WHERE id = %(box)s RETURNING yes_votes, no_votes
+"""
+"""A box check's vote added to its box, which it locks; the box's counts come back."""
 
 
 def _apply_verify_box(item: TaskItem, answer: ItemAnswer) -> None:
-    box = Box.objects.select_for_update().get(pk=item.box_id)
-    if answer.answer == "yes":
-        box.yes_votes += 1
-    else:
-        box.no_votes += 1
-    if box.yes_votes + box.no_votes >= settings.CROWDNET_BOX_VERIFY_VOTES:
-        box.state = Box.State.ACCEPTED if box_accepted(box) else Box.State.REJECTED
-    box.save(update_fields=["yes_votes", "no_votes", "state"])
-    _box_stage_set(item.candidate_id, _box_stage_settle(item.candidate_id))
+    """Count the check on the box (one statement, no read of the box the items hold); once it
+    has CROWDNET_BOX_VERIFY_VOTES, decide it; settle the image's stage."""
+    yes = answer.answer == "yes"
+    with connection.cursor() as cursor:
+        cursor.execute(BOX_VOTE_SQL, {"yes": int(yes), "no": int(not yes), "box": item.box_id})
+        yes_votes, no_votes = cursor.fetchone()
+    if yes_votes + no_votes >= settings.CROWDNET_BOX_VERIFY_VOTES:
+        box = item.box
+        state = Box.State.ACCEPTED if box_accepted(box) else Box.State.REJECTED
+        Box.objects.filter(pk=item.box_id).update(state=state)
+    _box_stage_settle(item.candidate_id)
 
 
 def _apply_coverage(item: TaskItem, answer: ItemAnswer) -> None:
     """ "Every instance boxed?": yes closes the chain only over accepted boxes; with none it
     settles like a drawing (a "yes" over zero boxes never marks an image boxed)."""
     if answer.answer != "yes":
-        _box_stage_set(item.candidate_id, BoxState.DRAW)
+        Candidate.objects.filter(pk=item.candidate_id).update(box_state=BoxState.DRAW)
         return
-    stage = _box_stage_settle(item.candidate_id)
-    if stage == BoxState.COVERAGE:
-        stage = BoxState.DONE
-    _box_stage_set(item.candidate_id, stage)
-    if stage == BoxState.DONE:
+    if _box_stage_settle(item.candidate_id, covered=True) == BoxState.DONE:
         objects_fuse(item.candidate_id)
 
 
-def _apply_boxes(task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer]) -> None:
+def _apply_boxes(
+    worker: User, task: MicroTask, items: list[TaskItem], parsed: list[ItemAnswer]
+) -> None:
     for item, answer in zip(items, parsed, strict=True):
         if task.kind == TaskKind.DRAW:
-            _apply_draw(task.worker, item, answer)
+            _apply_draw(worker, item, answer)
         elif task.kind == TaskKind.VERIFY_BOX:
             _apply_verify_box(item, answer)
         elif task.kind == TaskKind.COVERAGE:
@@ -465,7 +482,12 @@ def answer_submit(
             rows = next(items for t, items in loaded.tasks if t.pk == task.pk)
             if len(rows) == 1:
                 return _verify_answer(task, profile, rows, answers, client_token)
-        items = list(task.items.select_related("candidate__image", "candidate__gold", "box"))
+        # ordered by position alone: the model's (task, position) joined the task locked above
+        items = list(
+            task.items.select_related("candidate__image", "candidate__gold", "box").order_by(
+                "position"
+            )
+        )
         limits = BoxLimits(settings.CROWDNET_MAX_BOXES, settings.CROWDNET_MIN_BOX_SIDE)
         parsed = parse_answers(task.kind, answers, _specs(items), limits)
         now = timezone.now()
@@ -501,7 +523,7 @@ def answer_submit(
         if task.kind in (TaskKind.VERIFY, TaskKind.GRID):
             _apply_label_counts(votes)
         elif counted:
-            _apply_boxes(task, items, parsed)
+            _apply_boxes(worker, task, items, parsed)
         _update_profile(
             profile,
             items=len(items),

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Exists, F, FloatField, OuterRef, Q, QuerySet, Value, When
 from django.db.models.functions import Abs
 from django.utils import timezone
@@ -229,14 +229,51 @@ def candidates_decide(candidate_ids: Sequence[int]) -> int:
         return 0
     decisions, live = _decisions(candidates)
     now = timezone.now()
-    decided = []
+    decided, changes = [], []
     for i, candidate in enumerate(candidates):
         fields = state_fields(candidate, decisions[candidate.pk], now)
         if fields.get("state", Candidate.State.OPEN) != Candidate.State.OPEN:
             decided.append(i)
-        Candidate.objects.filter(pk=candidate.pk).update(**fields)
+        changes.append(fields)
+    _decisions_write(candidates, changes)
     _learn_from(live, decided, len(candidates))
     return len(decided)
+
+
+DECIDED_FIELDS = (
+    "posterior",
+    "state",
+    "confidence",
+    "priority",
+    "votes_needed",
+    "decided_at",
+    "box_state",
+)
+DECISIONS_SQL = """
+UPDATE labeling_candidate c SET posterior = v.posterior, state = v.state,
+  confidence = v.confidence, priority = v.priority, votes_needed = v.votes_needed,
+  decided_at = v.decided_at, box_state = v.box_state
+FROM unnest(%s::bigint[], %s::float8[], %s::text[], %s::float8[], %s::int[], %s::int[],
+            %s::timestamptz[], %s::text[])
+  AS v(id, posterior, state, confidence, priority, votes_needed, decided_at, box_state)
+WHERE c.id = v.id
+"""
+"""Every candidate's new decision fields in one statement (a grid decides up to 8 at once)."""
+
+
+def _decisions_write(candidates: list[Candidate], changes: list[dict[str, object]]) -> None:
+    """Write each (row-locked) candidate's changed fields: on PostgreSQL one UPDATE for all,
+    each row's other decision fields written back as they were read under the lock."""
+    if connection.vendor != "postgresql":  # SQLite serialises writers: one UPDATE per row
+        for candidate, fields in zip(candidates, changes, strict=True):
+            Candidate.objects.filter(pk=candidate.pk).update(**fields)
+        return
+    columns = [[c.pk for c in candidates]] + [
+        [fields.get(name, getattr(c, name)) for c, fields in zip(candidates, changes, strict=True)]
+        for name in DECIDED_FIELDS
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(DECISIONS_SQL, columns)
 
 
 def _learn_from(

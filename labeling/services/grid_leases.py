@@ -1,11 +1,15 @@
 """The grid lease on PostgreSQL in two statements: pick-and-lock, then recount-and-lease.
 
-1. ``PICK`` reads the worker's unseen control items (the curated gold: each one a probe of
-   the candidate by its key, the worker's vote and the worker's open leases), takes the
-   category of the worker's top pool item among those categories, draws the grid's gold
-   cells from that category at random and locks the category's next pool rows in serving
-   order (``candidate_grid_pool``) with ``FOR UPDATE SKIP LOCKED``. Each walked pool row
-   costs one probe of its open leases and one of the worker's own vote and leases.
+1. ``PICK`` lists the live categories that have control items (curated gold) by a skip scan
+   of ``gold_category`` (one index probe per such category, however much gold each holds),
+   keeps those with a control item the worker has not seen (each category's gold read in
+   order up to the first unseen one), then walks the pool in serving order
+   (``candidate_pool``) to the worker's top item in one of them. It draws the grid's gold cells
+   from that category's gold: the first unseen ones from a random point of its candidate ids
+   on, wrapping round (a range of ``gold_category``, each row with a probe of the worker's
+   vote and open leases), and locks the category's next pool rows in serving order
+   (``candidate_grid_pool``) with ``FOR UPDATE SKIP LOCKED``. Each walked pool row costs
+   one probe of its open leases and one of the worker's own vote and leases.
 2. ``LEASE`` runs in a fresh statement, so in READ COMMITTED it sees every lease committed
    after the pick's snapshot: it counts the locked rows' open leases again, keeps the first
    that still need a vote, shuffles them with the gold cells, inserts the MicroTask and its
@@ -39,26 +43,58 @@ POOL_ROW = (
     + NEW_TO_WORKER
 )
 
+UNSEEN_GOLD = """NOT (SELECT EXISTS (SELECT 1 FROM labeling_vote v
+        WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.candidate_id
+          AND v.question = 'label' AND v.box_id IS NULL))
+    AND NOT (SELECT EXISTS (SELECT 1 FROM labeling_taskitem h
+        WHERE h.candidate_id = {c}.candidate_id AND h.box_id IS NULL
+          AND h.leased_until > %(now)s
+          AND (SELECT t.worker_id FROM labeling_microtask t WHERE t.id = h.task_id)
+            = %(worker)s))"""
+"""A gold row's candidate neither answered nor held by the worker (as NEW_TO_WORKER), as two
+index probes per gold row read (``vote_once_per_question``, ``task_item_candidate_lease``, and
+the task of each of its few open leases by key: as a join, the planner hashed every task).
+As scalar subqueries they can't become joins over the worker's votes or every open lease, and
+the planner takes each to pass half the rows (a ``(SELECT ...) IS NULL`` it takes to pass
+0.5 %, so it costed the whole gold table per category, and past jit_optimize_above_cost
+PostgreSQL spent most of a second compiling the statement)."""
+
 PICK = f"""
-WITH controls AS MATERIALIZED (
-  SELECT g.candidate_id AS id,
-    (SELECT u.category_id FROM labeling_candidate u WHERE u.id = g.candidate_id) AS category_id
-  FROM labeling_goldanswer g
+WITH RECURSIVE gold_categories AS (
+  (SELECT g.category_id AS id FROM labeling_goldanswer g ORDER BY g.category_id LIMIT 1)
+  UNION ALL
+  SELECT (SELECT g.category_id FROM labeling_goldanswer g WHERE g.category_id > k.id
+    ORDER BY g.category_id LIMIT 1)
+  FROM gold_categories k WHERE k.id IS NOT NULL
 ),
-unseen AS MATERIALIZED (
-  SELECT u.id, u.category_id FROM controls u JOIN labeling_category k ON k.id = u.category_id
-  WHERE k.archived_at IS NULL AND {NEW_TO_WORKER.format(c="u")}
+eligible AS MATERIALIZED (
+  SELECT k.id FROM gold_categories k JOIN labeling_category g ON g.id = k.id
+  WHERE g.archived_at IS NULL
+    AND (SELECT true FROM labeling_goldanswer u
+      WHERE u.category_id = k.id AND {UNSEEN_GOLD.format(c="u")}
+      ORDER BY u.candidate_id LIMIT 1)
 ),
 top AS MATERIALIZED (
   SELECT c.category_id FROM labeling_candidate c
-  WHERE c.category_id = ANY(ARRAY(SELECT DISTINCT category_id FROM unseen))
-    AND {POOL_ROW.format(c="c")}
+  WHERE c.category_id = ANY(ARRAY(SELECT id FROM eligible)) AND {POOL_ROW.format(c="c")}
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
   LIMIT 1
 ),
+span AS MATERIALIZED (
+  SELECT top.category_id, lo + floor(random() * (hi - lo + 1))::bigint AS start FROM top,
+    LATERAL (SELECT min(u.candidate_id) AS lo, max(u.candidate_id) AS hi
+      FROM labeling_goldanswer u WHERE u.category_id = top.category_id) bounds
+),
 gold AS MATERIALIZED (
-  SELECT u.id FROM top, unseen u WHERE u.category_id = top.category_id
-  ORDER BY random()
+  (SELECT u.candidate_id AS id FROM span, labeling_goldanswer u
+   WHERE u.category_id = span.category_id AND u.candidate_id >= span.start
+     AND {UNSEEN_GOLD.format(c="u")}
+   ORDER BY u.candidate_id LIMIT %(gold)s)
+  UNION ALL
+  (SELECT u.candidate_id FROM span, labeling_goldanswer u
+   WHERE u.category_id = span.category_id AND u.candidate_id < span.start
+     AND {UNSEEN_GOLD.format(c="u")}
+   ORDER BY u.candidate_id LIMIT %(gold)s)
   LIMIT %(gold)s
 ),
 locked AS MATERIALIZED (

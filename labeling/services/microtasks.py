@@ -5,8 +5,8 @@ and the open leases of the rows we hold are counted again in a fresh statement a
 are taken, so no item gets more leases than the votes it still needs. (Anyone adding a lease to
 a candidate must hold its row lock first.) On SQLite, transactions are IMMEDIATE, so writers are
 serialised and the same reasoning holds. On PostgreSQL the verify and grid leases are two raw
-statements each that follow the same protocol (labeling.services.leases, grid_leases), and
-drawing and coverage picks one (box_leases); box checks, a campaign's scoped leases and SQLite
+statements each that follow the same protocol (labeling.services.leases, grid_leases), and so
+are drawings, box checks and coverage checks (box_leases); a campaign's scoped leases and SQLite
 use the ORM code here.
 """
 
@@ -141,11 +141,9 @@ def _gold_cells(
 
     The gold ids are read from the (small) gold table first and shuffled here: asking the
     database to order a category's candidates by random() scanned all of them."""
-    ids = GoldAnswer.objects.filter(in_scope(LIVE_CANDIDATE, "candidate__category_id")).values_list(
-        "candidate_id", flat=True
-    )
+    ids = GoldAnswer.objects.filter(in_scope(LIVE)).values_list("candidate_id", flat=True)
     if category_id is not None:
-        ids = ids.filter(candidate__category_id=category_id)
+        ids = ids.filter(category_id=category_id)
     shuffled = list(ids)
     random.shuffle(shuffled)
     chosen: list[Candidate] = []
@@ -269,12 +267,6 @@ def _box_stage_cells(worker: User, now: datetime, stage: str, question: str) -> 
     return [Cell(candidate) for candidate in chosen]
 
 
-def _box_stage_cells_sql(worker: User, now: datetime, stage: str) -> list[Cell]:
-    """As _box_stage_cells, in one statement over the box-stage index (box_leases)."""
-    picked = box_leases.box_stage_pick(worker_id=worker.pk, now=now, stage=stage, question=stage)
-    return [] if picked is None else [Cell(picked)]
-
-
 def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     """One proposed box drawn by someone else that still needs verification votes."""
     voted = Vote.objects.filter(worker=worker, box=OuterRef("pk"))
@@ -297,15 +289,13 @@ def _verify_box_cells(worker: User, now: datetime) -> list[Cell]:
     return []
 
 
-def _cells(kind: str, worker: User, now: datetime, *, in_sql: bool = False) -> list[Cell]:
-    """The cells of a task of ``kind``; ``in_sql``: draw and coverage picks in one statement."""
+def _cells(kind: str, worker: User, now: datetime) -> list[Cell]:
+    """The cells of a task of ``kind`` (the ORM path: SQLite, a campaign's scope)."""
     if kind == TaskKind.VERIFY:
         return _verify_cells(worker, now)
     if kind == TaskKind.GRID:
         return _grid_cells(worker, now)
     if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
-        if in_sql:
-            return _box_stage_cells_sql(worker, now, kind)
         stage = Candidate.BoxState.DRAW if kind == TaskKind.DRAW else Candidate.BoxState.COVERAGE
         return _box_stage_cells(worker, now, stage, kind)
     return _verify_box_cells(worker, now)
@@ -332,11 +322,13 @@ def _lease(worker: User, kind: str, cells: list[Cell], now: datetime) -> MicroTa
 
 
 def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> GoldAnswer:
-    """Make a candidate a control item with a known answer; writes the gold row and decides the
-    candidate (accepted or rejected), which also takes it out of the voting pool."""
+    """Make a candidate a control item with a known answer; writes the gold row (with the
+    candidate's category) and decides the candidate (accepted or rejected), which also takes it
+    out of the voting pool."""
     with transaction.atomic():
         gold, _ = GoldAnswer.objects.update_or_create(
-            candidate=candidate, defaults={"answer": answer, "created_by": by}
+            candidate=candidate,
+            defaults={"answer": answer, "created_by": by, "category_id": candidate.category_id},
         )
         state = Candidate.State.ACCEPTED if answer else Candidate.State.REJECTED
         Candidate.objects.filter(pk=candidate.pk).update(state=state, confidence=1.0)
@@ -456,9 +448,9 @@ def task_assign(
 
     Writes a MicroTask and its TaskItems (the lease). A worker holds at most
     CROWDNET_MAX_OPEN_TASKS open tasks (the one shown and one prefetched); past that, the oldest
-    open one is returned again. Raises WorkerPaused for a paused worker. A verify or grid task
-    leased on PostgreSQL comes back with ``served`` (its items and examples, so its body needs
-    no read)."""
+    open one is returned again. Raises WorkerPaused for a paused worker. A task leased on
+    PostgreSQL comes back with ``served`` (its items and examples, so its body needs no
+    read)."""
     now = timezone.now()
     if kind == TaskKind.VERIFY and scope is None and connection.vendor == "postgresql":
         with transaction.atomic():
@@ -485,8 +477,12 @@ def task_assign(
                 task = _verify_lease_sql(worker, now)
             elif in_sql and candidate_kind == TaskKind.GRID:
                 task = grid_leases.grid_task_lease(worker=worker, now=now, examples=EXAMPLES)
+            elif in_sql:  # drawing, box check, coverage check
+                task = box_leases.box_task_lease(
+                    worker=worker, kind=candidate_kind, now=now, examples=EXAMPLES
+                )
             else:
-                cells = _cells(candidate_kind, worker, now, in_sql=in_sql)
+                cells = _cells(candidate_kind, worker, now)
                 task = _lease(worker, candidate_kind, cells, now) if cells else None
             if task is not None:
                 return task

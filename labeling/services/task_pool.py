@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import F, Q, QuerySet, TextChoices
 
-from labeling.models import Box, Candidate, TaskKind
+from labeling.models import Box, Candidate, GoldAnswer, TaskKind
 
 KIND_ORDER = (TaskKind.VERIFY_BOX, TaskKind.COVERAGE, TaskKind.DRAW, TaskKind.GRID, TaskKind.VERIFY)
 # Candidates of archived categories are kept but never asked about again, in any kind of task.
@@ -32,12 +32,17 @@ def work_of_kind(kind: str) -> QuerySet[Candidate] | QuerySet[Box]:
             LIVE, state=Candidate.State.OPEN, votes_cast__lt=F("votes_needed")
         )
         if kind == TaskKind.GRID:
-            gold = Candidate.objects.filter(gold__isnull=False).values("category_id")
+            gold = GoldAnswer.objects.values("category_id")
             open_items = open_items.filter(category_id__in=gold)
         return open_items
+    # The box stages' first row in serving order, by key: as a plain filter the planner read
+    # the table from its start to the stage's first row (the whole table when the stage's rows
+    # came last), where the ordered slice reads the top of the stage's index.
     if kind in (TaskKind.DRAW, TaskKind.COVERAGE):
-        return Candidate.objects.filter(LIVE, box_state=BOX_STAGE_OF_KIND[kind])
-    return Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
+        stage = Candidate.objects.filter(LIVE, box_state=BOX_STAGE_OF_KIND[kind])
+        return Candidate.objects.filter(pk__in=stage.order_by("-priority", "id").values("pk")[:1])
+    proposed = Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
+    return Box.objects.filter(pk__in=proposed.order_by("id").values("pk")[:1])
 
 
 def _work_exists(kind: str) -> bool:

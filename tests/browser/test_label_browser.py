@@ -151,7 +151,7 @@ def test_verify_by_click_and_by_key(page: Page, log_in, cat):
 def test_grid_by_click_and_by_key(page: Page, log_in, cat):
     candidates = pictures(cat, 18)
     for gold in candidates[:2]:
-        GoldAnswer.objects.create(candidate=gold, answer=True)
+        GoldAnswer.objects.create(candidate=gold, category_id=gold.category_id, answer=True)
         Candidate.objects.filter(pk=gold.pk).update(state="accepted")
     first = start(page, log_in, "grid")
     expect(page.locator(".grid-cell")).to_have_count(9)
@@ -184,7 +184,7 @@ def test_grids_go_on_in_another_category_once_one_has_no_unseen_control_item(
     dog = CategoryFactory(name="dog", slug="dog", definition="a domesticated canine")
     for category in (cat, dog):
         control, *_ = pictures(category, 5)
-        GoldAnswer.objects.create(candidate=control, answer=True)
+        GoldAnswer.objects.create(candidate=control, category_id=control.category_id, answer=True)
         Candidate.objects.filter(pk=control.pk).update(state="accepted")
     Candidate.objects.filter(category=cat).update(priority=5)  # cats are asked first
 
@@ -379,7 +379,9 @@ def test_paused_worker_sees_the_reason(page: Page, log_in, cat):
 
 def test_every_kind_fits_a_phone(page: Page, log_in, cat):
     candidates = pictures(cat, 10)
-    GoldAnswer.objects.create(candidate=candidates[0], answer=True)
+    GoldAnswer.objects.create(
+        candidate=candidates[0], category_id=candidates[0].category_id, answer=True
+    )
     Candidate.objects.filter(pk=candidates[0].pk).update(state="accepted")
     dog = CategoryFactory(name="dog", slug="dog", definition="a domesticated canine")
     boxed(dog, 1, state="verify")

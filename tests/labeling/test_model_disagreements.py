@@ -97,7 +97,9 @@ def test_control_items_are_left_out_curated_gold_and_items_served_as_controls(
 ):
     # given two of the three contradicted decisions are control items: one with curated gold,
     # one the crowd decided that was served to a worker as a control
-    GoldAnswer.objects.create(candidate=decided[2], answer=False)
+    GoldAnswer.objects.create(
+        candidate=decided[2], category_id=decided[2].category_id, answer=False
+    )
     later = timezone.now() + timedelta(minutes=10)
     task = MicroTask.objects.create(
         worker=worker, kind="verify", category=decided[0].category, expires_at=later

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from labeling.models import Candidate, TaskItem, Vote
+from labeling.models import Box, Candidate, TaskItem, Vote
 from labeling.services.microtasks import gold_mark, worker_profile
 from labeling.services.worker_coins import crowd_newcomer
 from tests.factories import candidate_pool, worker_client
@@ -121,7 +121,7 @@ def test_a_grid_lease_costs_pinned_statements_with_its_gold_cells(
     assert not items.filter(candidate_id__in=list(seen)).exists()
 
 
-def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_queries):
+def test_a_drawing_lease_is_two_statements(category, django_assert_num_queries):
     # given three accepted images waiting for boxes, one of them asked first and leased by
     # another worker, and a worker with a profile
     waiting = candidate_pool(category, 3, seed=600)
@@ -134,9 +134,9 @@ def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_quer
     client, ann = worker_client("ann")
     worker_profile(ann)
 
-    # when a worker asks for a drawing: savepoint, profile and kinds, pick, task, item,
-    # release; the body's items and examples
-    with django_assert_num_queries(8):
+    # when a worker asks for a drawing: savepoint, profile and kinds, pick, lease (task, item
+    # and the body), release
+    with django_assert_num_queries(5):
         response = client.get("/api/tasks/next/?kind=draw")
 
     # then they get the next image nobody holds, in serving order
@@ -144,3 +144,148 @@ def test_a_drawing_lease_picks_in_one_statement(category, django_assert_num_quer
     served = TaskItem.objects.get(uid=response.json()["items"][0]["id"])
     assert served.candidate_id == waiting[0].pk
     assert TaskItem.objects.get(task__worker__username="bob").candidate_id == waiting[2].pk
+
+
+def test_a_box_check_lease_is_two_statements(category, django_assert_num_queries):
+    # given two proposed boxes, one drawn by the worker, one by someone else, and a worker
+    # with a profile
+    images = candidate_pool(category, 2, seed=700)
+    Candidate.objects.update(state="accepted", box_state="verify")
+    client, ann = worker_client("ann")
+    _, bob = worker_client("bob")
+    Box.objects.create(candidate=images[0], worker=ann, x0=1, y0=2, x1=30, y1=40)
+    theirs = Box.objects.create(candidate=images[1], worker=bob, x0=3, y0=4, x1=50, y1=44)
+    worker_profile(ann)
+
+    # when the worker asks for a box check: savepoint, profile and kinds, pick, lease (task,
+    # item and the body), release
+    with django_assert_num_queries(5):
+        response = client.get("/api/tasks/next/?kind=verify_box")
+
+    # then they check the box someone else drew, shown where it was drawn
+    assert response.status_code == 200
+    [item] = response.json()["items"]
+    assert (item["box"], item["width"], item["height"]) == ([3.0, 4.0, 50.0, 44.0], 80, 60)
+    assert TaskItem.objects.get(uid=item["id"]).box_id == theirs.pk
+
+
+def test_a_coverage_lease_is_two_statements_and_shows_the_accepted_boxes(
+    category, django_assert_num_queries
+):
+    # given an image in the coverage check with two accepted boxes and a rejected one
+    [image] = candidate_pool(category, 1, seed=800)
+    Candidate.objects.update(state="accepted", box_state="coverage")
+    _, bob = worker_client("bob")
+    for x0, state in [(1, "accepted"), (5, "rejected"), (9, "accepted")]:
+        Box.objects.create(candidate=image, worker=bob, x0=x0, y0=2, x1=30, y1=40, state=state)
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+
+    # when a worker asks for a coverage check: savepoint, profile and kinds, pick, lease (task,
+    # item, the body and its accepted boxes), release
+    with django_assert_num_queries(5):
+        response = client.get("/api/tasks/next/?kind=coverage")
+
+    # then the item shows the accepted boxes only, in the order they were drawn
+    assert response.status_code == 200
+    [item] = response.json()["items"]
+    assert item["boxes"] == [[1.0, 2.0, 30.0, 40.0], [9.0, 2.0, 30.0, 40.0]]
+    assert "box" not in item
+
+
+def _answer(client, task: dict, answers: list[dict]) -> dict:
+    response = client.post(
+        f"/api/tasks/{task['id']}/answer/", {"answers": answers, "client_token": "t"}, format="json"
+    )
+    assert response.status_code == 201
+    return response.json()
+
+
+def test_answering_a_grid_costs_the_statements_of_one_verify_answer(
+    category, settings, django_assert_num_queries
+):
+    # given a leased grid of 8 pool cells and a gold cell (answer yes)
+    settings.CROWDNET_GOLD_RATE = 0.0
+    pool = candidate_pool(category, 20, seed=900)
+    for candidate in pool[:2]:
+        gold_mark(candidate=candidate, answer=True)
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=grid").json()
+    answers = [{"item": item["id"], "selected": True} for item in task["items"]]
+
+    # when it is answered, the control right: savepoint, task and profile locked and read with the
+    # items in one, the items' rows, the 9 votes in one insert, the 8 tallies in one update,
+    # consensus (candidates, votes, voters, the crowd's control totals, the capped decided counts,
+    # the 8 posteriors in one update), the capped counts again for the one-answer gate, profile,
+    # task, leases, release
+    with django_assert_num_queries(16):
+        stats = _answer(client, task, answers)
+
+    # then every pool cell has its counted vote
+    assert stats["answered_items"] == 9
+    cells = [c.pk for c in pool[2:]]
+    assert Candidate.objects.filter(pk__in=cells, yes_votes=1).count() == 8
+
+
+def test_answering_a_drawing_costs_pinned_statements(category, django_assert_num_queries):
+    # given a leased drawing
+    [image] = candidate_pool(category, 1, seed=910)
+    Candidate.objects.update(state="accepted", box_state="draw")
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=draw").json()
+    answers = [{"item": task["items"][0]["id"], "boxes": [[1, 2, 30, 40], [5, 6, 50, 44]]}]
+
+    # when two boxes are drawn: savepoint, task and profile locked and read with the items in one,
+    # the items' rows, vote, the boxes, the image's stage (settled in one update), profile, task,
+    # leases, release
+    with django_assert_num_queries(10):
+        _answer(client, task, answers)
+
+    # then the boxes wait for checks
+    assert Candidate.objects.get(pk=image.pk).box_state == "verify"
+    assert Box.objects.filter(candidate=image, state="proposed").count() == 2
+
+
+def test_answering_a_box_check_costs_pinned_statements(category, django_assert_num_queries):
+    # given a leased check of the only box on an image
+    [image] = candidate_pool(category, 1, seed=920)
+    Candidate.objects.update(state="accepted", box_state="verify")
+    _, bob = worker_client("bob")
+    box = Box.objects.create(candidate=image, worker=bob, x0=1, y0=2, x1=30, y1=40)
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=verify_box").json()
+
+    # when it is answered yes: savepoint, task and profile locked and read with the items in one,
+    # the items' rows, vote, the box's count (one update, no read of the box), its checks and their
+    # workers' accuracies, its state, the image's stage, profile, task, leases, release
+    with django_assert_num_queries(13):
+        _answer(client, task, [{"item": task["items"][0]["id"], "answer": "yes"}])
+
+    # then the box is accepted and the image goes to the coverage check
+    box.refresh_from_db()
+    assert (box.yes_votes, box.no_votes, box.state) == (1, 0, "accepted")
+    assert Candidate.objects.get(pk=image.pk).box_state == "coverage"
+
+
+@pytest.mark.parametrize(("said", "statements", "stage"), [("no", 9, "draw"), ("yes", 13, "done")])
+def test_answering_a_coverage_check_costs_pinned_statements(
+    category, django_assert_num_queries, said, statements, stage
+):
+    # given a leased coverage check of an image with one accepted box
+    [image] = candidate_pool(category, 1, seed=930)
+    Candidate.objects.update(state="accepted", box_state="coverage")
+    _, bob = worker_client("bob")
+    Box.objects.create(candidate=image, worker=bob, x0=1, y0=2, x1=30, y1=40, state="accepted")
+    client, _ = worker_client("ann")
+    task = client.get("/api/tasks/next/?kind=coverage").json()
+
+    # when it is answered: savepoint, task and profile locked and read with the items in one, the
+    # items' rows, vote, the image's stage (no: back to drawing; yes: settled in one update, then
+    # the objects fused: boxes, old objects, drawers' accuracies, new objects), profile, task,
+    # leases, release
+    with django_assert_num_queries(statements):
+        _answer(client, task, [{"item": task["items"][0]["id"], "answer": said}])
+
+    # then the image is drawn again, or done with its one object
+    assert Candidate.objects.get(pk=image.pk).box_state == stage
+    assert image.object_boxes.count() == (1 if said == "yes" else 0)

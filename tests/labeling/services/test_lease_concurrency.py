@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from labeling.models import Candidate, Category, MicroTask, TaskItem, Vote
+from labeling.models import Box, Candidate, Category, MicroTask, TaskItem, Vote
 from labeling.services.answers import answer_submit
 from labeling.services.microtasks import gold_mark, task_assign
 from tests.factories import UserFactory, candidate_pool
@@ -198,3 +198,76 @@ def test_workers_leasing_and_answering_grids_at_once_never_over_assign(settings)
     grids = MicroTask.objects.filter(kind="grid", status="answered").count()
     assert controls.count() == grids
     assert Candidate.objects.filter(pk__in=gold_ids, votes_cast__gt=0).count() == 0
+
+
+def _proposed_boxes(count: int, drawer) -> list[int]:
+    """``count`` accepted images waiting for box checks, each with one box by ``drawer``."""
+    category = Category.objects.create(name="dog", slug="dog")
+    pool = candidate_pool(category, count, seed=1000)
+    Candidate.objects.update(state="accepted", box_state="verify")
+    boxes = Box.objects.bulk_create(
+        Box(candidate=c, worker=drawer, x0=2, y0=2, x1=40, y1=30) for c in pool
+    )
+    return [box.pk for box in boxes]
+
+
+def test_thirty_workers_leasing_box_checks_at_once_fill_every_place_once(settings):
+    # given 6 proposed boxes that need 2 checks each (12 places), drawn by one of 30 workers
+    # who all ask for a box check at the same moment
+    settings.CROWDNET_BOX_VERIFY_VOTES = 2
+    workers = [UserFactory(username=f"w{i}") for i in range(30)]
+    box_ids = _proposed_boxes(6, drawer=workers[0])
+
+    # when they all ask at once, and then once more each, in turn
+    errors = _at_once(workers, lambda worker: task_assign(worker=worker, kind="verify_box"))
+    for worker in workers:
+        task_assign(worker=worker, kind="verify_box")
+
+    # then every place is leased exactly once, never to the box's drawer, and no worker holds
+    # two leases on one box
+    assert errors == []
+    leases = TaskItem.objects.filter(leased_until__gt=timezone.now())
+    per_box = Counter(leases.values_list("box_id", flat=True))
+    assert sorted(per_box) == sorted(box_ids)
+    assert sorted(per_box.values()) == [2] * 6
+    assert not leases.filter(task__worker=workers[0]).exists()
+    per_worker_box = Counter(leases.values_list("task__worker_id", "box_id"))
+    assert set(per_worker_box.values()) == {1}
+
+
+def test_workers_leasing_and_answering_box_checks_at_once_never_over_assign(settings):
+    # given 10 proposed boxes that need 3 checks each (30 places) and 12 workers (one drew
+    # them all) who lease and answer box checks
+    settings.CROWDNET_BOX_VERIFY_VOTES = 3
+    workers = [UserFactory(username=f"w{i}") for i in range(12)]
+    box_ids = _proposed_boxes(10, drawer=workers[0])
+
+    # when every worker leases and answers 3 box checks at once, then they take turns to the end
+    errors = _work_to_the_end(workers, "verify_box", {"answer": "yes"}, rounds=3)
+
+    # then every box got exactly its 3 checks, none from its drawer nor twice from one worker,
+    # and every box was accepted
+    assert errors == []
+    boxes = Box.objects.filter(pk__in=box_ids)
+    assert sorted(boxes.values_list("yes_votes", "no_votes")) == [(3, 0)] * 10
+    assert set(boxes.values_list("state", flat=True)) == {"accepted"}
+    votes = Vote.objects.filter(box_id__in=box_ids)
+    assert votes.count() == 30
+    assert not votes.filter(worker=workers[0]).exists()
+    assert set(Counter(votes.values_list("worker_id", "box_id")).values()) == {1}
+
+
+def test_twenty_workers_asking_for_drawings_at_once_lease_each_image_once(settings):
+    # given 5 accepted images waiting for boxes and 20 workers asking at the same moment
+    category = Category.objects.create(name="dog", slug="dog")
+    pool = candidate_pool(category, 5, seed=1100)
+    Candidate.objects.update(state="accepted", box_state="draw")
+    workers = [UserFactory(username=f"w{i}") for i in range(20)]
+
+    # when they all ask for a drawing at once
+    errors = _at_once(workers, lambda worker: task_assign(worker=worker, kind="draw"))
+
+    # then each image is leased to exactly one of them
+    assert errors == []
+    leases = TaskItem.objects.filter(leased_until__gt=timezone.now())
+    assert sorted(leases.values_list("candidate_id", flat=True)) == [c.pk for c in pool]
