@@ -267,6 +267,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # scores a lost re-scoring message or a killed worker left missing
     "evaluation-catch-up": {"task": "training.tasks.evaluations_catch_up", "schedule": 900.0},
+    # what answers' and pauses' commit hooks left undone when a process was killed
+    "commit-hooks-sweep": {"task": "labeling.tasks.commit_hooks_sweep", "schedule": 300.0},
     "consensus-reaggregate": {
         "task": "labeling.tasks.consensus_reaggregate",
         "schedule": env_float("CROWDNET_CONSENSUS_EVERY_SECONDS", 900.0, minimum=10.0),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from labeling.models import ConsensusRun
-from labeling.services import imports, media, reaggregation
+from labeling.services import consensus, imports, media, reaggregation
 
 
 @shared_task(name="labeling.tasks.ping")
@@ -47,3 +47,10 @@ def consensus_reaggregate(
 def consensus_run_execute(run_id: int) -> str:
     """Run a consensus run the sweep queued again; one already taken or finished is left."""
     return reaggregation.consensus_run_execute(run_id).status
+
+
+@shared_task(name="labeling.tasks.commit_hooks_sweep")
+def commit_hooks_sweep() -> int:
+    """Do what answers' and pauses' commit hooks left undone when a process was killed:
+    pending peer credits, due rechecks of a worker's decisions; safe beside live answers."""
+    return consensus.commit_hooks_sweep()

@@ -11,6 +11,7 @@ from labeling.models.catalog import (
     User,
 )
 from labeling.models.crowd import (
+    PEER_PENDING,
     QUESTION_OF_KIND,
     Box,
     ConfidenceTable,
@@ -25,6 +26,7 @@ from labeling.models.crowd import (
 )
 
 __all__ = [
+    "PEER_PENDING",
     "QUESTION_OF_KIND",
     "Box",
     "Candidate",

@@ -62,6 +62,12 @@ class WorkerProfile(models.Model):
         max_length=300, blank=True, help_text="The evidence behind a gate's pause, for curators."
     )
     paused_at = models.DateTimeField(null=True, blank=True)
+    recheck_due = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when the decisions his votes carried are to be taken again (set with "
+        "a pause or a loss of weight, in the same transaction; cleared once they have been).",
+    )
     # Written by the consensus re-aggregation (Dawid-Skene over every label vote).
     em_accuracy = models.FloatField(null=True, blank=True)
     spammer_score = models.FloatField(
@@ -223,6 +229,15 @@ class TaskItem(models.Model):
         return f"item {self.position} of {self.task_id}"
 
 
+PEER_PENDING = (
+    Q(peer_p_yes__isnull=False, peer_applied__isnull=True)
+    | Q(peer_p_yes__isnull=True, peer_applied__isnull=False)
+    | Q(peer_p_yes__lt=F("peer_applied"))
+    | Q(peer_p_yes__gt=F("peer_applied"))
+)
+"""Votes whose credit (peer_p_yes) differs from the one in their worker's record."""
+
+
 class Vote(models.Model):
     """One worker's answer about one item. ``counted`` is false for answers that must not move
     consensus: from a paused worker, or in a task whose control item was answered wrong."""
@@ -252,6 +267,12 @@ class Vote(models.Model):
         help_text="P(yes) from the item's other votes that this vote is credited with in its "
         "worker's peer record (null: not credited); a later decision replaces it.",
     )
+    peer_applied = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="The peer_p_yes whose credit is in the worker's record now (null: none); "
+        "where the two differ the credit waits to be added (worker_coins.peer_credits_apply).",
+    )
     seconds = models.FloatField(help_text="Time on task per item, seconds.")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -272,6 +293,8 @@ class Vote(models.Model):
             models.Index(
                 fields=["created_at"], condition=Q(question="label"), name="vote_label_time"
             ),
+            # credits written but not yet in their workers' records (a sweep finds them)
+            models.Index(fields=["id"], condition=PEER_PENDING, name="vote_peer_pending"),
         ]
 
     def __str__(self) -> str:

@@ -265,6 +265,7 @@ RECORD_FIELDS = (
     "paused_at",
     "pause_reason",
     "pause_detail",
+    "recheck_due",
 )
 """The profile columns an answer writes (the peer counts are others' to add to)."""
 

@@ -319,6 +319,7 @@ def _profile_record(
     if pause:
         profile.paused, profile.paused_at = True, now
         profile.pause_reason, profile.pause_detail = pause.reason, pause.detail
+        profile.recheck_due = now  # the sweep's, should the hook below never run
         # A paused worker's other leases go back to the pool at once, and his votes weigh
         # nothing from now on (worker_coins): the decisions they carried are taken again.
         TaskItem.objects.filter(
@@ -420,8 +421,8 @@ def _verify_answer(
     rows = consensus_read(candidate_id=item.candidate_id, category_id=item.category_id)
     decision, credits = _verify_consensus(item, tally, rows)
     if credits is not None:
-        counts = credits.counts
-        transaction.on_commit(lambda: peer_learn(counts))
+        vote_ids = credits.vote_ids
+        transaction.on_commit(lambda: peer_learn(vote_ids))
     labels: tuple[LabelAnswer, ...] = ()
     if counted and parsed.answer in ("yes", "no"):
         # the one-answer gate reads the category's decisions with this answer's own in them

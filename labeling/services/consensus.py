@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from datetime import timedelta
 
 import numpy as np
 from django.conf import settings
@@ -29,13 +30,12 @@ from labeling.consensus import (
     decide,
     fuse_boxes,
     gold_accuracy,
-    peer_count_changes,
     vote_accuracies,
     vote_agreement,
 )
 from labeling.consensus.dynamic import ConfidenceTable as Table
-from labeling.crowd.gates import peer_evidence_changes
 from labeling.models import (
+    PEER_PENDING,
     Box,
     Candidate,
     ConfidenceTable,
@@ -46,12 +46,7 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services.category_priors import category_decided_priors
-from labeling.services.worker_coins import (
-    gate_settings,
-    peer_counts_by_worker,
-    peer_record_add,
-    worker_coins,
-)
+from labeling.services.worker_coins import peer_credits_apply, worker_coins
 
 log = logging.getLogger(__name__)
 
@@ -291,18 +286,17 @@ def _learn_from(
         ],
         ["peer_p_yes"],
     )
-    counts = credits.counts
-    transaction.on_commit(lambda: peer_learn(counts))
+    vote_ids = credits.vote_ids
+    transaction.on_commit(lambda: peer_learn(vote_ids))
 
 
 @dataclass(frozen=True)
 class PeerCredits:
-    """What a decision credits: each vote's new peer_p_yes (None: not credited) and the
-    changes to its voters' peer counts (peer_counts_by_worker)."""
+    """What a decision credits: each vote's new peer_p_yes (None: not credited), added to
+    its voter's record once the answer commits (worker_coins.peer_credits_apply)."""
 
     vote_ids: list[int]
     peer_p_yes: list[float | None]
-    counts: dict[int, tuple[float, ...]]
 
 
 def peer_credits(
@@ -329,27 +323,49 @@ def peer_credits(
     moved = mine & ~(np.isnan(credit) & np.isnan(old)) & ~(credit == old)
     if not moved.any():
         return None
-    ids, workers = np.unique(live.workers[moved], return_inverse=True)
-    said, old, credit = live.answers[moved], old[moved], credit[moved]
-    changes = np.column_stack(
-        [
-            peer_count_changes(workers, said, old, credit, len(ids)),
-            peer_evidence_changes(workers, said, old, credit, len(ids), gate_settings()),
-        ]
-    )
     return PeerCredits(
         vote_ids=[int(pk) for pk in live.ids[moved].tolist()],
-        peer_p_yes=[None if np.isnan(q) else float(q) for q in credit.tolist()],
-        counts=peer_counts_by_worker(ids, changes),
+        peer_p_yes=[None if np.isnan(q) else float(q) for q in credit[moved].tolist()],
     )
 
 
-def peer_learn(credits: dict[int, tuple[float, ...]]) -> None:
-    """Add a decision's credits (worker_coins.PEER_CREDIT) to the voters' records after the
-    answer commits, and look again at the decisions of any worker whose votes thereby stop
-    carrying evidence or whom the peer-agreement gate pauses."""
-    for worker_id in peer_record_add(credits):
+def peer_learn(vote_ids: Sequence[int] | None = None) -> int:
+    """Add the credits written on these votes (None: any not added yet) to the voters' records
+    (worker_coins.peer_credits_apply), and look again at the decisions of any worker whose
+    votes thereby stop carrying evidence or whom the peer-agreement gate pauses; returns how
+    many workers' decisions were looked at."""
+    reopened = peer_credits_apply(vote_ids)
+    for worker_id in reopened:
         worker_decisions_reopen(worker_id=worker_id)
+    return len(reopened)
+
+
+RECHECK_GRACE = timedelta(minutes=1)
+"""How long the sweep leaves a due recheck to the commit hook that normally runs it at once."""
+
+
+def commit_hooks_sweep(max_batches: int = 20, max_workers: int = 200) -> int:
+    """Do what the commit hooks of answers and pauses left undone when their process was
+    killed between the commit and the hook: add the credits written on votes but not added to
+    their workers' records (peer_learn, up to ``max_batches`` batches of
+    worker_coins.PEER_SWEEP_BATCH votes), then take again the decisions of up to
+    ``max_workers`` workers whose recheck has been due for over RECHECK_GRACE (a pause by a gate
+    or a curator, a loss of weight). Beat runs it (labeling.tasks.commit_hooks_sweep); returns
+    how many workers' decisions were looked at."""
+    reopened = 0
+    for _ in range(max_batches):
+        if not Vote.objects.filter(PEER_PENDING).exists():
+            break
+        reopened += peer_learn(None)
+    due = timezone.now() - RECHECK_GRACE
+    for worker_id in (
+        WorkerProfile.objects.filter(recheck_due__lte=due)
+        .order_by("recheck_due")
+        .values_list("user_id", flat=True)[:max_workers]
+    ):
+        worker_decisions_reopen(worker_id=worker_id)
+        reopened += 1
+    return reopened
 
 
 def worker_decisions_reopen(*, worker_id: int) -> int:
@@ -363,7 +379,12 @@ def worker_decisions_reopen(*, worker_id: int) -> int:
         worker_id=worker_id, question="label", counted=True, answer__in=[YES, NO]
     ).values("candidate_id")
     changed = 0
+    started = timezone.now()
     with transaction.atomic():
+        # done for every cause set up to now (a later one sets a later time)
+        WorkerProfile.objects.filter(user_id=worker_id, recheck_due__lte=started).update(
+            recheck_due=None
+        )
         candidates = list(
             Candidate.objects.select_for_update(of=("self",))
             .filter(

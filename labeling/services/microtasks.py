@@ -341,7 +341,10 @@ def worker_pause(*, profile: WorkerProfile, reason: str) -> None:
     paused)."""
     profile.paused, profile.pause_reason, profile.paused_at = True, reason[:300], timezone.now()
     profile.pause_detail = "Paused by a curator."
-    profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at"])
+    profile.recheck_due = profile.paused_at  # the sweep's, should the hook below never run
+    profile.save(
+        update_fields=["paused", "pause_reason", "pause_detail", "paused_at", "recheck_due"]
+    )
     worker_id = profile.user_id
     transaction.on_commit(lambda: worker_decisions_reopen(worker_id=worker_id))
 

@@ -6,7 +6,7 @@ peer-agreement gate, which reads the same agreement (labeling.crowd.gates).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from django.conf import settings
@@ -16,9 +16,15 @@ from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from labeling.consensus import live_coins, newcomer_accuracy
-from labeling.crowd.gates import PEER_TESTS, GateSettings, peer_pause, peer_thresholds
-from labeling.models import MicroTask, TaskItem, WorkerProfile
+from labeling.consensus import live_coins, newcomer_accuracy, peer_count_changes
+from labeling.crowd.gates import (
+    PEER_TESTS,
+    GateSettings,
+    peer_evidence_changes,
+    peer_pause,
+    peer_thresholds,
+)
+from labeling.models import PEER_PENDING, MicroTask, TaskItem, Vote, WorkerProfile
 
 PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
 COIN_FIELDS = ("user_id", "gold_correct", "gold_seen", "confusion", "paused", *PEER_FIELDS)
@@ -145,11 +151,15 @@ def peer_record_add(credits: dict[int, tuple[float, ...]]) -> list[int]:
         after = _coins(
             list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ)), newcomer
         )
-    return [
-        w
-        for w in ids
-        if w in paused or (w in before and informative(*before[w]) and not informative(*after[w]))
-    ]
+        recheck = [
+            w
+            for w in ids
+            if w in paused
+            or (w in before and informative(*before[w]) and not informative(*after[w]))
+        ]
+        if recheck:  # the sweep's, should the caller be killed before it rechecks them
+            WorkerProfile.objects.filter(user_id__in=recheck).update(recheck_due=timezone.now())
+    return recheck
 
 
 def _peer_pauses(ids: list[int], thresholds: tuple[float, ...], gates: GateSettings) -> set[int]:
@@ -190,3 +200,57 @@ def peer_counts_by_worker(workers: np.ndarray, counts: np.ndarray) -> dict[int, 
         for i, w in enumerate(workers.tolist())
         if np.any(counts[i] != 0)
     }
+
+
+PEER_SWEEP_BATCH = 5000
+"""Votes one peer_credits_apply call takes at most when sweeping."""
+
+
+def peer_credits_apply(vote_ids: Sequence[int] | None = None) -> list[int]:
+    """Add to their workers' records the credits written on these votes (``None``: on any
+    votes, PEER_SWEEP_BATCH of them at most) and not added yet, exactly once: each vote's
+    change from the credit its record holds (Vote.peer_applied) to the one written
+    (Vote.peer_p_yes), then the vote marked applied, in one transaction with the records
+    (peer_record_add). The answer that writes the credits calls this once it commits; a process
+    killed in between leaves them pending, and the sweep (labeling.tasks.peer_credits_sweep)
+    adds them later. Profiles are locked before votes, in id order, as the answer path locks
+    its own profile before the votes it credits; a vote another call has applied meanwhile no
+    longer matches once locked and is skipped. Returns the workers whose decisions are to be
+    looked at again (peer_record_add)."""
+    pending = Vote.objects.filter(PEER_PENDING)
+    if vote_ids is not None:
+        pending = pending.filter(pk__in=list(vote_ids))
+    with transaction.atomic():
+        found = list(pending.order_by("id").values_list("id", "worker_id")[:PEER_SWEEP_BATCH])
+        if not found:
+            return []
+        ids, workers = [row[0] for row in found], sorted({row[1] for row in found})
+        list(
+            WorkerProfile.objects.select_for_update()
+            .filter(user_id__in=workers)
+            .order_by("user_id")
+            .values_list("user_id", flat=True)
+        )
+        rows = list(
+            Vote.objects.select_for_update()
+            .filter(PEER_PENDING, pk__in=ids)
+            .order_by("id")
+            .values_list("id", "worker_id", "answer", "peer_applied", "peer_p_yes")
+        )
+        if not rows:
+            return []
+        Vote.objects.filter(pk__in=[row[0] for row in rows]).update(peer_applied=F("peer_p_yes"))
+        voters, index = np.unique([row[1] for row in rows], return_inverse=True)
+        said = np.array([row[2] == "yes" for row in rows], dtype=np.float64)
+        old, new = (
+            np.array([np.nan if row[k] is None else row[k] for row in rows], dtype=np.float64)
+            for k in (3, 4)
+        )
+        changes = np.column_stack(
+            [
+                peer_count_changes(index, said, old, new, len(voters)),
+                peer_evidence_changes(index, said, old, new, len(voters), gate_settings()),
+            ]
+        )
+        credits = peer_counts_by_worker(voters, changes)
+        return peer_record_add(credits) if credits else []

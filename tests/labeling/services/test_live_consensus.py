@@ -6,17 +6,20 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from datetime import timedelta
 
 import numpy as np
 import pytest
+from django.db.models import F
 
 from labeling.crowd.gates import ONE_ANSWER_REASON, PEER_REASON, PEER_TESTS
-from labeling.models import Candidate, TaskItem, Vote, WorkerProfile
+from labeling.models import PEER_PENDING, Candidate, TaskItem, Vote, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.category_priors import category_decided_priors
 from labeling.services.consensus import candidates_decide, worker_decisions_reopen
 from labeling.services.microtasks import task_assign, worker_pause
 from labeling.services.worker_coins import informative, worker_coins
+from labeling.tasks import commit_hooks_sweep
 from tests.factories import UserFactory, candidate_pool, label_votes_create, worker_client
 
 pytestmark = pytest.mark.django_db
@@ -463,3 +466,100 @@ def test_a_newcomer_in_a_weak_crowd_reads_as_right_as_the_crowd():
     coins = worker_coins([newcomer.pk, stranger.pk])
     assert coins[newcomer.pk] == pytest.approx((62 / 103, 62 / 103), rel=1e-12)
     assert coins[stranger.pk] == pytest.approx((62 / 103, 62 / 103), rel=1e-12)
+
+
+def _credited(worker) -> tuple[float, ...]:
+    fields = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
+    return WorkerProfile.objects.filter(user=worker).values_list(*fields, *PEER_TESTS).get()
+
+
+def test_credits_a_killed_process_never_added_are_added_once_by_the_sweep(
+    category, django_capture_on_commit_callbacks, settings
+):
+    # given the decision of the test above (h1 credited with P(yes) 264/265 from the others)
+    # made twice: on one item whose answer's commit hook runs, and on another whose process is
+    # killed once the answer commits, before its hook runs
+    first, second = _pool(category, 2)
+    adversary = _worker("adversary", gold_seen=20, gold_correct=20)
+    honest = [_worker(f"h{i}", gold_seen=10, gold_correct=10) for i in range(2)]
+    said = {adversary: [True, True], honest[0]: [True, True], honest[1]: [False, False]}
+    label_votes_create([first, second], said)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert candidates_decide([first.pk]) == 1
+    once = _credited(honest[1])
+    with django_capture_on_commit_callbacks(execute=False) as lost:
+        assert candidates_decide([second.pk]) == 1
+    assert len(lost) == 1
+    assert _credited(honest[1]) == once
+    assert list(Vote.objects.filter(PEER_PENDING).values_list("worker_id", "candidate_id")) == [
+        (honest[1].pk, second.pk)
+    ]
+
+    # when beat's sweep runs, twice
+    with django_capture_on_commit_callbacks(execute=True):
+        commit_hooks_sweep()
+        commit_hooks_sweep()
+
+    # then h1's record holds the second credit exactly once: twice the first's counts and
+    # evidence (no floor reached), and nothing is left pending
+    twice = tuple(2 * value for value in once)
+    assert _credited(honest[1]) == twice
+    assert tuple(round(value, 6) for value in once[:4]) == (
+        round(264 / 265, 6),
+        0.0,
+        round(1 / 265, 6),
+        round(1 / 265, 6),
+    )
+    assert not Vote.objects.filter(PEER_PENDING).exists()
+
+    # and the lost hook, run late after all, adds nothing; beat runs the sweep every five
+    # minutes
+    with django_capture_on_commit_callbacks(execute=True):
+        lost[0]()
+    assert _credited(honest[1]) == twice
+    schedule = {
+        entry["task"]: entry["schedule"] for entry in settings.CELERY_BEAT_SCHEDULE.values()
+    }
+    assert schedule["labeling.tasks.commit_hooks_sweep"] == 300.0
+
+
+@pytest.mark.parametrize("paused_by", ["curator", "gate"])
+def test_a_pause_whose_commit_hook_never_ran_has_its_decisions_taken_again_by_the_sweep(
+    paused_by, category, settings, django_capture_on_commit_callbacks
+):
+    # given an item accepted on one worker's vote, and that worker paused by a curator or by
+    # the speed gate (as above), the process killed once the pause commits, before its hook
+    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 1000.0
+    decided, _ = _pool(category, 2)
+    carrier = _carried(decided, "carrier")
+    WorkerProfile.objects.filter(user=carrier).update(fast_evidence=3.5)
+    with django_capture_on_commit_callbacks(execute=False) as lost:
+        if paused_by == "curator":
+            worker_pause(profile=WorkerProfile.objects.get(user=carrier), reason="A look.")
+        else:
+            task = task_assign(worker=carrier, kind="verify")
+            [item] = task.items.all()
+            answer_submit(
+                worker=carrier,
+                task_uid=str(task.uid),
+                answers=[{"item": str(item.uid), "answer": "yes"}],
+                client_token="",
+            )
+    assert lost and WorkerProfile.objects.get(user=carrier).paused is True
+    assert Candidate.objects.get(pk=decided.pk).state == "accepted"
+
+    # when beat's sweep runs within the grace minute, then once it has passed
+    with django_capture_on_commit_callbacks(execute=True):
+        commit_hooks_sweep()
+    early = Candidate.objects.get(pk=decided.pk).state
+    WorkerProfile.objects.filter(user=carrier).update(
+        recheck_due=F("recheck_due") - timedelta(minutes=2)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        commit_hooks_sweep()
+
+    # then the first leaves the recheck to the hook, the second takes the decision again
+    # without his weight, and nothing more is due
+    row = Candidate.objects.get(pk=decided.pk)
+    assert (early, row.state, row.votes_needed, row.posterior) == ("accepted", "open", 4, 0.5)
+    assert WorkerProfile.objects.get(user=carrier).recheck_due is None
