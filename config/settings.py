@@ -182,6 +182,10 @@ if DATABASE_URL:
         # Server-side binding lets psycopg prepare a statement after a few runs, so the task
         # engine's pool queries are parsed once per connection instead of on every request.
         options = DATABASES["default"].setdefault("OPTIONS", {})
+        # JIT compilation pays off for long analytical queries, not for the task engine's
+        # millisecond statements: a grid pick whose cost PostgreSQL overestimated was compiled
+        # for 0.9 s on every call (docs/benchmarks.md). CROWDNET_DB_JIT=true turns it back on.
+        server_options = [] if env_bool("CROWDNET_DB_JIT", False) else ["-c jit=off"]
         options["server_side_binding"] = env_bool("CROWDNET_DB_SERVER_SIDE_BINDING", True)
         if options["server_side_binding"]:
             # Django turns psycopg's preparing off (prepare_threshold None) unless asked: a
@@ -191,7 +195,9 @@ if DATABASE_URL:
             # they grew (bench/crowd_load.py read 20x the rows per answer).
             threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
             options["prepare_threshold"] = threshold or None
-            options["options"] = "-c plan_cache_mode=force_custom_plan"
+            server_options.append("-c plan_cache_mode=force_custom_plan")
+        if server_options:
+            options["options"] = " ".join(server_options)
 else:
     DATABASES = {
         "default": {
