@@ -44,8 +44,10 @@ FAST_SETTINGS = {
     "CROWDNET_THROTTLE_TASKS": "1000000/min",
     "CROWDNET_THROTTLE_TASKS_IP": "1000000/min",
     "CROWDNET_THROTTLE_USER": "1000000/min",
-    # Simulated workers answer at random, so the gold gates would pause them all.
+    # Simulated workers answer at random, so the gates would pause them all: they still run
+    # on every answer (their cost is measured) but never reach a threshold.
     "CROWDNET_GATE_FALSE_PAUSE": "1e-300",
+    "CROWDNET_GATE_PEER_FALSE_PAUSE": "1e-300",
     "DJANGO_LOG_LEVEL": "ERROR",
 }
 GOLD_SPACING = 20
