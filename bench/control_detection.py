@@ -197,6 +197,10 @@ def report(rows: list[dict]) -> None:
             f"  mean {name:<12} control {np.mean([r[name] for r in controls]):8.3f}"
             f"   real {np.mean([r[name] for r in real]):8.3f}"
         )
+    print(
+        f"  median seconds  control {np.median([r['seconds'] for r in controls]) * 1000:8.2f} ms"
+        f" real {np.median([r['seconds'] for r in real]) * 1000:8.2f} ms"
+    )
     for name, auc in aucs(rows).items():
         print(f"AUC {name:<28} {auc:.3f}  {'ok' if auc <= 0.6 else 'ABOVE 0.6'}")
 

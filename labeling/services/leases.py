@@ -151,7 +151,10 @@ SELECT task.id, item.id, chosen.id, chosen.image_id, chosen.is_gold, chosen.answ
       AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id)
     ORDER BY e.confidence DESC, e.id
     LIMIT %(examples)s
-  )
+  ),
+  -- the control's lookup runs on every lease: with serve_control bound false the planner
+  -- would otherwise prune it, and a real item would come back faster than a control
+  EXISTS (SELECT 1 FROM control)
 FROM task, item, chosen
   JOIN labeling_category cat ON cat.id = chosen.category_id
   JOIN labeling_image im ON im.id = chosen.image_id

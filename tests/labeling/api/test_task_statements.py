@@ -289,3 +289,48 @@ def test_answering_a_coverage_check_costs_pinned_statements(
     # then the image is drawn again, or done with its one object
     assert Candidate.objects.get(pk=image.pk).box_state == stage
     assert image.object_boxes.count() == (1 if said == "yes" else 0)
+
+
+def _cte_loops(plan: dict, name: str) -> list[int]:
+    """Actual loops of every plan node that scans or computes the CTE ``name``."""
+    found = []
+    if plan.get("CTE Name") == name or plan.get("Subplan Name") == f"CTE {name}":
+        found.append(plan["Actual Loops"])
+    for child in plan.get("Plans", []):
+        found += _cte_loops(child, name)
+    return found
+
+
+@pytest.mark.parametrize("gold_rate", [0.0, 1.0])
+def test_a_verify_lease_looks_up_the_control_item_whether_or_not_it_serves_it(
+    category, settings, gold_rate
+):
+    # given a pool next to curated gold; each lease statement is also run under EXPLAIN
+    # ANALYZE (in a savepoint rolled back) to see which of its parts ran
+    settings.CROWDNET_GOLD_RATE = gold_rate
+    pool = candidate_pool(category, 12, seed=500)
+    for candidate in pool[:3]:
+        gold_mark(candidate=candidate, answer=True)
+    client, _ = worker_client("ann")
+    plans = []
+
+    def explained(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH free AS MATERIALIZED"):
+            cursor = context["cursor"]
+            cursor.execute("SAVEPOINT explained")
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plans.append(cursor.fetchone()[0][0]["Plan"])
+            cursor.execute("ROLLBACK TO SAVEPOINT explained")
+        return execute(sql, params, many, context)
+
+    # when a task is leased, a real item (rate 0) or a control (rate 1)
+    with connection.execute_wrapper(explained):
+        response = client.get("/api/tasks/next/?kind=verify")
+
+    # then the control's lookup ran either way: a real item does not come back faster than a
+    # control (bench/control_detection.py's timing AUC), and it is the control's served or not
+    assert response.status_code == 200
+    assert TaskItem.objects.get(uid=response.json()["items"][0]["id"]).is_gold is (gold_rate == 1.0)
+    [plan] = plans
+    assert min(_cte_loops(plan, "control")) == 1
+    assert min(_cte_loops(plan, "nearby")) == 1
