@@ -50,12 +50,12 @@ from labeling.crowd.gates import (
     ControlAnswer,
     GateSettings,
     WorkerRecord,
+    crossing_chance,
     gold_thresholds,
     pause_decision,
     peer_thresholds,
     peer_vote_evidence,
     record_task,
-    sprt_step,
 )
 
 GATES = GateSettings()
@@ -164,19 +164,12 @@ def control_gate(workers: int, seed: int) -> None:
 def _exact_crossing(right: float, *, bad: float, alpha: float, steps: int) -> float:
     """P(one of the gate's floored SPRT sums reaches log(1 / alpha) within ``steps`` answers),
     for a worker right with probability ``right`` on each; exact, over the reachable sums."""
-    threshold, states, crossed = math.log(1 / alpha), {0.0: 1.0}, 0.0
-    for _ in range(steps):
-        after: dict[float, float] = {}
-        for evidence, weight in states.items():
-            for hit, chance in ((True, right), (False, 1 - right)):
-                value = sprt_step(evidence, bad=bad, good=GATES.gold_bar, hit=hit, alpha=alpha)
-                if value >= threshold:
-                    crossed += weight * chance
-                else:
-                    key = round(value, 9)
-                    after[key] = after.get(key, 0.0) + weight * chance
-        states = after
-    return crossed
+    good = GATES.gold_bar
+    outcomes = [
+        (math.log(bad / good), right),
+        (math.log((1 - bad) / (1 - good)), 1 - right),
+    ]
+    return crossing_chance(outcomes, math.log(1 / alpha), steps)
 
 
 def worst_case() -> None:
@@ -361,20 +354,8 @@ def _peer_exact(test: int, agree: float, steps: int) -> float:
     p_yes = 0.01 if test == 2 else 0.99
     agree_yes = 0 if test == 2 else 1
     ratio = peer_vote_evidence([agree_yes, 1 - agree_yes], [p_yes] * 2, GATES)[:, test]
-    threshold = peer_thresholds(GATES)[test]
-    states, crossed = {0.0: 1.0}, 0.0
-    for _ in range(steps):
-        after: dict[float, float] = {}
-        for value, weight in states.items():
-            for step, chance in ((ratio[0], agree), (ratio[1], 1 - agree)):
-                moved = max(-2 * threshold, value + float(step))
-                if moved >= threshold:
-                    crossed += weight * chance
-                else:
-                    key = round(moved, 9)
-                    after[key] = after.get(key, 0.0) + weight * chance
-        states = after
-    return crossed
+    outcomes = [(float(ratio[0]), agree), (float(ratio[1]), 1 - agree)]
+    return crossing_chance(outcomes, peer_thresholds(GATES)[test], steps)
 
 
 def peer_worst_case() -> None:

@@ -171,6 +171,26 @@ def sprt_step(evidence: float, *, bad: float, good: float, hit: bool, alpha: flo
     return max(-2.0 * _threshold(alpha), evidence + math.log(ratio))
 
 
+def crossing_chance(outcomes: list[tuple[float, float]], threshold: float, steps: int) -> float:
+    """P(a sequential test's sum, floored at -2 x ``threshold`` as the gates floor theirs,
+    reaches ``threshold`` from 0 within ``steps`` steps), each step adding one of
+    ``outcomes`` (log likelihood ratio, chance); exact, over the reachable sums (rounded to
+    1e-9). What bench/gates.py reports as each gate's worst-case false-pause rate."""
+    states, crossed = {0.0: 1.0}, 0.0
+    for _ in range(steps):
+        after: dict[float, float] = {}
+        for value, weight in states.items():
+            for step, chance in outcomes:
+                moved = max(-2.0 * threshold, value + step)
+                if moved >= threshold:
+                    crossed += weight * chance
+                else:
+                    key = round(moved, 9)
+                    after[key] = after.get(key, 0.0) + weight * chance
+        states = after
+    return crossed
+
+
 def gold_thresholds(gates: GateSettings) -> tuple[float, float]:
     """Pause thresholds (nats) of the pooled test and of each per-answer test."""
     return _threshold(gates.false_pause / 2), _threshold(gates.false_pause / 4)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from labeling.crowd.gates import (
     GateSettings,
     LabelAnswer,
     WorkerRecord,
+    crossing_chance,
     gate_task,
     generous_share,
     gold_thresholds,
@@ -433,19 +435,8 @@ def _peer_crossing(test: int, steps: int) -> float:
     agree_yes = 1 if test != 2 else 0
     agree = 0.77 if test == 0 else 0.76
     ratio = peer_vote_evidence([agree_yes, 1 - agree_yes], [p_yes] * 2, GATES)[:, test]
-    threshold = peer_thresholds(GATES)[test]
-    states, crossed = {0.0: 1.0}, 0.0
-    for _ in range(steps):
-        after: dict[float, float] = {}
-        for value, weight in states.items():
-            for step, chance in ((ratio[0], agree), (ratio[1], 1 - agree)):
-                moved = max(-2 * threshold, value + step)
-                if moved >= threshold:
-                    crossed += weight * chance
-                else:
-                    after[round(moved, 9)] = after.get(round(moved, 9), 0.0) + weight * chance
-        states = after
-    return crossed
+    outcomes = [(float(ratio[0]), agree), (float(ratio[1]), 1 - agree)]
+    return crossing_chance(outcomes, peer_thresholds(GATES)[test], steps)
 
 
 def test_a_worker_at_the_bar_is_paused_within_200_credits_at_most_as_budgeted():
@@ -476,3 +467,32 @@ def test_the_peer_pause_names_the_reason_and_curators_get_the_evidence():
         "Evidence (nats, pause at 6.50 / 7.20): all 6.61, yes items 4.91, no items 3.39 "
         "(bar 80%, call at most 95% sure)."
     )
+
+
+def _crossing_by_paths(outcomes, threshold: float, steps: int) -> float:
+    """crossing_chance by walking every one of the len(outcomes) ** steps paths."""
+    total = 0.0
+    for path in itertools.product(outcomes, repeat=steps):
+        value, crossed = 0.0, False
+        for step, _ in path:
+            value = max(-2 * threshold, value + step)
+            crossed = crossed or value >= threshold
+        total += math.prod(chance for _, chance in path) if crossed else 0.0
+    return total
+
+
+def test_crossing_chance_sums_the_paths_that_reach_the_threshold_under_the_floor():
+    # given steps of +1 or -1 nat at even chances, threshold 1.5 (floor -3); and steps of
+    # +0.2 or -1, threshold 0.25, whose floor (-0.5) lets four steps up cross after a step down
+    even, floored = [(1.0, 0.5), (-1.0, 0.5)], [(0.2, 0.5), (-1.0, 0.5)]
+
+    # when 2, 4 and 6 steps are taken
+    # then only +1 +1 crosses within 2; within 4 also -1 +1 +1 +1 and +1 -1 +1 +1 (1/16 each);
+    # and with the floor the chance is what walking every path gives (without the floor no
+    # path starting with -1 could cross within 6)
+    assert crossing_chance(even, 1.5, 2) == 0.25
+    assert crossing_chance(even, 1.5, 4) == 0.25 + 2 / 16
+    assert crossing_chance(floored, 0.25, 6) == pytest.approx(
+        _crossing_by_paths(floored, 0.25, 6), abs=1e-15
+    )
+    assert crossing_chance(floored, 0.25, 6) > crossing_chance(floored, 0.25, 4) == 0.25
