@@ -269,18 +269,7 @@ RECORD_FIELDS = (
 )
 """The profile columns an answer writes (the peer counts are others' to add to)."""
 
-FINISH = f"""
-WITH decided AS (
-  UPDATE labeling_candidate SET posterior = %(posterior)s,
-    state = COALESCE(%(state)s, state),
-    confidence = COALESCE(%(confidence)s, confidence),
-    priority = COALESCE(%(priority)s, priority),
-    decided_at = CASE WHEN %(set_decided_at)s THEN %(decided_at)s ELSE decided_at END,
-    votes_needed = COALESCE(%(votes_needed)s, votes_needed),
-    box_state = COALESCE(%(box_state)s, box_state)
-  WHERE id = %(candidate)s AND %(decide)s
-  RETURNING 1
-),
+FINISH_WRITES = f"""
 credited AS (
   UPDATE labeling_vote
   SET peer_p_yes = (%(credit_p)s::float8[])[array_position(%(credit_ids)s::bigint[], id)]
@@ -305,8 +294,47 @@ released AS (
 )
 SELECT (SELECT count(*) FROM decided), (SELECT count(*) FROM answered)
 """  # noqa: S608 (column names are constants; values are bound)
+"""What every lean answer writes after its decisions (a CTE ``decided`` before it): the peer
+credits, the worker's record, the task answered and its lease released."""
+
+FINISH = f"""
+WITH decided AS (
+  UPDATE labeling_candidate SET posterior = %(posterior)s,
+    state = COALESCE(%(state)s, state),
+    confidence = COALESCE(%(confidence)s, confidence),
+    priority = COALESCE(%(priority)s, priority),
+    decided_at = CASE WHEN %(set_decided_at)s THEN %(decided_at)s ELSE decided_at END,
+    votes_needed = COALESCE(%(votes_needed)s, votes_needed),
+    box_state = COALESCE(%(box_state)s, box_state)
+  WHERE id = %(candidate)s AND %(decide)s
+  RETURNING 1
+),{FINISH_WRITES}"""  # noqa: S608 (column names are constants; values are bound)
 
 DECISION_FIELDS = ("state", "confidence", "priority", "votes_needed", "box_state")
+
+
+def finish_params(
+    *,
+    credits: tuple[list[int], list[float | None]],
+    profile: WorkerProfile,
+    task_id: int,
+    now: datetime,
+    client_token: str | None,
+    response: dict[str, Any],
+) -> dict[str, Any]:
+    """FINISH_WRITES' values: the peer credits (vote ids, peer_p_yes), the worker's record
+    (RECORD_FIELDS of ``profile``), the task answered with ``response`` and its lease released
+    at ``now``."""
+    return {
+        "credit_ids": credits[0],
+        "credit_p": credits[1],
+        "profile": profile.pk,
+        "task": task_id,
+        "now": now,
+        "client_token": client_token,
+        "response": json.dumps(response),
+        **{name: getattr(profile, name) for name in RECORD_FIELDS},
+    }
 
 
 def verify_answer_finish(
@@ -321,9 +349,7 @@ def verify_answer_finish(
     response: dict[str, Any],
 ) -> None:
     """Write a verify answer's outcome in one statement: ``decision`` (the candidate's fields
-    to set, consensus.state_fields; None: leave it), the peer credits (vote ids, peer_p_yes),
-    the worker's record (RECORD_FIELDS of ``profile``), the task answered with ``response``
-    and its lease released at ``now``."""
+    to set, consensus.state_fields; None: leave it), then what finish_params writes."""
     fields = decision or {}
     params: dict[str, Any] = {name: fields.get(name) for name in DECISION_FIELDS}
     params.update(
@@ -332,14 +358,14 @@ def verify_answer_finish(
         posterior=fields.get("posterior", 0.0),
         set_decided_at="decided_at" in fields,
         decided_at=fields.get("decided_at"),
-        credit_ids=credits[0],
-        credit_p=credits[1],
-        profile=profile.pk,
-        task=task_id,
-        now=now,
-        client_token=client_token,
-        response=json.dumps(response),
-        **{name: getattr(profile, name) for name in RECORD_FIELDS},
+        **finish_params(
+            credits=credits,
+            profile=profile,
+            task_id=task_id,
+            now=now,
+            client_token=client_token,
+            response=response,
+        ),
     )
     with connection.cursor() as cursor:
         cursor.execute(FINISH, params)

@@ -2,13 +2,14 @@
 
 One transaction: the votes, the candidates' counts, boxes and their stage, the worker's record
 and quality gates, and the stored response that a retried POST with the same client_token gets
-back without writing anything again.
+back without writing anything again. On PostgreSQL a verify or grid answer takes the lean path
+(labeling.services.label_answers: a handful of statements, deciding as this module's ORM path
+does); the box kinds, and SQLite, take the ORM path here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -16,14 +17,8 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from labeling.consensus import decided_prior
 from labeling.crowd.answers import AnswerInvalid, BoxLimits, ItemAnswer, ItemSpec, parse_answers
-from labeling.crowd.gates import (
-    ControlAnswer,
-    LabelAnswer,
-    WorkerRecord,
-    gate_task,
-)
+from labeling.crowd.gates import ControlAnswer, LabelAnswer
 from labeling.models import (
     QUESTION_OF_KIND,
     Box,
@@ -35,31 +30,12 @@ from labeling.models import (
     Vote,
     WorkerProfile,
 )
-from labeling.services.answer_statements import (
-    ConsensusRows,
-    LoadedItem,
-    Tally,
-    consensus_read,
-    task_load,
-    verify_answer_finish,
-    verify_vote_write,
-)
-from labeling.services.category_priors import DECIDED_PRIOR_SAMPLE, category_decision_counts
-from labeling.services.consensus import (
-    PeerCredits,
-    box_accepted,
-    candidates_decide,
-    confidence_tables,
-    decisions_of,
-    live_votes_of,
-    objects_fuse,
-    peer_credits,
-    peer_learn,
-    state_fields,
-    worker_decisions_reopen,
-)
+from labeling.services.answer_records import Submitted, profile_record, worker_stats
+from labeling.services.answer_statements import task_load
+from labeling.services.category_priors import category_decision_counts
+from labeling.services.consensus import box_accepted, candidates_decide, objects_fuse
+from labeling.services.label_answers import grid_answer, verify_answer
 from labeling.services.microtasks import WorkerPaused, worker_profile
-from labeling.services.worker_coins import gate_settings, worker_coins_of
 
 __all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
 
@@ -74,25 +50,6 @@ class TaskConflict(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-@dataclass(frozen=True)
-class Submitted:
-    """The response body, and whether it was replayed from an earlier identical POST."""
-
-    body: dict[str, Any]
-    replayed: bool
-
-
-def worker_stats(profile: WorkerProfile) -> dict[str, Any]:
-    """What a worker may see of their own record (nothing about gold)."""
-    return {
-        "answered_tasks": profile.answered_tasks,
-        "answered_items": profile.answered_items,
-        "streak": profile.streak,
-        "paused": profile.paused,
-        "pause_reason": profile.pause_reason,
-    }
 
 
 def _specs(items: list[TaskItem]) -> list[ItemSpec]:
@@ -264,69 +221,10 @@ def _update_profile(
     gold: list[ControlAnswer],
     labels: tuple[LabelAnswer, ...],
 ) -> None:
-    _profile_record(
+    profile_record(
         profile, items=items, seconds_per_item=seconds_per_item, gold=gold, labels=labels
     )
     profile.save()
-
-
-def _profile_record(
-    profile: WorkerProfile,
-    *,
-    items: int,
-    seconds_per_item: float,
-    gold: list[ControlAnswer],
-    labels: tuple[LabelAnswer, ...],
-) -> None:
-    """Count the answer in the worker's record and run the quality gates on it (``profile``
-    changed, not saved); a pause releases his other leases and, once the answer commits,
-    takes again the decisions his votes carried."""
-    gates = gate_settings()
-    record, pause = gate_task(
-        WorkerRecord(
-            gold_seen=profile.gold_seen,
-            gold_correct=profile.gold_correct,
-            gold_evidence=profile.gold_evidence,
-            gold_evidence_yes=profile.gold_evidence_yes,
-            gold_evidence_no=profile.gold_evidence_no,
-            fast_evidence=profile.fast_evidence,
-            said_yes_evidence=profile.said_yes_evidence,
-            said_no_evidence=profile.said_no_evidence,
-        ),
-        seconds_per_item=seconds_per_item,
-        gold=gold,
-        gates=gates,
-        labels=labels,
-    )
-    now = timezone.now()
-    same_day = profile.last_answer_at and profile.last_answer_at.date() == now.date()
-    profile.streak = profile.streak + 1 if same_day else 1
-    profile.answered_tasks += 1
-    profile.answered_items += items
-    profile.seconds_total += seconds_per_item * items
-    profile.last_answer_at = now
-    profile.gold_seen, profile.gold_correct = record.gold_seen, record.gold_correct
-    profile.gold_evidence = record.gold_evidence
-    profile.gold_evidence_yes, profile.gold_evidence_no = (
-        record.gold_evidence_yes,
-        record.gold_evidence_no,
-    )
-    profile.fast_evidence = record.fast_evidence
-    profile.said_yes_evidence, profile.said_no_evidence = (
-        record.said_yes_evidence,
-        record.said_no_evidence,
-    )
-    if pause:
-        profile.paused, profile.paused_at = True, now
-        profile.pause_reason, profile.pause_detail = pause.reason, pause.detail
-        profile.recheck_due = now  # the sweep's, should the hook below never run
-        # A paused worker's other leases go back to the pool at once, and his votes weigh
-        # nothing from now on (worker_coins): the decisions they carried are taken again.
-        TaskItem.objects.filter(
-            task__worker=profile.user, task__status=MicroTask.Status.LEASED
-        ).update(leased_until=now)
-        worker_id = profile.user_id
-        transaction.on_commit(lambda: worker_decisions_reopen(worker_id=worker_id))
 
 
 def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | Submitted:
@@ -356,104 +254,6 @@ def _task_of(rows: list[MicroTask], task_uid: str, client_token: str) -> MicroTa
     return task
 
 
-def _verify_consensus(
-    item: LoadedItem, tally: Tally | None, counted_rows: ConsensusRows
-) -> tuple[dict[str, object] | None, PeerCredits | None]:
-    """candidates_decide for a verify answer's candidate over what CONSENSUS read: the fields
-    to write (None while it is not open or the vote did not count) and the peer credits of a
-    decision."""
-    if tally is None or tally.state != Candidate.State.OPEN:
-        return None, None
-    candidate = Candidate(
-        pk=item.candidate_id,
-        category_id=item.category_id,
-        state=tally.state,
-        yes_votes=tally.yes_votes,
-        no_votes=tally.no_votes,
-        votes_needed=tally.votes_needed,
-        override=tally.override,
-        box_state=tally.box_state,
-    )
-    candidate.votes_cast = tally.votes_cast
-    voters = {row[2] for row in counted_rows.votes}
-    live = live_votes_of(
-        [candidate.pk], counted_rows.votes, worker_coins_of(voters, counted_rows.profiles)
-    )
-    accepted, rejected = counted_rows.decided
-    learnt = {candidate.category_id: float(decided_prior(accepted, accepted + rejected))}
-    tables = confidence_tables({candidate.category_id})
-    decisions, live = decisions_of([candidate], live, learnt, tables)
-    fields = state_fields(candidate, decisions[candidate.pk], timezone.now())
-    if fields.get("state", Candidate.State.OPEN) == Candidate.State.OPEN:
-        return fields, None
-    return fields, peer_credits(live, [0], 1)
-
-
-def _verify_answer(
-    task: MicroTask,
-    profile: WorkerProfile,
-    items: list[LoadedItem],
-    answers: Any,
-    client_token: str,
-) -> Submitted:
-    """answer_submit's verify answer on PostgreSQL, in the three statements after the load
-    (labeling.services.answer_statements): the vote and tally, what consensus reads, and
-    every write that follows from them."""
-    (item,) = items
-    spec = ItemSpec(uid=str(item.uid), width=item.width, height=item.height)
-    (parsed,) = parse_answers(task.kind, answers, [spec])
-    now = timezone.now()
-    shown = max(filter(None, [task.issued_at, profile.last_answer_at]))
-    seconds = max(0.0, (now - shown).total_seconds())
-    known = item.known_answer()
-    control = None if known is None else ControlAnswer(known, (parsed.answer == "yes") == known)
-    counted = control is None  # a control never counts; a real item alone in its task does
-    tally = verify_vote_write(
-        worker_id=task.worker_id,
-        task_id=task.pk,
-        item=item,
-        answer=parsed.answer,
-        correct=None if control is None else control.right,
-        counted=counted,
-        seconds=seconds,
-        created_at=timezone.now(),
-    )
-    rows = consensus_read(candidate_id=item.candidate_id, category_id=item.category_id)
-    decision, credits = _verify_consensus(item, tally, rows)
-    if credits is not None:
-        vote_ids = credits.vote_ids
-        transaction.on_commit(lambda: peer_learn(vote_ids))
-    labels: tuple[LabelAnswer, ...] = ()
-    if counted and parsed.answer in ("yes", "no"):
-        # the one-answer gate reads the category's decisions with this answer's own in them
-        accepted, rejected = rows.decided
-        state = (decision or {}).get("state")
-        if state == Candidate.State.ACCEPTED:
-            accepted = min(accepted + 1, DECIDED_PRIOR_SAMPLE)
-        elif state == Candidate.State.REJECTED:
-            rejected = min(rejected + 1, DECIDED_PRIOR_SAMPLE)
-        labels = (LabelAnswer(parsed.answer == "yes", accepted, rejected),)
-    _profile_record(
-        profile,
-        items=1,
-        seconds_per_item=seconds,
-        gold=[] if control is None else [control],
-        labels=labels,
-    )
-    body = worker_stats(profile)
-    verify_answer_finish(
-        candidate_id=item.candidate_id,
-        decision=decision,
-        credits=([], []) if credits is None else (credits.vote_ids, credits.peer_p_yes),
-        profile=profile,
-        task_id=task.pk,
-        now=now,
-        client_token=client_token or None,
-        response=body,
-    )
-    return Submitted(body=body, replayed=False)
-
-
 def answer_submit(
     *, worker: User, task_uid: str, answers: Any, client_token: str = ""
 ) -> Submitted:
@@ -479,62 +279,71 @@ def answer_submit(
         profile.user = worker
         if profile.paused:
             raise WorkerPaused(profile.pause_reason)
-        if loaded is not None and task.kind == TaskKind.VERIFY:
-            rows = next(items for t, items in loaded.tasks if t.pk == task.pk)
-            if len(rows) == 1:
-                return _verify_answer(task, profile, rows, answers, client_token)
-        # ordered by position alone: the model's (task, position) joined the task locked above
-        items = list(
-            task.items.select_related("candidate__image", "candidate__gold", "box").order_by(
-                "position"
-            )
+        if loaded is not None:
+            items = next(items for t, items in loaded.tasks if t.pk == task.pk)
+            if task.kind == TaskKind.VERIFY and len(items) == 1:
+                return verify_answer(task, profile, items, answers, client_token)
+            if task.kind == TaskKind.GRID:
+                return grid_answer(task, profile, items, answers, client_token)
+        return _orm_answer(task, profile, answers, client_token)
+
+
+def _orm_answer(
+    task: MicroTask, profile: WorkerProfile, answers: Any, client_token: str
+) -> Submitted:
+    """answer_submit's answer through the ORM (SQLite; on PostgreSQL the box kinds), inside
+    its transaction: the task and the profile are locked, the worker is not paused."""
+    worker = task.worker
+    # ordered by position alone: the model's (task, position) joined the task locked above
+    items = list(
+        task.items.select_related("candidate__image", "candidate__gold", "box").order_by("position")
+    )
+    limits = BoxLimits(settings.CROWDNET_MAX_BOXES, settings.CROWDNET_MIN_BOX_SIDE)
+    parsed = parse_answers(task.kind, answers, _specs(items), limits)
+    now = timezone.now()
+    # A prefetched task was issued while the previous one was on screen: time it from
+    # whichever came later, its issue or the worker's previous answer.
+    shown = max(filter(None, [task.issued_at, profile.last_answer_at]))
+    seconds = max(0.0, (now - shown).total_seconds()) / len(items)
+    results = _gold_results(items, parsed)
+    gold = [control for control in results if control is not None]
+    counted = all(
+        control.right for control in gold
+    )  # reCAPTCHA's rule: the unknowns count only when the control is right
+    votes = [
+        Vote(
+            worker=worker,
+            task=task,
+            kind=task.kind,
+            question=QUESTION_OF_KIND[task.kind],
+            candidate=item.candidate,
+            box=item.box,
+            answer=answer.answer,
+            is_gold=item.is_gold,
+            correct=None if control is None else control.right,
+            counted=counted and not item.is_gold,
+            seconds=seconds,
         )
-        limits = BoxLimits(settings.CROWDNET_MAX_BOXES, settings.CROWDNET_MIN_BOX_SIDE)
-        parsed = parse_answers(task.kind, answers, _specs(items), limits)
-        now = timezone.now()
-        # A prefetched task was issued while the previous one was on screen: time it from
-        # whichever came later, its issue or the worker's previous answer.
-        shown = max(filter(None, [task.issued_at, profile.last_answer_at]))
-        seconds = max(0.0, (now - shown).total_seconds()) / len(items)
-        results = _gold_results(items, parsed)
-        gold = [control for control in results if control is not None]
-        counted = all(
-            control.right for control in gold
-        )  # reCAPTCHA's rule: the unknowns count only when the control is right
-        votes = [
-            Vote(
-                worker=worker,
-                task=task,
-                kind=task.kind,
-                question=QUESTION_OF_KIND[task.kind],
-                candidate=item.candidate,
-                box=item.box,
-                answer=answer.answer,
-                is_gold=item.is_gold,
-                correct=None if control is None else control.right,
-                counted=counted and not item.is_gold,
-                seconds=seconds,
-            )
-            for item, answer, control in zip(items, parsed, results, strict=True)
-        ]
-        # Inserted in candidate id order: the commit's foreign-key checks then share-lock the
-        # candidates in the order tallies lock them, so an uncounted grid and a counted one
-        # on the same cells can't deadlock.
-        Vote.objects.bulk_create(sorted(votes, key=lambda vote: vote.candidate_id))
-        if task.kind in (TaskKind.VERIFY, TaskKind.GRID):
-            _apply_label_counts(votes)
-        elif counted:
-            _apply_boxes(worker, task, items, parsed)
-        _update_profile(
-            profile,
-            items=len(items),
-            seconds_per_item=seconds,
-            gold=gold,
-            labels=_label_answers(task, votes),
-        )
-        body = worker_stats(profile)
-        task.status, task.answered_at = MicroTask.Status.ANSWERED, now
-        task.client_token, task.response = client_token or None, body
-        task.save(update_fields=["status", "answered_at", "client_token", "response"])
-        TaskItem.objects.filter(task=task).update(leased_until=now)
+        for item, answer, control in zip(items, parsed, results, strict=True)
+    ]
+    # Inserted in candidate id order: the commit's foreign-key checks then share-lock the
+    # candidates in the order tallies lock them, so an uncounted grid and a counted one
+    # on the same cells can't deadlock.
+    Vote.objects.bulk_create(sorted(votes, key=lambda vote: vote.candidate_id))
+    if task.kind in (TaskKind.VERIFY, TaskKind.GRID):
+        _apply_label_counts(votes)
+    elif counted:
+        _apply_boxes(worker, task, items, parsed)
+    _update_profile(
+        profile,
+        items=len(items),
+        seconds_per_item=seconds,
+        gold=gold,
+        labels=_label_answers(task, votes),
+    )
+    body = worker_stats(profile)
+    task.status, task.answered_at = MicroTask.Status.ANSWERED, now
+    task.client_token, task.response = client_token or None, body
+    task.save(update_fields=["status", "answered_at", "client_token", "response"])
+    TaskItem.objects.filter(task=task).update(leased_until=now)
     return Submitted(body=body, replayed=False)

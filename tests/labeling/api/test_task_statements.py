@@ -201,30 +201,46 @@ def _answer(client, task: dict, answers: list[dict]) -> dict:
     return response.json()
 
 
-def test_answering_a_grid_costs_the_statements_of_one_verify_answer(
-    category, settings, django_assert_num_queries
+@pytest.mark.parametrize("control_right", [True, False])
+def test_answering_a_grid_costs_the_statements_of_one_verify_answer_control_right_or_wrong(
+    category, settings, django_assert_num_queries, control_right
 ):
-    # given a leased grid of 8 pool cells and a gold cell (answer yes)
+    # given a leased grid of 8 pool cells and a gold cell (answer yes), two cells with a vote
+    # from someone else, and the crowd's control totals already cached (as they are for a
+    # minute at a time)
     settings.CROWDNET_GOLD_RATE = 0.0
     pool = candidate_pool(category, 20, seed=900)
     for candidate in pool[:2]:
         gold_mark(candidate=candidate, answer=True)
+    Candidate.objects.filter(pk__in=[c.pk for c in pool[2:4]]).update(yes_votes=1)
+    crowd_newcomer()
     client, _ = worker_client("ann")
     task = client.get("/api/tasks/next/?kind=grid").json()
-    answers = [{"item": item["id"], "selected": True} for item in task["items"]]
+    gold = set(
+        TaskItem.objects.filter(task__uid=task["id"], is_gold=True).values_list("uid", flat=True)
+    )
+    answers = [
+        {"item": item["id"], "selected": control_right or item["id"] not in map(str, gold)}
+        for item in task["items"]
+    ]
 
-    # when it is answered, the control right: savepoint, task and profile locked and read with the
-    # items in one, the items' rows, the 9 votes in one insert, the 8 tallies in one update,
-    # consensus (candidates, votes, voters, the crowd's control totals, the capped decided counts,
-    # the 8 posteriors in one update), the capped counts again for the one-answer gate, profile,
-    # task, leases, release
-    with django_assert_num_queries(16):
+    # when it is answered, the control right or wrong: savepoint; the task (by uid or token),
+    # profile and items, locked; the 9 votes and the 8 tallies; the cells' votes with their
+    # voters' records and the category's capped decided counts; the 8 decisions, credits,
+    # record, task and leases; release
+    with django_assert_num_queries(6):
         stats = _answer(client, task, answers)
 
-    # then every pool cell has its counted vote
+    # then every pool cell has its vote, counted (one more yes) only when the control was right
+    assert len(gold) == 1
     assert stats["answered_items"] == 9
     cells = [c.pk for c in pool[2:]]
-    assert Candidate.objects.filter(pk__in=cells, yes_votes=1).count() == 8
+    votes = Vote.objects.filter(worker__username="ann", is_gold=False)
+    assert votes.count() == 8
+    assert votes.filter(counted=True).count() == (8 if control_right else 0)
+    tallies = Candidate.objects.filter(pk__in=cells).values_list("yes_votes", flat=True)
+    assert sum(tallies) == (8 if control_right else 0) + 2
+    assert Vote.objects.get(worker__username="ann", is_gold=True).correct is control_right
 
 
 def test_answering_a_drawing_costs_pinned_statements(category, django_assert_num_queries):
