@@ -291,11 +291,9 @@ answered AS (
 ),
 released AS (
   UPDATE labeling_taskitem SET leased_until = %(now)s WHERE task_id = %(task)s RETURNING 1
-)
-SELECT (SELECT count(*) FROM decided), (SELECT count(*) FROM answered)
-"""  # noqa: S608 (column names are constants; values are bound)
-"""What every lean answer writes after its decisions (a CTE ``decided`` before it): the peer
-credits, the worker's record, the task answered and its lease released."""
+)"""  # noqa: S608 (column names are constants; values are bound)
+"""What every lean answer writes after its decisions (CTEs, after one named ``decided``): the
+peer credits, the worker's record, the task answered and its lease released."""
 
 FINISH = f"""
 WITH decided AS (
@@ -308,7 +306,9 @@ WITH decided AS (
     box_state = COALESCE(%(box_state)s, box_state)
   WHERE id = %(candidate)s AND %(decide)s
   RETURNING 1
-),{FINISH_WRITES}"""  # noqa: S608 (column names are constants; values are bound)
+),{FINISH_WRITES}
+SELECT (SELECT count(*) FROM decided), (SELECT count(*) FROM answered)
+"""  # noqa: S608 (column names are constants; values are bound)
 
 DECISION_FIELDS = ("state", "confidence", "priority", "votes_needed", "box_state")
 

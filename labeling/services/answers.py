@@ -2,9 +2,10 @@
 
 One transaction: the votes, the candidates' counts, boxes and their stage, the worker's record
 and quality gates, and the stored response that a retried POST with the same client_token gets
-back without writing anything again. On PostgreSQL a verify or grid answer takes the lean path
-(labeling.services.label_answers: a handful of statements, deciding as this module's ORM path
-does); the box kinds, and SQLite, take the ORM path here.
+back without writing anything again. On PostgreSQL every kind takes a lean path (a handful of
+statements, deciding as this module's ORM path does): labeling.services.label_answers for a
+verify task or a grid, labeling.services.box_answers for the box chain; SQLite, and an answer
+whose worker has no profile row yet, take the ORM path here.
 """
 
 from __future__ import annotations
@@ -32,10 +33,14 @@ from labeling.models import (
 )
 from labeling.services.answer_records import Submitted, profile_record, worker_stats
 from labeling.services.answer_statements import task_load
+from labeling.services.box_answers import box_answer
+from labeling.services.box_statements import STAGE, stage_params
 from labeling.services.category_priors import category_decision_counts
 from labeling.services.consensus import box_accepted, candidates_decide, objects_fuse
 from labeling.services.label_answers import grid_answer, verify_answer
 from labeling.services.microtasks import WorkerPaused, worker_profile
+
+BOX_KINDS = (TaskKind.DRAW, TaskKind.VERIFY_BOX, TaskKind.COVERAGE)
 
 __all__ = ["AnswerInvalid", "TaskConflict", "TaskNotFound", "WorkerPaused", "answer_submit"]
 
@@ -110,41 +115,11 @@ def _apply_label_counts(votes: list[Vote]) -> None:
 
 BoxState = Candidate.BoxState
 
-SETTLE_SQL = """
-UPDATE labeling_candidate SET box_state = CASE
-  WHEN EXISTS (SELECT 1 FROM labeling_box b
-    WHERE b.candidate_id = %(candidate)s AND b.state = 'proposed') THEN 'verify'
-  WHEN EXISTS (SELECT 1 FROM labeling_box b
-    WHERE b.candidate_id = %(candidate)s AND b.state = 'accepted')
-    THEN CASE WHEN %(covered)s THEN 'done' ELSE 'coverage' END
-  WHEN t.none >= %(needed)s AND t.none = t.drawers THEN 'absent'
-  WHEN t.drawers >= %(cap)s THEN 'review'
-  ELSE 'draw' END
-FROM (SELECT count(DISTINCT v.worker_id) AS drawers,
-        count(DISTINCT CASE WHEN v.answer = 'no' THEN v.worker_id END) AS none
-      FROM labeling_vote v
-      WHERE v.candidate_id = %(candidate)s AND v.question = 'draw' AND v.counted) t
-WHERE labeling_candidate.id = %(candidate)s
-RETURNING labeling_candidate.box_state
-"""
-"""An image's box stage once none of its boxes awaits a check, settled and written in one
-statement: the coverage check when a box was accepted (done, when ``covered``: a coverage
-check said yes); "absent" when CROWDNET_BOX_NONE_VOTES distinct workers found none present
-and nobody drew one (one worker's "none" contradicts the crowd's label); the review queue once
-CROWDNET_BOX_DRAW_CAP workers answered without settling it; else another worker draws."""
-
 
 def _box_stage_settle(candidate_id: int, *, covered: bool = False) -> str:
-    """Settle and write the image's box stage (SETTLE_SQL); returns it."""
-    needed = settings.CROWDNET_BOX_NONE_VOTES
-    values = {
-        "candidate": candidate_id,
-        "covered": covered,
-        "needed": needed,
-        "cap": max(needed, settings.CROWDNET_BOX_DRAW_CAP),
-    }
+    """Settle and write the image's box stage (box_statements.STAGE); returns it."""
     with connection.cursor() as cursor:
-        cursor.execute(SETTLE_SQL, values)
+        cursor.execute(STAGE, stage_params(candidate_id, covered=covered))
         return cursor.fetchone()[0]
 
 
@@ -285,13 +260,15 @@ def answer_submit(
                 return verify_answer(task, profile, items, answers, client_token)
             if task.kind == TaskKind.GRID:
                 return grid_answer(task, profile, items, answers, client_token)
+            if task.kind in BOX_KINDS and len(items) == 1:
+                return box_answer(task, profile, items, answers, client_token)
         return _orm_answer(task, profile, answers, client_token)
 
 
 def _orm_answer(
     task: MicroTask, profile: WorkerProfile, answers: Any, client_token: str
 ) -> Submitted:
-    """answer_submit's answer through the ORM (SQLite; on PostgreSQL the box kinds), inside
+    """answer_submit's answer through the ORM (SQLite, or a worker's first answer), inside
     its transaction: the task and the profile are locked, the worker is not paused."""
     worker = task.worker
     # ordered by position alone: the model's (task, position) joined the task locked above

@@ -67,11 +67,14 @@ def worker_accuracies(worker_ids: Iterable[int]) -> dict[int, float]:
         "user_id", "em_accuracy", "gold_seen", "gold_correct"
     )
     known = {user_id: (em, seen, correct) for user_id, em, seen, correct in rows}
-    accuracy = {}
-    for worker_id in ids:
-        em, seen, correct = known.get(worker_id, (None, 0, 0))
-        accuracy[worker_id] = float(em) if em is not None else float(gold_accuracy(correct, seen))
-    return accuracy
+    return {worker_id: accuracy_of(*known.get(worker_id, (None, 0, 0))) for worker_id in ids}
+
+
+def accuracy_of(em_accuracy: float | None, gold_seen: int, gold_correct: int) -> float:
+    """worker_accuracies for one worker from his profile's fields (None, 0, 0 without one)."""
+    if em_accuracy is not None:
+        return float(em_accuracy)
+    return float(gold_accuracy(gold_correct, gold_seen))
 
 
 def confidence_tables(category_ids: set[int]) -> dict[int, Table]:
@@ -429,9 +432,14 @@ def box_accepted(box: Box) -> bool:
             box=box, question="box", counted=True, answer__in=[YES, NO]
         ).values_list("worker_id", "answer")
     )
+    return box_verdict(votes, worker_accuracies(worker for worker, _ in votes))
+
+
+def box_verdict(votes: list[tuple[int, str]], accuracy: dict[int, float]) -> bool:
+    """box_accepted over what it reads: the box's counted yes/no checks as (worker_id, answer)
+    and each checker's accuracy (worker_accuracies)."""
     if not votes:
         return False
-    accuracy = worker_accuracies(worker for worker, _ in votes)
     posterior = binary_posteriors(
         np.zeros(len(votes), dtype=np.int64),
         np.array([answer == YES for _, answer in votes], dtype=np.int64),

@@ -211,7 +211,9 @@ WITH decided AS (
       box_state)
   WHERE c.id = d.id
   RETURNING 1
-),{FINISH_WRITES}"""  # noqa: S608 (column names are constants; values are bound)
+),{FINISH_WRITES}
+SELECT (SELECT count(*) FROM decided), (SELECT count(*) FROM answered)
+"""  # noqa: S608 (column names are constants; values are bound)
 
 
 def grid_answer_finish(

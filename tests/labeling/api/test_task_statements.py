@@ -251,10 +251,10 @@ def test_answering_a_drawing_costs_pinned_statements(category, django_assert_num
     task = client.get("/api/tasks/next/?kind=draw").json()
     answers = [{"item": task["items"][0]["id"], "boxes": [[1, 2, 30, 40], [5, 6, 50, 44]]}]
 
-    # when two boxes are drawn: savepoint, task and profile locked and read with the items in one,
-    # the items' rows, vote, the boxes, the image's stage (settled in one update), profile, task,
-    # leases, release
-    with django_assert_num_queries(10):
+    # when two boxes are drawn: savepoint; the task (by uid or token), profile and item, locked;
+    # the vote and the boxes; the image's stage (settled in one update), record, task and lease;
+    # release
+    with django_assert_num_queries(5):
         _answer(client, task, answers)
 
     # then the boxes wait for checks
@@ -271,10 +271,10 @@ def test_answering_a_box_check_costs_pinned_statements(category, django_assert_n
     client, _ = worker_client("ann")
     task = client.get("/api/tasks/next/?kind=verify_box").json()
 
-    # when it is answered yes: savepoint, task and profile locked and read with the items in one,
-    # the items' rows, vote, the box's count (one update, no read of the box), its checks and their
-    # workers' accuracies, its state, the image's stage, profile, task, leases, release
-    with django_assert_num_queries(13):
+    # when it is answered yes: savepoint; the task (by uid or token), profile and item, locked;
+    # the vote and the box's count (one update, no read of the box); its checks with their
+    # workers' accuracies; its state, the image's stage, record, task and lease; release
+    with django_assert_num_queries(6):
         _answer(client, task, [{"item": task["items"][0]["id"], "answer": "yes"}])
 
     # then the box is accepted and the image goes to the coverage check
@@ -283,7 +283,7 @@ def test_answering_a_box_check_costs_pinned_statements(category, django_assert_n
     assert Candidate.objects.get(pk=image.pk).box_state == "coverage"
 
 
-@pytest.mark.parametrize(("said", "statements", "stage"), [("no", 9, "draw"), ("yes", 13, "done")])
+@pytest.mark.parametrize(("said", "statements", "stage"), [("no", 5, "draw"), ("yes", 9, "done")])
 def test_answering_a_coverage_check_costs_pinned_statements(
     category, django_assert_num_queries, said, statements, stage
 ):
@@ -295,10 +295,9 @@ def test_answering_a_coverage_check_costs_pinned_statements(
     client, _ = worker_client("ann")
     task = client.get("/api/tasks/next/?kind=coverage").json()
 
-    # when it is answered: savepoint, task and profile locked and read with the items in one, the
-    # items' rows, vote, the image's stage (no: back to drawing; yes: settled in one update, then
-    # the objects fused: boxes, old objects, drawers' accuracies, new objects), profile, task,
-    # leases, release
+    # when it is answered: savepoint; the task (by uid or token), profile and item, locked; the
+    # vote; the image's stage (no: back to drawing; yes: settled), record, task and lease; (yes:
+    # the objects fused: boxes, old objects, drawers' accuracies, new objects); release
     with django_assert_num_queries(statements):
         _answer(client, task, [{"item": task["items"][0]["id"], "answer": said}])
 
