@@ -15,10 +15,10 @@ prints per round trip: statements Django sent for next and for the answer
 (CaptureQueriesContext, on a separate ``--counted`` round trips), rows PostgreSQL read
 (pg_stat_user_tables: rows read by sequential scans plus rows fetched through indexes; the
 backend is closed before each reading, so its counters are flushed) and this process's CPU ms
-(time.process_time: Django, DRF and the client; PostgreSQL's own work is not in it). The
-tables other than the pool start empty, so PostgreSQL reads the small ones (tasks, votes,
-workers) by sequential scans where a live database would probe an index: rows read count
-those scans too.
+(time.process_time: Django, DRF and the client; PostgreSQL's own work is not in it), for the
+round trip and for the answer alone. The tables other than the pool start empty, so PostgreSQL
+reads the small ones (tasks, votes, workers) by sequential scans where a live database would
+probe an index: rows read count those scans too.
 """
 
 from __future__ import annotations
@@ -72,15 +72,19 @@ DROP TABLE extra
 end, before the box stages' ``skip``); the category column where the schema has it."""
 
 
-def round_trip(client, kind: str, n: int) -> tuple[int, int] | None:
-    """One next + answer of ``kind``; the two responses' status codes, or None for a 204."""
+def round_trip(client, kind: str, n: int, answer_cpu: list[float] | None = None) -> bool:
+    """One next + answer of ``kind``; whether a task was served (not a 204). The answer's own
+    CPU seconds are appended to ``answer_cpu``."""
     response = client.get(f"/api/tasks/next/?kind={kind}")
     if response.status_code != 200:
-        return None
+        return False
     task = response.json()
     body = {"answers": answers_for(task), "client_token": f"k{n}"}
-    answer = client.post(f"/api/tasks/{task['id']}/answer/", body, format="json")
-    return response.status_code, answer.status_code
+    started = time.process_time()
+    client.post(f"/api/tasks/{task['id']}/answer/", body, format="json")
+    if answer_cpu is not None:
+        answer_cpu.append(time.process_time() - started)
+    return True
 
 
 def statements(clients: list, kind: str, count: int, start: int) -> tuple[float, float]:
@@ -117,9 +121,9 @@ def measure(clients: list, kind: str, args: argparse.Namespace, start: int) -> d
         cursor.execute("ANALYZE")  # autovacuum's statistics of a running crowd, not the seed's
     before = counters()
     cpu = time.process_time()
-    served = 0
+    served, answer_cpu = 0, []
     for n in range(start, start + args.measured):
-        served += round_trip(clients[n % len(clients)], kind, n) is not None
+        served += round_trip(clients[n % len(clients)], kind, n, answer_cpu)
     cpu = time.process_time() - cpu
     after = counters()
     by_table = {
@@ -134,6 +138,7 @@ def measure(clients: list, kind: str, args: argparse.Namespace, start: int) -> d
         "rows": sum(by_table.values()) / max(1, served),
         "tables": {k: v / max(1, served) for k, v in by_table.items() if v},
         "cpu_ms": cpu / max(1, served) * 1000,
+        "answer_cpu_ms": sum(answer_cpu) / max(1, len(answer_cpu)) * 1000,
         "next": next_statements,
         "answer": answer_statements,
     }
@@ -195,15 +200,15 @@ def main() -> None:
             client.force_authenticate(user)
             clients.append(client)
         print(f"pool {args.pool:,} open, {boxes:,} images per box stage (seeded in {seeded:.0f} s)")
-        header = ("kind", "served", "next stmts", "answer stmts", "rows read", "CPU ms")
-        print("{:<11} {:>6} {:>10} {:>12} {:>10} {:>7}".format(*header))
+        header = ("kind", "served", "next stmts", "answer stmts", "rows read", "CPU ms", "answer")
+        print("{:<11} {:>6} {:>10} {:>12} {:>10} {:>7} {:>7}".format(*header))
         start = 0
         for kind in kinds:
             row = measure(clients, kind, args, start)
             start += per_kind
             print(
                 f"{kind:<11} {row['served']:>6.0f} {row['next']:>10.1f} {row['answer']:>12.1f} "
-                f"{row['rows']:>10,.0f} {row['cpu_ms']:>7.1f}"
+                f"{row['rows']:>10,.0f} {row['cpu_ms']:>7.1f} {row['answer_cpu_ms']:>7.1f}"
             )
             if args.tables:
                 top = sorted(row["tables"].items(), key=lambda kv: -kv[1])[:6]
