@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q, Sum, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -139,14 +139,7 @@ def peer_record_add(credits: dict[int, tuple[float, ...]]) -> list[int]:
             ),
             newcomer,
         )
-        for worker_id in ids:
-            added = dict(zip(PEER_CREDIT, credits[worker_id], strict=True))
-            counts = {name: F(name) + added[name] for name in PEER_FIELDS}
-            evidence = {
-                name: Greatest(Value(-2.0 * threshold), F(name) + added[name])
-                for name, threshold in zip(PEER_TESTS, thresholds, strict=True)
-            }
-            WorkerProfile.objects.filter(user_id=worker_id).update(**counts, **evidence)
+        _peer_credits_add(ids, credits, thresholds)
         paused = _peer_pauses(ids, thresholds, gates)
         after = _coins(
             list(WorkerProfile.objects.filter(user_id__in=ids).values_list(*_READ)), newcomer
@@ -160,6 +153,50 @@ def peer_record_add(credits: dict[int, tuple[float, ...]]) -> list[int]:
         if recheck:  # the sweep's, should the caller be killed before it rechecks them
             WorkerProfile.objects.filter(user_id__in=recheck).update(recheck_due=timezone.now())
     return recheck
+
+
+PEER_ADD_SQL = f"""
+UPDATE labeling_workerprofile p
+SET {", ".join(f"{name} = p.{name} + v.{name}" for name in PEER_FIELDS)},
+  {", ".join(f"{name} = GREATEST(%(floor_{name})s, p.{name} + v.{name})" for name in PEER_TESTS)}
+FROM unnest(%(ids)s::bigint[], {", ".join(f"%({name})s::float8[]" for name in PEER_CREDIT)})
+  AS v(user_id, {", ".join(PEER_CREDIT)})
+WHERE p.user_id = v.user_id
+"""  # noqa: S608 (column names are constants; values are bound)
+"""Every credited worker's counts and peer evidence in one statement; the evidence is floored at
+minus twice its test's threshold, as each test's sum is (labeling.crowd.gates)."""
+
+
+def _peer_credits_add(
+    ids: list[int], credits: dict[int, tuple[float, ...]], thresholds: tuple[float, ...]
+) -> None:
+    """Add each worker's credits (laid out as PEER_CREDIT) to his profile (rows locked by the
+    caller): one statement on PostgreSQL, one per worker elsewhere."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                PEER_ADD_SQL,
+                {
+                    "ids": ids,
+                    **{
+                        name: [float(credits[w][k]) for w in ids]
+                        for k, name in enumerate(PEER_CREDIT)
+                    },
+                    **{
+                        f"floor_{name}": -2.0 * threshold
+                        for name, threshold in zip(PEER_TESTS, thresholds, strict=True)
+                    },
+                },
+            )
+        return
+    for worker_id in ids:
+        added = dict(zip(PEER_CREDIT, credits[worker_id], strict=True))
+        counts = {name: F(name) + added[name] for name in PEER_FIELDS}
+        evidence = {
+            name: Greatest(Value(-2.0 * threshold), F(name) + added[name])
+            for name, threshold in zip(PEER_TESTS, thresholds, strict=True)
+        }
+        WorkerProfile.objects.filter(user_id=worker_id).update(**counts, **evidence)
 
 
 def _peer_pauses(ids: list[int], thresholds: tuple[float, ...], gates: GateSettings) -> set[int]:

@@ -16,7 +16,7 @@ from labeling.crowd.gates import PEER_REASON
 from labeling.models import TaskItem, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.microtasks import task_assign, worker_pause
-from labeling.services.worker_coins import peer_record_add
+from labeling.services.worker_coins import crowd_newcomer, peer_record_add
 from tests.factories import UserFactory, candidate_pool, worker_client
 
 # what the answer path and curators write: none of it belongs to peer_record_add
@@ -264,3 +264,26 @@ def test_with_the_peer_pauses_switched_off_the_evidence_lands_and_nobody_is_paus
         "pause_reason": "",
         "pause_detail": "",
     }
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("workers", [1, 6])
+def test_a_decisions_credits_cost_the_same_statements_for_one_worker_or_six(
+    category, django_assert_num_queries, workers
+):
+    # given workers with a record each (a grid's decisions credit every voter on its cells),
+    # and the crowd's control totals cached (as they are for a minute at a time)
+    if connection.vendor != "postgresql":
+        pytest.skip("one statement for every worker's credits is PostgreSQL's")
+    users = [_worker(f"voter{i}") for i in range(workers)]
+    crowd_newcomer()
+
+    # when one decision's honest credits are added to their records: savepoint, the profiles
+    # locked, every worker's counts and evidence in one update, the gate's catch, the records
+    # read again, release
+    with django_assert_num_queries(6):
+        assert peer_record_add({user.pk: HONEST for user in users}) == []
+
+    # then each record holds its credits
+    rows = WorkerProfile.objects.filter(user__in=users).values_list(*PEER)
+    assert list(rows) == [HONEST] * workers
