@@ -366,6 +366,7 @@ def worker_resume(*, profile: WorkerProfile) -> None:
         "said_yes_evidence",
         "said_no_evidence",
         *PEER_TESTS,
+        "blind_evidence",
     ]
     for field in evidence:
         setattr(profile, field, 0.0)
