@@ -63,6 +63,12 @@ answer carries 0.22 nats against a coin and comes ten times rarer. The gate so p
 and adversaries within a few dozen label votes, including the worker who answers controls
 right and the rest wrong, whom no control test can see.
 
+The blind-check test reads what no worker can game: the label votes cast on an item a curator
+decides afterwards (labeling.services.contested), right class_wrong of the time against the
+bar, with its own alpha (blind_false_pause, 0.03 %; exact worst case 0.015 %, so the three
+budgets stay within the 1 %). It is what catches a bloc that answers the controls right and
+carries the crowd's calls, which the peer gate, reading those calls, cannot.
+
 What the worker is told names the reason and nothing else: not which items were controls, how
 many, or their answers. Curators get the evidence.
 """

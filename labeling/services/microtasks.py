@@ -37,6 +37,7 @@ from labeling.models import (
 )
 from labeling.services import box_leases, grid_leases, leases
 from labeling.services.consensus import worker_decisions_reopen
+from labeling.services.contested import checks_due
 from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
 from labeling.services.task_scope import TaskScope, in_scope, scoped
 
@@ -332,6 +333,7 @@ def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> 
         )
         state = Candidate.State.ACCEPTED if answer else Candidate.State.REJECTED
         Candidate.objects.filter(pk=candidate.pk).update(state=state, confidence=1.0)
+        checks_due(candidate.pk)  # votes cast on it before it was a control are checked
     return gold
 
 
