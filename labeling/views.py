@@ -43,7 +43,7 @@ from labeling.models import (
 from labeling.services import accounts, imports
 from labeling.services.answers import worker_stats
 from labeling.services.consensus import decision_override, model_disagreements, review_queue
-from labeling.services.contested import contested_items, suspect_list
+from labeling.services.contested import contested_items, suspect_list, suspects
 from labeling.services.dashboards import crowd_quality, labeling_progress, worker_answers
 from labeling.services.microtasks import worker_pause, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
@@ -108,6 +108,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "candidates": sum(by_state.values()),
         "states": states,
         "recent_jobs": ImportJob.objects.select_related("category").order_by("-id")[:5],
+        "suspects": suspects().count(),
     }
     return render(request, "labeling/home_curator.html", context)
 

@@ -247,3 +247,18 @@ def test_curators_read_the_contested_calls_and_the_paused_workers_through_the_ap
         }
         for w in honest
     ]
+
+
+def test_the_curators_home_page_says_when_workers_with_good_control_records_were_paused(
+    category, curator, django_capture_on_commit_callbacks
+):
+    client = Client()
+    client.force_login(curator)
+    assert "paused for disagreeing" not in client.get("/").content.decode()
+    _captured(category, django_capture_on_commit_callbacks)
+    page = client.get("/").content.decode()
+    assert (
+        "2 workers who answer check questions right were paused for disagreeing with the crowd."
+        in page
+    )
+    assert 'href="/curate/review/#contested-title"' in page
