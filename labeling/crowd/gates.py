@@ -63,8 +63,8 @@ answer carries 0.22 nats against a coin and comes ten times rarer. The gate so p
 and adversaries within a few dozen label votes, including the worker who answers controls
 right and the rest wrong, whom no control test can see.
 
-The blind-check test reads what no worker can game: the label votes cast on an item a curator
-decides afterwards (labeling.services.contested), right class_wrong of the time against the
+The blind-check test reads what no worker can game: the label votes cast on a contested call a
+curator settles afterwards (labeling.services.contested), right class_wrong of the time against the
 bar, with its own alpha (blind_false_pause, 0.03 %; exact worst case 0.015 %, so the three
 budgets stay within the 1 %). It is what catches a bloc that answers the controls right and
 carries the crowd's calls, which the peer gate, reading those calls, cannot.
@@ -483,9 +483,10 @@ def blind_evidence_add(evidence: float, change: float, gates: GateSettings) -> f
 def blind_pause(evidence: float, seen: int, correct: int, gates: GateSettings) -> Pause | None:
     """Whether the blind-check evidence pauses the worker.
 
-    A curator's decision on an item (an override, or making it a control) checks every label
-    vote cast on it before: votes nobody could have known would be checked, unlike control
-    items, which a worker who can tell them apart answers right while voting wrong elsewhere.
+    A curator's decision on a contested call (an override, or making it a control) checks
+    every label vote cast on it before: votes nobody could have known would be checked, unlike
+    control items, which a worker who can tell them apart answers right while voting wrong
+    elsewhere.
     The test is Wald's, right class_wrong of the time against gold_bar (a wrong answer adds
     1.50 nats, a right one takes 2.08 away), so it catches the worker who is nearly always
     wrong on the items curators settle, within 6 checks; with its own alpha

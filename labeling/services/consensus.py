@@ -46,7 +46,7 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services.category_priors import category_decided_priors
-from labeling.services.contested import checks_due, checks_sweep
+from labeling.services.contested import checks_sweep, is_contested, settle
 from labeling.services.worker_coins import peer_credits_apply, worker_coins
 
 log = logging.getLogger(__name__)
@@ -485,6 +485,7 @@ def decision_override(*, candidate: Candidate, accepted: bool | None, by: User) 
     now = timezone.now()
     with transaction.atomic():
         candidate = Candidate.objects.select_for_update().get(pk=candidate.pk)
+        contested = accepted is not None and is_contested(candidate.pk)
         if accepted is None:
             candidate.override, candidate.override_by = None, None
             candidate.state = Candidate.State.OPEN
@@ -511,7 +512,7 @@ def decision_override(*, candidate: Candidate, accepted: bool | None, by: User) 
                 "box_state",
             ]
         )
-        checks_due(candidate.pk)  # the votes on it are checked against it (or un-checked)
+        settle(candidate.pk, contested=contested)  # a contested call's votes are checked
     return candidate
 
 

@@ -4,11 +4,14 @@ A bloc of colluders who can tell control items apart answers them right and agre
 label elsewhere. Once it carries the crowd's calls, the peer-agreement gate pauses the honest
 workers who contradict it, and nothing on agreement alone can tell the two blocs apart
 (docs/benchmarks.md, "Peer-agreement gate reviewed"). What can is a check nobody sees coming:
-a curator's decision on an item the crowd already decided scores every label vote cast on it
-before (``Vote.blind_right``, the worker's blind record and its test,
+a curator's decision on a contested call (below) scores every label vote cast on it before
+(``Vote.blind_right``, the worker's blind record and its test,
 labeling.crowd.gates.blind_pause), and takes the place of the crowd's call in the peer credits
 of those votes, so the side that was wrong gains the peer gate's evidence and the side that was
-right loses it.
+right loses it. Only contested calls: the other items curators decide were picked because the
+crowd split on them or likely got them wrong, and there honest voters are right far less often
+than the test's bar assumes (a check is fair to them only where the item was not chosen for
+the crowd's mistakes; a contested call is chosen for one paused worker's disagreement).
 
 Where to look: a *contested* item is one the crowd decided against the label vote of a worker
 whom the peer gate paused while his control record held (control evidence at or below 0).
@@ -59,17 +62,21 @@ def checked_votes(candidate_ids: Sequence[int]) -> QuerySet[Vote]:
 
 
 def curator_calls(candidate_ids: Sequence[int]) -> dict[int, bool | None]:
-    """Each candidate's curator answer: the override where there is one, else the control's
-    curated answer, else None (nothing to check against)."""
-    calls: dict[int, bool | None] = dict(
-        Candidate.objects.filter(pk__in=list(candidate_ids)).values_list("pk", "override")
+    """Each candidate's curator answer, where a curator settled it as a contested call
+    (``blind_checked``): the override where there is one, else the control's curated answer;
+    None elsewhere (nothing to check against)."""
+    rows = list(
+        Candidate.objects.filter(pk__in=list(candidate_ids)).values_list(
+            "pk", "override", "blind_checked"
+        )
     )
-    for candidate_id, answer in GoldAnswer.objects.filter(candidate_id__in=list(calls)).values_list(
-        "candidate_id", "answer"
-    ):
+    calls: dict[int, bool | None] = {pk: override for pk, override, _ in rows}
+    checked = {pk for pk, _, blind_checked in rows if blind_checked}
+    gold = GoldAnswer.objects.filter(candidate_id__in=list(calls))
+    for candidate_id, answer in gold.values_list("candidate_id", "answer"):
         if calls[candidate_id] is None:
             calls[candidate_id] = answer
-    return calls
+    return {pk: call if pk in checked else None for pk, call in calls.items()}
 
 
 @dataclass(frozen=True)
@@ -183,12 +190,25 @@ def _blind_pauses(ids: list[int], gates: GateSettings) -> list[int]:
     return paused
 
 
-def checks_due(candidate_id: int) -> None:
-    """Mark a candidate's votes to be checked against its curator answer: in the transaction
-    of the decision, then checks_apply once it commits (the sweep, should that never run)."""
-    now = timezone.now()
-    Candidate.objects.filter(pk=candidate_id).update(checks_due=now)
+def settle(candidate_id: int, *, contested: bool) -> None:
+    """A curator's decision on a candidate (an override, a lifted one, a control's answer), in
+    its transaction: one settled while it was a contested call (``contested``, read before the
+    decision) is marked ``blind_checked`` for good, and the votes on a marked one are to be
+    checked against the decision (or un-checked, where it was lifted): checks_apply once this
+    commits, the sweep should that never run. Other decisions check nothing: the review queue
+    holds the items the crowd split on and the model's disagreements the ones it likely got
+    wrong, so honest voters are right there far less often than the checks' bar assumes."""
+    candidate = Candidate.objects.filter(pk=candidate_id)
+    if contested:
+        candidate.update(blind_checked=True)
+    if not candidate.filter(blind_checked=True).update(checks_due=timezone.now()):
+        return
     transaction.on_commit(lambda: checks_apply([candidate_id]))
+
+
+def is_contested(candidate_id: int) -> bool:
+    """Whether the candidate is a contested call now (contested_items)."""
+    return contested_items().filter(pk=candidate_id).exists()
 
 
 def checks_sweep(max_candidates: int = 500) -> int:

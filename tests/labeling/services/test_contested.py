@@ -155,67 +155,86 @@ def test_a_captured_crowd_is_given_back_by_six_curator_decisions(
 def test_checks_count_once_follow_a_changed_decision_and_are_taken_back_when_lifted(
     category, curator, django_capture_on_commit_callbacks
 ):
+    candidates, colluders, honest = _captured(category, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        decision_override(candidate=candidates[0], accepted=True, by=curator)
+    assert Candidate.objects.get(pk=candidates[0].pk).blind_checked
+    assert [_blind(w) for w in colluders + honest] == [(1, 0, round(WRONG, 4))] * 3 + [
+        (1, 1, round(RIGHT, 4))
+    ] * 2
+    on_it = Vote.objects.filter(candidate=candidates[0])
+    assert list(on_it.values_list("peer_p_yes", "peer_applied")) == [(1.0, 1.0)] * 5
+
+    # applying again changes nothing
+    assert checks_apply([candidates[0].pk]).votes == []
+    assert _blind(colluders[0]) == (1, 0, round(WRONG, 4))
+
+    # the curator changes his mind (no longer a contested call, still checked): each vote's
+    # check moves, once
+    with django_capture_on_commit_callbacks(execute=True):
+        decision_override(candidate=candidates[0], accepted=False, by=curator)
+    assert _blind(colluders[0]) == (1, 1, round(WRONG - WRONG + RIGHT, 4))
+    assert _blind(honest[0]) == (1, 0, round(RIGHT + WRONG, 4))
+    assert list(on_it.values_list("peer_p_yes", flat=True)) == [0.0] * 5
+
+    # and lifts it: the checks go, and only what lowers the evidence is taken back
+    with django_capture_on_commit_callbacks(execute=True):
+        decision_override(candidate=candidates[0], accepted=None, by=curator)
+    assert _blind(colluders[0]) == (0, 0, round(RIGHT, 4))
+    assert _blind(honest[0]) == (0, 0, round(RIGHT + WRONG - WRONG, 4))
+    assert (
+        list(on_it.values_list("blind_right", "peer_p_yes", "peer_applied"))
+        == [(None, None, None)] * 5
+    )
+
+
+def test_a_decision_on_an_item_nobody_contested_checks_nothing(
+    category, curator, django_capture_on_commit_callbacks
+):
+    # the review queue's and the model's disagreements are where honest voters are wrong
+    # most: a curator's decision there leaves the voters' records and credits alone
     [candidate] = candidate_pool(category, 1, seed=5200)
     said_yes, said_no = (_worker(n, gold_seen=10, gold_correct=9) for n in ("yes", "no"))
     label_votes_create([candidate], {said_yes: [True], said_no: [False]})
     with django_capture_on_commit_callbacks(execute=True):
         decision_override(candidate=candidate, accepted=True, by=curator)
-    assert (_blind(said_yes), _blind(said_no)) == ((1, 1, round(RIGHT, 4)), (1, 0, round(WRONG, 4)))
-    assert sorted(Vote.objects.values_list("peer_p_yes", "peer_applied")) == [(1.0, 1.0)] * 2
-
-    # applying again changes nothing
-    assert checks_apply([candidate.pk]).votes == []
-    assert (_blind(said_yes), _blind(said_no)) == ((1, 1, round(RIGHT, 4)), (1, 0, round(WRONG, 4)))
-
-    # the curator changes his mind: each vote's check moves, once
-    with django_capture_on_commit_callbacks(execute=True):
-        decision_override(candidate=candidate, accepted=False, by=curator)
-    assert _blind(said_yes) == (1, 0, round(RIGHT + WRONG, 4))
-    assert _blind(said_no) == (1, 1, round(WRONG - WRONG + RIGHT, 4))
-    assert sorted(Vote.objects.values_list("peer_p_yes", flat=True)) == [0.0, 0.0]
-
-    # and lifts it: the checks go, and only what lowers the evidence is taken back
-    with django_capture_on_commit_callbacks(execute=True):
-        decision_override(candidate=candidate, accepted=None, by=curator)
-    assert _blind(said_yes) == (0, 0, round(RIGHT + WRONG - WRONG, 4))
-    assert _blind(said_no) == (0, 0, round(RIGHT, 4))
-    assert (
-        list(Vote.objects.values_list("blind_right", "peer_p_yes", "peer_applied"))
-        == [(None, None, None)] * 2
-    )
+    stored = Candidate.objects.get(pk=candidate.pk)
+    assert (stored.blind_checked, stored.checks_due) == (False, None)
+    assert (_blind(said_yes), _blind(said_no)) == ((0, 0, 0.0), (0, 0, 0.0))
+    assert list(Vote.objects.values_list("blind_right", "peer_p_yes")) == [(None, None)] * 2
 
 
-def test_making_an_item_a_control_checks_the_votes_cast_on_it_before(
+def test_making_a_contested_call_a_control_checks_the_votes_cast_on_it_before(
     category, curator, django_capture_on_commit_callbacks
 ):
-    [candidate] = candidate_pool(category, 1, seed=5300)
-    right, wrong = (_worker(n, gold_seen=10, gold_correct=9) for n in ("right", "wrong"))
-    label_votes_create([candidate], {right: [False], wrong: [True]})
+    candidates, colluders, honest = _captured(category, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        gold_mark(candidate=candidate, answer=False, by=curator)
-    assert (_blind(right), _blind(wrong)) == ((1, 1, round(RIGHT, 4)), (1, 0, round(WRONG, 4)))
+        gold_mark(candidate=candidates[0], answer=True, by=curator)
+    assert (_blind(colluders[0]), _blind(honest[0])) == (
+        (1, 0, round(WRONG, 4)),
+        (1, 1, round(RIGHT, 4)),
+    )
 
 
 def test_checks_a_killed_process_never_ran_are_done_by_the_sweep(
     category, curator, django_capture_on_commit_callbacks
 ):
-    [candidate] = candidate_pool(category, 1, seed=5400)
-    voter = _worker("voter", gold_seen=10, gold_correct=9)
-    label_votes_create([candidate], {voter: [False]})
+    candidates, colluders, _ = _captured(category, django_capture_on_commit_callbacks)
     # the decision commits, its hook never runs (the process is killed)
     with django_capture_on_commit_callbacks(execute=False):
-        decision_override(candidate=candidate, accepted=True, by=curator)
-    assert _blind(voter) == (0, 0, 0.0)
-    assert Candidate.objects.get(pk=candidate.pk).checks_due is not None
+        decision_override(candidate=candidates[0], accepted=True, by=curator)
+    assert _blind(colluders[0]) == (0, 0, 0.0)
+    assert Candidate.objects.get(pk=candidates[0].pk).checks_due is not None
 
     commit_hooks_sweep.apply()  # within the grace: left to the hook
-    assert _blind(voter) == (0, 0, 0.0)
+    assert _blind(colluders[0]) == (0, 0, 0.0)
     Candidate.objects.update(checks_due=timezone.now() - timedelta(minutes=2))
     with django_capture_on_commit_callbacks(execute=True):
         commit_hooks_sweep.apply()
-    assert _blind(voter) == (1, 0, round(WRONG, 4))
-    assert Candidate.objects.get(pk=candidate.pk).checks_due is None
-    assert list(Vote.objects.values_list("peer_p_yes", "peer_applied")) == [(1.0, 1.0)]
+    assert _blind(colluders[0]) == (1, 0, round(WRONG, 4))
+    assert Candidate.objects.get(pk=candidates[0].pk).checks_due is None
+    on_it = Vote.objects.filter(candidate=candidates[0])
+    assert list(on_it.values_list("peer_p_yes", "peer_applied")) == [(1.0, 1.0)] * 5
 
 
 def test_curators_read_the_contested_calls_and_the_paused_workers_through_the_api(
