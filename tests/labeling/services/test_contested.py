@@ -4,10 +4,15 @@ workers the peer-agreement gate paused for contradicting it."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from django.db import connection, transaction
 from django.test import Client
 from django.utils import timezone
 
@@ -19,14 +24,15 @@ from labeling.crowd.gates import (
     blind_threshold,
     crossing_chance,
 )
-from labeling.models import Candidate, Vote, WorkerProfile
+from labeling.models import PEER_PENDING, Candidate, Vote, WorkerProfile
+from labeling.services.answers import answer_submit
 from labeling.services.consensus import candidates_decide, decision_override
 from labeling.services.contested import (
     checks_apply,
     contested_items,
     suspect_list,
 )
-from labeling.services.microtasks import gold_mark
+from labeling.services.microtasks import gold_mark, task_assign
 from labeling.tasks import commit_hooks_sweep
 from tests.factories import UserFactory, candidate_pool, label_votes_create
 
@@ -85,7 +91,7 @@ def _captured(category, django_capture_on_commit_callbacks):
     honest = [_worker(f"h{i}", gold_seen=10, gold_correct=9) for i in range(2)]
     answers = {w: [False] * 20 for w in colluders} | {w: [True] * 20 for w in honest}
     label_votes_create(candidates, answers)
-    with django_capture_on_commit_callbacks(execute=True):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
         candidates_decide([c.pk for c in candidates])
     return candidates, colluders, honest
 
@@ -281,3 +287,86 @@ def test_the_curators_home_page_says_when_workers_with_good_control_records_were
         in page
     )
     assert 'href="/curate/review/#contested-title"' in page
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_while_a_curator_settles_contested_calls_loses_nothing(
+    category, curator, django_capture_on_commit_callbacks
+):
+    # given the captured crowd, and one more item a colluder holds a lease on
+    if connection.vendor != "postgresql":
+        pytest.skip("threads with their own connections and row locks: PostgreSQL")
+    candidates, colluders, _ = _captured(category, _hooks_run_at_commit)
+    candidate_pool(category, 1, seed=5500)
+    colluder = colluders[0]
+    task = task_assign(worker=colluder, kind="verify")
+    assert task is not None
+    before = _profile(colluder).answered_tasks
+    locked, go = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def hold_then_answer() -> None:  # his answer holds his profile's row meanwhile
+        try:
+            with transaction.atomic():
+                WorkerProfile.objects.select_for_update().get(user=colluder)
+                locked.set()
+                go.wait()
+                answers = [{"item": str(item.uid), "answer": "no"} for item in task.items.all()]
+                answer_submit(worker=colluder, task_uid=str(task.uid), answers=answers)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            locked.set()
+            connection.close()
+
+    def settle_six() -> None:  # each decision's checks wait for the colluders' rows
+        try:
+            for candidate in candidates[:6]:
+                decision_override(candidate=candidate, accepted=True, by=curator)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    holder, curating = (
+        threading.Thread(target=hold_then_answer),
+        threading.Thread(target=settle_six),
+    )
+    holder.start()
+    locked.wait()
+    # when the curator's first checks wait for the colluder's row and then his answer commits
+    curating.start()
+    _wait_until_a_query_waits_for_a_lock()
+    go.set()
+    holder.join()
+    curating.join()
+
+    # then his answer's counters and all six checks stand, and the sixth paused him
+    assert errors == []
+    profile = _profile(colluder)
+    assert profile.answered_tasks == before + 1
+    assert (profile.blind_seen, profile.blind_correct) == (6, 0)
+    assert profile.blind_evidence == pytest.approx(6 * WRONG)
+    assert (profile.paused, profile.pause_reason) == (True, BLIND_REASON)
+    assert Vote.objects.filter(worker=colluder, blind_right=False).count() == 6
+    assert not Vote.objects.filter(PEER_PENDING).exists()
+    assert not Candidate.objects.filter(checks_due__isnull=False).exists()
+
+
+@contextlib.contextmanager
+def _hooks_run_at_commit(execute: bool = True) -> Iterator[None]:
+    """Outside a test's transaction, commit hooks run when their transaction commits."""
+    yield
+
+
+def _wait_until_a_query_waits_for_a_lock() -> None:
+    with connection.cursor() as cursor:
+        for _ in range(6000):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError("the checks never reached the locked profile")
