@@ -152,6 +152,7 @@ class Live:
     controls: int = 0
     clock: int = 0  # rounds (step calls) so far
     reviews: int = 0  # items the curator settled
+    overturned: int = 0  # of those, decided by the crowd against the truth
 
     def __post_init__(self) -> None:
         n, w = len(self.truth), len(self.gold_right)
@@ -326,6 +327,7 @@ def settle(live: Live, item: int, args: argparse.Namespace) -> None:
     assert crew is not None
     sens, spec = coins(live, args.control_votes)
     truth = int(live.truth[item])
+    live.overturned += int(live.state[item] != (1 if truth else -1))
     live.state[item] = 1 if truth else -1
     live.settled[item] = True
     live.decided_at[item] = np.nan  # not a decision of the crowd's: out of the calibration
@@ -561,15 +563,17 @@ def credit_calibration(lives: list[Live]) -> str:
 
 
 def review_row(lives: list[Live]) -> str:
-    """Reviews used, contested items found, contested left at the end (summed over
-    ``lives``), accuracy over the items the curator did not settle (mean over ``lives``)."""
+    """Reviews used (those that overturned the crowd's call), contested items found, contested
+    left at the end (summed over ``lives``), accuracy over the items the curator did not settle
+    (mean over ``lives``)."""
     left = sum(len(contested(lv)) for lv in lives)
     crowd = []
     for lv in lives:  # as score's accuracy: a review item takes the side its posterior favours
         labels = np.where(lv.state == 1, 1, np.where(lv.state == -1, 0, lv.p_yes >= 0.5))
         crowd.append(float((labels == lv.truth)[~lv.settled].mean()))
     return (
-        f"{sum(lv.reviews for lv in lives)} | {sum(int(lv.contested_seen.sum()) for lv in lives)} "
+        f"{sum(lv.reviews for lv in lives)} ({sum(lv.overturned for lv in lives)}) "
+        f"| {sum(int(lv.contested_seen.sum()) for lv in lives)} "
         f"| {left} | {100 * np.mean(crowd):.2f}"
     )
 
@@ -748,7 +752,8 @@ def main() -> None:
     if reviewed:
         print(
             f"\nCurator reviews (up to {args.reviews} contested items a wave, {WAVES} waves), "
-            "summed over the seeds: reviews used, distinct items found contested when the "
+            "summed over the seeds: reviews used (in brackets those that overturned the crowd's "
+            "call), distinct items found contested when the "
             "curator looked (after each wave and each settlement; with 0 reviews once a wave), "
             "those still contested and unsettled at the end; accuracy over the items the "
             "curator did not settle (as the accuracy above); then per kind, workers paused by "
