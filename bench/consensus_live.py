@@ -465,6 +465,7 @@ def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
     if live.crew is not None:
         live.crew.peer_gate = args.peer_gate
         live.crew.suspects_answered_controls = args.suspects_answered_controls
+        live.crew.resume_blind_clear = not args.resume_any_blind
         live.crew.gates = replace(
             live.crew.gates, peer_trust=args.peer_trust, peer_false_pause=args.peer_false_pause
         )
@@ -654,9 +655,16 @@ def main() -> None:
     parser.add_argument(
         "--suspects-answered-controls",
         action="store_true",
-        help="a contested item's suspect must have answered at least one control (the "
-        "platform's labeling.services.contested.suspects as drafted), not only have control "
+        help="a contested item's suspect must have answered at least one control (as "
+        "labeling.services.contested.suspects was first drafted), not only have control "
         "evidence at or below 0 (which a worker with no control answered has)",
+    )
+    parser.add_argument(
+        "--resume-any-blind",
+        action="store_true",
+        help="the curator resumes a cleared suspect whatever his blind checks say (as first "
+        "simulated); by default only with blind evidence at or below 0, as the platform's "
+        "labeling.services.contested.suspect_list marks him cleared",
     )
     parser.add_argument(
         "--mix",
@@ -683,6 +691,7 @@ def main() -> None:
         f"{'' if args.recredit else ', reopened decisions not credited anew'}, "
         f"{f'up to {args.reviews} curator reviews a wave, ' if args.reviews else ''}"
         f"{'suspects answered a control, ' if args.suspects_answered_controls else ''}"
+        f"{'resumed whatever the blind checks, ' if args.reviews and args.resume_any_blind else ''}"
         f"seeds {seeds[0]}-{seeds[-1]}\n"
     )
     print(

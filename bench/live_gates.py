@@ -60,6 +60,7 @@ class Crew:
     resumed: NDArray[np.int64]  # times a curator resumed him (resume_cleared)
     peer_gate: bool = True  # --no-peer-gate: that gate is not run
     suspects_answered_controls: bool = False  # a suspect must have answered a control
+    resume_blind_clear: bool = True  # resume only with blind evidence at or below 0
 
 
 def crew_for(pool: WorkerPool, priors: NDArray[np.float64], seed: int) -> Crew:
@@ -224,10 +225,14 @@ def blind_checks(
 def resume_cleared(crew: Crew) -> NDArray[np.bool_]:
     """A curator resumes every worker the peer-agreement gate paused whose three peer
     evidences are all back below their thresholds and whose control record holds (control
-    evidence at or below 0), as labeling.services.microtasks.worker_resume does: unpaused,
-    every gate's evidence back to 0 (the control counts stay); returns them."""
+    evidence at or below 0), and whose blind checks do not speak against him (evidence at or
+    below 0; ``resume_blind_clear`` off: whatever they say, as first simulated), as
+    labeling.services.microtasks.worker_resume does: unpaused, every gate's evidence back to 0
+    (the control counts stay); returns them."""
     below = (crew.peer_evidence < np.array(peer_thresholds(crew.gates))).all(axis=1)
     back = suspects(crew) & below
+    if crew.resume_blind_clear:
+        back &= crew.blind[:, 2] <= 0.0
     for w in np.flatnonzero(back).tolist():
         record = crew.records[w]
         crew.records[w] = WorkerRecord(gold_seen=record.gold_seen, gold_correct=record.gold_correct)

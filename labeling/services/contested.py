@@ -226,9 +226,10 @@ def checks_sweep(max_candidates: int = 500) -> int:
 
 def suspects() -> QuerySet[WorkerProfile]:
     """Workers the peer-agreement gate paused while their control record held (control
-    evidence at or below 0, at least one control answered)."""
+    evidence at or below 0; none answered yet counts: asking for one left more honest workers
+    paused on captured crowds, bench/consensus_live.py --suspects-answered-controls)."""
     return WorkerProfile.objects.filter(
-        paused=True, pause_reason=PEER_REASON, gold_evidence__lte=0.0, gold_seen__gt=0
+        paused=True, pause_reason=PEER_REASON, gold_evidence__lte=0.0
     )
 
 
@@ -260,8 +261,12 @@ def contested_items() -> QuerySet[Candidate]:
 @dataclass(frozen=True)
 class Suspect:
     """A suspect as the review page shows him: ``cleared`` when his peer evidence is back
-    below every threshold (curators' decisions took the calls he contradicted away), so the
-    pause no longer holds on its own evidence and a curator may resume him."""
+    below every threshold (curators' decisions took the calls he contradicted away) and his
+    blind checks do not speak against him (evidence at or below 0), so the pause no longer
+    holds on its own evidence and a curator may resume him. The second condition keeps random
+    spammers paused: the peer gate pauses them just over its threshold and revised credits can
+    bring them back under it, while their blind checks go the other way
+    (docs/benchmarks.md, "Curators' blind checks on contested items")."""
 
     user_id: int
     username: str
@@ -285,6 +290,7 @@ def suspect_list(limit: int = 200) -> list[Suspect]:
             "gold_correct",
             "blind_seen",
             "blind_correct",
+            "blind_evidence",
             *PEER_TESTS,
         )[:limit]
     )
@@ -296,7 +302,8 @@ def suspect_list(limit: int = 200) -> list[Suspect]:
             gold_correct=row[3],
             blind_seen=row[4],
             blind_correct=row[5],
-            cleared=all(value < t for value, t in zip(row[6:], thresholds, strict=True)),
+            cleared=row[6] <= 0.0
+            and all(value < t for value, t in zip(row[7:], thresholds, strict=True)),
         )
         for row in rows
     ]

@@ -370,3 +370,20 @@ def _wait_until_a_query_waits_for_a_lock() -> None:
                 return
             time.sleep(0.01)
     raise AssertionError("the checks never reached the locked profile")
+
+
+def test_a_suspect_is_cleared_only_where_his_blind_checks_do_not_speak_against_him():
+    # the peer gate's evidence back under every threshold for both; one was wrong on the one
+    # contested call a curator settled (a random spammer's kind of record), one never checked
+    for name, blind in (("checked-wrong", WRONG), ("never-checked", 0.0)):
+        WorkerProfile.objects.create(
+            user=UserFactory(username=name),
+            paused=True,
+            pause_reason=PEER_REASON,
+            blind_seen=int(blind > 0),
+            blind_evidence=blind,
+        )
+    assert [(s.username, s.cleared) for s in suspect_list()] == [
+        ("checked-wrong", False),
+        ("never-checked", True),
+    ]
