@@ -24,8 +24,18 @@ he voted on are taken again, as the platform does (--no-gates: nobody is ever pa
 peer-agreement gate reads each batch of credits as the platform's peer_record_add does (one
 floored addition per worker and decision, labeling.crowd.gates.peer_evidence_changes) and
 pauses there (--no-peer-gate: the other gates only; --peer-trust: how sure a call is taken).
+With --reviews K a curator settles, after each wave, up to K contested items (the top of the
+list each time, as labeling.services.contested ranks them: decided by the crowd against the
+label votes of workers the peer gate paused while their control record held, most such
+workers first, then the oldest decision) with their truth, for good: every label vote on it is
+a blind check (labeling.crowd.gates.blind_*: may pause its voter, whose decisions are then
+taken again) and is credited anew with the curator's call as the crowd's; after the batch the
+curator resumes the suspects whose peer evidence is back below every threshold (a resumed
+worker does not get his places in the queues back: drop_paused gave them away).
 
-Scored per crowd: precision of accepted labels (truth yes among accepted), accuracy over all
+Scored per crowd (an item the curator settled counts with his answer: curator reviews are
+reported apart, with the accuracy over the other items; his calls are left out of the
+calibration tables): precision of accepted labels (truth yes among accepted), accuracy over all
 items (a review item takes the side its posterior favours, as in consensus_adaptive.py), votes
 per item with control answers, against fixed 7 (majority of the first 7 votes, no controls) on
 the same queues; and a calibration table: decided items by the confidence they were decided at,
@@ -55,6 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from live_gates import (
     DEAD,
     Crew,
+    blind_checks,
     control_answers,
     crew_for,
     drop_paused,
@@ -62,6 +73,9 @@ from live_gates import (
     pause_cells,
     pauses,
     peer_credit,
+    resume_cleared,
+    review_cells,
+    suspects,
     widened_queues,
 )
 
@@ -132,7 +146,13 @@ class Live:
     gold: NDArray[np.float64] = field(init=False)  # (W, 2): seen, right
     peer: NDArray[np.float64] = field(init=False)  # (W, 4)
     credited: NDArray[np.float64] = field(init=False)  # (items, QUEUE) P(yes) credited, or NaN
+    settled: NDArray[np.bool_] = field(init=False)  # decided by the curator, for good
+    decided_step: NDArray[np.int64] = field(init=False)  # the round of its latest decision
+    contested_seen: NDArray[np.bool_] = field(init=False)  # ever listed as contested
     controls: int = 0
+    clock: int = 0  # rounds (step calls) so far
+    reviews: int = 0  # items the curator settled
+    overturned: int = 0  # of those, decided by the crowd against the truth
 
     def __post_init__(self) -> None:
         n, w = len(self.truth), len(self.gold_right)
@@ -143,6 +163,9 @@ class Live:
         self.gold = np.zeros((w, 2))
         self.peer = np.zeros((w, 4))
         self.credited = np.full(self.workers.shape, np.nan)
+        self.settled = np.zeros(n, bool)
+        self.decided_step = np.zeros(n, np.int64)
+        self.contested_seen = np.zeros(n, bool)
 
 
 TRUE_COINS = False
@@ -204,6 +227,7 @@ def posterior(
 
 def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) -> None:
     """One more vote on each open item, its controls, then decide and learn."""
+    live.clock += 1
     if live.crew is not None:
         dry = live.workers[open_items, live.count[open_items]] == DEAD
         live.state[open_items[dry]] = 2  # nobody left to ask: review
@@ -248,9 +272,23 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
     live.state[open_items[review]] = 2
     settled = accept | reject
     live.decided_at[open_items[settled]] = np.maximum(p, 1 - p)[settled]
+    live.decided_step[open_items[settled]] = live.clock
     newly |= learn(
         live, open_items, settled | (False if args.decided_only else review), args, sens, spec
     )
+    reopen_fallen(live, before, newly, args)
+    if live.crew is not None:
+        live.workers, live.answers = drop_paused(
+            live.workers, live.answers, live.count, live.crew.paused
+        )
+
+
+def reopen_fallen(
+    live: Live, before: NDArray[np.bool_], newly: NDArray[np.bool_], args: argparse.Namespace
+) -> None:
+    """Take again the decisions of the workers whose votes stopped carrying evidence (their
+    coins useful ``before``) or who were paused just now (``newly``), and of those the new
+    credits pause or discredit in turn."""
     for _ in range(10):  # a reopening's credits may pause more workers: their turn next
         sens, spec = coins(live, args.control_votes)
         fallen = np.flatnonzero((before & (sens + spec <= 1)) | newly)  # or paused just now
@@ -258,7 +296,69 @@ def step(live: Live, open_items: NDArray[np.int64], args: argparse.Namespace) ->
             break
         before = sens + spec > 1
         newly = reopen(live, fallen, sens, spec, args)
-    if live.crew is not None:
+
+
+def contested(live: Live) -> NDArray[np.int64]:
+    """Items the crowd decided (not settled by the curator) against a label vote of a worker
+    the peer-agreement gate paused while his control record held (live_gates.suspects): most
+    such workers first, then the oldest decision (labeling.services.contested)."""
+    if live.crew is None:
+        return np.zeros(0, np.int64)
+    decided = np.flatnonzero(np.isin(live.state, (1, -1)) & ~live.settled)
+    workers = live.workers[decided]
+    cast = np.arange(workers.shape[1])[None, :] < live.count[decided, None]
+    against = live.answers[decided] != (live.state[decided] == 1)[:, None]
+    suspect = suspects(live.crew)[np.maximum(workers, 0)] & (workers != DEAD)
+    contradictions = (cast & against & suspect).sum(axis=1)
+    found = contradictions > 0
+    items, contradictions = decided[found], contradictions[found]
+    ranked: NDArray[np.int64] = items[
+        np.lexsort((items, live.decided_step[items], -contradictions))
+    ]
+    return ranked
+
+
+def settle(live: Live, item: int, args: argparse.Namespace) -> None:
+    """The curator decides ``item`` with its truth, for good: his decision checks every label
+    vote on it (blind_checks: may pause), credits them anew with his call as the crowd's (P(yes)
+    1 or 0, replacing their credits as learn does: the peer gate may pause), then the
+    decisions of whoever was paused or discredited are taken again."""
+    crew = live.crew
+    assert crew is not None
+    sens, spec = coins(live, args.control_votes)
+    truth = int(live.truth[item])
+    live.overturned += int(live.state[item] != (1 if truth else -1))
+    live.state[item] = 1 if truth else -1
+    live.settled[item] = True
+    live.decided_at[item] = np.nan  # not a decision of the crowd's: out of the calibration
+    live.reviews += 1
+    n, width = int(live.count[item]), live.workers.shape[1]
+    w, a = live.workers[item, :n], live.answers[item, :n]
+    newly = blind_checks(crew, w, a == truth)
+    q = np.full(n, float(truth))
+    flat = item * width + np.arange(n)
+    old = np.take(live.credited, flat)
+    live.peer += peer_count_changes(w, a, old, q, len(live.gold_right))
+    np.put(live.credited, flat, q)
+    newly |= peer_credit(crew, w, a, old, q)
+    reopen_fallen(live, sens + spec > 1, newly, args)
+
+
+def review(live: Live, args: argparse.Namespace) -> None:
+    """After a wave: the curator settles up to --reviews contested items, the first of the
+    list each time (a settlement changes it), then resumes the suspects it cleared."""
+    if live.crew is None:
+        return
+    used = 0
+    while True:
+        listed = contested(live)
+        live.contested_seen[listed] = True
+        if not listed.size or used >= args.reviews:
+            break
+        settle(live, int(listed[0]), args)
+        used += 1
+    if args.reviews:
+        resume_cleared(live.crew)
         live.workers, live.answers = drop_paused(
             live.workers, live.answers, live.count, live.crew.paused
         )
@@ -315,7 +415,7 @@ def reopen(
     --no-recredit, as before: only the items whose decision changed to another one are
     credited, the others keep their credits); returns the workers the peer-agreement gate
     paused on the new credits."""
-    decided = np.flatnonzero(np.isin(live.state, (1, -1)))
+    decided = np.flatnonzero(np.isin(live.state, (1, -1)) & ~live.settled)
     voted = (
         np.isin(live.workers[decided], fallen)
         & (np.arange(live.workers.shape[1])[None, :] < live.count[decided, None])
@@ -331,6 +431,7 @@ def reopen(
     changed = new != live.state[items]
     live.state[items] = new
     live.decided_at[items] = np.where(np.isin(new, (1, -1)), np.maximum(p, 1 - p), np.nan)
+    live.decided_step[items[changed]] = live.clock
     if not args.recredit:
         return learn(live, items, changed & (new != 0), args, sens, spec)
     return learn(live, items, new != 0, args, sens, spec, withdrawn=new == 0)
@@ -363,18 +464,27 @@ def simulate(family: str, seed: int, args: argparse.Namespace) -> Live:
     )
     if live.crew is not None:
         live.crew.peer_gate = args.peer_gate
+        live.crew.suspects_answered_controls = args.suspects_answered_controls
+        live.crew.resume_blind_clear = not args.resume_any_blind
         live.crew.gates = replace(
             live.crew.gates, peer_trust=args.peer_trust, peer_false_pause=args.peer_false_pause
         )
     for wave in np.array_split(np.arange(n_items), WAVES):
         live.count[wave] = 0
-        while True:
-            open_items = np.flatnonzero(live.state == 0)
-            open_items = open_items[open_items <= wave[-1]]
-            if not open_items.size:
-                break
-            step(live, open_items, args)
+        drain(live, int(wave[-1]), args)
+        review(live, args)
+        drain(live, int(wave[-1]), args)  # the items the reviews reopened
     return live
+
+
+def drain(live: Live, last: int, args: argparse.Namespace) -> None:
+    """Votes until no item up to ``last`` is open."""
+    while True:
+        open_items = np.flatnonzero(live.state == 0)
+        open_items = open_items[open_items <= last]
+        if not open_items.size:
+            break
+        step(live, open_items, args)
 
 
 @dataclass(frozen=True)
@@ -438,7 +548,10 @@ def credit_calibration(lives: list[Live]) -> str:
     truth = np.concatenate(
         [np.broadcast_to(lv.truth[:, None], lv.credited.shape).ravel() for lv in lives]
     )
-    keep = ~np.isnan(q)
+    curator = np.concatenate(
+        [np.broadcast_to(lv.settled[:, None], lv.credited.shape).ravel() for lv in lives]
+    )
+    keep = ~np.isnan(q) & ~curator  # the curator's calls are not the crowd's
     q, truth = q[keep], truth[keep]
     sure, right = np.maximum(q, 1 - q), (q > 0.5) == (truth == 1)
     for low, high in itertools.pairwise(CREDIT_BINS):
@@ -448,6 +561,22 @@ def credit_calibration(lives: list[Live]) -> str:
         else:
             cells.append("none")
     return " | ".join(cells)
+
+
+def review_row(lives: list[Live]) -> str:
+    """Reviews used (those that overturned the crowd's call), contested items found, contested
+    left at the end (summed over ``lives``), accuracy over the items the curator did not settle
+    (mean over ``lives``)."""
+    left = sum(len(contested(lv)) for lv in lives)
+    crowd = []
+    for lv in lives:  # as score's accuracy: a review item takes the side its posterior favours
+        labels = np.where(lv.state == 1, 1, np.where(lv.state == -1, 0, lv.p_yes >= 0.5))
+        crowd.append(float((labels == lv.truth)[~lv.settled].mean()))
+    return (
+        f"{sum(lv.reviews for lv in lives)} ({sum(lv.overturned for lv in lives)}) "
+        f"| {sum(int(lv.contested_seen.sum()) for lv in lives)} "
+        f"| {left} | {100 * np.mean(crowd):.2f}"
+    )
 
 
 def main() -> None:
@@ -516,11 +645,35 @@ def main() -> None:
         help="the peer-agreement gate's alpha (before 2026-12-07: 0.01, as the control tests')",
     )
     parser.add_argument(
+        "--reviews",
+        type=int,
+        default=0,
+        help="after each wave a curator settles up to this many contested items with their "
+        "truth (blind checks on their votes, his call credited as the crowd's) and resumes the "
+        "suspects it cleared (0: no curator)",
+    )
+    parser.add_argument(
+        "--suspects-answered-controls",
+        action="store_true",
+        help="a contested item's suspect must have answered at least one control (as "
+        "labeling.services.contested.suspects was first drafted), not only have control "
+        "evidence at or below 0 (which a worker with no control answered has)",
+    )
+    parser.add_argument(
+        "--resume-any-blind",
+        action="store_true",
+        help="the curator resumes a cleared suspect whatever his blind checks say (as first "
+        "simulated); by default only with blind evidence at or below 0, as the platform's "
+        "labeling.services.contested.suspect_list marks him cleared",
+    )
+    parser.add_argument(
         "--mix",
         default="",
         help="only the mixes whose name contains this (any of consensus_crowds.FAMILIES)",
     )
     args = parser.parse_args()
+    if args.reviews and not args.gates:
+        parser.error("--reviews needs the gates (a contested item needs a paused worker)")
     global TRUE_COINS
     TRUE_COINS = args.true_coins
     seeds = range(args.first_seed, args.first_seed + args.seeds)
@@ -536,6 +689,9 @@ def main() -> None:
         f"{f', peer trust {args.peer_trust}' if args.peer_gate and args.gates else ''}"
         f"{f', peer alpha {args.peer_false_pause}' if args.peer_gate and args.gates else ''}"
         f"{'' if args.recredit else ', reopened decisions not credited anew'}, "
+        f"{f'up to {args.reviews} curator reviews a wave, ' if args.reviews else ''}"
+        f"{'suspects answered a control, ' if args.suspects_answered_controls else ''}"
+        f"{'resumed whatever the blind checks, ' if args.reviews and args.resume_any_blind else ''}"
         f"seeds {seeds[0]}-{seeds[-1]}\n"
     )
     print(
@@ -547,6 +703,7 @@ def main() -> None:
     where: list[str] = []
     paused: list[str] = []
     credits: list[str] = []
+    reviewed: list[str] = []
     chosen = [mix for mix in MIXES if args.mix in mix]
     if args.mix:  # a named family outside the default mixes, e.g. "colluders 30%"
         chosen += [mix for mix in FAMILIES if args.mix in mix and mix not in chosen]
@@ -560,6 +717,7 @@ def main() -> None:
                 [lv.true_coins @ lv.priors[::-1] for lv in lives],
             )
             paused.append(f"| {family} | {pause_cells(p)} |")
+            reviewed.append(f"| {family} | {review_row(lives)} | {review_cells(p)} |")
         credits.append(f"| {family} | {credit_calibration(lives)} |")
         s = [score(lv, args.threshold, args.control_votes) for lv in lives]
         where.append(
@@ -600,6 +758,20 @@ def main() -> None:
             "| mix | honest >= 0.8 paused | others |\n| --- | --- | --- |"
         )
         print("\n".join(paused))
+    if reviewed:
+        print(
+            f"\nCurator reviews (up to {args.reviews} contested items a wave, {WAVES} waves), "
+            "summed over the seeds: reviews used (in brackets those that overturned the crowd's "
+            "call), distinct items found contested when the "
+            "curator looked (after each wave and each settlement; with 0 reviews once a wave), "
+            "those still contested and unsettled at the end; accuracy over the items the "
+            "curator did not settle (as the accuracy above); then per kind, workers paused by "
+            "the blind-check test (still paused at the end) / workers the curator resumed at "
+            "least once.\n\n"
+            "| mix | reviews | contested found | contested left | crowd's accuracy % "
+            "| blind-paused / resumed |\n| --- | --- | --- | --- | --- | --- |"
+        )
+        print("\n".join(reviewed))
     print(
         "\nThe crowd's call on credited votes (the side of the item's other votes' P(yes)), "
         "right %, by how sure that P was:\n\n| mix | [0.9, 0.95) | [0.95, 0.99) "

@@ -50,6 +50,7 @@ from labeling.crowd.gates import (
     ControlAnswer,
     GateSettings,
     WorkerRecord,
+    blind_threshold,
     crossing_chance,
     gold_thresholds,
     pause_decision,
@@ -377,6 +378,18 @@ def peer_worst_case() -> None:
         )
 
 
+def blind_worst_case() -> None:
+    print(
+        "\nExact, the blind-check test (a curator's later decision on an item checks the votes "
+        "cast on it): a worker right 80 % of the time on the checks, paused within N checks"
+    )
+    for steps in (20, 200):
+        chance = _exact_crossing(
+            0.8, bad=GATES.class_wrong, alpha=GATES.blind_false_pause, steps=steps
+        )
+        print(f"  N = {steps:4}: {100 * chance:.4f} % (threshold {blind_threshold(GATES):.2f})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="200 workers per family")
@@ -394,6 +407,7 @@ def main() -> None:
     print(f"{workers} workers per family and stream, {HORIZONS[-1]} tasks each\n")
     peer_gate(workers, args.seed, args.call_right)
     peer_worst_case()
+    blind_worst_case()
     if args.peer_only:
         return
     control_gate(workers, args.seed)

@@ -25,6 +25,9 @@ from labeling.crowd.gates import (
     GateSettings,
     LabelAnswer,
     WorkerRecord,
+    blind_change,
+    blind_evidence_add,
+    blind_pause,
     gate_task,
     peer_evidence_changes,
     peer_thresholds,
@@ -52,7 +55,12 @@ class Crew:
     gates: GateSettings
     peer_evidence: NDArray[np.float64]  # (W, 3): the peer-agreement gate's (PEER_TESTS), nats
     by_peers: NDArray[np.bool_]  # paused by the peer-agreement gate
+    blind: NDArray[np.float64]  # (W, 3): blind checks seen, right, and their test's evidence
+    by_blind: NDArray[np.bool_]  # paused by the blind-check test
+    resumed: NDArray[np.int64]  # times a curator resumed him (resume_cleared)
     peer_gate: bool = True  # --no-peer-gate: that gate is not run
+    suspects_answered_controls: bool = False  # a suspect must have answered a control
+    resume_blind_clear: bool = True  # resume only with blind evidence at or below 0
 
 
 def crew_for(pool: WorkerPool, priors: NDArray[np.float64], seed: int) -> Crew:
@@ -69,6 +77,9 @@ def crew_for(pool: WorkerPool, priors: NDArray[np.float64], seed: int) -> Crew:
         gates=GateSettings(),
         peer_evidence=np.zeros((n, 3)),
         by_peers=np.zeros(n, bool),
+        blind=np.zeros((n, 3)),
+        by_blind=np.zeros(n, bool),
+        resumed=np.zeros(n, np.int64),
     )
 
 
@@ -181,6 +192,58 @@ def peer_credit(
     return newly
 
 
+def suspects(crew: Crew) -> NDArray[np.bool_]:
+    """Workers the peer-agreement gate paused while their control record held (the control
+    test's evidence at or below 0: the controls favour "at or above the bar"; with
+    ``suspects_answered_controls``, and at least one control answered)."""
+    control = np.array([record.gold_evidence for record in crew.records])
+    held = control <= 0.0
+    if crew.suspects_answered_controls:
+        held &= np.array([record.gold_seen for record in crew.records]) > 0
+    return crew.paused & crew.by_peers & held
+
+
+def blind_checks(
+    crew: Crew, worker: NDArray[np.int64], right: NDArray[np.bool_]
+) -> NDArray[np.bool_]:
+    """A curator's decision on one item checks its label votes (``right``: the vote agrees
+    with it): each voter's blind record gains the check (labeling.crowd.gates.blind_change,
+    blind_evidence_add) and blind_pause pauses him if it says so, as any pause (nothing
+    happens to one already paused); returns who it paused just now."""
+    newly = np.zeros(len(crew.paused), bool)
+    for w, r in zip(worker.tolist(), right.tolist(), strict=True):
+        seen, correct, evidence = crew.blind[w]
+        evidence = blind_evidence_add(evidence, blind_change(None, bool(r), crew.gates), crew.gates)
+        crew.blind[w] = seen + 1, correct + bool(r), evidence
+        pause = blind_pause(evidence, int(seen + 1), int(correct + bool(r)), crew.gates)
+        if pause is not None and not crew.paused[w]:
+            crew.paused[w] = newly[w] = crew.by_blind[w] = True
+            crew.paused_votes[w] = crew.cast[w]
+    return newly
+
+
+def resume_cleared(crew: Crew) -> NDArray[np.bool_]:
+    """A curator resumes every worker the peer-agreement gate paused whose three peer
+    evidences are all back below their thresholds and whose control record holds (control
+    evidence at or below 0), and whose blind checks do not speak against him (evidence at or
+    below 0; ``resume_blind_clear`` off: whatever they say, as first simulated), as
+    labeling.services.microtasks.worker_resume does: unpaused, every gate's evidence back to 0
+    (the control counts stay); returns them."""
+    below = (crew.peer_evidence < np.array(peer_thresholds(crew.gates))).all(axis=1)
+    back = suspects(crew) & below
+    if crew.resume_blind_clear:
+        back &= crew.blind[:, 2] <= 0.0
+    for w in np.flatnonzero(back).tolist():
+        record = crew.records[w]
+        crew.records[w] = WorkerRecord(gold_seen=record.gold_seen, gold_correct=record.gold_correct)
+    crew.peer_evidence[back] = 0.0
+    crew.blind[back, 2] = 0.0
+    crew.paused[back] = crew.by_peers[back] = False
+    crew.paused_votes[back] = np.nan
+    crew.resumed[back] += 1
+    return back
+
+
 def drop_paused(
     workers: NDArray[np.int64],
     answers: NDArray[np.int64],
@@ -207,6 +270,8 @@ class Pauses:
     paused: dict[str, int]
     votes: dict[str, list[float]]
     by_peers: dict[str, int]
+    by_blind: dict[str, int]  # of the paused, those the blind-check test paused
+    resumed: dict[str, int]  # workers a curator resumed at least once (paused or not now)
 
 
 def pauses(crews: list[Crew], kinds: list[NDArray[np.int64]], accuracy: list[NDArray]) -> Pauses:
@@ -216,6 +281,8 @@ def pauses(crews: list[Crew], kinds: list[NDArray[np.int64]], accuracy: list[NDA
     paused: dict[str, int] = {}
     votes: dict[str, list[float]] = {}
     by_peers: dict[str, int] = {}
+    by_blind: dict[str, int] = {}
+    resumed: dict[str, int] = {}
     for crew, kind, right in zip(crews, kinds, accuracy, strict=True):
         names = np.array(KINDS, dtype=object)[kind]
         names = np.where(
@@ -227,8 +294,11 @@ def pauses(crews: list[Crew], kinds: list[NDArray[np.int64]], accuracy: list[NDA
             workers[name] = workers.get(name, 0) + int(these.sum())
             paused[name] = paused.get(name, 0) + int((these & crew.paused).sum())
             by_peers[name] = by_peers.get(name, 0) + int((these & crew.by_peers).sum())
+            caught = these & crew.paused & crew.by_blind
+            by_blind[name] = by_blind.get(name, 0) + int(caught.sum())
+            resumed[name] = resumed.get(name, 0) + int((these & (crew.resumed > 0)).sum())
             votes.setdefault(name, []).extend(crew.paused_votes[these & crew.paused].tolist())
-    return Pauses(workers, paused, votes, by_peers)
+    return Pauses(workers, paused, votes, by_peers, by_blind, resumed)
 
 
 def pause_cells(p: Pauses) -> str:
@@ -249,3 +319,14 @@ def pause_cells(p: Pauses) -> str:
         when = f", {np.median(votes):.0f} / {np.mean(votes):.0f} votes" if votes else ""
         rest.append(f"{name} {p.paused[name]} / {p.workers[name]} ({p.by_peers[name]}){when}")
     return f"{first} | {'; '.join(rest)}"
+
+
+def review_cells(p: Pauses) -> str:
+    """Per kind, workers the blind-check test paused (still paused at the end), then workers a
+    curator resumed: ``name blind / resumed`` over the kinds where either happened."""
+    cells = [
+        f"{name} {p.by_blind[name]} / {p.resumed[name]}"
+        for name in sorted(p.workers)
+        if p.by_blind[name] or p.resumed[name]
+    ]
+    return "; ".join(cells) or "none"

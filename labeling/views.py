@@ -43,6 +43,7 @@ from labeling.models import (
 from labeling.services import accounts, imports
 from labeling.services.answers import worker_stats
 from labeling.services.consensus import decision_override, model_disagreements, review_queue
+from labeling.services.contested import contested_items, suspect_list, suspects
 from labeling.services.dashboards import crowd_quality, labeling_progress, worker_answers
 from labeling.services.microtasks import worker_pause, worker_profile, worker_resume
 from labeling.services.uploads import uploaded_files_ingest
@@ -107,6 +108,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "candidates": sum(by_state.values()),
         "states": states,
         "recent_jobs": ImportJob.objects.select_related("category").order_by("-id")[:5],
+        "suspects": suspects().count(),
     }
     return render(request, "labeling/home_curator.html", context)
 
@@ -329,6 +331,14 @@ def curate_review(request: HttpRequest) -> HttpResponse:
     action = request.POST.get("action")
     if action == "decide":
         return _review_decide(request)
+    if action == "resume":
+        worker_id = posted_id(request, "worker")
+        if worker_id is None:
+            return bad_request(request, "The worker to resume must be given by its number.")
+        worker = get_object_or_404(User, pk=worker_id, role=User.Role.WORKER)
+        worker_resume(profile=worker_profile(worker))
+        messages.success(request, f"{worker.username} can label again.")
+        return redirect("curate-review")
     if action == "reaggregate":
         user_id = request.user.pk
         transaction.on_commit(
@@ -338,10 +348,14 @@ def curate_review(request: HttpRequest) -> HttpResponse:
         return redirect("curate-review")
     queue = review_queue().select_related("image", "category")
     disagreements = model_disagreements().select_related("image", "category")
+    contested = contested_items().select_related("image", "category")
     context = {
         "page": Paginator(queue, 24).get_page(request.GET.get("page")),
         "disagreements": disagreements[:24],
         "disagreement_count": disagreements.count(),
+        "contested": contested[:24],
+        "contested_count": contested.count(),
+        "suspects": suspect_list(),
         "margin": settings.CROWDNET_REVIEW_MODEL_MARGIN,
         "last_run": ConsensusRun.objects.first(),
         "threshold": settings.CROWDNET_CONSENSUS_THRESHOLD,

@@ -14,6 +14,7 @@ from labeling.api.permissions import IsCurator
 from labeling.api.serializers import ImageLinksMixin
 from labeling.models import Candidate, ConsensusRun, User
 from labeling.services.consensus import decision_override, model_disagreements, review_queue
+from labeling.services.contested import contested_items, suspect_list
 from labeling.services.dashboards import crowd_quality, labeling_progress
 from labeling.services.microtasks import worker_pause, worker_profile
 
@@ -95,6 +96,53 @@ class DisagreementsView(generics.ListAPIView):
 
     def get_queryset(self):  # type: ignore[no-untyped-def]
         return model_disagreements().select_related("image", "category")
+
+
+class ContestedSerializer(ReviewItemSerializer):
+    contradictions = serializers.IntegerField(
+        read_only=True,
+        help_text="Workers paused by the peer-agreement gate, with a good control record, who "
+        "voted against the crowd's call on it.",
+    )
+
+    class Meta(ReviewItemSerializer.Meta):
+        fields = [*ReviewItemSerializer.Meta.fields, "contradictions"]
+
+
+class ContestedView(generics.ListAPIView):
+    """Decided items the crowd called against workers whom the peer-agreement gate paused
+    while their control record held, most contradicted first. A decision here checks every
+    earlier label vote on the item (labeling.services.contested)."""
+
+    permission_classes = [IsCurator]
+    serializer_class = ContestedSerializer
+
+    def get_queryset(self):  # type: ignore[no-untyped-def]
+        return contested_items().select_related("image", "category")
+
+
+class SuspectSerializer(serializers.Serializer):
+    user_id = serializers.IntegerField()
+    username = serializers.CharField()
+    gold_seen = serializers.IntegerField()
+    gold_correct = serializers.IntegerField()
+    blind_seen = serializers.IntegerField(help_text="Label votes checked by curators' decisions.")
+    blind_correct = serializers.IntegerField()
+    cleared = serializers.BooleanField(
+        help_text="The peer evidence that paused him is back below every threshold."
+    )
+
+
+class ContestedWorkersView(APIView):
+    """Workers the peer-agreement gate paused while their control record held: either they
+    tell control items apart and vote wrong elsewhere, or the crowd they contradicted is
+    wrong. ``cleared``: curators' decisions have taken that evidence away; resume them."""
+
+    permission_classes = [IsCurator]
+
+    @extend_schema(responses={200: SuspectSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        return Response(SuspectSerializer(suspect_list(), many=True).data)
 
 
 class DecisionView(APIView):

@@ -28,6 +28,12 @@ urlpatterns = [
         consensus.DisagreementsView.as_view(),
         name="api-review-disagreements",
     ),
+    path("review/contested/", consensus.ContestedView.as_view(), name="api-review-contested"),
+    path(
+        "review/contested/workers/",
+        consensus.ContestedWorkersView.as_view(),
+        name="api-review-contested-workers",
+    ),
     path("consensus/runs/", consensus.ConsensusRunsView.as_view(), name="api-consensus-runs"),
     path("progress/", consensus.LabelingProgressView.as_view(), name="api-labeling-progress"),
     path("crowd/", consensus.CrowdQualityView.as_view(), name="api-crowd-quality"),

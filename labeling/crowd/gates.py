@@ -63,6 +63,12 @@ answer carries 0.22 nats against a coin and comes ten times rarer. The gate so p
 and adversaries within a few dozen label votes, including the worker who answers controls
 right and the rest wrong, whom no control test can see.
 
+The blind-check test reads what no worker can game: the label votes cast on a contested call a
+curator settles afterwards (labeling.services.contested), right class_wrong of the time against the
+bar, with its own alpha (blind_false_pause, 0.03 %; exact worst case 0.015 %, so the three
+budgets stay within the 1 %). It is what catches a bloc that answers the controls right and
+carries the crowd's calls, which the peer gate, reading those calls, cannot.
+
 What the worker is told names the reason and nothing else: not which items were controls, how
 many, or their answers. Curators get the evidence.
 """
@@ -87,7 +93,8 @@ class GateSettings:
     ``peer_trust``: how sure the crowd's call on an item (its other votes' P(yes)) is taken at
     most by the peer-agreement gate; ``peer_false_pause``: that gate's own alpha (it tests the
     same bar as the control tests, on other evidence: the two share the 1 % the bar allows,
-    the control tests' exact 0.77 % worst case and this one's 0.20 %, bench/gates.py)."""
+    the control tests' exact 0.77 % worst case and this one's 0.20 %, bench/gates.py);
+    ``blind_false_pause``: the blind-check test's alpha (blind_step)."""
 
     min_seconds_per_item: float = 0.4
     fast_honest_rate: float = 0.1
@@ -98,6 +105,7 @@ class GateSettings:
     false_pause: float = 0.01
     peer_trust: float = 0.95
     peer_false_pause: float = 0.003
+    blind_false_pause: float = 0.0003
 
 
 @dataclass(frozen=True)
@@ -432,5 +440,68 @@ def peer_pause(
             f"the crowd's call. Evidence (nats, pause at {thresholds[0]:.2f} / "
             f"{thresholds[1]:.2f}): all {coin:.2f}, yes items {yes_items:.2f}, no items "
             f"{no_items:.2f} (bar {gates.gold_bar:.0%}, call at most {gates.peer_trust:.0%} sure)."
+        ),
+    )
+
+
+BLIND_REASON = (
+    "Too many of your answers were found wrong when a curator checked the images. Look "
+    "closely at each image and re-read the category definition; a curator can resume your "
+    "account."
+)
+
+
+def blind_threshold(gates: GateSettings) -> float:
+    """Pause threshold (nats) of the blind-check test."""
+    return _threshold(gates.blind_false_pause)
+
+
+def blind_term(right: bool | None, gates: GateSettings) -> float:
+    """One blind check's log likelihood ratio: right class_wrong of the time (below) against
+    gold_bar (at the bar); 0 for a vote not checked (None)."""
+    if right is None:
+        return 0.0
+    bad, good = gates.class_wrong, gates.gold_bar
+    return math.log(bad / good) if right else math.log((1.0 - bad) / (1.0 - good))
+
+
+def blind_change(before: bool | None, after: bool | None, gates: GateSettings) -> float:
+    """The change to a worker's blind-check evidence when one vote's check moves from
+    ``before`` to ``after`` (None: not checked; a curator may decide an item again, or lift his
+    decision). The old term is taken back only where that lowers the evidence, as the peer
+    gate takes its credits back (peer_evidence_changes): the floor may already have cut off a
+    right answer's term, and taking it back in full would raise a long good record at once."""
+    return min(-blind_term(before, gates), 0.0) + blind_term(after, gates)
+
+
+def blind_evidence_add(evidence: float, change: float, gates: GateSettings) -> float:
+    """The blind-check evidence after a batch of changes, floored at minus twice the
+    threshold."""
+    return max(-2.0 * blind_threshold(gates), evidence + change)
+
+
+def blind_pause(evidence: float, seen: int, correct: int, gates: GateSettings) -> Pause | None:
+    """Whether the blind-check evidence pauses the worker.
+
+    A curator's decision on a contested call (an override, or making it a control) checks
+    every label vote cast on it before: votes nobody could have known would be checked, unlike
+    control items, which a worker who can tell them apart answers right while voting wrong
+    elsewhere.
+    The test is Wald's, right class_wrong of the time against gold_bar (a wrong answer adds
+    1.50 nats, a right one takes 2.08 away), so it catches the worker who is nearly always
+    wrong on the items curators settle, within 6 checks; with its own alpha
+    (blind_false_pause) it pauses a worker at the bar at most 0.015 % of the time. Curators
+    settle contested items (labeling.services.contested): where a worker with a good control
+    record was paused for disagreeing with the crowd, so the checks fall where colluders and
+    adversaries who spot controls pushed the calls."""
+    threshold = blind_threshold(gates)
+    if evidence < threshold:
+        return None
+    return Pause(
+        reason=BLIND_REASON,
+        detail=(
+            f"Curators' checks: {correct} of {seen} label votes right on items a curator "
+            f"decided after the vote. Evidence {evidence:.2f} nats (pause at {threshold:.2f}; "
+            f"bar {gates.gold_bar:.0%})."
         ),
     )

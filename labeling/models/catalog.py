@@ -283,6 +283,18 @@ class Candidate(models.Model):
         related_name="+",
     )
     decided_at = models.DateTimeField(null=True, blank=True)
+    blind_checked = models.BooleanField(
+        default=False,
+        help_text="A curator settled it while it was a contested call: his answer checks the "
+        "label votes cast on it (labeling.services.contested).",
+    )
+    checks_due = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Since when a curator's decision on a contested call is to check the votes "
+        "cast on it (labeling.services.contested.checks_apply; set with the decision, cleared "
+        "once done).",
+    )
     model_p = models.FloatField(
         null=True,
         blank=True,
@@ -351,6 +363,12 @@ class Candidate(models.Model):
                 "id",
                 condition=Q(state="accepted"),
                 name="candidate_examples",
+            ),
+            # Curators' decisions whose votes wait to be checked (the commit hooks' sweep).
+            models.Index(
+                fields=["checks_due"],
+                condition=Q(checks_due__isnull=False),
+                name="candidate_checks_due",
             ),
         ]
 

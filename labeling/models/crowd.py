@@ -56,6 +56,11 @@ class WorkerProfile(models.Model):
     peer_evidence = models.FloatField(default=0.0)
     peer_evidence_yes = models.FloatField(default=0.0)
     peer_evidence_no = models.FloatField(default=0.0)
+    # Blind checks: his label votes on items a curator decided afterwards
+    # (labeling.services.contested), and that gate's evidence (labeling.crowd.gates.blind_pause).
+    blind_seen = models.PositiveIntegerField(default=0)
+    blind_correct = models.PositiveIntegerField(default=0)
+    blind_evidence = models.FloatField(default=0.0)
     paused = models.BooleanField(default=False)
     pause_reason = models.CharField(max_length=300, blank=True, help_text="Shown to the worker.")
     pause_detail = models.CharField(
@@ -272,6 +277,12 @@ class Vote(models.Model):
         blank=True,
         help_text="The peer_p_yes whose credit is in the worker's record now (null: none); "
         "where the two differ the credit waits to be added (worker_coins.peer_credits_apply).",
+    )
+    blind_right = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether this label vote matched a curator's later decision on its item (a "
+        "blind check, in its worker's record; null: not checked).",
     )
     seconds = models.FloatField(help_text="Time on task per item, seconds.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -46,6 +46,7 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services.category_priors import category_decided_priors
+from labeling.services.contested import checks_sweep, is_contested, settle
 from labeling.services.worker_coins import peer_credits_apply, worker_coins
 
 log = logging.getLogger(__name__)
@@ -349,12 +350,15 @@ RECHECK_GRACE = timedelta(minutes=1)
 
 def commit_hooks_sweep(max_batches: int = 20, max_workers: int = 200) -> int:
     """Do what the commit hooks of answers and pauses left undone when their process was
-    killed between the commit and the hook: add the credits written on votes but not added to
+    killed between the commit and the hook: check the votes on curators' decisions against them
+    (contested.checks_sweep, which writes credits and pauses of its own), add the credits
+    written on votes but not added to
     their workers' records (peer_learn, up to ``max_batches`` batches of
     worker_coins.PEER_SWEEP_BATCH votes), then take again the decisions of up to
     ``max_workers`` workers whose recheck has been due for over RECHECK_GRACE (a pause by a gate
     or a curator, a loss of weight). Beat runs it (labeling.tasks.commit_hooks_sweep); returns
     how many workers' decisions were looked at."""
+    checks_sweep()
     reopened = 0
     for _ in range(max_batches):
         if not Vote.objects.filter(PEER_PENDING).exists():
@@ -489,6 +493,7 @@ def decision_override(*, candidate: Candidate, accepted: bool | None, by: User) 
     now = timezone.now()
     with transaction.atomic():
         candidate = Candidate.objects.select_for_update().get(pk=candidate.pk)
+        contested = accepted is not None and is_contested(candidate.pk)
         if accepted is None:
             candidate.override, candidate.override_by = None, None
             candidate.state = Candidate.State.OPEN
@@ -515,6 +520,7 @@ def decision_override(*, candidate: Candidate, accepted: bool | None, by: User) 
                 "box_state",
             ]
         )
+        settle(candidate.pk, contested=contested)  # a contested call's votes are checked
     return candidate
 
 

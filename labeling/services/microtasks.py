@@ -37,6 +37,7 @@ from labeling.models import (
 )
 from labeling.services import box_leases, grid_leases, leases
 from labeling.services.consensus import worker_decisions_reopen
+from labeling.services.contested import is_contested, settle
 from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
 from labeling.services.task_scope import TaskScope, in_scope, scoped
 
@@ -326,12 +327,14 @@ def gold_mark(*, candidate: Candidate, answer: bool, by: User | None = None) -> 
     candidate's category) and decides the candidate (accepted or rejected), which also takes it
     out of the voting pool."""
     with transaction.atomic():
+        contested = is_contested(candidate.pk)
         gold, _ = GoldAnswer.objects.update_or_create(
             candidate=candidate,
             defaults={"answer": answer, "created_by": by, "category_id": candidate.category_id},
         )
         state = Candidate.State.ACCEPTED if answer else Candidate.State.REJECTED
         Candidate.objects.filter(pk=candidate.pk).update(state=state, confidence=1.0)
+        settle(candidate.pk, contested=contested)  # a contested call's votes are checked
     return gold
 
 
@@ -366,6 +369,7 @@ def worker_resume(*, profile: WorkerProfile) -> None:
         "said_yes_evidence",
         "said_no_evidence",
         *PEER_TESTS,
+        "blind_evidence",
     ]
     for field in evidence:
         setattr(profile, field, 0.0)

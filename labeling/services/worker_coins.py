@@ -54,6 +54,7 @@ def gate_settings() -> GateSettings:
         false_pause=settings.CROWDNET_GATE_FALSE_PAUSE,
         peer_trust=settings.CROWDNET_GATE_PEER_TRUST,
         peer_false_pause=settings.CROWDNET_GATE_PEER_FALSE_PAUSE,
+        blind_false_pause=settings.CROWDNET_GATE_BLIND_FALSE_PAUSE,
     )
 
 

@@ -22,6 +22,8 @@ def _candidates(category, count: int) -> list[Candidate]:
     ("method", "path"),
     [
         ("get", "/api/review/"),
+        ("get", "/api/review/contested/"),
+        ("get", "/api/review/contested/workers/"),
         ("post", "/api/candidates/{pk}/decision/"),
         ("get", "/api/consensus/runs/"),
         ("post", "/api/consensus/runs/"),
