@@ -42,7 +42,7 @@ class ReusingRedisCacheClient(RedisCacheClient):
         options.setdefault("socket_timeout", 1.0)
         options.setdefault("retry", Retry(NoBackoff(), 0))
         super().__init__(servers, **options)
-        self._clients: dict[int, Any] = {}
+        self._clients: dict[int | str, Any] = {}
 
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         pool = self._get_connection_pool(write)
@@ -95,6 +95,37 @@ class _Outage:
             log.warning("Redis cache at %s reachable again", location)
 
 
+SLIDING_WINDOWS = """
+local now = tonumber(ARGV[1])
+local result = {}
+for i, key in ipairs(KEYS) do
+  local duration = tonumber(ARGV[2 * i])
+  local limit = tonumber(ARGV[2 * i + 1])
+  while true do
+    local oldest = redis.call('LINDEX', key, -1)
+    if oldest and tonumber(oldest) <= now - duration then
+      redis.call('RPOP', key)
+    else
+      break
+    end
+  end
+  local held = redis.call('LLEN', key)
+  if held >= limit then
+    result[i] = {held, redis.call('LINDEX', key, -1) or ''}
+  else
+    redis.call('LPUSH', key, ARGV[1])
+    redis.call('EXPIRE', key, math.ceil(duration))
+    result[i] = {-1, ''}
+  end
+end
+return result
+"""
+"""DRF's sliding window (SimpleRateThrottle.allow_request) for several keys at once, on Redis
+lists of request times, newest first: drop the times older than the window, refuse when the
+list is full (returning its length and oldest time, for DRF's wait), else record ``now`` and
+keep the key for one window. Atomic, so concurrent requests cannot overwrite each other's
+counts as a read-then-write of a pickled list can."""
+
 _OUTAGES: dict[str, _Outage] = {}
 _OUTAGES_LOCK = threading.Lock()
 
@@ -124,6 +155,34 @@ class RedisCache(DjangoRedisCache):
                     self._outage.ended(self._where)
                 return result
         return getattr(self._fallback, name)(*args, **kwargs)
+
+    def sliding_windows(
+        self, windows: list[tuple[str, float, int]], now: float
+    ) -> list[tuple[int, float | None]] | None:
+        """Run SLIDING_WINDOWS over ``(key, seconds, limit)`` windows at time ``now`` in one
+        round trip: per window (-1, None) when it let the request through, else (requests it
+        holds, the oldest one's time). None while Redis is down: the caller counts in memory.
+        """
+        if self._outage.skipping():
+            return None
+        client = self._cache.get_client(None, write=True)
+        script = self._cache._clients.get("sliding_windows")
+        if script is None:
+            script = self._cache._clients.setdefault(
+                "sliding_windows", client.register_script(SLIDING_WINDOWS)
+            )
+        keys = [self.make_and_validate_key(f"{key}:window") for key, _, _ in windows]
+        values: list[Any] = [repr(now)]
+        for _, seconds, limit in windows:
+            values += [seconds, limit]
+        try:
+            replies = script(keys=keys, args=values, client=client)
+        except UNREACHABLE as error:
+            self._outage.started(self._where, error)
+            return None
+        if self._outage.down_until:
+            self._outage.ended(self._where)
+        return [(int(held), float(oldest) if oldest else None) for held, oldest in replies]
 
 
 def _fail_open(name: str) -> Callable[..., Any]:

@@ -138,3 +138,21 @@ def test_an_unreachable_host_costs_one_short_timeout_per_retry_period(settings):
         assert cache_module._OUTAGES["redis://192.0.2.1:6379/0"].skipping() is True
     finally:
         cache_module._OUTAGES.clear()
+
+
+def test_the_task_limit_counts_in_memory_while_redis_is_down(
+    private_redis, category, worker_api, monkeypatch, settings
+):
+    # given a limit of 3 task requests a minute for the worker, and Redis stopped
+    from rest_framework.throttling import SimpleRateThrottle
+
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "tasks": "3/min"}
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)
+    assert worker_api.get("/api/tasks/next/?kind=nope").status_code == 400  # 1, in Redis
+    private_redis.stop()
+
+    # when the worker asks four more times
+    codes = [worker_api.get("/api/tasks/next/?kind=nope").status_code for _ in range(4)]
+
+    # then this process's memory counts them (from zero) and refuses past the limit
+    assert codes == [400, 400, 400, 429]

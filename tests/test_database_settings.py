@@ -24,3 +24,31 @@ def test_connections_run_without_jit_and_plan_each_statement_for_its_values():
     # when a connection asks the server
     # then JIT compilation is off and prepared statements are still planned per run
     assert (_show("jit"), _show("plan_cache_mode")) == ("off", "force_custom_plan")
+
+
+def test_the_verify_lease_is_parsed_by_psycopg_once_per_process(category, monkeypatch):
+    # given psycopg's parser, counted, and the verify lease statement (over psycopg's own
+    # 4 KiB limit for keeping a parse)
+    from psycopg import _queries
+
+    from labeling.services.leases import LEASE
+    from tests.factories import candidate_pool, worker_client
+
+    assert len(LEASE.encode()) > 4096
+    parsed: list[bytes] = []
+    uncached = _queries._query2pg_nocache
+
+    def counting(query: bytes, encoding: str):  # type: ignore[no-untyped-def]
+        parsed.append(query)
+        return uncached(query, encoding)
+
+    monkeypatch.setattr(_queries, "_query2pg_nocache", counting)
+    candidate_pool(category, 3, seed=850)
+    client, _ = worker_client("ann")
+
+    # when the worker leases three tasks
+    for _ in range(3):
+        assert client.get("/api/tasks/next/?kind=verify").status_code == 200
+
+    # then the lease statement never went through psycopg's uncached parser
+    assert [query for query in parsed if query == LEASE.encode()] == []

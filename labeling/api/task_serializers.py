@@ -151,13 +151,16 @@ class AnswersField(serializers.ListField):
     child = serializers.DictField()
 
 
+CLIENT_TOKEN_LENGTH = 64
+
+
 class AnswerSerializer(serializers.Serializer):
     answers = AnswersField(
         help_text="One entry per item: verify {item, answer: yes|no|unsure}; verify_box and "
         "coverage {item, answer: yes|no}; grid {item, selected}; draw {item, boxes}."
     )
     client_token = serializers.CharField(
-        max_length=64,
+        max_length=CLIENT_TOKEN_LENGTH,
         required=False,
         allow_blank=True,
         help_text="Any string unique to this submission: a retry with it returns the first "

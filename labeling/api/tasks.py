@@ -14,7 +14,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.api.image_urls import image_url_sign
-from labeling.api.task_serializers import TASK_SCHEMA, AnswerSerializer, StatsSerializer
+from labeling.api.task_serializers import (
+    CLIENT_TOKEN_LENGTH,
+    TASK_SCHEMA,
+    AnswerSerializer,
+    StatsSerializer,
+)
 from labeling.api.throttling import (
     AddressRateThrottle,
     BatchedThrottlesMixin,
@@ -145,6 +150,28 @@ class NextTaskView(BatchedThrottlesMixin, APIView):
         return Response(task_body(task))
 
 
+def answer_fields(data: Any) -> tuple[Any, str]:
+    """The answers (as sent: the service checks them item by item) and the client token of an
+    answer body, as AnswerSerializer validates them. A JSON object whose answers are a list of
+    objects and whose token is a plain ASCII string of at most 64 characters once stripped is
+    taken as it is, as the serializer would take it; anything else goes through the serializer,
+    for its exact errors (ValidationError, 400)."""
+    if isinstance(data, dict):
+        answers, token = data.get("answers"), data.get("client_token", "")
+        if (
+            isinstance(answers, list)
+            and all(type(answer) is dict for answer in answers)
+            and type(token) is str
+            and token.isascii()
+            and "\x00" not in token
+            and len(token.strip()) <= CLIENT_TOKEN_LENGTH
+        ):
+            return answers, token.strip()
+    serializer = AnswerSerializer(data=data)
+    serializer.is_valid(raise_exception=True)
+    return data.get("answers"), serializer.validated_data.get("client_token", "")
+
+
 class AnswerView(BatchedThrottlesMixin, APIView):
     """Answer a leased task. Retrying with the same client_token returns the first result."""
 
@@ -162,14 +189,10 @@ class AnswerView(BatchedThrottlesMixin, APIView):
         },
     )
     def post(self, request: Request, uid: str) -> Response:
-        serializer = AnswerSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        answers, client_token = answer_fields(request.data)
         try:
             submitted = answer_submit(
-                worker=request.user,
-                task_uid=uid,
-                answers=request.data.get("answers"),
-                client_token=serializer.validated_data.get("client_token", ""),
+                worker=request.user, task_uid=uid, answers=answers, client_token=client_token
             )
         except TaskNotFound:
             raise NotFound("No such task.") from None

@@ -38,11 +38,12 @@ class AddressRateThrottle(ClientAddressMixin, throttling.SimpleRateThrottle):
 
 
 class BatchedThrottlesMixin:
-    """An APIView whose rate throttles read their histories with one cache round trip and
-    write them with one (per window length), where DRF makes two per throttle: the task views'
-    two throttles cost four Redis round trips a request. The arithmetic, the 429 and its
-    Retry-After are DRF's (SimpleRateThrottle's sliding window); the counters stay in Django's
-    cache, so a Redis outage still falls back to each process's memory (config.cache)."""
+    """An APIView whose rate throttles are checked and counted together, where DRF makes two
+    cache round trips per throttle: on Redis one script call for all of them
+    (config.cache.SLIDING_WINDOWS, the request times in a Redis list per window), elsewhere
+    and while Redis is down one read and one write of pickled lists in Django's cache, which
+    then counts in each process's memory (config.cache). The arithmetic, the 429 and its
+    Retry-After are DRF's (SimpleRateThrottle's sliding window)."""
 
     def check_throttles(self, request: Request) -> None:
         throttles = self.get_throttles()  # type: ignore[attr-defined]
@@ -69,22 +70,44 @@ class BatchedThrottlesMixin:
         if not keyed:
             return
         cache = keyed[0].cache
-        histories = cache.get_many([t.key for t in keyed])
         now = keyed[0].timer()
-        writes: dict[int, dict[str, list[float]]] = {}
-        waits = []
-        for throttle in keyed:
-            throttle.now = now
-            throttle.history = histories.setdefault(throttle.key, [])
-            while throttle.history and throttle.history[-1] <= now - throttle.duration:
-                throttle.history.pop()
-            if len(throttle.history) >= throttle.num_requests:
-                waits.append(throttle.wait())
-                continue
-            throttle.history.insert(0, now)
-            writes.setdefault(throttle.duration, {})[throttle.key] = throttle.history
-        for duration, values in writes.items():
-            cache.set_many(values, duration)
+        windows = getattr(cache, "sliding_windows", None)
+        held = None
+        if windows is not None:
+            held = windows([(t.key, t.duration, t.num_requests) for t in keyed], now)
+        if held is None:
+            waits = _windows_in_cache(cache, keyed, now)
+        else:
+            waits = []
+            for throttle, (count, oldest) in zip(keyed, held, strict=True):
+                if count >= 0:  # refused: DRF's wait() over the window's length and oldest
+                    throttle.now = now
+                    throttle.history = [oldest] * count if oldest is not None else []
+                    waits.append(throttle.wait())
         if waits:
             durations = [wait for wait in waits if wait is not None]
             self.throttled(request, max(durations, default=None))  # type: ignore[attr-defined]
+
+
+def _windows_in_cache(
+    cache: Any, keyed: list[throttling.SimpleRateThrottle], now: float
+) -> list[float | None]:
+    """The windows as pickled lists in Django's cache (a cache without ``sliding_windows``,
+    or Redis's memory fallback while it is down): one read of them all, one write per
+    window length. The waits of the throttles that refused."""
+    histories = cache.get_many([t.key for t in keyed])
+    writes: dict[int, dict[str, list[float]]] = {}
+    waits = []
+    for throttle in keyed:
+        throttle.now = now
+        throttle.history = histories.setdefault(throttle.key, [])
+        while throttle.history and throttle.history[-1] <= now - throttle.duration:
+            throttle.history.pop()
+        if len(throttle.history) >= throttle.num_requests:
+            waits.append(throttle.wait())
+            continue
+        throttle.history.insert(0, now)
+        writes.setdefault(throttle.duration, {})[throttle.key] = throttle.history
+    for duration, values in writes.items():
+        cache.set_many(values, duration)
+    return waits
