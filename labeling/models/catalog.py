@@ -285,6 +285,7 @@ class Candidate(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     blind_checked = models.BooleanField(
         default=False,
+        db_default=False,  # rows written in SQL (the benches' seeds) get it too
         help_text="A curator settled it while it was a contested call: his answer checks the "
         "label votes cast on it (labeling.services.contested).",
     )

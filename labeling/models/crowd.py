@@ -58,9 +58,10 @@ class WorkerProfile(models.Model):
     peer_evidence_no = models.FloatField(default=0.0)
     # Blind checks: his label votes on items a curator decided afterwards
     # (labeling.services.contested), and that gate's evidence (labeling.crowd.gates.blind_pause).
-    blind_seen = models.PositiveIntegerField(default=0)
-    blind_correct = models.PositiveIntegerField(default=0)
-    blind_evidence = models.FloatField(default=0.0)
+    # (defaults in the database too: rows written in SQL, as the benches seed them, get them)
+    blind_seen = models.PositiveIntegerField(default=0, db_default=0)
+    blind_correct = models.PositiveIntegerField(default=0, db_default=0)
+    blind_evidence = models.FloatField(default=0.0, db_default=0.0)
     paused = models.BooleanField(default=False)
     pause_reason = models.CharField(max_length=300, blank=True, help_text="Shown to the worker.")
     pause_detail = models.CharField(
