@@ -233,6 +233,17 @@ def curate_import(request: HttpRequest, uid: str) -> HttpResponse:
     return render(request, "labeling/curate_import.html", context)
 
 
+def _resume_posted(request: HttpRequest, back: str) -> HttpResponse:
+    """A curator resumes the posted worker (400 without one) and goes back to ``back``."""
+    worker_id = posted_id(request, "worker")
+    if worker_id is None:
+        return bad_request(request, "The worker to resume must be given by its number.")
+    worker = get_object_or_404(User, pk=worker_id, role=User.Role.WORKER)
+    worker_resume(profile=worker_profile(worker))
+    messages.success(request, f"{worker.username} can label again.")
+    return redirect(back)
+
+
 @curator_required
 @require_http_methods(["GET", "POST"])
 def curate_workers(request: HttpRequest) -> HttpResponse:
@@ -251,13 +262,7 @@ def curate_workers(request: HttpRequest) -> HttpResponse:
                 messages.success(request, f"Worker {user.username} can now log in.")
                 return redirect("curate-workers")
     elif action == "resume":
-        worker_id = posted_id(request, "worker")
-        if worker_id is None:
-            return bad_request(request, "The worker to resume must be given by its number.")
-        worker = get_object_or_404(User, pk=worker_id, role=User.Role.WORKER)
-        worker_resume(profile=worker_profile(worker))
-        messages.success(request, f"{worker.username} can label again.")
-        return redirect("curate-workers")
+        return _resume_posted(request, "curate-workers")
     elif action == "invite":
         invite_form = InvitationForm(request.POST, prefix="invite")
         if invite_form.is_valid():
@@ -332,13 +337,7 @@ def curate_review(request: HttpRequest) -> HttpResponse:
     if action == "decide":
         return _review_decide(request)
     if action == "resume":
-        worker_id = posted_id(request, "worker")
-        if worker_id is None:
-            return bad_request(request, "The worker to resume must be given by its number.")
-        worker = get_object_or_404(User, pk=worker_id, role=User.Role.WORKER)
-        worker_resume(profile=worker_profile(worker))
-        messages.success(request, f"{worker.username} can label again.")
-        return redirect("curate-review")
+        return _resume_posted(request, "curate-review")
     if action == "reaggregate":
         user_id = request.user.pk
         transaction.on_commit(

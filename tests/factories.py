@@ -449,3 +449,22 @@ def accepted_images(category, count: int, seed: int, **fields) -> list[Candidate
     new = list(Candidate.objects.filter(category=category).order_by("-id")[:count])[::-1]
     Candidate.objects.filter(pk__in=[c.pk for c in new]).update(**fields)
     return [Candidate.objects.get(pk=c.pk) for c in new]
+
+
+def wait_until_a_query_waits_for_a_lock(what: str) -> None:
+    """Block until some query on this test database waits for a row lock (PostgreSQL), at most
+    a minute; ``what`` names the query waited for in the failure."""
+    import time
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for _ in range(6000):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"{what} never reached the locked row")

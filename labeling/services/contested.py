@@ -42,7 +42,7 @@ from labeling.crowd.gates import (
     peer_thresholds,
 )
 from labeling.models import Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
-from labeling.services.worker_coins import gate_settings
+from labeling.services.worker_coins import gate_settings, profiles_lock
 
 YES, NO = "yes", "no"
 CHECKS_GRACE = timedelta(minutes=1)
@@ -106,12 +106,7 @@ def checks_apply(candidate_ids: Sequence[int]) -> Checks:
     with transaction.atomic():
         calls = curator_calls(ids)
         workers = sorted(set(checked_votes(ids).values_list("worker_id", flat=True)))
-        list(
-            WorkerProfile.objects.select_for_update()
-            .filter(user_id__in=workers)
-            .order_by("user_id")
-            .values_list("user_id", flat=True)
-        )
+        profiles_lock(workers)
         rows = list(
             checked_votes(ids)
             .filter(worker_id__in=workers)

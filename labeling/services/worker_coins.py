@@ -240,6 +240,17 @@ def peer_counts_by_worker(workers: np.ndarray, counts: np.ndarray) -> dict[int, 
     }
 
 
+def profiles_lock(worker_ids: Iterable[int]) -> None:
+    """Row-lock these workers' profiles in id order (in the caller's transaction), as every
+    writer of several profiles does before the votes it touches: no two deadlock."""
+    list(
+        WorkerProfile.objects.select_for_update()
+        .filter(user_id__in=list(worker_ids))
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+    )
+
+
 PEER_SWEEP_BATCH = 5000
 """Votes one peer_credits_apply call takes at most when sweeping."""
 
@@ -263,12 +274,7 @@ def peer_credits_apply(vote_ids: Sequence[int] | None = None) -> list[int]:
         if not found:
             return []
         ids, workers = [row[0] for row in found], sorted({row[1] for row in found})
-        list(
-            WorkerProfile.objects.select_for_update()
-            .filter(user_id__in=workers)
-            .order_by("user_id")
-            .values_list("user_id", flat=True)
-        )
+        profiles_lock(workers)
         rows = list(
             Vote.objects.select_for_update()
             .filter(PEER_PENDING, pk__in=ids)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -34,21 +33,17 @@ from labeling.services.contested import (
 )
 from labeling.services.microtasks import gold_mark, task_assign
 from labeling.tasks import commit_hooks_sweep
-from tests.factories import UserFactory, candidate_pool, label_votes_create
+from tests.factories import (
+    UserFactory,
+    candidate_pool,
+    label_votes_create,
+    wait_until_a_query_waits_for_a_lock,
+)
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_rules")]
 
 GATES = GateSettings()
 WRONG, RIGHT = math.log(0.9 / 0.2), math.log(0.1 / 0.8)
-
-
-@pytest.fixture(autouse=True)
-def _rules(settings):
-    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
-    settings.CROWDNET_GOLD_RATE = 0.0
-    settings.CROWDNET_CONSENSUS_THRESHOLD = 0.95
-    settings.CROWDNET_CONSENSUS_VOTE_CAP = 7
-    settings.CROWDNET_CONSENSUS_PRIOR = 0.5
 
 
 def _worker(name: str, *, gold_seen: int, gold_correct: int):
@@ -336,7 +331,7 @@ def test_an_answer_while_a_curator_settles_contested_calls_loses_nothing(
     locked.wait()
     # when the curator's first checks wait for the colluder's row and then his answer commits
     curating.start()
-    _wait_until_a_query_waits_for_a_lock()
+    wait_until_a_query_waits_for_a_lock("the checks")
     go.set()
     holder.join()
     curating.join()
@@ -357,19 +352,6 @@ def test_an_answer_while_a_curator_settles_contested_calls_loses_nothing(
 def _hooks_run_at_commit(execute: bool = True) -> Iterator[None]:
     """Outside a test's transaction, commit hooks run when their transaction commits."""
     yield
-
-
-def _wait_until_a_query_waits_for_a_lock() -> None:
-    with connection.cursor() as cursor:
-        for _ in range(6000):
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.01)
-    raise AssertionError("the checks never reached the locked profile")
 
 
 def test_a_suspect_is_cleared_only_where_his_blind_checks_do_not_speak_against_him():

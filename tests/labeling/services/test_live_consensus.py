@@ -22,18 +22,9 @@ from labeling.services.worker_coins import informative, worker_coins
 from labeling.tasks import commit_hooks_sweep
 from tests.factories import UserFactory, candidate_pool, label_votes_create, worker_client
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("live_rules")]
 
 DECIDED = ("accepted", "rejected")
-
-
-@pytest.fixture(autouse=True)
-def _rules(settings):
-    settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
-    settings.CROWDNET_GOLD_RATE = 0.0
-    settings.CROWDNET_CONSENSUS_THRESHOLD = 0.95
-    settings.CROWDNET_CONSENSUS_VOTE_CAP = 7
-    settings.CROWDNET_CONSENSUS_PRIOR = 0.5
 
 
 def _pool(category, count: int) -> list[Candidate]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -17,7 +16,12 @@ from labeling.models import TaskItem, WorkerProfile
 from labeling.services.answers import answer_submit
 from labeling.services.microtasks import task_assign, worker_pause
 from labeling.services.worker_coins import crowd_newcomer, peer_record_add
-from tests.factories import UserFactory, candidate_pool, worker_client
+from tests.factories import (
+    UserFactory,
+    candidate_pool,
+    wait_until_a_query_waits_for_a_lock,
+    worker_client,
+)
 
 # what the answer path and curators write: none of it belongs to peer_record_add
 LIVE_COLUMNS = (
@@ -58,19 +62,6 @@ def _worker(name: str):
 
 def _row(user, fields) -> dict[str, object]:
     return WorkerProfile.objects.filter(user=user).values(*fields).get()
-
-
-def _wait_until_a_query_waits_for_a_lock() -> None:
-    with connection.cursor() as cursor:
-        for _ in range(6000):
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.01)
-    raise AssertionError("peer_record_add never reached the locked profile")
 
 
 @pytest.mark.django_db
@@ -170,7 +161,7 @@ def test_an_answer_and_a_curators_pause_around_the_credits_all_stand(category):
     # when the credits wait for the honest worker's row, a curator pauses the second worker,
     # and then the honest worker's answer commits
     crediting.start()
-    _wait_until_a_query_waits_for_a_lock()
+    wait_until_a_query_waits_for_a_lock("peer_record_add")
     worker_pause(profile=WorkerProfile.objects.get(user=looked_at), reason="Curator: a look.")
     go.set()
     holder.join()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 
 import pytest
 from django.db import connection, transaction
@@ -18,7 +17,12 @@ from labeling.services.consensus import decision_override
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark, task_assign, worker_pause
 from labeling.services.reaggregation import PAUSE_SPAMMER, consensus_reaggregate
-from tests.factories import UserFactory, image_bytes, label_votes_create
+from tests.factories import (
+    UserFactory,
+    image_bytes,
+    label_votes_create,
+    wait_until_a_query_waits_for_a_lock,
+)
 
 # 24 crowd items, every third one a "no"; the first 4 are control items
 TRUTH = [i % 3 != 0 for i in range(24)]
@@ -90,19 +94,6 @@ def _answer(worker, task: MicroTask, answer: str) -> None:
     answer_submit(worker=worker, task_uid=str(task.uid), answers=answers, client_token="")
 
 
-def _wait_until_a_query_waits_for_a_lock() -> None:
-    with connection.cursor() as cursor:
-        for _ in range(6000):
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            if cursor.fetchone()[0]:
-                return
-            time.sleep(0.01)
-    raise AssertionError("the re-aggregation never reached the locked profile")
-
-
 @pytest.mark.django_db(transaction=True)
 def test_answers_and_pauses_committed_during_a_run_all_stand(category, curator):
     # given a crowd the model knows (three honest workers, an always-yes spammer and an
@@ -151,7 +142,7 @@ def test_answers_and_pauses_committed_during_a_run_all_stand(category, curator):
     # twice (the second answer trips the speed gate), a curator pauses the adversary, and
     # then x's own answer commits
     run.start()
-    _wait_until_a_query_waits_for_a_lock()
+    wait_until_a_query_waits_for_a_lock("the re-aggregation")
     for task in tasks_y:
         _answer(y, task, "no")
     worker_pause(profile=WorkerProfile.objects.get(user=adversary), reason="Curator: a look.")
