@@ -313,28 +313,30 @@ SELECT (SELECT count(*) FROM decided), (SELECT count(*) FROM answered)
 DECISION_FIELDS = ("state", "confidence", "priority", "votes_needed", "box_state")
 
 
-def finish_params(
-    *,
-    credits: tuple[list[int], list[float | None]],
-    profile: WorkerProfile,
-    task_id: int,
-    now: datetime,
-    client_token: str | None,
-    response: dict[str, Any],
-) -> dict[str, Any]:
-    """FINISH_WRITES' values: the peer credits (vote ids, peer_p_yes), the worker's record
-    (RECORD_FIELDS of ``profile``), the task answered with ``response`` and its lease released
-    at ``now``."""
-    return {
-        "credit_ids": credits[0],
-        "credit_p": credits[1],
-        "profile": profile.pk,
-        "task": task_id,
-        "now": now,
-        "client_token": client_token,
-        "response": json.dumps(response),
-        **{name: getattr(profile, name) for name in RECORD_FIELDS},
-    }
+@dataclass(frozen=True)
+class Answered:
+    """What every answer's last statement writes besides its own outcome (FINISH_WRITES):
+    the worker's record (RECORD_FIELDS of ``profile``), the task answered with ``response``
+    (kept for a replay by ``client_token``) and its lease released at ``now``."""
+
+    profile: WorkerProfile
+    task_id: int
+    now: datetime
+    client_token: str | None
+    response: dict[str, Any]
+
+    def params(self, credits: tuple[list[int], list[float | None]] = ([], [])) -> dict[str, Any]:
+        """FINISH_WRITES' values, with the peer credits (vote ids, peer_p_yes)."""
+        return {
+            "credit_ids": credits[0],
+            "credit_p": credits[1],
+            "profile": self.profile.pk,
+            "task": self.task_id,
+            "now": self.now,
+            "client_token": self.client_token,
+            "response": json.dumps(self.response),
+            **{name: getattr(self.profile, name) for name in RECORD_FIELDS},
+        }
 
 
 def verify_answer_finish(
@@ -342,14 +344,10 @@ def verify_answer_finish(
     candidate_id: int,
     decision: dict[str, Any] | None,
     credits: tuple[list[int], list[float | None]],
-    profile: WorkerProfile,
-    task_id: int,
-    now: datetime,
-    client_token: str | None,
-    response: dict[str, Any],
+    answered: Answered,
 ) -> None:
     """Write a verify answer's outcome in one statement: ``decision`` (the candidate's fields
-    to set, consensus.state_fields; None: leave it), then what finish_params writes."""
+    to set, consensus.state_fields; None: leave it), then ``answered``."""
     fields = decision or {}
     params: dict[str, Any] = {name: fields.get(name) for name in DECISION_FIELDS}
     params.update(
@@ -358,14 +356,7 @@ def verify_answer_finish(
         posterior=fields.get("posterior", 0.0),
         set_decided_at="decided_at" in fields,
         decided_at=fields.get("decided_at"),
-        **finish_params(
-            credits=credits,
-            profile=profile,
-            task_id=task_id,
-            now=now,
-            client_token=client_token,
-            response=response,
-        ),
+        **answered.params(credits),
     )
     with connection.cursor() as cursor:
         cursor.execute(FINISH, params)

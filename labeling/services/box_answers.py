@@ -18,7 +18,7 @@ from labeling.crowd.answers import BoxLimits, ItemSpec, parse_answers
 from labeling.crowd.gates import ControlAnswer
 from labeling.models import QUESTION_OF_KIND, Box, Candidate, MicroTask, TaskKind, WorkerProfile
 from labeling.services.answer_records import Submitted, profile_record, worker_stats
-from labeling.services.answer_statements import LoadedItem
+from labeling.services.answer_statements import Answered, LoadedItem
 from labeling.services.box_statements import (
     BoxVote,
     box_answer_finish,
@@ -98,11 +98,7 @@ def box_answer(
             redraw=coverage and parsed.answer != "yes",
             judged=judged,
         ),
-        profile=profile,
-        task_id=task.pk,
-        now=now,
-        client_token=client_token or None,
-        response=body,
+        answered=Answered(profile, task.pk, now, client_token or None, body),
     )
     if coverage and stage == Candidate.BoxState.DONE:
         objects_fuse(item.candidate_id)

@@ -22,8 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
-from labeling.models import WorkerProfile
-from labeling.services.answer_statements import FINISH_WRITES, finish_params
+from labeling.services.answer_statements import FINISH_WRITES, Answered
 
 STAGE = """
 UPDATE labeling_candidate SET box_state = CASE
@@ -189,26 +188,12 @@ SELECT (SELECT box_state FROM decided), (SELECT count(*) FROM answered)
 def box_answer_finish(
     *,
     stage: dict[str, Any],
-    profile: WorkerProfile,
-    task_id: int,
-    now: datetime,
-    client_token: str | None,
-    response: dict[str, Any],
+    answered: Answered,
 ) -> str | None:
     """Write a box-chain answer's outcome in one statement: the judged box's state and the
-    image's stage (``stage``: stage_params), then what answer_statements.finish_params writes
-    (no peer credits); the stage written, None when it was not settled."""
-    params = {
-        **stage,
-        **finish_params(
-            credits=([], []),
-            profile=profile,
-            task_id=task_id,
-            now=now,
-            client_token=client_token,
-            response=response,
-        ),
-    }
+    image's stage (``stage``: stage_params), then ``answered`` (no peer credits); the stage
+    written, None when it was not settled."""
+    params = {**stage, **answered.params()}
     with connection.cursor() as cursor:
         cursor.execute(BOX_FINISH, params)
         stage = cursor.fetchone()[0]

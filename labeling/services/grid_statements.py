@@ -24,8 +24,7 @@ from typing import Any
 
 from django.db import connection
 
-from labeling.models import WorkerProfile
-from labeling.services.answer_statements import FINISH_WRITES, finish_params
+from labeling.services.answer_statements import FINISH_WRITES, Answered
 from labeling.services.category_priors import DECIDED_PRIOR_SAMPLE
 from labeling.services.worker_coins import COIN_FIELDS
 
@@ -220,15 +219,11 @@ def grid_answer_finish(
     *,
     decisions: dict[int, dict[str, Any]],
     credits: tuple[list[int], list[float | None]],
-    profile: WorkerProfile,
-    task_id: int,
-    now: datetime,
-    client_token: str | None,
-    response: dict[str, Any],
+    answered: Answered,
 ) -> None:
     """Write a grid answer's outcome in one statement: ``decisions`` (per candidate id, the
-    fields to set, consensus.state_fields; a field left out keeps its value), then what
-    answer_statements.finish_params writes."""
+    fields to set, consensus.state_fields; a field left out keeps its value), then
+    ``answered``."""
     ids = sorted(decisions)
     rows = [decisions[pk] for pk in ids]
     params: dict[str, Any] = {
@@ -241,14 +236,7 @@ def grid_answer_finish(
         "set_decided_at": ["decided_at" in fields for fields in rows],
         "decided_at": [fields.get("decided_at") for fields in rows],
         "box_states": [fields.get("box_state") for fields in rows],
-        **finish_params(
-            credits=credits,
-            profile=profile,
-            task_id=task_id,
-            now=now,
-            client_token=client_token,
-            response=response,
-        ),
+        **answered.params(credits),
     }
     with connection.cursor() as cursor:
         cursor.execute(GRID_FINISH, params)

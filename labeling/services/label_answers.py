@@ -21,6 +21,7 @@ from labeling.crowd.gates import ControlAnswer, LabelAnswer
 from labeling.models import Candidate, MicroTask, WorkerProfile
 from labeling.services.answer_records import Submitted, profile_record, worker_stats
 from labeling.services.answer_statements import (
+    Answered,
     ConsensusRows,
     LoadedItem,
     Tally,
@@ -138,11 +139,7 @@ def verify_answer(
         candidate_id=item.candidate_id,
         decision=decision,
         credits=([], []) if credits is None else (credits.vote_ids, credits.peer_p_yes),
-        profile=profile,
-        task_id=task.pk,
-        now=now,
-        client_token=client_token or None,
-        response=body,
+        answered=Answered(profile, task.pk, now, client_token or None, body),
     )
     return Submitted(body=body, replayed=False)
 
@@ -279,10 +276,6 @@ def grid_answer(
     grid_answer_finish(
         decisions=decisions,
         credits=([], []) if credits is None else (credits.vote_ids, credits.peer_p_yes),
-        profile=profile,
-        task_id=task.pk,
-        now=now,
-        client_token=client_token or None,
-        response=body,
+        answered=Answered(profile, task.pk, now, client_token or None, body),
     )
     return Submitted(body=body, replayed=False)
