@@ -50,17 +50,12 @@ from labeling.services.grid_statements import (
 from labeling.services.worker_coins import worker_coins_of
 
 
-def _verify_consensus(
-    item: LoadedItem, tally: Tally | None, counted_rows: ConsensusRows
-) -> tuple[dict[str, object] | None, PeerCredits | None]:
-    """candidates_decide for a verify answer's candidate over what CONSENSUS read: the fields
-    to write (None while it is not open or the vote did not count) and the peer credits of a
-    decision."""
-    if tally is None or tally.state != Candidate.State.OPEN:
-        return None, None
+def _tallied(tally: Any, pk: int, category_id: int) -> Candidate:
+    """A candidate as consensus reads it, from a tally row read with the answer's statements
+    (state, counts, votes needed, override, box stage), not from the database."""
     candidate = Candidate(
-        pk=item.candidate_id,
-        category_id=item.category_id,
+        pk=pk,
+        category_id=category_id,
         state=tally.state,
         yes_votes=tally.yes_votes,
         no_votes=tally.no_votes,
@@ -69,6 +64,18 @@ def _verify_consensus(
         box_state=tally.box_state,
     )
     candidate.votes_cast = tally.votes_cast
+    return candidate
+
+
+def _verify_consensus(
+    item: LoadedItem, tally: Tally | None, counted_rows: ConsensusRows
+) -> tuple[dict[str, object] | None, PeerCredits | None]:
+    """candidates_decide for a verify answer's candidate over what CONSENSUS read: the fields
+    to write (None while it is not open or the vote did not count) and the peer credits of a
+    decision."""
+    if tally is None or tally.state != Candidate.State.OPEN:
+        return None, None
+    candidate = _tallied(tally, item.candidate_id, item.category_id)
     voters = {row[2] for row in counted_rows.votes}
     live = live_votes_of(
         [candidate.pk], counted_rows.votes, worker_coins_of(voters, counted_rows.profiles)
@@ -153,18 +160,7 @@ def _grid_consensus(
     for tally in tallies:  # in id order, as candidates_decide takes them
         if tally.state != Candidate.State.OPEN:
             continue
-        candidate = Candidate(
-            pk=tally.id,
-            category_id=tally.category_id,
-            state=tally.state,
-            yes_votes=tally.yes_votes,
-            no_votes=tally.no_votes,
-            votes_needed=tally.votes_needed,
-            override=tally.override,
-            box_state=tally.box_state,
-        )
-        candidate.votes_cast = tally.votes_cast
-        candidates.append(candidate)
+        candidates.append(_tallied(tally, tally.id, tally.category_id))
     if not candidates:
         return {}, None
     ids = [candidate.pk for candidate in candidates]
