@@ -40,7 +40,14 @@ from bench.crowd_load import FAST_SETTINGS, answers_for, seed  # noqa: E402
 from bench.lease_rows import counters  # noqa: E402
 from bench.postgres import throwaway_database  # noqa: E402
 
-KINDS = ("verify", "grid", "draw", "verify_box", "coverage")
+KINDS = ("verify", "grid", "draw", "verify_box", "coverage", "all")
+
+
+def next_path(kind: str) -> str:
+    """The next of ``kind``; "all" asks without a kind (the first kind in KIND_ORDER with
+    work, as crowd_load's ``--kind all`` does)."""
+    return "/api/tasks/next/" if kind == "all" else f"/api/tasks/next/?kind={kind}"
+
 
 STAGES = [
     """CREATE TEMP TABLE staged AS SELECT id, ntile(3) OVER (ORDER BY id) AS stage FROM (
@@ -75,7 +82,7 @@ end, before the box stages' ``skip``); the category column where the schema has 
 def round_trip(client, kind: str, n: int, answer_cpu: list[float] | None = None) -> bool:
     """One next + answer of ``kind``; whether a task was served (not a 204). The answer's own
     CPU seconds are appended to ``answer_cpu``."""
-    response = client.get(f"/api/tasks/next/?kind={kind}")
+    response = client.get(next_path(kind))
     if response.status_code != 200:
         return False
     task = response.json()
@@ -96,7 +103,7 @@ def statements(clients: list, kind: str, count: int, start: int) -> tuple[float,
     for n in range(start, start + count):
         client = clients[n % len(clients)]
         with CaptureQueriesContext(connection) as got:
-            response = client.get(f"/api/tasks/next/?kind={kind}")
+            response = client.get(next_path(kind))
         if response.status_code != 200:
             continue
         nexts.append(len(got))
