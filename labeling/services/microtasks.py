@@ -38,7 +38,14 @@ from labeling.models import (
 from labeling.services import box_leases, grid_leases, leases
 from labeling.services.consensus import worker_decisions_reopen
 from labeling.services.contested import is_contested, settle
-from labeling.services.task_pool import KIND_ORDER, LIVE, LIVE_CANDIDATE, work_of_kind
+from labeling.services.task_pool import (
+    KIND_ORDER,
+    LIVE,
+    LIVE_CANDIDATE,
+    KindsState,
+    kinds_state,
+    work_of_kind,
+)
 from labeling.services.task_scope import TaskScope, in_scope, scoped
 
 EXAMPLES = 3
@@ -376,12 +383,23 @@ def worker_resume(*, profile: WorkerProfile) -> None:
     profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])
 
 
-def _worker_state(
-    worker: User, now: datetime, kind: str | None
-) -> tuple[WorkerProfile, int, list[str]]:
-    """In one statement: the worker's profile, row-locked; how many open tasks (of ``kind``)
-    they hold; and the kinds to try, in order, with those nobody has work for left out (an
-    empty kind then costs nothing more)."""
+def _worker_state(worker: User, now: datetime, kind: str | None) -> KindsState:
+    """In one statement: the worker's profile, row-locked; whether he is paused; how many open
+    tasks (of ``kind``) he holds; and the kinds to try, in order, with those nobody has work for
+    left out (an empty kind then costs nothing more). Plain SQL on PostgreSQL
+    (task_pool.KINDS_STATE), the ORM elsewhere; both read what work_of_kind reads."""
+    if connection.vendor == "postgresql":
+        state = kinds_state(worker_id=worker.pk, now=now, kind=kind)
+        if state is None:
+            worker_profile(worker)  # first task: create the profile, then lock it as above
+            return _worker_state(worker, now, kind)
+        return state
+    return _worker_state_orm(worker, now, kind)
+
+
+def _worker_state_orm(worker: User, now: datetime, kind: str | None) -> KindsState:
+    """_worker_state through the ORM, in one statement: off PostgreSQL, and the reference the
+    plain statement is tested against."""
     open_tasks = MicroTask.objects.filter(
         LIVE, worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
     )
@@ -398,8 +416,13 @@ def _worker_state(
     )
     if profile is None:
         worker_profile(worker)  # first task: create the profile, then lock it as above
-        return _worker_state(worker, now, kind)
-    return profile, profile.open_tasks, [k for k in kinds if getattr(profile, f"has_{k}")]
+        return _worker_state_orm(worker, now, kind)
+    return KindsState(
+        profile.paused,
+        profile.pause_reason,
+        profile.open_tasks,
+        [k for k in kinds if getattr(profile, f"has_{k}")],
+    )
 
 
 def _verify_lease_sql(
@@ -463,9 +486,10 @@ def task_assign(
         with transaction.atomic():
             return _verify_assign(worker, now)
     with transaction.atomic(), scoped(scope):
-        profile, open_count, kinds = _worker_state(worker, now, kind)
-        if profile.paused:
-            raise WorkerPaused(profile.pause_reason)
+        state = _worker_state(worker, now, kind)
+        if state.paused:
+            raise WorkerPaused(state.pause_reason)
+        open_count, kinds = state.open_tasks, state.kinds
         open_tasks = MicroTask.objects.filter(
             in_scope(LIVE), worker=worker, status=MicroTask.Status.LEASED, expires_at__gt=now
         )

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
 from django.db.models import F, Q, QuerySet, TextChoices
 
 from labeling.models import Box, Candidate, GoldAnswer, TaskKind
@@ -43,6 +47,76 @@ def work_of_kind(kind: str) -> QuerySet[Candidate] | QuerySet[Box]:
         return Candidate.objects.filter(pk__in=stage.order_by("-priority", "id").values("pk")[:1])
     proposed = Box.objects.filter(LIVE_CANDIDATE, state=Box.State.PROPOSED)
     return Box.objects.filter(pk__in=proposed.order_by("id").values("pk")[:1])
+
+
+# work_of_kind's tests in plain SQL, one per kind, for KINDS_STATE: the same rows, the same
+# filters (archived categories hold none). A box kind's test reads the first row in serving
+# order as a sub-select of its own, so it stays a read of the top of the stage's index (as an
+# EXISTS the planner drops the ORDER BY and LIMIT and may read the table from its start).
+_OPEN_CANDIDATES = """EXISTS (SELECT 1 FROM labeling_candidate c
+  JOIN labeling_category g ON g.id = c.category_id
+  WHERE g.archived_at IS NULL AND c.state = 'open' AND c.votes_cast < c.votes_needed{more})"""
+_STAGE_TOP = """((SELECT c.id FROM labeling_candidate c
+  JOIN labeling_category g ON g.id = c.category_id
+  WHERE g.archived_at IS NULL AND c.box_state = '{stage}'
+  ORDER BY c.priority DESC, c.id LIMIT 1) IS NOT NULL)"""
+HAS_WORK_SQL = {
+    TaskKind.VERIFY: _OPEN_CANDIDATES.format(more=""),
+    TaskKind.GRID: _OPEN_CANDIDATES.format(
+        more="\n    AND c.category_id IN (SELECT gold.category_id FROM labeling_goldanswer gold)"
+    ),
+    TaskKind.DRAW: _STAGE_TOP.format(stage=Candidate.BoxState.DRAW.value),
+    TaskKind.COVERAGE: _STAGE_TOP.format(stage=Candidate.BoxState.COVERAGE.value),
+    TaskKind.VERIFY_BOX: f"""((SELECT b.id FROM labeling_box b
+  JOIN labeling_candidate c ON c.id = b.candidate_id
+  JOIN labeling_category g ON g.id = c.category_id
+  WHERE g.archived_at IS NULL AND b.state = '{Box.State.PROPOSED.value}'
+  ORDER BY b.id LIMIT 1) IS NOT NULL)""",  # noqa: S608 (a constant)
+}
+
+_KINDS_STATE = """SELECT p.paused, p.pause_reason,
+  (SELECT count(*) FROM labeling_microtask t JOIN labeling_category tg ON tg.id = t.category_id
+   WHERE t.worker_id = %(worker)s AND t.status = 'leased' AND t.expires_at > %(now)s
+     AND tg.archived_at IS NULL{of_kind}),
+  {flags}
+FROM labeling_workerprofile p
+WHERE p.user_id = %(worker)s
+FOR UPDATE OF p"""
+KINDS_STATE = {
+    kind: _KINDS_STATE.format(
+        of_kind="" if kind is None else " AND t.kind = %(kind)s",
+        flags=",\n  ".join(HAS_WORK_SQL[k] for k in ([kind] if kind else KIND_ORDER)),
+    )
+    for kind in (None, *KIND_ORDER)
+}
+"""A worker's state for a next, in one statement, by kind asked for (None: any): his profile
+row-locked, whether he is paused, how many open tasks (of the kind) he holds, and whether
+anyone has work of each kind to try (KIND_ORDER's, or the one asked for)."""
+
+
+@dataclass(frozen=True)
+class KindsState:
+    """What a next reads first: the worker's pause, his open tasks (of the kind asked for), and
+    the kinds to try, in order, with those nobody has work for left out."""
+
+    paused: bool
+    pause_reason: str
+    open_tasks: int
+    kinds: list[str]
+
+
+def kinds_state(*, worker_id: int, now: datetime, kind: str | None) -> KindsState | None:
+    """KINDS_STATE on PostgreSQL: lock the worker's profile and read his state (see there);
+    None when he has no profile yet."""
+    values = {"worker": worker_id, "now": now, "kind": kind}
+    with connection.cursor() as cursor:
+        cursor.execute(KINDS_STATE[kind], values)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    kinds = [kind] if kind else list(KIND_ORDER)
+    with_work = [k for k, has in zip(kinds, row[3:], strict=True) if has]
+    return KindsState(row[0], row[1], row[2], with_work)
 
 
 def _work_exists(kind: str) -> bool:

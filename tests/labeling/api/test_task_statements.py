@@ -349,3 +349,63 @@ def test_a_verify_lease_looks_up_the_control_item_whether_or_not_it_serves_it(
     [plan] = plans
     assert min(_cte_loops(plan, "control")) == 1
     assert min(_cte_loops(plan, "nearby")) == 1
+
+
+def test_a_next_without_a_kind_reads_the_state_and_kinds_in_one_statement(
+    category, django_assert_num_queries
+):
+    # given images waiting for drawing and an open pool (verify), nothing in the kinds before
+    # drawing, and a worker with a profile
+    images = candidate_pool(category, 3, seed=1100)
+    Candidate.objects.filter(pk=images[0].pk).update(state="accepted", box_state="draw")
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+
+    # when the worker asks for any task: savepoint, profile and kinds with work (one plain
+    # statement), the drawing's pick, its lease, release; the empty kinds cost nothing
+    with django_assert_num_queries(5) as captured:
+        response = client.get("/api/tasks/next/")
+
+    # then he gets the drawing, the first kind in order with work
+    assert response.status_code == 200
+    assert response.json()["kind"] == "draw"
+    state = captured.captured_queries[1]["sql"]
+    assert state.startswith("SELECT p.paused, p.pause_reason,")
+    assert state.count("labeling_microtask") == 1
+
+
+def test_a_next_without_a_kind_falls_to_verify_with_the_verify_lease(
+    category, django_assert_num_queries
+):
+    # given only an open pool, and a worker with a profile
+    candidate_pool(category, 3, seed=1120)
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+
+    # when the worker asks for any task: savepoint, profile and kinds with work, the verify
+    # pick, its lease, release
+    with django_assert_num_queries(5):
+        response = client.get("/api/tasks/next/")
+
+    # then he gets a verify task
+    assert response.status_code == 200
+    assert response.json()["kind"] == "verify"
+
+
+def test_a_next_without_a_kind_holding_the_most_open_tasks_returns_the_oldest(
+    category, settings, django_assert_num_queries
+):
+    # given a worker holding the most open tasks he may
+    settings.CROWDNET_MAX_OPEN_TASKS = 2
+    candidate_pool(category, 4, seed=1140)
+    client, _ = worker_client("ann")
+    first = client.get("/api/tasks/next/").json()
+    client.get("/api/tasks/next/")
+
+    # when he asks for any task: savepoint, state, the oldest open task, release, and its body
+    # (items, candidates, category)
+    with django_assert_num_queries(7):
+        response = client.get("/api/tasks/next/")
+
+    # then he gets his oldest open task again
+    assert response.json()["id"] == first["id"]
