@@ -195,7 +195,15 @@ if DATABASE_URL:
             # they grew (bench/crowd_load.py read 20x the rows per answer).
             threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
             options["prepare_threshold"] = threshold or None
-            server_options.append("-c plan_cache_mode=force_custom_plan")
+            # CROWDNET_DB_PLAN_CACHE_MODE=auto lets PostgreSQL keep a generic plan where it
+            # costs no more (docs/benchmarks.md, "Planning the lease once per connection").
+            plan_mode = env_str("CROWDNET_DB_PLAN_CACHE_MODE", "force_custom_plan")
+            if plan_mode not in ("force_custom_plan", "auto", "force_generic_plan"):
+                raise ImproperlyConfigured(
+                    "CROWDNET_DB_PLAN_CACHE_MODE must be force_custom_plan, auto or "
+                    f"force_generic_plan, not {plan_mode!r}."
+                )
+            server_options.append(f"-c plan_cache_mode={plan_mode}")
         if server_options:
             options["options"] = " ".join(server_options)
 else:

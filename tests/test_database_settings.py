@@ -52,3 +52,35 @@ def test_the_verify_lease_is_parsed_by_psycopg_once_per_process(category, monkey
 
     # then the lease statement never went through psycopg's uncached parser
     assert [query for query in parsed if query == LEASE.encode()] == []
+
+
+@pytest.mark.parametrize(("mode", "refused"), [("auto", False), ("generic", True)])
+def test_the_plan_cache_mode_is_one_postgresql_knows(mode, refused):
+    # given CROWDNET_DB_PLAN_CACHE_MODE set, when the settings load (a fresh interpreter)
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CROWDNET_DB_PLAN_CACHE_MODE": mode}
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from config import settings; print(settings.DATABASES['default']['OPTIONS']"
+            "['options'])",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # then PostgreSQL's own values pass to the server, anything else stops the start-up
+    if refused:
+        assert loaded.returncode != 0
+        assert (
+            "CROWDNET_DB_PLAN_CACHE_MODE must be force_custom_plan, auto or "
+            "force_generic_plan, not 'generic'." in loaded.stderr
+        )
+    else:
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout.split() == ["-c", "jit=off", "-c", "plan_cache_mode=auto"]
