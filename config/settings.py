@@ -190,14 +190,16 @@ if DATABASE_URL:
         if options["server_side_binding"]:
             # Django turns psycopg's preparing off (prepare_threshold None) unless asked: a
             # statement run this many times on a connection is prepared (parsed once); 0
-            # turns it off. Each run is still planned for its own values: a generic plan,
-            # made once while the crowd's tables were small, kept scanning them whole as
-            # they grew (bench/crowd_load.py read 20x the rows per answer).
+            # turns it off. PostgreSQL then keeps a generic plan where it costs no more than
+            # the custom ones (plan_cache_mode auto): planning is most of the task engine's
+            # database time, and a cached plan is made again whenever ANALYZE (autovacuum's)
+            # updates a table it reads. Without autovacuum a plan made while the crowd's tables
+            # were small keeps its scans as they grow (bench/crowd_load.py read 2.6x the rows
+            # per answer): CROWDNET_DB_PLAN_CACHE_MODE=force_custom_plan plans every run for
+            # its values (docs/benchmarks.md, "Generic plans, with the statistics kept").
             threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
             options["prepare_threshold"] = threshold or None
-            # CROWDNET_DB_PLAN_CACHE_MODE=auto lets PostgreSQL keep a generic plan where it
-            # costs no more (docs/benchmarks.md, "Planning the lease once per connection").
-            plan_mode = env_str("CROWDNET_DB_PLAN_CACHE_MODE", "force_custom_plan")
+            plan_mode = env_str("CROWDNET_DB_PLAN_CACHE_MODE", "auto")
             if plan_mode not in ("force_custom_plan", "auto", "force_generic_plan"):
                 raise ImproperlyConfigured(
                     "CROWDNET_DB_PLAN_CACHE_MODE must be force_custom_plan, auto or "
