@@ -188,20 +188,6 @@ def _label_answers(task: MicroTask, votes: list[Vote]) -> tuple[LabelAnswer, ...
     return tuple(LabelAnswer(yes, accepted, rejected) for yes in said)
 
 
-def _update_profile(
-    profile: WorkerProfile,
-    *,
-    items: int,
-    seconds_per_item: float,
-    gold: list[ControlAnswer],
-    labels: tuple[LabelAnswer, ...],
-) -> None:
-    profile_record(
-        profile, items=items, seconds_per_item=seconds_per_item, gold=gold, labels=labels
-    )
-    profile.save()
-
-
 def _locked_task(worker: User, task_uid: str, client_token: str) -> MicroTask | Submitted:
     """The worker's task, row-locked, or the stored reply to an earlier POST with this
     client_token; one statement reads both (the task by uid, any task by the token)."""
@@ -311,13 +297,9 @@ def _orm_answer(
         _apply_label_counts(votes)
     elif counted:
         _apply_boxes(worker, task, items, parsed)
-    _update_profile(
-        profile,
-        items=len(items),
-        seconds_per_item=seconds,
-        gold=gold,
-        labels=_label_answers(task, votes),
-    )
+    labels = _label_answers(task, votes)
+    profile_record(profile, items=len(items), seconds_per_item=seconds, gold=gold, labels=labels)
+    profile.save()
     body = worker_stats(profile)
     task.status, task.answered_at = MicroTask.Status.ANSWERED, now
     task.client_token, task.response = client_token or None, body
