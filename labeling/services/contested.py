@@ -41,8 +41,8 @@ from labeling.crowd.gates import (
     blind_threshold,
     peer_thresholds,
 )
-from labeling.models import Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
-from labeling.services.worker_coins import gate_settings, profiles_lock
+from labeling.models import Candidate, GoldAnswer, Vote, WorkerProfile
+from labeling.services.worker_coins import gate_pause, gate_settings, profiles_lock
 
 YES, NO = "yes", "no"
 CHECKS_GRACE = timedelta(minutes=1)
@@ -171,16 +171,7 @@ def _blind_pauses(ids: list[int], gates: GateSettings) -> list[int]:
         pause = blind_pause(evidence, seen, correct, gates)
         if pause is None:  # not reachable: the filter asked for evidence at the threshold
             continue
-        WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
-            paused=True,
-            pause_reason=pause.reason,
-            pause_detail=pause.detail,
-            paused_at=now,
-            recheck_due=now,
-        )
-        TaskItem.objects.filter(
-            task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
-        ).update(leased_until=now)
+        gate_pause(worker_id, pause, now)
         paused.append(worker_id)
     return paused
 

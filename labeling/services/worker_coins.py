@@ -7,6 +7,7 @@ peer-agreement gate, which reads the same agreement (labeling.crowd.gates).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 import numpy as np
 from django.conf import settings
@@ -20,6 +21,7 @@ from labeling.consensus import live_coins, newcomer_accuracy, peer_count_changes
 from labeling.crowd.gates import (
     PEER_TESTS,
     GateSettings,
+    Pause,
     peer_evidence_changes,
     peer_pause,
     peer_thresholds,
@@ -220,13 +222,25 @@ def _peer_pauses(ids: list[int], thresholds: tuple[float, ...], gates: GateSetti
         pause = peer_pause(tuple(evidence), said_yes + said_no, yes_items + no_items, gates)
         if pause is None:  # not reachable: the filter asked for evidence at the threshold
             continue
-        WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
-            paused=True, pause_reason=pause.reason, pause_detail=pause.detail, paused_at=now
-        )
-        TaskItem.objects.filter(
-            task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
-        ).update(leased_until=now)
+        gate_pause(worker_id, pause, now)
     return {row[0] for row in caught}
+
+
+def gate_pause(worker_id: int, pause: Pause, now: datetime) -> None:
+    """Pause a worker a gate caught outside his own answer (the peer gate, the blind checks),
+    unless a curator or another gate paused him first (that pause keeps its reason); his open
+    leases go back to the pool, and his decisions are due to be taken again (recheck_due, in
+    the caller's transaction: the caller takes them once it commits, the sweep otherwise)."""
+    WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
+        paused=True,
+        pause_reason=pause.reason,
+        pause_detail=pause.detail,
+        paused_at=now,
+        recheck_due=now,
+    )
+    TaskItem.objects.filter(task__worker_id=worker_id, task__status=MicroTask.Status.LEASED).update(
+        leased_until=now
+    )
 
 
 def peer_counts_by_worker(workers: np.ndarray, counts: np.ndarray) -> dict[int, tuple[float, ...]]:
