@@ -175,7 +175,21 @@ TEMPLATES = [
 
 # --- database -------------------------------------------------------------------------------
 
+
+def _plan_cache_mode(name: str, default: str) -> str:
+    """A plan_cache_mode PostgreSQL knows, from the environment variable ``name``."""
+    mode = env_str(name, default)
+    if mode not in ("force_custom_plan", "auto", "force_generic_plan"):
+        raise ImproperlyConfigured(
+            f"{name} must be force_custom_plan, auto or force_generic_plan, not {mode!r}."
+        )
+    return mode
+
+
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
+# The plan mode the task engine's transactions set for themselves (SET LOCAL), where it
+# differs from the connections' (None: theirs).
+CROWDNET_DB_ENGINE_PLAN_CACHE_MODE: str | None = None
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -199,13 +213,17 @@ if DATABASE_URL:
             # its values (docs/benchmarks.md, "Generic plans, with the statistics kept").
             threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
             options["prepare_threshold"] = threshold or None
-            plan_mode = env_str("CROWDNET_DB_PLAN_CACHE_MODE", "auto")
-            if plan_mode not in ("force_custom_plan", "auto", "force_generic_plan"):
-                raise ImproperlyConfigured(
-                    "CROWDNET_DB_PLAN_CACHE_MODE must be force_custom_plan, auto or "
-                    f"force_generic_plan, not {plan_mode!r}."
-                )
+            plan_mode = _plan_cache_mode("CROWDNET_DB_PLAN_CACHE_MODE", "auto")
             server_options.append(f"-c plan_cache_mode={plan_mode}")
+            # The task engine's transactions (a next, an answer) take generic plans: its
+            # statements inline the values whose skew matters, the lease costs 10-20x more to
+            # plan than to run, and PostgreSQL's own choice (auto) kept planning it on every
+            # call (docs/benchmarks.md, "The task engine on generic plans").
+            engine_mode = _plan_cache_mode(
+                "CROWDNET_DB_ENGINE_PLAN_CACHE_MODE", "force_generic_plan"
+            )
+            if engine_mode != plan_mode:
+                CROWDNET_DB_ENGINE_PLAN_CACHE_MODE = engine_mode
         if server_options:
             options["options"] = " ".join(server_options)
 else:

@@ -84,3 +84,56 @@ def test_the_plan_cache_mode_is_one_postgresql_knows(mode, refused):
     else:
         assert loaded.returncode == 0, loaded.stderr
         assert loaded.stdout.split() == ["-c", "jit=off", "-c", f"plan_cache_mode={mode}"]
+
+
+@pytest.mark.parametrize(
+    ("engine", "connections", "expected"),
+    [
+        (None, None, "force_generic_plan"),
+        ("auto", None, "None"),
+        ("force_custom_plan", None, "force_custom_plan"),
+        (None, "force_generic_plan", "None"),
+        ("generic", None, "refused"),
+    ],
+)
+def test_the_task_engine_sets_its_own_plan_mode_only_where_it_differs(
+    engine, connections, expected
+):
+    # given CROWDNET_DB_ENGINE_PLAN_CACHE_MODE and CROWDNET_DB_PLAN_CACHE_MODE set or not,
+    # when the settings load (a fresh interpreter)
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CROWDNET_DB_ENGINE_PLAN_CACHE_MODE", "CROWDNET_DB_PLAN_CACHE_MODE")
+    }
+    if engine is not None:
+        env["CROWDNET_DB_ENGINE_PLAN_CACHE_MODE"] = engine
+    if connections is not None:
+        env["CROWDNET_DB_PLAN_CACHE_MODE"] = connections
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from config import settings; print(settings.CROWDNET_DB_ENGINE_PLAN_CACHE_MODE)",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    # then the engine's transactions set generic plans by default, nothing where the mode is
+    # the connections' own, and an unknown mode stops the start-up saying what is allowed
+    if expected == "refused":
+        assert loaded.returncode != 0
+        assert (
+            "CROWDNET_DB_ENGINE_PLAN_CACHE_MODE must be force_custom_plan, auto or "
+            "force_generic_plan, not 'generic'." in loaded.stderr
+        )
+    else:
+        assert loaded.returncode == 0, loaded.stderr
+        assert loaded.stdout.strip() == expected

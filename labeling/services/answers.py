@@ -39,6 +39,7 @@ from labeling.services.category_priors import category_decision_counts
 from labeling.services.consensus import box_accepted, candidates_decide, objects_fuse
 from labeling.services.label_answers import grid_answer, verify_answer
 from labeling.services.microtasks import WorkerPaused, worker_profile
+from labeling.services.plans import engine_plans
 
 BOX_KINDS = (TaskKind.DRAW, TaskKind.VERIFY_BOX, TaskKind.COVERAGE)
 
@@ -222,6 +223,7 @@ def answer_submit(
     worker's profile and the task. Raises TaskNotFound, TaskConflict, WorkerPaused or
     AnswerInvalid, each before anything is written."""
     with transaction.atomic():
+        engine_plans()
         loaded = None
         if connection.vendor == "postgresql":
             loaded = task_load(worker_id=worker.pk, task_uid=task_uid, client_token=client_token)

@@ -36,11 +36,11 @@ SELECT c.id FROM labeling_candidate c
 WHERE c.box_state = %(stage)s
   AND NOT EXISTS (SELECT 1 FROM labeling_vote v
     WHERE v.worker_id = %(worker)s AND v.candidate_id = c.id AND v.question = %(stage)s
-      AND v.box_id IS NULL)
+      AND v.box_id IS NULL OFFSET 0)
   AND NOT EXISTS (SELECT 1 FROM labeling_taskitem i
-    WHERE i.candidate_id = c.id AND i.box_id IS NULL AND i.leased_until > %(now)s)
+    WHERE i.candidate_id = c.id AND i.box_id IS NULL AND i.leased_until > %(now)s OFFSET 0)
   AND (NOT %(coverage)s OR NOT EXISTS (SELECT 1 FROM labeling_box b
-    WHERE b.candidate_id = c.id AND b.worker_id = %(worker)s))
+    WHERE b.candidate_id = c.id AND b.worker_id = %(worker)s OFFSET 0))
 ORDER BY c.priority DESC, c.id
 LIMIT 1
 FOR UPDATE OF c SKIP LOCKED
@@ -71,7 +71,7 @@ FREE_IMAGE = """
     NULL::float8 AS x1, NULL::float8 AS y1
   FROM labeling_candidate c
   WHERE c.id = ANY(%(locked)s) AND NOT EXISTS (SELECT 1 FROM labeling_taskitem i
-    WHERE i.candidate_id = c.id AND i.box_id IS NULL AND i.leased_until > %(now)s)
+    WHERE i.candidate_id = c.id AND i.box_id IS NULL AND i.leased_until > %(now)s OFFSET 0)
   LIMIT 1
 """
 """A drawing's or coverage check's locked image, if it still has no open lease."""
@@ -114,7 +114,8 @@ SELECT task.id, item.id, chosen.box_id, chosen.x0, chosen.y0, chosen.x1, chosen.
     SELECT ei.uid FROM labeling_candidate e JOIN labeling_image ei ON ei.id = e.image_id
     WHERE e.category_id = chosen.category_id AND e.state = 'accepted'
       AND e.image_id <> chosen.image_id
-      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id
+        OFFSET 0)
     ORDER BY e.confidence DESC, e.id
     LIMIT %(examples)s
   ),

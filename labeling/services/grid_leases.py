@@ -145,7 +145,8 @@ SELECT task.id, item.id, item.uid, item.position, p.id, p.image_id, p.is_gold, p
     SELECT ei.uid FROM labeling_candidate e JOIN labeling_image ei ON ei.id = e.image_id
     WHERE e.category_id = %(category)s AND e.state = 'accepted'
       AND e.image_id <> ALL(ARRAY(SELECT image_id FROM placed))
-      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id
+        OFFSET 0)
     ORDER BY e.confidence DESC, e.id
     LIMIT %(examples)s
   )

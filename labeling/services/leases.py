@@ -31,9 +31,14 @@ OPEN_LEASES = """(SELECT count(*) FROM labeling_taskitem i
 
 NEW_TO_WORKER = """NOT EXISTS (SELECT 1 FROM labeling_vote v
         WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.id AND v.question = 'label'
-          AND v.box_id IS NULL)
+          AND v.box_id IS NULL OFFSET 0)
     AND NOT EXISTS (SELECT 1 FROM labeling_taskitem h JOIN labeling_microtask t ON t.id = h.task_id
-        WHERE h.candidate_id = {c}.id AND h.leased_until > %(now)s AND t.worker_id = %(worker)s)"""
+        WHERE h.candidate_id = {c}.id AND h.leased_until > %(now)s AND t.worker_id = %(worker)s
+        OFFSET 0)"""
+"""Whether the worker has not voted on candidate ``{c}`` and holds no open lease of it: one
+index probe each per walked row. OFFSET 0 keeps each a per-row probe: as anti-joins, a plan
+made without the call's values (a generic plan) read all the worker's votes, or every open
+lease, on every call, growing with his history and with the crowd."""
 
 PICK = f"""
 SELECT c.id FROM labeling_candidate c
@@ -73,14 +78,14 @@ FROM state
 paused and how many verify tasks he holds open, and, only when he may take another, up to
 ``limit`` pool rows locked as PICK locks them."""
 
-DECIDED = (
-    """{c}.category_id = l.category_id AND {c}.state IN ('accepted', 'rejected')
+KNOWN = """{c}.category_id = l.category_id AND {c}.state IN ('accepted', 'rejected')
     AND ({c}.confidence >= %(control_confidence)s
-         OR EXISTS (SELECT 1 FROM labeling_goldanswer kg WHERE kg.candidate_id = {c}.id))
-    AND {c}.id NOT IN (SELECT id FROM top_examples)
-    AND """  # noqa: S608 (a constant)
-    + NEW_TO_WORKER
-)
+         OR EXISTS (SELECT 1 FROM labeling_goldanswer kg WHERE kg.candidate_id = {c}.id OFFSET 0))
+    AND {c}.id NOT IN (SELECT id FROM top_examples)"""
+"""A candidate of the real item's category whose answer is known (curated gold, or decided
+at CROWDNET_CONTROL_CONFIDENCE), not one of the task's examples: one that may be its control."""
+
+DECIDED = KNOWN + "\n    AND " + NEW_TO_WORKER
 
 LEASE = f"""
 WITH free AS MATERIALIZED (
@@ -96,7 +101,7 @@ l AS MATERIALIZED (
 top_examples AS MATERIALIZED (
   SELECT e.id FROM l, labeling_candidate e
   WHERE e.category_id = l.category_id AND e.state = 'accepted'
-    AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer eg WHERE eg.candidate_id = e.id)
+    AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer eg WHERE eg.candidate_id = e.id OFFSET 0)
   ORDER BY e.confidence DESC, e.id
   LIMIT %(examples)s
 ),
@@ -107,17 +112,27 @@ nearby AS MATERIALIZED (
   (SELECT a.id FROM l, labeling_candidate a WHERE a.id > l.id AND {DECIDED.format(c="a")}
    ORDER BY a.id LIMIT %(window)s)
   UNION
-  (SELECT g.candidate_id FROM l, labeling_goldanswer g JOIN labeling_candidate gc
-     ON gc.id = g.candidate_id WHERE {DECIDED.format(c="gc")})
+  (SELECT g.candidate_id FROM l, labeling_goldanswer g WHERE g.category_id = l.category_id
+     AND EXISTS (SELECT 1 FROM labeling_candidate gc
+       WHERE gc.id = g.candidate_id AND {KNOWN.format(c="gc")} OFFSET 0))
 ),
+-- each of nearby's few rows is looked up by key (OFFSET 0: never a join that reads whole
+-- tables, which a plan made without the call's values chose)
+ranked AS MATERIALIZED (
+  SELECT d.id, d.category_id, d.image_id, COALESCE(d.gold, d.state = 'accepted') AS answer
+  FROM l, nearby n, LATERAL (
+    SELECT dc.id, dc.category_id, dc.image_id, dc.state, di.width, di.height,
+      (SELECT g.answer FROM labeling_goldanswer g WHERE g.candidate_id = dc.id) AS gold
+    FROM labeling_candidate dc JOIN labeling_image di ON di.id = dc.image_id
+    WHERE dc.id = n.id OFFSET 0) d
+  ORDER BY (abs(d.width - l.width) + abs(d.height - l.height)) / %(size_step)s,
+    (d.gold IS NOT NULL) DESC, random()
+),
+-- ranked is read in its order, and the worker's two probes run only until a row passes
+-- (the gold branch leaves them to here: a category's gold can be hundreds of rows)
 control AS MATERIALIZED (
-  SELECT d.id, d.category_id, d.image_id, COALESCE(g.answer, d.state = 'accepted') AS answer
-  FROM l, nearby n
-    JOIN labeling_candidate d ON d.id = n.id
-    JOIN labeling_image di ON di.id = d.image_id
-    LEFT JOIN labeling_goldanswer g ON g.candidate_id = d.id
-  ORDER BY (abs(di.width - l.width) + abs(di.height - l.height)) / %(size_step)s,
-    (g.id IS NOT NULL) DESC, random()
+  SELECT r.id, r.category_id, r.image_id, r.answer FROM ranked r
+  WHERE {NEW_TO_WORKER.format(c="r")}
   LIMIT 1
 ),
 chosen AS MATERIALIZED (
@@ -148,7 +163,8 @@ SELECT task.id, item.id, chosen.id, chosen.image_id, chosen.is_gold, chosen.answ
     SELECT ei.uid FROM labeling_candidate e JOIN labeling_image ei ON ei.id = e.image_id
     WHERE e.category_id = chosen.category_id AND e.state = 'accepted'
       AND e.image_id <> chosen.image_id
-      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id)
+      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id
+        OFFSET 0)
     ORDER BY e.confidence DESC, e.id
     LIMIT %(examples)s
   ),

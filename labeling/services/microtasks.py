@@ -38,6 +38,7 @@ from labeling.models import (
 from labeling.services import box_leases, grid_leases, leases
 from labeling.services.consensus import worker_decisions_reopen
 from labeling.services.contested import is_contested, settle
+from labeling.services.plans import engine_plans
 from labeling.services.task_pool import (
     KIND_ORDER,
     LIVE,
@@ -484,8 +485,10 @@ def task_assign(
     now = timezone.now()
     if kind == TaskKind.VERIFY and scope is None and connection.vendor == "postgresql":
         with transaction.atomic():
+            engine_plans()
             return _verify_assign(worker, now)
     with transaction.atomic(), scoped(scope):
+        engine_plans()
         state = _worker_state(worker, now, kind)
         if state.paused:
             raise WorkerPaused(state.pause_reason)

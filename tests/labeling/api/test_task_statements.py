@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from psycopg.sql import Literal
 
-from labeling.models import Box, Candidate, TaskItem, Vote
+from labeling.models import Box, Candidate, MicroTask, TaskItem, Vote
 from labeling.services.microtasks import gold_mark, worker_profile
 from labeling.services.worker_coins import crowd_newcomer
 from tests.factories import candidate_pool, worker_client
@@ -34,9 +39,9 @@ def test_a_verify_lease_costs_the_same_statements_for_a_real_or_a_control_item(
     answer = [{"item": first["items"][0]["id"], "answer": "yes"}]
     client.post(f"/api/tasks/{first['id']}/answer/", {"answers": answer}, format="json")
 
-    # when they ask for the next task: savepoint, profile, open tasks and pick in one, lease,
-    # release
-    with django_assert_num_queries(4):
+    # when they ask for the next task: savepoint, plan mode, profile, open tasks and pick in one,
+    # lease, release
+    with django_assert_num_queries(5):
         response = client.get("/api/tasks/next/?kind=verify")
 
     # then it is served, a control exactly when the rate says so
@@ -68,10 +73,10 @@ def test_answering_a_verify_task_costs_pinned_statements_for_a_real_or_a_control
     task = client.get("/api/tasks/next/?kind=verify").json()
     answer = [{"item": task["items"][0]["id"], "answer": "yes"}]
 
-    # when it is answered: savepoint; the task (by uid or token), profile and items, locked;
-    # vote and tally; the candidate's votes with their voters' records and the category's
+    # when it is answered: savepoint, plan mode; the task (by uid or token), profile and items,
+    # locked; vote and tally; the candidate's votes with their voters' records and the category's
     # capped decided counts; decision, credits, record, task and lease; release
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         response = client.post(
             f"/api/tasks/{task['id']}/answer/",
             {"answers": answer, "client_token": "a"},
@@ -106,8 +111,8 @@ def test_a_grid_lease_costs_pinned_statements_with_its_gold_cells(
     answers = [{"item": item["id"], "selected": True} for item in first["items"]]
     client.post(f"/api/tasks/{first['id']}/answer/", {"answers": answers}, format="json")
 
-    # when they ask for the next grid: savepoint, profile and kinds, pick, lease, release
-    with django_assert_num_queries(5):
+    # when they ask for the next grid: savepoint, plan mode, profile and kinds, pick, lease, release
+    with django_assert_num_queries(6):
         response = client.get("/api/tasks/next/?kind=grid")
 
     # then it is a full grid with its gold cells, none of which the worker saw before
@@ -134,9 +139,9 @@ def test_a_drawing_lease_is_two_statements(category, django_assert_num_queries):
     client, ann = worker_client("ann")
     worker_profile(ann)
 
-    # when a worker asks for a drawing: savepoint, profile and kinds, pick, lease (task, item
-    # and the body), release
-    with django_assert_num_queries(5):
+    # when a worker asks for a drawing: savepoint, plan mode, profile and kinds, pick, lease (task,
+    # item and the body), release
+    with django_assert_num_queries(6):
         response = client.get("/api/tasks/next/?kind=draw")
 
     # then they get the next image nobody holds, in serving order
@@ -157,9 +162,9 @@ def test_a_box_check_lease_is_two_statements(category, django_assert_num_queries
     theirs = Box.objects.create(candidate=images[1], worker=bob, x0=3, y0=4, x1=50, y1=44)
     worker_profile(ann)
 
-    # when the worker asks for a box check: savepoint, profile and kinds, pick, lease (task,
-    # item and the body), release
-    with django_assert_num_queries(5):
+    # when the worker asks for a box check: savepoint, plan mode, profile and kinds, pick, lease
+    # (task, item and the body), release
+    with django_assert_num_queries(6):
         response = client.get("/api/tasks/next/?kind=verify_box")
 
     # then they check the box someone else drew, shown where it was drawn
@@ -181,9 +186,9 @@ def test_a_coverage_lease_is_two_statements_and_shows_the_accepted_boxes(
     client, ann = worker_client("ann")
     worker_profile(ann)
 
-    # when a worker asks for a coverage check: savepoint, profile and kinds, pick, lease (task,
-    # item, the body and its accepted boxes), release
-    with django_assert_num_queries(5):
+    # when a worker asks for a coverage check: savepoint, plan mode, profile and kinds, pick, lease
+    # (task, item, the body and its accepted boxes), release
+    with django_assert_num_queries(6):
         response = client.get("/api/tasks/next/?kind=coverage")
 
     # then the item shows the accepted boxes only, in the order they were drawn
@@ -224,11 +229,11 @@ def test_answering_a_grid_costs_the_statements_of_one_verify_answer_control_righ
         for item in task["items"]
     ]
 
-    # when it is answered, the control right or wrong: savepoint; the task (by uid or token),
-    # profile and items, locked; the 9 votes and the 8 tallies; the cells' votes with their
-    # voters' records and the category's capped decided counts; the 8 decisions, credits,
-    # record, task and leases; release
-    with django_assert_num_queries(6):
+    # when it is answered, the control right or wrong: savepoint, plan mode; the task (by uid or
+    # token), profile and items, locked; the 9 votes and the 8 tallies; the cells' votes with their
+    # voters' records and the category's capped decided counts; the 8 decisions, credits, record,
+    # task and leases; release
+    with django_assert_num_queries(7):
         stats = _answer(client, task, answers)
 
     # then every pool cell has its vote, counted (one more yes) only when the control was right
@@ -251,10 +256,10 @@ def test_answering_a_drawing_costs_pinned_statements(category, django_assert_num
     task = client.get("/api/tasks/next/?kind=draw").json()
     answers = [{"item": task["items"][0]["id"], "boxes": [[1, 2, 30, 40], [5, 6, 50, 44]]}]
 
-    # when two boxes are drawn: savepoint; the task (by uid or token), profile and item, locked;
-    # the vote and the boxes; the image's stage (settled in one update), record, task and lease;
-    # release
-    with django_assert_num_queries(5):
+    # when two boxes are drawn: savepoint, plan mode; the task (by uid or token), profile and item,
+    # locked; the vote and the boxes; the image's stage (settled in one update), record, task and
+    # lease; release
+    with django_assert_num_queries(6):
         _answer(client, task, answers)
 
     # then the boxes wait for checks
@@ -271,10 +276,10 @@ def test_answering_a_box_check_costs_pinned_statements(category, django_assert_n
     client, _ = worker_client("ann")
     task = client.get("/api/tasks/next/?kind=verify_box").json()
 
-    # when it is answered yes: savepoint; the task (by uid or token), profile and item, locked;
-    # the vote and the box's count (one update, no read of the box); its checks with their
+    # when it is answered yes: savepoint, plan mode; the task (by uid or token), profile and item,
+    # locked; the vote and the box's count (one update, no read of the box); its checks with their
     # workers' accuracies; its state, the image's stage, record, task and lease; release
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(7):
         _answer(client, task, [{"item": task["items"][0]["id"], "answer": "yes"}])
 
     # then the box is accepted and the image goes to the coverage check
@@ -283,7 +288,7 @@ def test_answering_a_box_check_costs_pinned_statements(category, django_assert_n
     assert Candidate.objects.get(pk=image.pk).box_state == "coverage"
 
 
-@pytest.mark.parametrize(("said", "statements", "stage"), [("no", 5, "draw"), ("yes", 9, "done")])
+@pytest.mark.parametrize(("said", "statements", "stage"), [("no", 6, "draw"), ("yes", 10, "done")])
 def test_answering_a_coverage_check_costs_pinned_statements(
     category, django_assert_num_queries, said, statements, stage
 ):
@@ -295,9 +300,9 @@ def test_answering_a_coverage_check_costs_pinned_statements(
     client, _ = worker_client("ann")
     task = client.get("/api/tasks/next/?kind=coverage").json()
 
-    # when it is answered: savepoint; the task (by uid or token), profile and item, locked; the
-    # vote; the image's stage (no: back to drawing; yes: settled), record, task and lease; (yes:
-    # the objects fused: boxes, old objects, drawers' accuracies, new objects); release
+    # when it is answered: savepoint, plan mode; the task (by uid or token), profile and item,
+    # locked; the vote; the image's stage (no: back to drawing; yes: settled), record, task and
+    # lease; (yes: the objects fused: boxes, old objects, drawers' accuracies, new objects); release
     with django_assert_num_queries(statements):
         _answer(client, task, [{"item": task["items"][0]["id"], "answer": said}])
 
@@ -361,15 +366,15 @@ def test_a_next_without_a_kind_reads_the_state_and_kinds_in_one_statement(
     client, ann = worker_client("ann")
     worker_profile(ann)
 
-    # when the worker asks for any task: savepoint, profile and kinds with work (one plain
-    # statement), the drawing's pick, its lease, release; the empty kinds cost nothing
-    with django_assert_num_queries(5) as captured:
+    # when the worker asks for any task: savepoint, plan mode, profile and kinds with work (one
+    # plain statement), the drawing's pick, its lease, release; the empty kinds cost nothing
+    with django_assert_num_queries(6) as captured:
         response = client.get("/api/tasks/next/")
 
     # then he gets the drawing, the first kind in order with work
     assert response.status_code == 200
     assert response.json()["kind"] == "draw"
-    state = captured.captured_queries[1]["sql"]
+    state = captured.captured_queries[2]["sql"]
     assert state.startswith("SELECT p.paused, p.pause_reason,")
     assert state.count("labeling_microtask") == 1
 
@@ -382,9 +387,9 @@ def test_a_next_without_a_kind_falls_to_verify_with_the_verify_lease(
     client, ann = worker_client("ann")
     worker_profile(ann)
 
-    # when the worker asks for any task: savepoint, profile and kinds with work, the verify
-    # pick, its lease, release
-    with django_assert_num_queries(5):
+    # when the worker asks for any task: savepoint, plan mode, profile and kinds with work, the
+    # verify pick, its lease, release
+    with django_assert_num_queries(6):
         response = client.get("/api/tasks/next/")
 
     # then he gets a verify task
@@ -402,10 +407,137 @@ def test_a_next_without_a_kind_holding_the_most_open_tasks_returns_the_oldest(
     first = client.get("/api/tasks/next/").json()
     client.get("/api/tasks/next/")
 
-    # when he asks for any task: savepoint, state, the oldest open task, release, and its body
-    # (items, candidates, category)
-    with django_assert_num_queries(7):
+    # when he asks for any task: savepoint, plan mode, state, the oldest open task, release, and its
+    # body (items, candidates, category)
+    with django_assert_num_queries(8):
         response = client.get("/api/tasks/next/")
 
     # then he gets his oldest open task again
     assert response.json()["id"] == first["id"]
+
+
+def test_a_next_and_an_answer_take_the_engines_plan_mode_first(category, settings):
+    # given a pool and a worker, and the default engine plan mode (generic plans)
+    assert settings.CROWDNET_DB_ENGINE_PLAN_CACHE_MODE == "force_generic_plan"
+    candidate_pool(category, 3, seed=1160)
+    client, _ = worker_client("ann")
+
+    # when he asks for a task and answers it
+    with CaptureQueriesContext(connection) as asked:
+        task = client.get("/api/tasks/next/?kind=verify").json()
+    with CaptureQueriesContext(connection) as answered:
+        _answer(client, task, [{"item": task["items"][0]["id"], "answer": "yes"}])
+
+    # then each transaction sets the mode first (after its savepoint), for itself only
+    for captured in (asked, answered):
+        assert (
+            captured.captured_queries[1]["sql"] == "SET LOCAL plan_cache_mode = force_generic_plan"
+        )
+
+
+def test_without_an_engine_plan_mode_of_its_own_a_next_sets_nothing(
+    category, settings, django_assert_num_queries
+):
+    # given the engine's mode the same as the connections' (the setting is then None)
+    settings.CROWDNET_DB_ENGINE_PLAN_CACHE_MODE = None
+    candidate_pool(category, 3, seed=1170)
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+
+    # when he asks for a task: savepoint, profile, open tasks and pick, lease, release
+    with django_assert_num_queries(4) as captured:
+        response = client.get("/api/tasks/next/?kind=verify")
+
+    # then no plan mode was set
+    assert response.status_code == 200
+    assert not any("plan_cache_mode" in q["sql"] for q in captured.captured_queries)
+
+
+def _scans(plan: dict, join_filter: str = "") -> list[tuple[dict, str]]:
+    """Every node of a JSON plan that scans a table, with the condition it reads under: its
+    own index condition and filter, and its nested loop's join filter (checked per outer
+    row); a hash or merge join's condition does not count (its inner side is read whole)."""
+    found = []
+    if "Relation Name" in plan and plan["Node Type"].endswith("Scan"):
+        found.append((plan, plan.get("Index Cond", "") + plan.get("Filter", "") + join_filter))
+    inherited = plan.get("Join Filter", "") if plan["Node Type"] == "Nested Loop" else ""
+    for child in plan.get("Plans", []):
+        outer = child.get("Parent Relationship") == "Outer"
+        found += _scans(child, "" if outer else inherited)
+    return found
+
+
+def test_the_verify_pick_and_lease_probe_votes_and_leases_per_candidate_in_generic_plans(
+    category, settings
+):
+    # given a worker with a long history (120 votes) and a crowd's open leases, the tables
+    # analysed, and every statement of the next explained under a generic plan (one made
+    # without the call's values, as the engine's transactions use)
+    pool = candidate_pool(category, 160, seed=1180)
+    for candidate in pool[:12]:
+        gold_mark(candidate=candidate, answer=True)
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+    history = MicroTask.objects.create(
+        worker=ann, kind="verify", category=category, expires_at=timezone.now()
+    )
+    Vote.objects.bulk_create(
+        Vote(
+            worker=ann,
+            task=history,
+            kind="verify",
+            question="label",
+            candidate=c,
+            answer="yes",
+            seconds=2.0,
+        )
+        for c in pool[20:140]
+    )
+    for name in ("bob", "cy", "dee"):
+        client_other, _ = worker_client(name)
+        for _ in range(2):
+            assert client_other.get("/api/tasks/next/?kind=verify").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    plans = []
+
+    def explained(execute, sql, params, many, context):
+        if sql.lstrip().startswith(("WITH free AS MATERIALIZED", "WITH state AS MATERIALIZED")):
+            cursor = context["cursor"]
+            cursor.execute("SAVEPOINT explained")
+            names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+            named = sql
+            for number, name in enumerate(names, start=1):
+                named = named.replace(f"%({name})s", f"${number}")
+            cursor.execute("PREPARE explained_statement AS " + named)
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            raw = connection.connection
+            values = ", ".join(Literal(params[name]).as_string(raw) for name in names)
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained_statement({values})")
+            plans.append(cursor.fetchone()[0][0]["Plan"])
+            cursor.execute("DEALLOCATE explained_statement")
+            cursor.execute("ROLLBACK TO SAVEPOINT explained")
+        return execute(sql, params, many, context)
+
+    # when he asks for a task
+    with connection.execute_wrapper(explained):
+        response = client.get("/api/tasks/next/?kind=verify")
+
+    # then both statements ran, and they read votes, leases and gold rows only for one
+    # candidate (per walked row) or one category: never all of the worker's votes, all open
+    # leases or all gold (on tables this small a probe may still be a sequential scan)
+    assert response.status_code == 200
+    assert len(plans) == 2
+    probes = [
+        (scan, condition)
+        for plan in plans
+        for scan, condition in _scans(plan)
+        if scan["Relation Name"] in ("labeling_vote", "labeling_taskitem", "labeling_goldanswer")
+    ]
+    assert probes
+    for scan, condition in probes:
+        assert "candidate_id = " in condition or "category_id = " in condition, (
+            scan["Relation Name"],
+            scan["Node Type"],
+            condition,
+        )

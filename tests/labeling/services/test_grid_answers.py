@@ -158,8 +158,8 @@ def test_a_grid_answered_on_the_lean_path_writes_what_the_orm_path_writes(
         answers._orm_answer(locked, profile, said, "t")
     orm = _outcome(str(task.uid), ann)
 
-    # then both wrote the same, the lean path in its six statements
-    assert len(lean_statements) == 6
+    # then both wrote the same, the lean path in its six statements and the plan mode
+    assert len(lean_statements) == 7
     assert len(orm_statements) > 6
     assert lean == orm
     assert len(lean_hooks) == len(orm_hooks)
