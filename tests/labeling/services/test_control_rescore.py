@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from labeling.crowd.gates import GOLD_REASON, ControlAnswer, WorkerRecord, record_task
@@ -263,6 +264,11 @@ def test_control_gate_pauses_move_with_the_rescoring_and_a_cleared_one_is_listed
     assert [(s.username, s.gold_correct, s.cleared) for s in suspect_list()] == [
         ("honest", 4, True)
     ]
+    page = Client()
+    page.force_login(curator)
+    row = page.get("/curate/review/").content.decode().split('data-worker="honest"')[1]
+    assert "4 of 4 right" in row.split("</tr>")[0]
+    assert 'value="resume"' in row.split("</tr>")[0]
     assert _record(colluder) == _as_if([(True, False)] * 4)
     colluder_profile = WorkerProfile.objects.get(user=colluder)
     assert (colluder_profile.paused, colluder_profile.pause_reason) == (True, GOLD_REASON)
