@@ -129,14 +129,17 @@ class SuspectSerializer(serializers.Serializer):
     blind_seen = serializers.IntegerField(help_text="Label votes checked by curators' decisions.")
     blind_correct = serializers.IntegerField()
     cleared = serializers.BooleanField(
-        help_text="The peer evidence that paused him is back below every threshold."
+        help_text="The evidence that paused him (peer agreement, or control items re-scored "
+        "against curators' answers) is back below every threshold."
     )
 
 
 class ContestedWorkersView(APIView):
     """Workers the peer-agreement gate paused while their control record held: either they
     tell control items apart and vote wrong elsewhere, or the crowd they contradicted is
-    wrong. ``cleared``: curators' decisions have taken that evidence away; resume them."""
+    wrong; and workers the control tests paused whose control items, re-scored against
+    curators' decisions, no longer support the pause. ``cleared``: curators' decisions have
+    taken that evidence away; resume them."""
 
     permission_classes = [IsCurator]
 

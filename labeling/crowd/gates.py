@@ -288,6 +288,18 @@ def _gold_detail(record: WorkerRecord, gates: GateSettings) -> str:
     )
 
 
+def gold_pause(record: WorkerRecord, gates: GateSettings) -> Pause | None:
+    """Whether the control tests pause the worker (one of them at its threshold)."""
+    pooled, per_class = gold_thresholds(gates)
+    if (
+        record.gold_evidence >= pooled
+        or record.gold_evidence_yes >= per_class
+        or record.gold_evidence_no >= per_class
+    ):
+        return Pause(reason=GOLD_REASON, detail=_gold_detail(record, gates))
+    return None
+
+
 def pause_decision(record: WorkerRecord, gates: GateSettings) -> Pause | None:
     """Whether this worker must pause: a reason for them and the evidence for curators."""
     if record.fast_evidence >= _threshold(gates.false_pause):
@@ -304,13 +316,9 @@ def pause_decision(record: WorkerRecord, gates: GateSettings) -> Pause | None:
                 f"{gates.fast_honest_rate:.0%}."
             ),
         )
-    pooled, per_class = gold_thresholds(gates)
-    if (
-        record.gold_evidence >= pooled
-        or record.gold_evidence_yes >= per_class
-        or record.gold_evidence_no >= per_class
-    ):
-        return Pause(reason=GOLD_REASON, detail=_gold_detail(record, gates))
+    gold = gold_pause(record, gates)
+    if gold is not None:
+        return gold
     one_answer = _threshold(gates.false_pause / 2)
     if record.said_yes_evidence >= one_answer or record.said_no_evidence >= one_answer:
         return Pause(

@@ -68,6 +68,12 @@ class WorkerProfile(models.Model):
         max_length=300, blank=True, help_text="The evidence behind a gate's pause, for curators."
     )
     paused_at = models.DateTimeField(null=True, blank=True)
+    resumed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When a curator last resumed him: the gates' evidence counts his answers "
+        "since (null: never, or before this was kept).",
+    )
     recheck_due = models.DateTimeField(
         null=True,
         blank=True,

@@ -33,15 +33,22 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from labeling.crowd.gates import (
+    GOLD_REASON,
     PEER_REASON,
     PEER_TESTS,
     GateSettings,
     blind_change,
     blind_pause,
     blind_threshold,
+    gold_thresholds,
     peer_thresholds,
 )
-from labeling.models import Candidate, GoldAnswer, Vote, WorkerProfile
+from labeling.models import Candidate, GoldAnswer, TaskItem, Vote, WorkerProfile
+from labeling.services.control_rescore import (
+    control_voters,
+    controls_rescore,
+    open_control_leases,
+)
 from labeling.services.worker_coins import gate_pause, gate_settings, profiles_lock
 
 YES, NO = "yes", "no"
@@ -81,10 +88,12 @@ def curator_calls(candidate_ids: Sequence[int]) -> dict[int, bool | None]:
 
 @dataclass(frozen=True)
 class Checks:
-    """What one checks_apply did: votes whose check changed, and workers it paused."""
+    """What one checks_apply did: votes whose check changed, workers it paused, and control
+    votes it scored again (labeling.services.control_rescore)."""
 
     votes: list[int]
     paused: list[int]
+    rescored: list[int]
 
 
 def checks_apply(candidate_ids: Sequence[int]) -> Checks:
@@ -95,8 +104,12 @@ def checks_apply(candidate_ids: Sequence[int]) -> Checks:
     0; none where the call was lifted), added to the peer records once this commits
     (consensus.peer_learn: the peer gate may pause, and decisions are taken again); whoever the
     blind-check test now catches is paused, his open leases go back to the pool, and his
-    decisions are taken again once this commits (recheck_due meanwhile). Profiles are locked
-    before votes, in id order, as the answer path and peer_credits_apply lock them."""
+    decisions are taken again once this commits (recheck_due meanwhile). The control votes on
+    them scored against a stand-in answer are scored against the curator's in the same
+    transaction (control_rescore.controls_rescore, which may pause by the control tests).
+    Profiles are locked before votes, in id order, as the answer path and peer_credits_apply
+    lock them. A candidate stays due while a lease serving it as a control is open, or a
+    control vote's worker was not locked: the sweep takes it again."""
     from labeling.services.consensus import peer_learn, worker_decisions_reopen
 
     ids = sorted(set(candidate_ids))
@@ -105,7 +118,9 @@ def checks_apply(candidate_ids: Sequence[int]) -> Checks:
     threshold = blind_threshold(gates)
     with transaction.atomic():
         calls = curator_calls(ids)
-        workers = sorted(set(checked_votes(ids).values_list("worker_id", flat=True)))
+        workers = sorted(
+            set(checked_votes(ids).values_list("worker_id", flat=True)) | control_voters(ids)
+        )
         profiles_lock(workers)
         rows = list(
             checked_votes(ids)
@@ -140,8 +155,11 @@ def checks_apply(candidate_ids: Sequence[int]) -> Checks:
                 blind_correct=F("blind_correct") + int(correct),
                 blind_evidence=Greatest(Value(-2.0 * threshold), F("blind_evidence") + change),
             )
-        paused = _blind_pauses(sorted(records), gates)
-        Candidate.objects.filter(pk__in=ids, checks_due__lte=started).update(checks_due=None)
+        rescored = controls_rescore(ids, gates, set(workers))
+        paused = sorted(set(_blind_pauses(sorted(records), gates)) | set(rescored.paused))
+        Candidate.objects.filter(pk__in=ids, checks_due__lte=started).exclude(
+            open_control_leases()
+        ).exclude(pk__in=rescored.pending).update(checks_due=None)
     changed = sorted(vote_id for vote_ids in by_target.values() for vote_id in vote_ids)
     if changed or paused:
 
@@ -152,7 +170,7 @@ def checks_apply(candidate_ids: Sequence[int]) -> Checks:
                 peer_learn(changed)
 
         transaction.on_commit(after_commit)
-    return Checks(votes=changed, paused=paused)
+    return Checks(votes=changed, paused=paused, rescored=rescored.votes)
 
 
 def _blind_pauses(ids: list[int], gates: GateSettings) -> list[int]:
@@ -180,14 +198,18 @@ def settle(candidate_id: int, *, contested: bool) -> None:
     """A curator's decision on a candidate (an override, a lifted one, a control's answer), in
     its transaction: one settled while it was a contested call (``contested``, read before the
     decision) is marked ``blind_checked`` for good, and the votes on a marked one are to be
-    checked against the decision (or un-checked, where it was lifted): checks_apply once this
-    commits, the sweep should that never run. Other decisions check nothing: the review queue
-    holds the items the crowd split on and the model's disagreements the ones it likely got
-    wrong, so honest voters are right there far less often than the checks' bar assumes."""
+    checked against the decision (or un-checked, where it was lifted); on any candidate ever
+    served as a control, the control votes scored against a stand-in answer are to be scored
+    again (labeling.services.control_rescore): checks_apply once this commits, the sweep
+    should that never run. Other decisions check no label votes: the review queue holds the
+    items the crowd split on and the model's disagreements the ones it likely got wrong, so
+    honest voters are right there far less often than the checks' bar assumes."""
     candidate = Candidate.objects.filter(pk=candidate_id)
     if contested:
         candidate.update(blind_checked=True)
-    if not candidate.filter(blind_checked=True).update(checks_due=timezone.now()):
+    served = TaskItem.objects.filter(candidate_id=candidate_id, is_gold=True).exists()
+    due = candidate if served else candidate.filter(blind_checked=True)
+    if not due.update(checks_due=timezone.now()):
         return
     transaction.on_commit(lambda: checks_apply([candidate_id]))
 
@@ -247,9 +269,10 @@ def contested_items() -> QuerySet[Candidate]:
 @dataclass(frozen=True)
 class Suspect:
     """A suspect as the review page shows him: ``cleared`` when his peer evidence is back
-    below every threshold (curators' decisions took the calls he contradicted away) and his
+    below every threshold (curators' decisions took the calls he contradicted away), so is
+    his control evidence (re-scored controls, labeling.services.control_rescore), and his
     blind checks do not speak against him (evidence at or below 0), so the pause no longer
-    holds on its own evidence and a curator may resume him. The second condition keeps random
+    holds on its own evidence and a curator may resume him. The last condition keeps random
     spammers paused: the peer gate pauses them just over its threshold and revised credits can
     bring them back under it, while their blind checks go the other way
     (docs/benchmarks.md, "Curators' blind checks on contested items")."""
@@ -263,11 +286,28 @@ class Suspect:
     cleared: bool
 
 
+def gold_cleared() -> QuerySet[WorkerProfile]:
+    """Workers the control tests paused whose control evidence is back below every threshold:
+    nothing but a re-scoring of their control votes against a curator's answer lowers it
+    while they are paused (labeling.services.control_rescore)."""
+    pooled, per_class = gold_thresholds(gate_settings())
+    return WorkerProfile.objects.filter(
+        paused=True,
+        pause_reason=GOLD_REASON,
+        gold_evidence__lt=pooled,
+        gold_evidence_yes__lt=per_class,
+        gold_evidence_no__lt=per_class,
+    )
+
+
 def suspect_list(limit: int = 200) -> list[Suspect]:
-    """The suspects, most recently paused first, with whether each is cleared."""
-    thresholds = peer_thresholds(gate_settings())
+    """The suspects and the workers in gold_cleared, most recently paused first, with whether
+    each is cleared."""
+    gates = gate_settings()
+    thresholds = peer_thresholds(gates)
+    pooled, per_class = gold_thresholds(gates)
     rows = (
-        suspects()
+        (suspects() | gold_cleared())
         .order_by(F("paused_at").desc(nulls_last=True), "user_id")
         .values_list(
             "user_id",
@@ -277,6 +317,9 @@ def suspect_list(limit: int = 200) -> list[Suspect]:
             "blind_seen",
             "blind_correct",
             "blind_evidence",
+            "gold_evidence",
+            "gold_evidence_yes",
+            "gold_evidence_no",
             *PEER_TESTS,
         )[:limit]
     )
@@ -289,7 +332,12 @@ def suspect_list(limit: int = 200) -> list[Suspect]:
             blind_seen=row[4],
             blind_correct=row[5],
             cleared=row[6] <= 0.0
-            and all(value < t for value, t in zip(row[7:], thresholds, strict=True)),
+            and all(
+                value < t
+                for value, t in zip(
+                    row[7:], (pooled, per_class, per_class, *thresholds), strict=True
+                )
+            ),
         )
         for row in rows
     ]

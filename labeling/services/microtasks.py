@@ -362,7 +362,7 @@ def worker_pause(*, profile: WorkerProfile, reason: str) -> None:
 
 def worker_resume(*, profile: WorkerProfile) -> None:
     """Lift a pause and start the gates' sequential tests afresh (the lifetime control counts
-    stay); writes the profile."""
+    stay; ``resumed_at`` says since when); writes the profile."""
     profile.paused, profile.pause_reason, profile.pause_detail, profile.paused_at = (
         False,
         "",
@@ -381,7 +381,17 @@ def worker_resume(*, profile: WorkerProfile) -> None:
     ]
     for field in evidence:
         setattr(profile, field, 0.0)
-    profile.save(update_fields=["paused", "pause_reason", "pause_detail", "paused_at", *evidence])
+    profile.resumed_at = timezone.now()  # where a re-scored control record replays from
+    profile.save(
+        update_fields=[
+            "paused",
+            "pause_reason",
+            "pause_detail",
+            "paused_at",
+            "resumed_at",
+            *evidence,
+        ]
+    )
 
 
 def _worker_state(worker: User, now: datetime, kind: str | None) -> KindsState:
