@@ -386,9 +386,12 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8931)
     parser.add_argument(
         "--analyze-after-warmup",
-        action="store_true",
-        help="ANALYZE again once the warm-up is over, as autovacuum would on a running crowd "
-        "(by default only the seed is analysed, with the task and vote tables empty)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ANALYZE again once the warm-up is over, as autovacuum does on a running crowd "
+        "(--no-analyze-after-warmup: only the seed is analysed, with the task and vote tables "
+        "empty, as on a server without autovacuum: `manage.py check --database default` "
+        "warns of that)",
     )
     args = parser.parse_args()
 

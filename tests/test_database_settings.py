@@ -137,3 +137,24 @@ def test_the_task_engine_sets_its_own_plan_mode_only_where_it_differs(
     else:
         assert loaded.returncode == 0, loaded.stderr
         assert loaded.stdout.strip() == expected
+
+
+def test_the_database_check_warns_where_autovacuum_is_off():
+    # given the server's autovacuum setting (off on the project's CI machine, on by default
+    # elsewhere)
+    from labeling.checks import AUTOVACUUM_OFF, autovacuum_on
+
+    setting = _show("autovacuum")
+
+    # when the database checks run, and when they run for no database
+    found = autovacuum_on(databases=["default"])
+
+    # then a server without autovacuum gets one warning that says what to do; none otherwise
+    if setting == "on":
+        assert found == []
+    else:
+        [warning] = found
+        assert warning.id == AUTOVACUUM_OFF
+        assert warning.msg == "PostgreSQL runs with autovacuum off (database 'default')."
+        assert "ANALYZE" in warning.hint
+    assert autovacuum_on(databases=None) == []
