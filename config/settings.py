@@ -176,9 +176,8 @@ TEMPLATES = [
 # --- database -------------------------------------------------------------------------------
 
 
-def _plan_cache_mode(name: str, default: str) -> str:
-    """A plan_cache_mode PostgreSQL knows, from the environment variable ``name``."""
-    mode = env_str(name, default)
+def _plan_cache_mode(mode: str, name: str) -> str:
+    """``mode``, read from the environment variable ``name``, if PostgreSQL knows it."""
     if mode not in ("force_custom_plan", "auto", "force_generic_plan"):
         raise ImproperlyConfigured(
             f"{name} must be force_custom_plan, auto or force_generic_plan, not {mode!r}."
@@ -213,14 +212,17 @@ if DATABASE_URL:
             # its values (docs/benchmarks.md, "Generic plans, with the statistics kept").
             threshold = env_int("CROWDNET_DB_PREPARE_THRESHOLD", 5)
             options["prepare_threshold"] = threshold or None
-            plan_mode = _plan_cache_mode("CROWDNET_DB_PLAN_CACHE_MODE", "auto")
+            plan_mode = _plan_cache_mode(
+                env_str("CROWDNET_DB_PLAN_CACHE_MODE", "auto"), "CROWDNET_DB_PLAN_CACHE_MODE"
+            )
             server_options.append(f"-c plan_cache_mode={plan_mode}")
             # The task engine's transactions (a next, an answer) take generic plans: its
             # statements inline the values whose skew matters, the lease costs 10-20x more to
             # plan than to run, and PostgreSQL's own choice (auto) kept planning it on every
             # call (docs/benchmarks.md, "The task engine on generic plans").
             engine_mode = _plan_cache_mode(
-                "CROWDNET_DB_ENGINE_PLAN_CACHE_MODE", "force_generic_plan"
+                env_str("CROWDNET_DB_ENGINE_PLAN_CACHE_MODE", "force_generic_plan"),
+                "CROWDNET_DB_ENGINE_PLAN_CACHE_MODE",
             )
             if engine_mode != plan_mode:
                 CROWDNET_DB_ENGINE_PLAN_CACHE_MODE = engine_mode

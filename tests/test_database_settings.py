@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from django.db import connection
 
@@ -11,6 +15,17 @@ pytestmark = [
         connection.vendor != "postgresql", reason="server settings of PostgreSQL connections"
     ),
 ]
+
+
+def _settings_print(expression: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Load config.settings in a fresh interpreter with ``env`` and print ``expression``."""
+    return subprocess.run(
+        [sys.executable, "-c", f"from config import settings; print(settings.{expression})"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def _show(name: str) -> str:
@@ -57,22 +72,9 @@ def test_the_verify_lease_is_parsed_by_psycopg_once_per_process(category, monkey
 @pytest.mark.parametrize(("mode", "refused"), [("force_custom_plan", False), ("generic", True)])
 def test_the_plan_cache_mode_is_one_postgresql_knows(mode, refused):
     # given CROWDNET_DB_PLAN_CACHE_MODE set, when the settings load (a fresh interpreter)
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "CROWDNET_DB_PLAN_CACHE_MODE": mode}
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from config import settings; print(settings.DATABASES['default']['OPTIONS']"
-            "['options'])",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+    loaded = _settings_print(
+        "DATABASES['default']['OPTIONS']['options']",
+        {**os.environ, "CROWDNET_DB_PLAN_CACHE_MODE": mode},
     )
     # then PostgreSQL's own values pass to the server, anything else stops the start-up
     if refused:
@@ -101,10 +103,6 @@ def test_the_task_engine_sets_its_own_plan_mode_only_where_it_differs(
 ):
     # given CROWDNET_DB_ENGINE_PLAN_CACHE_MODE and CROWDNET_DB_PLAN_CACHE_MODE set or not,
     # when the settings load (a fresh interpreter)
-    import os
-    import subprocess
-    import sys
-
     env = {
         k: v
         for k, v in os.environ.items()
@@ -114,17 +112,7 @@ def test_the_task_engine_sets_its_own_plan_mode_only_where_it_differs(
         env["CROWDNET_DB_ENGINE_PLAN_CACHE_MODE"] = engine
     if connections is not None:
         env["CROWDNET_DB_PLAN_CACHE_MODE"] = connections
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from config import settings; print(settings.CROWDNET_DB_ENGINE_PLAN_CACHE_MODE)",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    loaded = _settings_print("CROWDNET_DB_ENGINE_PLAN_CACHE_MODE", env)
 
     # then the engine's transactions set generic plans by default, nothing where the mode is
     # the connections' own, and an unknown mode stops the start-up saying what is allowed
