@@ -21,6 +21,7 @@ labeling.services.answers.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -228,13 +229,25 @@ def consensus_read(*, candidate_id: int, category_id: int) -> ConsensusRows:
             {"candidate": candidate_id, "category": category_id, "cap": DECIDED_PRIOR_SAMPLE},
         )
         rows = cursor.fetchall()
+    votes, profiles = votes_and_voters(
+        rows, 2, lambda row: (row[2], candidate_id, row[3], row[4], row[5]), 6
+    )
+    return ConsensusRows(votes=votes, profiles=profiles, decided=(rows[0][0], rows[0][1]))
+
+
+def votes_and_voters(
+    rows: list[tuple], vote_at: int, vote: Callable[[tuple], tuple], voter_at: int
+) -> tuple[list[tuple], list[tuple]]:
+    """A consensus read's rows, one per vote (a row whose column ``vote_at`` is NULL has
+    none): each row's ``vote(row)``, and the voters' coin fields (COIN_FIELDS, from column
+    ``voter_at``), once per voter, the confusion matrix decoded where it came as JSON text."""
     votes, profiles, seen = [], [], set()
     confusion = COIN_FIELDS.index("confusion")
     for row in rows:
-        if row[2] is None:
+        if row[vote_at] is None:
             continue
-        votes.append((row[2], candidate_id, row[3], row[4], row[5]))
-        profile = row[6:]
+        votes.append(vote(row))
+        profile = row[voter_at:]
         if profile[0] is not None and profile[0] not in seen:
             seen.add(profile[0])
             if isinstance(profile[confusion], str):
@@ -244,7 +257,7 @@ def consensus_read(*, candidate_id: int, category_id: int) -> ConsensusRows:
                     *profile[confusion + 1 :],
                 )
             profiles.append(tuple(profile))
-    return ConsensusRows(votes=votes, profiles=profiles, decided=(rows[0][0], rows[0][1]))
+    return votes, profiles
 
 
 RECORD_FIELDS = (

@@ -17,14 +17,13 @@ counted, nothing tallied, nothing decided), as a right one does.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db import connection
 
-from labeling.services.answer_statements import FINISH_WRITES, Answered
+from labeling.services.answer_statements import FINISH_WRITES, Answered, votes_and_voters
 from labeling.services.category_priors import DECIDED_PRIOR_SAMPLE
 from labeling.services.worker_coins import COIN_FIELDS
 
@@ -170,22 +169,7 @@ def grid_consensus_read(*, candidate_ids: list[int], category_ids: set[int]) -> 
             },
         )
         rows = cursor.fetchall()
-    votes, profiles, seen = [], [], set()
-    confusion = COIN_FIELDS.index("confusion")
-    for row in rows:
-        if row[3] is None:
-            continue
-        votes.append(tuple(row[3:8]))
-        profile = row[8:]
-        if profile[0] is not None and profile[0] not in seen:
-            seen.add(profile[0])
-            if isinstance(profile[confusion], str):
-                profile = (
-                    *profile[:confusion],
-                    json.loads(profile[confusion]),
-                    *profile[confusion + 1 :],
-                )
-            profiles.append(tuple(profile))
+    votes, profiles = votes_and_voters(rows, 3, lambda row: tuple(row[3:8]), 8)
     categories, accepted, rejected = rows[0][:3]
     decided = {
         int(c): (int(a), int(r))
