@@ -28,7 +28,7 @@ from django.conf import settings
 from django.db import connection
 
 from labeling.models import Box, Candidate, Category, Image, MicroTask, TaskItem, TaskKind, User
-from labeling.services.leases import Served, leased_task
+from labeling.services.leases import NOT_GOLD, Served, leased_task
 
 PICK = """
 SELECT c.id FROM labeling_candidate c
@@ -114,8 +114,7 @@ SELECT task.id, item.id, chosen.box_id, chosen.x0, chosen.y0, chosen.x1, chosen.
     SELECT ei.uid FROM labeling_candidate e JOIN labeling_image ei ON ei.id = e.image_id
     WHERE e.category_id = chosen.category_id AND e.state = 'accepted'
       AND e.image_id <> chosen.image_id
-      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id
-        OFFSET 0)
+      AND {not_gold}
     ORDER BY e.confidence DESC, e.id
     LIMIT %(examples)s
   ),
@@ -131,8 +130,9 @@ FROM task, item, chosen
 """``free`` is FREE_IMAGE or FREE_BOX; a coverage check also returns the image's accepted
 boxes, [id, x0, y0, x1, y1] each, which its body shows."""
 
-IMAGE_LEASE = LEASE.format(free=FREE_IMAGE)
-BOX_LEASE = LEASE.format(free=FREE_BOX)
+_NOT_GOLD = NOT_GOLD.format(e="e", category="(SELECT k.category_id FROM chosen k)")
+IMAGE_LEASE = LEASE.format(free=FREE_IMAGE, not_gold=_NOT_GOLD)
+BOX_LEASE = LEASE.format(free=FREE_BOX, not_gold=_NOT_GOLD)
 
 
 def box_stage_pick(*, worker_id: int, now: datetime, stage: str) -> int | None:

@@ -7,9 +7,10 @@
    (``candidate_pool``) to the worker's top item in one of them. It draws the grid's gold cells
    from that category's gold: the first unseen ones from a random point of its candidate ids
    on, wrapping round (a range of ``gold_category``, each row with a probe of the worker's
-   vote and open leases), and locks the category's next pool rows in serving order
-   (``candidate_grid_pool``) with ``FOR UPDATE SKIP LOCKED``. Each walked pool row costs
-   one probe of its open leases and one of the worker's own vote and leases.
+   vote, and a look in the worker's held candidates), and locks the category's next pool rows
+   in serving order (``candidate_grid_pool``), from the top row on (the rows before it were
+   just walked), with ``FOR UPDATE SKIP LOCKED``. Each walked pool row costs one probe of its
+   open leases and one of the worker's own vote; his open leases are read once (HELD).
 2. ``LEASE`` runs in a fresh statement, so in READ COMMITTED it sees every lease committed
    after the pick's snapshot: it counts the locked rows' open leases again, keeps the first
    that still need a vote, shuffles them with the gold cells, inserts the MicroTask and its
@@ -32,7 +33,14 @@ from django.conf import settings
 from django.db import connection
 
 from labeling.models import Candidate, Category, Image, MicroTask, TaskItem, TaskKind, User
-from labeling.services.leases import NEW_TO_WORKER, OPEN_LEASES, Served, leased_task
+from labeling.services.leases import (
+    HELD,
+    NEW_TO_WORKER,
+    NOT_GOLD,
+    OPEN_LEASES,
+    Served,
+    leased_task,
+)
 
 POOL_ROW = (
     """{c}.state = 'open' AND {c}.votes_cast < {c}.votes_needed
@@ -43,21 +51,20 @@ POOL_ROW = (
     + NEW_TO_WORKER
 )
 
-UNSEEN_GOLD = """NOT (SELECT EXISTS (SELECT 1 FROM labeling_vote v
+UNSEEN_GOLD = (
+    """NOT (SELECT EXISTS (SELECT 1 FROM labeling_vote v
         WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.candidate_id
           AND v.question = 'label' AND v.box_id IS NULL))
-    AND NOT (SELECT EXISTS (SELECT 1 FROM labeling_taskitem h
-        WHERE h.candidate_id = {c}.candidate_id AND h.box_id IS NULL
-          AND h.leased_until > %(now)s
-          AND (SELECT t.worker_id FROM labeling_microtask t WHERE t.id = h.task_id)
-            = %(worker)s))"""
-"""A gold row's candidate neither answered nor held by the worker (as NEW_TO_WORKER), as two
-index probes per gold row read (``vote_once_per_question``, ``task_item_candidate_lease``, and
-the task of each of its few open leases by key: as a join, the planner hashed every task).
-As scalar subqueries they can't become joins over the worker's votes or every open lease, and
-the planner takes each to pass half the rows (a ``(SELECT ...) IS NULL`` it takes to pass
-0.5 %, so it costed the whole gold table per category, and past jit_optimize_above_cost
-PostgreSQL spent most of a second compiling the statement)."""
+    AND {c}.candidate_id <> ALL("""  # noqa: S608 (constant fragments; values are bound)
+    + HELD.format(box=" AND h.box_id IS NULL")  # no braces left for format(c=...)
+    + ")"
+)
+"""A gold row's candidate neither answered nor held by the worker (as NEW_TO_WORKER): an
+index probe of his votes per gold row read (``vote_once_per_question``) and a look in his
+held candidates (HELD, read once). As a scalar subquery the probe can't become a join over
+the worker's votes, and the planner takes it to pass half the rows (a ``(SELECT ...) IS NULL``
+it takes to pass 0.5 %, so it costed the whole gold table per category, and past
+jit_optimize_above_cost PostgreSQL spent most of a second compiling the statement)."""
 
 PICK = f"""
 WITH RECURSIVE gold_categories AS (
@@ -75,7 +82,7 @@ eligible AS MATERIALIZED (
       ORDER BY u.candidate_id LIMIT 1)
 ),
 top AS MATERIALIZED (
-  SELECT c.category_id FROM labeling_candidate c
+  SELECT c.category_id, c.priority, c.votes_cast, c.id FROM labeling_candidate c
   WHERE c.category_id = ANY(ARRAY(SELECT id FROM eligible)) AND {POOL_ROW.format(c="c")}
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
   LIMIT 1
@@ -86,22 +93,28 @@ span AS MATERIALIZED (
       FROM labeling_goldanswer u WHERE u.category_id = top.category_id) bounds
 ),
 gold AS MATERIALIZED (
-  (SELECT u.candidate_id AS id FROM span, labeling_goldanswer u
-   WHERE u.category_id = span.category_id AND u.candidate_id >= span.start
-     AND {UNSEEN_GOLD.format(c="u")}
-   ORDER BY u.candidate_id LIMIT %(gold)s)
+  (SELECT later.id FROM span CROSS JOIN LATERAL (
+     SELECT u.candidate_id AS id FROM labeling_goldanswer u
+     WHERE u.category_id = span.category_id AND u.candidate_id >= span.start
+       AND {UNSEEN_GOLD.format(c="u")}
+     ORDER BY u.candidate_id LIMIT %(gold)s) later)
   UNION ALL
-  (SELECT u.candidate_id FROM span, labeling_goldanswer u
-   WHERE u.category_id = span.category_id AND u.candidate_id < span.start
-     AND {UNSEEN_GOLD.format(c="u")}
-   ORDER BY u.candidate_id LIMIT %(gold)s)
+  (SELECT earlier.id FROM span CROSS JOIN LATERAL (
+     SELECT u.candidate_id AS id FROM labeling_goldanswer u
+     WHERE u.category_id = span.category_id AND u.candidate_id < span.start
+       AND {UNSEEN_GOLD.format(c="u")}
+     ORDER BY u.candidate_id LIMIT %(gold)s) earlier)
   LIMIT %(gold)s
 ),
 locked AS MATERIALIZED (
   SELECT c.id FROM labeling_candidate c
-  WHERE c.category_id = (SELECT category_id FROM top) AND {POOL_ROW.format(c="c")}
+  WHERE c.category_id = (SELECT category_id FROM top)
+    AND c.priority <= (SELECT priority FROM top)
+    AND (-c.priority, -c.votes_cast, c.id)
+      >= (SELECT -top.priority, -top.votes_cast, top.id FROM top)
+    AND {POOL_ROW.format(c="c")}
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
-  LIMIT (%(size)s - (SELECT count(*) FROM gold)) * 3
+  LIMIT (%(size)s - (SELECT count(*) FROM gold)) * 2
   FOR UPDATE OF c SKIP LOCKED
 )
 SELECT top.category_id, ARRAY(SELECT id FROM locked), ARRAY(SELECT id FROM gold) FROM top
@@ -118,8 +131,9 @@ placed AS MATERIALIZED (
   SELECT cells.*, (row_number() OVER (ORDER BY random()) - 1)::smallint AS position FROM (
     SELECT * FROM free
     UNION ALL
-    SELECT d.id, d.image_id, true, g.answer FROM labeling_candidate d
-      JOIN labeling_goldanswer g ON g.candidate_id = d.id
+    SELECT d.id, d.image_id, true, g.answer FROM labeling_candidate d,
+      LATERAL (SELECT g.answer FROM labeling_goldanswer g WHERE g.candidate_id = d.id
+        OFFSET 0) g  -- by key: a generic plan hashed the whole gold table
     WHERE d.id = ANY(%(gold)s) AND EXISTS (SELECT 1 FROM free)
   ) cells
 ),
@@ -145,8 +159,7 @@ SELECT task.id, item.id, item.uid, item.position, p.id, p.image_id, p.is_gold, p
     SELECT ei.uid FROM labeling_candidate e JOIN labeling_image ei ON ei.id = e.image_id
     WHERE e.category_id = %(category)s AND e.state = 'accepted'
       AND e.image_id <> ALL(ARRAY(SELECT image_id FROM placed))
-      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id
-        OFFSET 0)
+      AND {NOT_GOLD.format(e="e", category="%(category)s")}
     ORDER BY e.confidence DESC, e.id
     LIMIT %(examples)s
   )

@@ -3,7 +3,7 @@
 1. ``PICK`` walks the pool index (``candidate_pool``) in serving order and locks up to a few
    rows with ``FOR UPDATE SKIP LOCKED``. Each walked row costs one probe of its open leases
    (``task_item_lease``) and one of the worker's own vote (``vote_once_per_question``); no
-   anti-join over all votes.
+   anti-join over all votes. The worker's own open leases are read once (HELD).
 2. ``LEASE`` runs in a fresh statement, so in READ COMMITTED it sees every lease committed
    after the pick's snapshot: it counts the locked rows' open leases again, keeps the first
    that still needs a vote, looks up the control item that may stand in for it (issue 12:
@@ -34,16 +34,38 @@ this < votes_needed, the cap changes no answer). The LIMIT makes a plan made wit
 read the lease index a row at a time: without it such a plan took a third of the item's task
 items to be open and bitmap-scanned them all, on every row a pick walks."""
 
-NEW_TO_WORKER = """NOT EXISTS (SELECT 1 FROM labeling_vote v
+HELD = """ARRAY(SELECT h.candidate_id FROM labeling_microtask t,
+        LATERAL (SELECT h.candidate_id FROM labeling_taskitem h
+          WHERE h.task_id = t.id AND h.leased_until > %(now)s{box} OFFSET 0) h
+        WHERE t.worker_id = %(worker)s AND t.status = 'leased' AND t.expires_at > %(now)s)"""
+"""The candidates of the worker's open leases ({box}: more conditions on the item), read
+once per statement from his open tasks (``micro_task_open``, then each task's few items, by
+task: OFFSET 0 keeps that a probe per task where a plan may hash every open lease):
+an item's lease is a copy of its task's expiry and ends (leased_until set to the moment)
+when the task is answered or released. Probed per walked row instead, each probe read every
+lease entry of the candidate in ``task_item_lease``, answered ones included until a vacuum,
+and cost more than the rest of a walked row (docs/benchmarks.md, "The grid pick's walk")."""
+
+NOT_GOLD = """{e}.id NOT IN (SELECT xg.candidate_id FROM labeling_goldanswer xg
+        WHERE xg.category_id = {category})"""
+"""Candidate ``{e}`` of category ``{category}`` (an expression that does not read ``{e}``) is
+no curated gold: the category's gold read once into a hash (``gold_category``). A task's
+examples walk the category's accepted items from the most confident down, and curated gold
+(confidence 1) comes first: probed row by row, every lease in a category read all its gold
+(250 rows, three quarters of a grid lease's buffers on crowd_load's seed)."""
+
+NEW_TO_WORKER = (
+    """NOT EXISTS (SELECT 1 FROM labeling_vote v
         WHERE v.worker_id = %(worker)s AND v.candidate_id = {c}.id AND v.question = 'label'
           AND v.box_id IS NULL OFFSET 0)
-    AND NOT EXISTS (SELECT 1 FROM labeling_taskitem h JOIN labeling_microtask t ON t.id = h.task_id
-        WHERE h.candidate_id = {c}.id AND h.leased_until > %(now)s AND t.worker_id = %(worker)s
-        OFFSET 0)"""
+    AND {c}.id <> ALL("""  # noqa: S608 (constant fragments; values are bound)
+    + HELD.format(box="")  # no braces left for the callers' format(c=...)
+    + ")"
+)
 """Whether the worker has not voted on candidate ``{c}`` and holds no open lease of it: one
-index probe each per walked row. OFFSET 0 keeps each a per-row probe: as anti-joins, a plan
-made without the call's values (a generic plan) read all the worker's votes, or every open
-lease, on every call, growing with his history and with the crowd."""
+index probe of his votes per walked row (OFFSET 0 keeps it a per-row probe: as an anti-join,
+a plan made without the call's values, a generic plan, read all the worker's votes on every
+call, growing with his history) and a look in HELD."""
 
 PICK = f"""
 SELECT c.id FROM labeling_candidate c
@@ -106,7 +128,7 @@ l AS MATERIALIZED (
 top_examples AS MATERIALIZED (
   SELECT e.id FROM l, labeling_candidate e
   WHERE e.category_id = l.category_id AND e.state = 'accepted'
-    AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer eg WHERE eg.candidate_id = e.id OFFSET 0)
+    AND {NOT_GOLD.format(e="e", category="(SELECT k.category_id FROM l k)")}
   ORDER BY e.confidence DESC, e.id
   LIMIT %(examples)s
 ),
@@ -168,8 +190,7 @@ SELECT task.id, item.id, chosen.id, chosen.image_id, chosen.is_gold, chosen.answ
     SELECT ei.uid FROM labeling_candidate e JOIN labeling_image ei ON ei.id = e.image_id
     WHERE e.category_id = chosen.category_id AND e.state = 'accepted'
       AND e.image_id <> chosen.image_id
-      AND NOT EXISTS (SELECT 1 FROM labeling_goldanswer xg WHERE xg.candidate_id = e.id
-        OFFSET 0)
+      AND {NOT_GOLD.format(e="e", category="(SELECT k.category_id FROM chosen k)")}
     ORDER BY e.confidence DESC, e.id
     LIMIT %(examples)s
   ),

@@ -467,6 +467,32 @@ def _scans(plan: dict, join_filter: str = "") -> list[tuple[dict, str]]:
     return found
 
 
+def _generic_plans(plans: list[dict], prefixes: tuple[str, ...]):
+    """An execute wrapper that appends to ``plans`` the plan of each statement starting with
+    one of ``prefixes``, run first under a generic plan (one made without the call's values,
+    as the engine's transactions use) and rolled back, then runs the statement."""
+
+    def explained(execute, sql, params, many, context):
+        if sql.lstrip().startswith(prefixes):
+            cursor = context["cursor"]
+            cursor.execute("SAVEPOINT explained")
+            names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
+            named = sql
+            for number, name in enumerate(names, start=1):
+                named = named.replace(f"%({name})s", f"${number}")
+            cursor.execute("PREPARE explained_statement AS " + named)
+            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            raw = connection.connection
+            values = ", ".join(Literal(params[name]).as_string(raw) for name in names)
+            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained_statement({values})")
+            plans.append(cursor.fetchone()[0][0]["Plan"])
+            cursor.execute("DEALLOCATE explained_statement")
+            cursor.execute("ROLLBACK TO SAVEPOINT explained")
+        return execute(sql, params, many, context)
+
+    return explained
+
+
 def test_the_verify_pick_and_lease_probe_votes_and_leases_per_candidate_in_generic_plans(
     category, settings
 ):
@@ -499,35 +525,22 @@ def test_the_verify_pick_and_lease_probe_votes_and_leases_per_candidate_in_gener
             assert client_other.get("/api/tasks/next/?kind=verify").status_code == 200
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    plans = []
-
-    def explained(execute, sql, params, many, context):
-        if sql.lstrip().startswith(("WITH free AS MATERIALIZED", "WITH state AS MATERIALIZED")):
-            cursor = context["cursor"]
-            cursor.execute("SAVEPOINT explained")
-            names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
-            named = sql
-            for number, name in enumerate(names, start=1):
-                named = named.replace(f"%({name})s", f"${number}")
-            cursor.execute("PREPARE explained_statement AS " + named)
-            cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
-            raw = connection.connection
-            values = ", ".join(Literal(params[name]).as_string(raw) for name in names)
-            cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE explained_statement({values})")
-            plans.append(cursor.fetchone()[0][0]["Plan"])
-            cursor.execute("DEALLOCATE explained_statement")
-            cursor.execute("ROLLBACK TO SAVEPOINT explained")
-        return execute(sql, params, many, context)
+    plans: list[dict] = []
 
     # when he asks for a task
-    with connection.execute_wrapper(explained):
+    with connection.execute_wrapper(_generic_plans(plans, ("WITH free AS", "WITH state AS"))):
         response = client.get("/api/tasks/next/?kind=verify")
 
     # then both statements ran, and they read votes, leases and gold rows only for one
-    # candidate (per walked row) or one category: never all of the worker's votes, all open
-    # leases or all gold (on tables this small a probe may still be a sequential scan)
+    # candidate (per walked row) or one category, and task items only of one of the worker's
+    # tasks (his held items, read once): never all of the worker's votes, all open leases or
+    # all gold (on tables this small a probe may still be a sequential scan)
     assert response.status_code == 200
     assert len(plans) == 2
+    _assert_probes(plans)
+
+
+def _assert_probes(plans: list[dict]) -> None:
     probes = [
         (scan, condition)
         for plan in plans
@@ -536,8 +549,81 @@ def test_the_verify_pick_and_lease_probe_votes_and_leases_per_candidate_in_gener
     ]
     assert probes
     for scan, condition in probes:
-        assert "candidate_id = " in condition or "category_id = " in condition, (
+        if scan.get("Index Name") == "gold_category" and scan["Actual Rows"] <= 1:
+            continue  # a step of the skip scan of the categories with gold: one entry
+        per_row = ("candidate_id = ", "category_id = ", "candidate_id >= ", "candidate_id < ")
+        per_task = scan["Relation Name"] == "labeling_taskitem" and re.search(
+            r"\btask_id = t(_\d+)?\.id", condition
+        )
+        assert per_task or any(part in condition for part in per_row), (
             scan["Relation Name"],
             scan["Node Type"],
             condition,
         )
+
+
+def test_the_grid_pick_reads_gold_from_its_random_start_and_held_items_once_in_generic_plans(
+    category, settings
+):
+    # given a category with 40 curated gold items in a pool of 160, a worker who answered 20
+    # of that gold and 60 pool items, other workers holding grids, the tables analysed, and
+    # the grid's pick and lease explained under a generic plan
+    settings.CROWDNET_GOLD_RATE = 0.5
+    pool = candidate_pool(category, 160, seed=1190)
+    for candidate in pool[:40]:
+        gold_mark(candidate=candidate, answer=True)
+    client, ann = worker_client("ann")
+    worker_profile(ann)
+    history = MicroTask.objects.create(
+        worker=ann, kind="grid", category=category, expires_at=timezone.now()
+    )
+    Vote.objects.bulk_create(
+        Vote(
+            worker=ann,
+            task=history,
+            kind="grid",
+            question="label",
+            candidate=c,
+            answer="yes",
+            seconds=2.0,
+        )
+        for c in pool[:20] + pool[40:100]
+    )
+    for name in ("bob", "cy"):
+        client_other, _ = worker_client(name)
+        assert client_other.get("/api/tasks/next/?kind=grid").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    plans: list[dict] = []
+
+    # when he asks for a grid
+    prefixes = ("WITH RECURSIVE gold_categories", "WITH free AS")
+    with connection.execute_wrapper(_generic_plans(plans, prefixes)):
+        response = client.get("/api/tasks/next/?kind=grid")
+
+    # then it is a grid of 9 with 4 gold cells he has not seen, and both statements read
+    # votes, leases and gold per candidate, category or gold range (the gold cells from the
+    # drawn start on, under the index condition), and task items only of his own tasks
+    assert response.status_code == 200
+    items = TaskItem.objects.filter(task__uid=response.json()["id"])
+    assert items.count() == 9
+    gold = set(items.filter(is_gold=True).values_list("candidate_id", flat=True))
+    assert len(gold) == 4
+    assert not gold & {c.pk for c in pool[:20]}
+    assert len(plans) == 2
+    _assert_probes(plans)
+    ranges = [
+        scan.get("Index Cond", "")
+        for scan, condition in _scans(plans[0])
+        if scan["Relation Name"] == "labeling_goldanswer" and "start" in condition
+    ]
+    assert ranges
+    assert all("start" in condition for condition in ranges), ranges
+    # and the lease reads each gold cell's answer by key and the category's gold once (for
+    # the examples, which walk past the category's gold: it is the most confident)
+    gold_reads = [
+        scan["Actual Loops"]
+        for scan, _ in _scans(plans[1])
+        if scan["Relation Name"] == "labeling_goldanswer"
+    ]
+    assert sum(gold_reads) == len(gold) + 1, gold_reads
