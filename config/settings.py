@@ -623,6 +623,9 @@ if CROWDNET_CONSENSUS_RULE not in ("adaptive", "imagenet"):
 CROWDNET_CONSENSUS_THRESHOLD = env_float("CROWDNET_CONSENSUS_THRESHOLD", 0.995, minimum=0.5)
 CROWDNET_CONSENSUS_VOTE_CAP = env_int("CROWDNET_CONSENSUS_VOTE_CAP", 10, minimum=1)
 CROWDNET_CONSENSUS_PRIOR = env_float("CROWDNET_CONSENSUS_PRIOR", 0.5)
+# How long a web process reuses a category's counted decisions (the learnt prior's counts,
+# labeling.services.category_priors.counts_remembered) before reading them again; 0: every answer.
+CROWDNET_PRIOR_COUNTS_SECONDS = env_float("CROWDNET_PRIOR_COUNTS_SECONDS", 30.0, minimum=0.0)
 # Live worker estimate: a worker's control record counts as at most this many votes per class
 # before his agreement with the crowd on decided items (labeling.consensus.live_coins).
 CROWDNET_CONSENSUS_CONTROL_VOTES = env_float("CROWDNET_CONSENSUS_CONTROL_VOTES", 4.0, minimum=0.1)

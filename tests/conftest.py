@@ -79,13 +79,19 @@ def _no_reserved_images(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_cache() -> Iterator[None]:
-    """Throttle counters and other cached state never leak between tests."""
+def _fresh_cache(settings) -> Iterator[None]:
+    """Throttle counters and other cached state never leak between tests; the answer path
+    reads each category's decided counts afresh (tests of the reuse set the seconds)."""
     from django.core.cache import cache
 
+    from labeling.services.category_priors import counts_forget
+
+    settings.CROWDNET_PRIOR_COUNTS_SECONDS = 0.0
     cache.clear()
+    counts_forget()
     yield
     cache.clear()
+    counts_forget()
 
 
 @pytest.fixture

@@ -31,7 +31,11 @@ from uuid import UUID
 from django.db import connection
 
 from labeling.models import MicroTask, WorkerProfile
-from labeling.services.category_priors import DECIDED_PRIOR_SAMPLE
+from labeling.services.category_priors import (
+    DECIDED_PRIOR_SAMPLE,
+    counts_remember,
+    counts_remembered,
+)
 from labeling.services.worker_coins import COIN_FIELDS
 
 TASK_FIELDS = [f.attname for f in MicroTask._meta.concrete_fields]
@@ -191,13 +195,9 @@ def verify_vote_write(
     return None if row[1] is None else Tally(*row[1:])
 
 
-CONSENSUS = f"""
+_CONSENSUS = f"""
 WITH counts AS (
-  SELECT
-    (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
-      WHERE category_id = %(category)s AND state = 'accepted' LIMIT %(cap)s) AS a) AS accepted,
-    (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
-      WHERE category_id = %(category)s AND state = 'rejected' LIMIT %(cap)s) AS r) AS rejected
+  {{counts}}
 )
 SELECT counts.accepted, counts.rejected, v.id, v.worker_id, v.answer, v.peer_p_yes,
   {", ".join(f"p.{name}" for name in COIN_FIELDS)}
@@ -207,6 +207,18 @@ FROM counts
     AND v.answer IN ('yes', 'no')
 ORDER BY v.id
 """  # noqa: S608 (column names are constants; values are bound)
+CONSENSUS = _CONSENSUS.format(
+    counts="""SELECT
+    (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
+      WHERE category_id = %(category)s AND state = 'accepted' LIMIT %(cap)s) AS a) AS accepted,
+    (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
+      WHERE category_id = %(category)s AND state = 'rejected' LIMIT %(cap)s) AS r) AS rejected"""
+)
+CONSENSUS_VOTES = _CONSENSUS.format(
+    counts="SELECT NULL::bigint AS accepted, NULL::bigint AS rejected"
+)
+"""CONSENSUS without the category's counts, for a process that remembers them
+(category_priors.counts_remembered)."""
 
 
 @dataclass(frozen=True)
@@ -223,16 +235,22 @@ class ConsensusRows:
 def consensus_read(*, candidate_id: int, category_id: int) -> ConsensusRows:
     """Read what deciding the candidate needs (see CONSENSUS); run it after the candidate's
     row lock is held."""
+    remembered = counts_remembered([category_id])
     with connection.cursor() as cursor:
         cursor.execute(
-            CONSENSUS,
+            CONSENSUS if remembered is None else CONSENSUS_VOTES,
             {"candidate": candidate_id, "category": category_id, "cap": DECIDED_PRIOR_SAMPLE},
         )
         rows = cursor.fetchall()
     votes, profiles = votes_and_voters(
         rows, 2, lambda row: (row[2], candidate_id, row[3], row[4], row[5]), 6
     )
-    return ConsensusRows(votes=votes, profiles=profiles, decided=(rows[0][0], rows[0][1]))
+    if remembered is None:
+        decided = (int(rows[0][0]), int(rows[0][1]))
+        counts_remember({category_id: decided})
+    else:
+        decided = remembered[category_id]
+    return ConsensusRows(votes=votes, profiles=profiles, decided=decided)
 
 
 def votes_and_voters(

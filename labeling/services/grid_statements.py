@@ -24,7 +24,11 @@ from typing import Any
 from django.db import connection
 
 from labeling.services.answer_statements import FINISH_WRITES, Answered, votes_and_voters
-from labeling.services.category_priors import DECIDED_PRIOR_SAMPLE
+from labeling.services.category_priors import (
+    DECIDED_PRIOR_SAMPLE,
+    counts_remember,
+    counts_remembered,
+)
 from labeling.services.worker_coins import COIN_FIELDS
 
 GRID_VOTES = """
@@ -120,19 +124,9 @@ def grid_votes_write(
         return [CellTally(*row) for row in cursor.fetchall()]
 
 
-GRID_CONSENSUS = f"""
+_GRID_CONSENSUS = f"""
 WITH counts AS (
-  SELECT array_agg(d.category ORDER BY d.category) AS categories,
-    array_agg(d.accepted ORDER BY d.category) AS accepted,
-    array_agg(d.rejected ORDER BY d.category) AS rejected
-  FROM (
-    SELECT u.category,
-      (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
-        WHERE category_id = u.category AND state = 'accepted' LIMIT %(cap)s) AS a) AS accepted,
-      (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
-        WHERE category_id = u.category AND state = 'rejected' LIMIT %(cap)s) AS r) AS rejected
-    FROM unnest(%(categories)s::bigint[]) AS u(category)
-  ) d
+  {{counts}}
 )
 SELECT counts.categories, counts.accepted, counts.rejected, v.id, v.candidate_id, v.worker_id,
   v.answer, v.peer_p_yes, {", ".join(f"p.{name}" for name in COIN_FIELDS)}
@@ -142,6 +136,25 @@ FROM counts
     AND v.answer IN ('yes', 'no')
 ORDER BY v.id
 """  # noqa: S608 (column names are constants; values are bound)
+GRID_CONSENSUS = _GRID_CONSENSUS.format(
+    counts="""SELECT array_agg(d.category ORDER BY d.category) AS categories,
+    array_agg(d.accepted ORDER BY d.category) AS accepted,
+    array_agg(d.rejected ORDER BY d.category) AS rejected
+  FROM (
+    SELECT u.category,
+      (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
+        WHERE category_id = u.category AND state = 'accepted' LIMIT %(cap)s) AS a) AS accepted,
+      (SELECT COUNT(*) FROM (SELECT 1 FROM labeling_candidate
+        WHERE category_id = u.category AND state = 'rejected' LIMIT %(cap)s) AS r) AS rejected
+    FROM unnest(%(categories)s::bigint[]) AS u(category)
+  ) d"""
+)
+GRID_CONSENSUS_VOTES = _GRID_CONSENSUS.format(
+    counts="SELECT NULL::bigint[] AS categories, NULL::bigint[] AS accepted, "
+    "NULL::bigint[] AS rejected"
+)
+"""GRID_CONSENSUS without the categories' counts, for a process that remembers them
+(category_priors.counts_remembered)."""
 
 
 @dataclass(frozen=True)
@@ -158,10 +171,12 @@ class GridConsensusRows:
 
 def grid_consensus_read(*, candidate_ids: list[int], category_ids: set[int]) -> GridConsensusRows:
     """Read what deciding these candidates needs (see GRID_CONSENSUS); run it after their row
-    locks are held."""
+    locks are held. The categories' counts come from this process's memory while it has
+    them (category_priors.counts_remembered)."""
+    remembered = counts_remembered(category_ids)
     with connection.cursor() as cursor:
         cursor.execute(
-            GRID_CONSENSUS,
+            GRID_CONSENSUS if remembered is None else GRID_CONSENSUS_VOTES,
             {
                 "candidates": candidate_ids,
                 "categories": sorted(category_ids),
@@ -170,11 +185,15 @@ def grid_consensus_read(*, candidate_ids: list[int], category_ids: set[int]) -> 
         )
         rows = cursor.fetchall()
     votes, profiles = votes_and_voters(rows, 3, lambda row: tuple(row[3:8]), 8)
-    categories, accepted, rejected = rows[0][:3]
-    decided = {
-        int(c): (int(a), int(r))
-        for c, a, r in zip(categories or [], accepted or [], rejected or [], strict=True)
-    }
+    if remembered is None:
+        categories, accepted, rejected = rows[0][:3]
+        decided = {
+            int(c): (int(a), int(r))
+            for c, a, r in zip(categories or [], accepted or [], rejected or [], strict=True)
+        }
+        counts_remember(decided)
+    else:
+        decided = remembered
     return GridConsensusRows(votes=votes, profiles=profiles, decided=decided)
 
 
