@@ -493,6 +493,26 @@ def _generic_plans(plans: list[dict], prefixes: tuple[str, ...]):
     return explained
 
 
+def _history(worker, category, kind: str, candidates: list[Candidate]) -> None:
+    """The worker's earlier yes votes on ``candidates``, in one answered task of ``kind``."""
+    worker_profile(worker)
+    task = MicroTask.objects.create(
+        worker=worker, kind=kind, category=category, expires_at=timezone.now()
+    )
+    Vote.objects.bulk_create(
+        Vote(
+            worker=worker,
+            task=task,
+            kind=kind,
+            question="label",
+            candidate=c,
+            answer="yes",
+            seconds=2.0,
+        )
+        for c in candidates
+    )
+
+
 def test_the_verify_pick_and_lease_probe_votes_and_leases_per_candidate_in_generic_plans(
     category, settings
 ):
@@ -503,22 +523,7 @@ def test_the_verify_pick_and_lease_probe_votes_and_leases_per_candidate_in_gener
     for candidate in pool[:12]:
         gold_mark(candidate=candidate, answer=True)
     client, ann = worker_client("ann")
-    worker_profile(ann)
-    history = MicroTask.objects.create(
-        worker=ann, kind="verify", category=category, expires_at=timezone.now()
-    )
-    Vote.objects.bulk_create(
-        Vote(
-            worker=ann,
-            task=history,
-            kind="verify",
-            question="label",
-            candidate=c,
-            answer="yes",
-            seconds=2.0,
-        )
-        for c in pool[20:140]
-    )
+    _history(ann, category, "verify", pool[20:140])
     for name in ("bob", "cy", "dee"):
         client_other, _ = worker_client(name)
         for _ in range(2):
@@ -573,22 +578,7 @@ def test_the_grid_pick_reads_gold_from_its_random_start_and_held_items_once_in_g
     for candidate in pool[:40]:
         gold_mark(candidate=candidate, answer=True)
     client, ann = worker_client("ann")
-    worker_profile(ann)
-    history = MicroTask.objects.create(
-        worker=ann, kind="grid", category=category, expires_at=timezone.now()
-    )
-    Vote.objects.bulk_create(
-        Vote(
-            worker=ann,
-            task=history,
-            kind="grid",
-            question="label",
-            candidate=c,
-            answer="yes",
-            seconds=2.0,
-        )
-        for c in pool[:20] + pool[40:100]
-    )
+    _history(ann, category, "grid", pool[:20] + pool[40:100])
     for name in ("bob", "cy"):
         client_other, _ = worker_client(name)
         assert client_other.get("/api/tasks/next/?kind=grid").status_code == 200
