@@ -69,6 +69,15 @@ def test_the_verify_lease_is_parsed_by_psycopg_once_per_process(category, monkey
     assert [query for query in parsed if query == LEASE.encode()] == []
 
 
+def _assert_mode_refused(loaded, name: str) -> None:
+    """The settings refused to load, naming ``name`` and the modes PostgreSQL knows."""
+    assert loaded.returncode != 0
+    assert (
+        f"{name} must be force_custom_plan, auto or force_generic_plan, not 'generic'."
+        in loaded.stderr
+    )
+
+
 @pytest.mark.parametrize(("mode", "refused"), [("force_custom_plan", False), ("generic", True)])
 def test_the_plan_cache_mode_is_one_postgresql_knows(mode, refused):
     # given CROWDNET_DB_PLAN_CACHE_MODE set, when the settings load (a fresh interpreter)
@@ -78,11 +87,7 @@ def test_the_plan_cache_mode_is_one_postgresql_knows(mode, refused):
     )
     # then PostgreSQL's own values pass to the server, anything else stops the start-up
     if refused:
-        assert loaded.returncode != 0
-        assert (
-            "CROWDNET_DB_PLAN_CACHE_MODE must be force_custom_plan, auto or "
-            "force_generic_plan, not 'generic'." in loaded.stderr
-        )
+        _assert_mode_refused(loaded, "CROWDNET_DB_PLAN_CACHE_MODE")
     else:
         assert loaded.returncode == 0, loaded.stderr
         assert loaded.stdout.split() == ["-c", "jit=off", "-c", f"plan_cache_mode={mode}"]
@@ -117,11 +122,7 @@ def test_the_task_engine_sets_its_own_plan_mode_only_where_it_differs(
     # then the engine's transactions set generic plans by default, nothing where the mode is
     # the connections' own, and an unknown mode stops the start-up saying what is allowed
     if expected == "refused":
-        assert loaded.returncode != 0
-        assert (
-            "CROWDNET_DB_ENGINE_PLAN_CACHE_MODE must be force_custom_plan, auto or "
-            "force_generic_plan, not 'generic'." in loaded.stderr
-        )
+        _assert_mode_refused(loaded, "CROWDNET_DB_ENGINE_PLAN_CACHE_MODE")
     else:
         assert loaded.returncode == 0, loaded.stderr
         assert loaded.stdout.strip() == expected

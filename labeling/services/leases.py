@@ -44,7 +44,8 @@ task: OFFSET 0 keeps that a probe per task where a plan may hash every open leas
 an item's lease is a copy of its task's expiry and ends (leased_until set to the moment)
 when the task is answered or released. Probed per walked row instead, each probe read every
 lease entry of the candidate in ``task_item_lease``, answered ones included until a vacuum,
-and cost more than the rest of a walked row (docs/benchmarks.md, "The grid pick's walk")."""
+and cost more than the rest of a walked row (docs/benchmarks.md, "Grids: what the pick and
+the lease read per call")."""
 
 NOT_GOLD = """{e}.id NOT IN (SELECT xg.candidate_id FROM labeling_goldanswer xg
         WHERE xg.category_id = {category})"""
