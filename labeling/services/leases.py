@@ -5,10 +5,13 @@
    (``task_item_lease``) and one of the worker's own vote (``vote_once_per_question``); no
    anti-join over all votes. The worker's own open leases are read once (HELD).
 2. ``LEASE`` runs in a fresh statement, so in READ COMMITTED it sees every lease committed
-   after the pick's snapshot: it counts the locked rows' open leases again, keeps the first
-   that still needs a vote, looks up the control item that may stand in for it (issue 12:
-   the same statement whether or not the control is served), inserts the MicroTask and its
-   TaskItem and returns all the task's body needs (image, category, examples).
+   after the pick's snapshot: it counts the locked rows' open leases again and checks again
+   that the worker neither voted on nor holds them (STATE_PICK waits for his profile's lock
+   with its snapshot already taken, so a request of his that held the lock and leased
+   meanwhile is invisible to its pick), keeps the first that still needs a vote, looks up
+   the control item that may stand in for it (issue 12: the same statement whether or not
+   the control is served), inserts the MicroTask and its TaskItem and returns all the
+   task's body needs (image, category, examples).
 
 Nobody else can add a lease to a locked row until we commit, so no item gets more leases
 than the votes it still needs. SQLite takes labeling.services.microtasks' ORM path.
@@ -119,6 +122,7 @@ LEASE = f"""
 WITH free AS MATERIALIZED (
   SELECT c.id, c.category_id, c.image_id FROM labeling_candidate c
   WHERE c.id = ANY(%(locked)s) AND c.votes_cast + {OPEN_LEASES.format(c="c")} < c.votes_needed
+    AND {NEW_TO_WORKER.format(c="c")}
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
   LIMIT 1
 ),

@@ -82,3 +82,26 @@ def test_when_every_pick_finds_only_full_items_there_is_no_task(category, monkey
     assert task is None
     assert picks == [0]
     assert TaskItem.objects.filter(task__worker=ann).count() == 0
+
+
+def test_a_pick_that_predates_the_workers_own_lease_never_leases_him_an_item_twice(
+    category, monkeypatch
+):
+    # given ann holding a lease of the first item (her other request, which held her profile's
+    # lock while this one's pick took its snapshot) and a pick that still offers it to her
+    pool = candidate_pool(category, 2, seed=1230)
+    ann = UserFactory(username="ann")
+    worker_profile(ann)
+    held = task_assign(worker=ann, kind="verify")
+    assert held is not None and held.items.get().candidate_id == pool[0].pk
+    picks: list[int] = []
+    _stale_pick(monkeypatch, [pool[0].pk], picks)
+
+    # when her second request leases
+    task = task_assign(worker=ann, kind="verify")
+
+    # then the lease sees her own lease, picks again and serves her the second item
+    assert task is not None
+    assert task.items.get().candidate_id == pool[1].pk
+    assert picks == [1]
+    assert TaskItem.objects.filter(task__worker=ann, candidate=pool[0]).count() == 1
