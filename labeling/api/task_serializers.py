@@ -174,3 +174,27 @@ class StatsSerializer(serializers.Serializer):
     streak = serializers.IntegerField()
     paused = serializers.BooleanField()
     pause_reason = serializers.CharField()
+
+
+@extend_schema_field(TASK_SCHEMA)
+class _TaskField(serializers.JSONField):
+    """A task as GET /api/tasks/next/ returns it."""
+
+
+class NextOfferSerializer(serializers.Serializer):
+    """The worker's next task, leased by the answer that carries it."""
+
+    status = serializers.ChoiceField(
+        choices=["task", "empty", "paused"],
+        help_text="task: here it is; empty: nothing to do (why says why, as the next-task "
+        "endpoint's Crowdnet-Empty-Reason header); paused: the worker is paused (reason).",
+    )
+    task = _TaskField(required=False)
+    why = serializers.ChoiceField(choices=["no-work", "done"], required=False)
+    reason = serializers.CharField(required=False)
+
+
+class AnsweredSerializer(StatsSerializer):
+    next = NextOfferSerializer(
+        required=False, help_text="Only when the answer was sent with ?next=: the next task."
+    )

@@ -17,8 +17,8 @@ from labeling.api.image_urls import image_url_sign
 from labeling.api.task_serializers import (
     CLIENT_TOKEN_LENGTH,
     TASK_SCHEMA,
+    AnsweredSerializer,
     AnswerSerializer,
-    StatsSerializer,
 )
 from labeling.api.throttling import (
     AddressRateThrottle,
@@ -109,6 +109,39 @@ def task_body(task: MicroTask) -> dict[str, Any]:
     }
 
 
+ANY_KIND = "any"
+"""What ``?next=`` (and ``?kind=``) take for a task of whichever kind comes first."""
+
+NEXT_PARAM = "next"
+"""The answer endpoint's query parameter asking for the next task in the same response."""
+
+
+def kind_param(request: Request, name: str) -> str | None:
+    """The task kind a query parameter asks for: None when absent, empty or ``any``; a
+    ValidationError (400) naming the parameter for anything but a kind."""
+    value = request.query_params.get(name) or None
+    if value is None or value == ANY_KIND:
+        return None
+    if value not in TaskKind.values:
+        raise ValidationError(
+            {name: [f"Unknown kind; use one of {', '.join(TaskKind.values)}, or {ANY_KIND}."]}
+        )
+    return value
+
+
+def next_offer(worker: Any, kind: str | None) -> dict[str, Any]:
+    """The next task for ``worker`` as an answer's ``next`` field carries it: ``{"status":
+    "task", "task": ...}``, ``{"status": "empty", "why": ...}`` (the reason the next-task
+    endpoint's 204 gives) or ``{"status": "paused", "reason": ...}``."""
+    try:
+        task = task_assign(worker=worker, kind=kind)
+    except WorkerPaused as paused:
+        return {"status": "paused", "reason": paused.reason}
+    if task is None:
+        return {"status": "empty", "why": task_empty_reason(kind=kind).value}
+    return {"status": "task", "task": task_body(task)}
+
+
 EMPTY_REASON_HEADER = "Crowdnet-Empty-Reason"
 """The header of a 204 from the next-task endpoint that says why there is no task
 (labeling.services.task_pool.EmptyReason)."""
@@ -121,7 +154,9 @@ class NextTaskView(BatchedThrottlesMixin, APIView):
     throttle_scope = "tasks"
 
     @extend_schema(
-        parameters=[OpenApiParameter("kind", enum=[k.value for k in TaskKind], required=False)],
+        parameters=[
+            OpenApiParameter("kind", enum=[ANY_KIND, *(k.value for k in TaskKind)], required=False)
+        ],
         responses={
             200: TASK_SCHEMA,
             204: OpenApiResponse(
@@ -133,11 +168,7 @@ class NextTaskView(BatchedThrottlesMixin, APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        kind = request.query_params.get("kind") or None
-        if kind is not None and kind not in TaskKind.values:
-            raise ValidationError(
-                {"kind": [f"Unknown kind; use one of {', '.join(TaskKind.values)}."]}
-            )
+        kind = kind_param(request, "kind")
         try:
             task = task_assign(worker=request.user, kind=kind)
         except WorkerPaused as paused:
@@ -180,8 +211,18 @@ class AnswerView(BatchedThrottlesMixin, APIView):
 
     @extend_schema(
         request=AnswerSerializer,
+        parameters=[
+            OpenApiParameter(
+                NEXT_PARAM,
+                enum=[ANY_KIND, *(k.value for k in TaskKind)],
+                required=False,
+                description="Lease the worker's next task (of this kind, or any) once the "
+                "answer is in, and return it as ``next``: one request per task instead of "
+                "two. A paused worker or an empty pool is said there, not as an error.",
+            )
+        ],
         responses={
-            201: StatsSerializer,
+            201: AnsweredSerializer,
             400: OpenApiResponse(description="Malformed answer; the field in error is named."),
             403: OpenApiResponse(description="The worker is paused."),
             404: OpenApiResponse(description="No such task for this worker."),
@@ -189,6 +230,8 @@ class AnswerView(BatchedThrottlesMixin, APIView):
         },
     )
     def post(self, request: Request, uid: str) -> Response:
+        wants_next = NEXT_PARAM in request.query_params
+        next_kind = kind_param(request, NEXT_PARAM)  # checked before anything is written
         answers, client_token = answer_fields(request.data)
         try:
             submitted = answer_submit(
@@ -202,4 +245,7 @@ class AnswerView(BatchedThrottlesMixin, APIView):
             raise PermissionDenied(f"Your account is paused: {paused.reason}") from None
         except AnswerInvalid as invalid:
             raise ValidationError({invalid.field: [invalid.message]}) from None
-        return Response(submitted.body, status=status.HTTP_201_CREATED)
+        body = submitted.body
+        if wants_next:  # the answer is committed first: the next lease can't take it back
+            body = {**body, "next": next_offer(request.user, next_kind)}
+        return Response(body, status=status.HTTP_201_CREATED)
