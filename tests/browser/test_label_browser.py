@@ -4,6 +4,7 @@ votes and boxes in the database; the empty, expired and paused states; a phone-w
 from __future__ import annotations
 
 import os
+import re
 import time
 
 import pytest
@@ -300,7 +301,7 @@ def test_an_answer_lost_on_the_network_is_sent_again_with_the_same_token(page: P
         else:
             route.continue_()
 
-    page.route("**/answer/", flaky)
+    page.route(re.compile(r"/answer/(\?.*)?$"), flaky)
     first = start(page, log_in, "verify")
 
     answer(page, lambda: page.keyboard.press("y"))
@@ -421,4 +422,29 @@ def test_worker_home_leads_to_labeling(page: Page, log_in, cat):
 
     page.wait_for_url("**/label/?kind=verify_box")
     expect(page.locator("#task-prompt")).to_have_text("Nothing to do right now")
+    assert page.problems() == []
+
+
+def test_each_answer_brings_the_task_after_the_next_one(page: Page, log_in, cat):
+    # given five pictures to verify
+    pictures(cat, 5)
+    asked, answered = [], []
+    page.on("request", lambda r: asked.append(r.url) if "/api/tasks/next/" in r.url else None)
+    page.on("request", lambda r: answered.append(r.url) if "/answer/" in r.url else None)
+
+    # when the worker answers all five
+    shown = [start(page, log_in, "verify")]
+    for _ in range(4):
+        answer(page, lambda: page.keyboard.press("y"))
+        shown.append(shown_after(page, shown[-1]))
+    answer(page, lambda: page.keyboard.press("y"))
+
+    # then the page asked for the first task and its prefetch only: every answer brought the
+    # task to show after the next one
+    expect(page.locator("#task-prompt")).to_have_text("Nothing to do right now")
+    assert len(asked) == 2
+    assert [url.split("/answer/")[1] for url in answered] == ["?next=verify"] * 5
+    assert len(set(shown)) == 5
+    assert [vote[2] for vote in votes()] == ["yes"] * 5
+    assert MicroTask.objects.filter(status="answered").count() == 5
     assert page.problems() == []

@@ -18,9 +18,12 @@ function pauseReason(text) {
 }
 
 export class TaskApi {
-  constructor(nextUrl, answerUrl, kind) {
+  /** ``answerNext``: the kind (or "any") each answer asks the next task of, so that one
+   * request per task does both; empty where the next task comes from ``nextUrl`` only. */
+  constructor(nextUrl, answerUrl, kind, answerNext = "") {
     this.nextUrl = kind ? `${nextUrl}?kind=${encodeURIComponent(kind)}` : nextUrl;
     this.answerUrl = answerUrl;
+    this.answerQuery = answerNext ? `?next=${encodeURIComponent(answerNext)}` : "";
   }
 
   /** ``{ status: "task", task }``, ``{ status: "empty", why }`` (``why``: "no-work" or "done",
@@ -42,10 +45,12 @@ export class TaskApi {
   }
 
   /** Send the answers with a fresh client token, retried once with the same token if the
-   * network fails. ``{ status: "ok", stats }``, ``"gone"`` (expired, answered, unknown),
-   * ``"invalid"`` with a message, or ``"paused"`` with the reason. */
+   * network fails. ``{ status: "ok", stats, following }`` (``following``: the next task as
+   * ``next()`` gives it, when the answer asked for one, else null), ``"gone"`` (expired,
+   * answered, unknown), ``"invalid"`` with a message, or ``"paused"`` with the reason. */
   async answer(task, answers) {
-    const url = this.answerUrl.replace("00000000-0000-0000-0000-000000000000", task.id);
+    const url =
+      this.answerUrl.replace("00000000-0000-0000-0000-000000000000", task.id) + this.answerQuery;
     const body = JSON.stringify({ answers, client_token: crypto.randomUUID() });
     const post = () =>
       fetch(url, {
@@ -64,7 +69,10 @@ export class TaskApi {
     } catch {
       response = await post();
     }
-    if (response.status === 201) return { status: "ok", stats: await response.json() };
+    if (response.status === 201) {
+      const stats = await response.json();
+      return { status: "ok", stats, following: stats.next || null };
+    }
     if (response.status === 404 || response.status === 409) {
       return { status: "gone", message: await detail(response) };
     }

@@ -1,6 +1,8 @@
 /**
  * The labeling page: asks the task API for a task, shows it by kind, and prefetches the next
- * one as soon as it is shown, so that after an answer the next task appears at once.
+ * one as soon as it is shown, so that after an answer the next task appears at once. Where
+ * answers bring the next task with them (``data-answer-next``), the one an answer brings is
+ * the prefetch for the task shown after it: one request per task.
  */
 import { TaskApi } from "./api.js";
 import { renderChoice } from "./choice.js";
@@ -18,7 +20,12 @@ const RENDERERS = {
 const NOT_SHORTCUTS = "input, textarea, select, [contenteditable]";
 
 const root = document.getElementById("label-app");
-const api = new TaskApi(root.dataset.nextUrl, root.dataset.answerUrl, root.dataset.kind);
+const api = new TaskApi(
+  root.dataset.nextUrl,
+  root.dataset.answerUrl,
+  root.dataset.kind,
+  root.dataset.answerNext,
+);
 const $ = (id) => document.getElementById(id);
 const view = {
   prompt: $("task-prompt"),
@@ -108,7 +115,9 @@ function prefetch(shownId) {
     .catch(() => null);
 }
 
-function show(task) {
+/** ``following``: what the last answer brought (a result as ``api.next()`` gives it), kept as
+ * the prefetch unless it is the task now shown. */
+function show(task, following = null) {
   current = task;
   view.body.replaceChildren();
   view.actions.replaceChildren();
@@ -124,7 +133,12 @@ function show(task) {
   showState("work");
   setBusy(false);
   view.prompt.focus({ preventScroll: true });
-  prefetch(task.id);
+  if (following && !(following.status === "task" && following.task.id === task.id)) {
+    if (following.status === "task") preload(following.task);
+    upcoming = Promise.resolve(following);
+  } else {
+    prefetch(task.id);
+  }
 }
 
 function showResult(result) {
@@ -161,11 +175,14 @@ async function load() {
   }
 }
 
-async function advance(answeredId) {
+/** Show the prefetched task, else what the answer brought (``following``), else ask. */
+async function advance(answeredId, following = null) {
   const ready = upcoming ? await upcoming : null;
   upcoming = null;
   if (ready && ready.status === "task" && ready.task.id !== answeredId) {
-    show(ready.task);
+    show(ready.task, following);
+  } else if (following && !(following.status === "task" && following.task.id === answeredId)) {
+    showResult(following);
   } else {
     await load();
   }
@@ -195,7 +212,7 @@ async function submit(answers) {
     if (outcome.stats.paused) {
       showResult({ status: "paused", reason: outcome.stats.pause_reason });
     } else {
-      await advance(task.id);
+      await advance(task.id, outcome.following);
     }
   } else if (outcome.status === "gone") {
     notify(`${outcome.message} No harm done: here is the next one.`, "warn");
