@@ -10,7 +10,9 @@ curated gold items among the first 10,000 (control items for issue 12's lookup);
 accounts with API tokens. It starts gunicorn (``--web-workers`` x gthread ``--threads``) on
 it and drives it from one asyncio client (raw HTTP/1.1 keep-alive streams, one connection
 per simulated worker): ``GET /api/tasks/next/`` then ``POST /api/tasks/<id>/answer/``, closed
-loop, or with ``--think`` seconds (mean, exponential) between seeing a task and answering it.
+loop, or with ``--think`` seconds (mean, exponential) between seeing a task and answering it;
+with ``--protocol answer-next`` each answer asks for the next task (``?next=``) and the
+next-task endpoint is asked only when an answer brought none (the labeling page's way).
 
 It prints answered tasks/s, round-trip p50/p99 per endpoint, CPU ms per answer of the server
 (the gunicorn process tree, and the PostgreSQL backends serving this database, sampled from
@@ -168,36 +170,49 @@ class Stats:
         self.recording = False
 
 
+PROTOCOLS = ("two-step", "answer-next")
+"""two-step: ``GET /api/tasks/next/`` then the answer, two requests per task; answer-next: each
+answer asks for the next task (``?next=``) and the worker asks the next-task endpoint only when
+an answer brought none, one request per task as the labeling page sends them."""
+
+
 async def simulated_worker(
-    port: int, token: str, kind: str, think: float, deadline: float, stats: Stats
+    port: int, token: str, kind: str, think: float, deadline: float, stats: Stats, protocol: str
 ) -> None:
     """next, (think), answer, until the deadline; latencies only while ``stats.recording``."""
     connection = Connection(port, token)
     path = "/api/tasks/next/" + ("?kind=verify" if kind == "verify" else "")
+    query = ("?next=" + ("verify" if kind == "verify" else "any")) * (protocol == "answer-next")
     await asyncio.sleep(random.random() * min(think, 3.0))  # the crowd does not arrive at once
+    task = None
     while time.time() < deadline:
-        start = time.perf_counter()
-        status, body = await connection.request("GET", path)
-        if stats.recording:
-            stats.latency["next"].append((time.perf_counter() - start) * 1000)
-        if status == 204:
-            stats.empty += 1
-            await asyncio.sleep(0.05)
-            continue
-        if status != 200:
-            stats.errors.append(f"next {status} {body[:200]!r}")
-            await asyncio.sleep(0.05)
-            continue
-        task = json.loads(body)
+        if task is None:
+            start = time.perf_counter()
+            status, body = await connection.request("GET", path)
+            if stats.recording:
+                stats.latency["next"].append((time.perf_counter() - start) * 1000)
+            if status == 204:
+                stats.empty += 1
+                await asyncio.sleep(0.05)
+                continue
+            if status != 200:
+                stats.errors.append(f"next {status} {body[:200]!r}")
+                await asyncio.sleep(0.05)
+                continue
+            task = json.loads(body)
         if think:
             await asyncio.sleep(random.expovariate(1 / think))
         payload = json.dumps({"answers": answers_for(task), "client_token": os.urandom(8).hex()})
         start = time.perf_counter()
         status, body = await connection.request(
-            "POST", f"/api/tasks/{task['id']}/answer/", payload.encode()
+            "POST", f"/api/tasks/{task['id']}/answer/{query}", payload.encode()
         )
+        task = None
         if status == 201:
             stats.acknowledged += 1
+            following = json.loads(body).get("next") if query else None
+            if following and following["status"] == "task":
+                task = following["task"]
         if stats.recording:
             stats.latency["answer"].append((time.perf_counter() - start) * 1000)
             stats.answered += status == 201
@@ -321,8 +336,8 @@ def checks(acknowledged: int) -> tuple[int, int, int]:
     return over, duplicates, max(0, acknowledged - answered)
 
 
-def queries_per_round_trip(username: str, kind: str, rounds: int = 30) -> float:
-    """Statements Django sends for one next + answer, through the test client, in process."""
+def queries_per_round_trip(username: str, kind: str, protocol: str, rounds: int = 30) -> float:
+    """Statements Django sends per answered task, through the test client, in process."""
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -332,18 +347,24 @@ def queries_per_round_trip(username: str, kind: str, rounds: int = 30) -> float:
     client = Client()
     client.force_login(User.objects.get(username=username))
     path = "/api/tasks/next/" + ("?kind=verify" if kind == "verify" else "")
+    query = ("?next=" + ("verify" if kind == "verify" else "any")) * (protocol == "answer-next")
+    response = client.get(path)  # the first task (not counted: one per worker, not per task)
+    task = response.json() if response.status_code == 200 else None
     with CaptureQueriesContext(connection) as captured:
         done = 0
         for _ in range(rounds):
-            response = client.get(path)
-            if response.status_code != 200:
-                break
-            task = response.json()
-            client.post(
-                f"/api/tasks/{task['id']}/answer/",
+            if task is None:
+                response = client.get(path)
+                if response.status_code != 200:
+                    break
+                task = response.json()
+            answered = client.post(
+                f"/api/tasks/{task['id']}/answer/{query}",
                 {"answers": answers_for(task), "client_token": os.urandom(8).hex()},
                 content_type="application/json",
-            )
+            ).json()
+            following = answered.get("next") or {}
+            task = following.get("task") if following.get("status") == "task" else None
             done += 1
     return len(captured) / max(1, done)
 
@@ -359,7 +380,9 @@ async def drive(args: argparse.Namespace, tokens: list[str], measure) -> tuple[S
     deadline = time.time() + args.warmup + args.seconds
     jobs = [
         asyncio.create_task(
-            simulated_worker(args.port, token, args.kind, args.think, deadline, stats)
+            simulated_worker(
+                args.port, token, args.kind, args.think, deadline, stats, args.protocol
+            )
         )
         for token in tokens
     ]
@@ -379,6 +402,13 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=10_000, help="open candidates")
     parser.add_argument("--kind", choices=["verify", "all"], default="verify")
     parser.add_argument("--think", type=float, default=0.0, help="mean think time, seconds")
+    parser.add_argument(
+        "--protocol",
+        choices=PROTOCOLS,
+        default="two-step",
+        help="two-step: next, then answer (two requests a task); answer-next: each answer "
+        "brings the next task (?next=), as the labeling page asks",
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="recorded run")
     parser.add_argument("--warmup", type=float, default=5.0, help="unrecorded start")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn processes")
@@ -456,7 +486,8 @@ def main() -> None:
         print(
             f"machine: {os.uname().nodename}, {os.cpu_count()} cores; gunicorn "
             f"{args.web_workers}x{args.threads} gthread; {args.workers} workers "
-            f"({args.kind}, think {args.think} s) from one asyncio client on the same machine; "
+            f"({args.kind}, think {args.think} s, {args.protocol}) from one asyncio client on "
+            "the same machine; "
             f"load average {marks['load'][0]:.2f} at start, {load_end[0]:.2f} at end"
         )
         print(f"answered: {stats.answered} in {elapsed:.1f} s = {stats.answered / elapsed:.1f}/s")
@@ -484,8 +515,8 @@ def main() -> None:
             f"acknowledged answers missing: {lost}"
         )
         print(
-            f"queries per next + answer (Django, in process): "
-            f"{queries_per_round_trip('bench0', args.kind):.1f}"
+            f"queries per answered task (Django, in process): "
+            f"{queries_per_round_trip('bench0', args.kind, args.protocol):.1f}"
         )
 
 
