@@ -75,10 +75,14 @@ def test_next_any_takes_whichever_kind_and_an_empty_kind_says_no_work(category):
 
     any_kind = _answer(client, first, path="?next=any", token="a").json()
     draw = _answer(client, second, path="?next=draw", token="b").json()
+    asked = client.get("/api/tasks/next/?kind=any")
 
     assert any_kind["next"]["status"] == "task"
     assert any_kind["next"]["task"]["kind"] == "verify"
     assert draw["next"] == {"status": "empty", "why": "no-work"}
+    # the next-task endpoint takes "any" as no kind: of the three items he holds the last
+    # and answered the others, so there is work, none of it for him
+    assert (asked.status_code, asked["Crowdnet-Empty-Reason"]) == (204, "done")
 
 
 def test_an_unknown_next_is_400_and_the_answer_is_not_taken(category):
