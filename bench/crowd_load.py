@@ -176,13 +176,22 @@ answer asks for the next task (``?next=``) and the worker asks the next-task end
 an answer brought none, one request per task as the labeling page sends them."""
 
 
+def task_paths(kind: str, protocol: str) -> tuple[str, str]:
+    """The next-task path for ``kind`` (verify, or all: any kind), and the query an answer
+    carries under ``protocol`` (``?next=...`` for answer-next, else none)."""
+    verify = kind == "verify"
+    path = "/api/tasks/next/" + ("?kind=verify" if verify else "")
+    if protocol != "answer-next":
+        return path, ""
+    return path, "?next=" + ("verify" if verify else "any")
+
+
 async def simulated_worker(
     port: int, token: str, kind: str, think: float, deadline: float, stats: Stats, protocol: str
 ) -> None:
     """next, (think), answer, until the deadline; latencies only while ``stats.recording``."""
     connection = Connection(port, token)
-    path = "/api/tasks/next/" + ("?kind=verify" if kind == "verify" else "")
-    query = ("?next=" + ("verify" if kind == "verify" else "any")) * (protocol == "answer-next")
+    path, query = task_paths(kind, protocol)
     await asyncio.sleep(random.random() * min(think, 3.0))  # the crowd does not arrive at once
     task = None
     while time.time() < deadline:
@@ -346,8 +355,7 @@ def queries_per_round_trip(username: str, kind: str, protocol: str, rounds: int 
 
     client = Client()
     client.force_login(User.objects.get(username=username))
-    path = "/api/tasks/next/" + ("?kind=verify" if kind == "verify" else "")
-    query = ("?next=" + ("verify" if kind == "verify" else "any")) * (protocol == "answer-next")
+    path, query = task_paths(kind, protocol)
     response = client.get(path)  # the first task (not counted: one per worker, not per task)
     task = response.json() if response.status_code == 200 else None
     with CaptureQueriesContext(connection) as captured:

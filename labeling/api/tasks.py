@@ -25,7 +25,7 @@ from labeling.api.throttling import (
     BatchedThrottlesMixin,
     ScopedRateThrottle,
 )
-from labeling.models import Box, MicroTask, TaskItem, TaskKind
+from labeling.models import Box, MicroTask, TaskItem, TaskKind, User
 from labeling.services.answers import (
     AnswerInvalid,
     TaskConflict,
@@ -129,10 +129,11 @@ def kind_param(request: Request, name: str) -> str | None:
     return value
 
 
-def next_offer(worker: Any, kind: str | None) -> dict[str, Any]:
-    """The next task for ``worker`` as an answer's ``next`` field carries it: ``{"status":
-    "task", "task": ...}``, ``{"status": "empty", "why": ...}`` (the reason the next-task
-    endpoint's 204 gives) or ``{"status": "paused", "reason": ...}``."""
+def next_offer(worker: User, kind: str | None) -> dict[str, Any]:
+    """The next task for ``worker`` (task_assign) as an answer's ``next`` field carries it:
+    ``{"status": "task", "task": ...}``, ``{"status": "empty", "why": ...}`` (an EmptyReason)
+    or ``{"status": "paused", "reason": ...}``; the next-task endpoint answers 200, 204 or 403
+    from the same."""
     try:
         task = task_assign(worker=worker, kind=kind)
     except WorkerPaused as paused:
@@ -168,17 +169,14 @@ class NextTaskView(BatchedThrottlesMixin, APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        kind = kind_param(request, "kind")
-        try:
-            task = task_assign(worker=request.user, kind=kind)
-        except WorkerPaused as paused:
-            raise PermissionDenied(f"Your account is paused: {paused.reason}") from None
-        if task is None:
-            reason = task_empty_reason(kind=kind)
+        offer = next_offer(request.user, kind_param(request, "kind"))
+        if offer["status"] == "paused":
+            raise PermissionDenied(f"Your account is paused: {offer['reason']}")
+        if offer["status"] == "empty":
             return Response(
-                status=status.HTTP_204_NO_CONTENT, headers={EMPTY_REASON_HEADER: reason.value}
+                status=status.HTTP_204_NO_CONTENT, headers={EMPTY_REASON_HEADER: offer["why"]}
             )
-        return Response(task_body(task))
+        return Response(offer["task"])
 
 
 def answer_fields(data: Any) -> tuple[Any, str]:

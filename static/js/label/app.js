@@ -115,6 +115,11 @@ function prefetch(shownId) {
     .catch(() => null);
 }
 
+/** Whether ``result`` (as ``api.next()`` gives it) is there and is not the task ``id``. */
+function other(result, id) {
+  return Boolean(result) && !(result.status === "task" && result.task.id === id);
+}
+
 /** ``following``: what the last answer brought (a result as ``api.next()`` gives it), kept as
  * the prefetch unless it is the task now shown. */
 function show(task, following = null) {
@@ -133,7 +138,7 @@ function show(task, following = null) {
   showState("work");
   setBusy(false);
   view.prompt.focus({ preventScroll: true });
-  if (following && !(following.status === "task" && following.task.id === task.id)) {
+  if (other(following, task.id)) {
     if (following.status === "task") preload(following.task);
     upcoming = Promise.resolve(following);
   } else {
@@ -181,7 +186,7 @@ async function advance(answeredId, following = null) {
   upcoming = null;
   if (ready && ready.status === "task" && ready.task.id !== answeredId) {
     show(ready.task, following);
-  } else if (following && !(following.status === "task" && following.task.id === answeredId)) {
+  } else if (other(following, answeredId)) {
     showResult(following);
   } else {
     await load();
