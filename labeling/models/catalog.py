@@ -306,6 +306,19 @@ class Candidate(models.Model):
         default=3, help_text="Counted verify votes wanted before consensus decides."
     )
     box_state = models.CharField(max_length=10, choices=BoxState.choices, default=BoxState.NONE)
+    # The verify lease that fills an item (votes cast + open leases = votes needed) notes when
+    # its first lease ends, and at which votes_needed: until then the picks pass it by on the
+    # row they read anyway instead of probing its leases (labeling.services.leases.ROOM).
+    full_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Until when every vote this item still needs is leased (a pick's hint).",
+    )
+    full_needed = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="The votes_needed full_until was noted at: a hint for fewer votes is void.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -38,15 +38,16 @@ from labeling.services.leases import (
     NEW_TO_WORKER,
     NOT_GOLD,
     OPEN_LEASES,
+    ROOM,
     Served,
     leased_task,
 )
 
 POOL_ROW = (
     """{c}.state = 'open' AND {c}.votes_cast < {c}.votes_needed
-  AND {c}.votes_cast + """
-    + OPEN_LEASES
-    + """ < {c}.votes_needed
+  AND """
+    + ROOM
+    + """
   AND """
     + NEW_TO_WORKER
 )
@@ -122,14 +123,16 @@ SELECT top.category_id, ARRAY(SELECT id FROM locked), ARRAY(SELECT id FROM gold)
 
 LEASE = f"""
 WITH free AS MATERIALIZED (
-  SELECT c.id, c.image_id, false AS is_gold, NULL::boolean AS answer FROM labeling_candidate c
-  WHERE c.id = ANY(%(locked)s) AND c.votes_cast + {OPEN_LEASES.format(c="c")} < c.votes_needed
+  SELECT c.id, c.image_id, false AS is_gold, NULL::boolean AS answer,
+    c.votes_cast + o.leases + 1 >= c.votes_needed AS fills
+  FROM labeling_candidate c, LATERAL (SELECT {OPEN_LEASES.format(c="c")} AS leases OFFSET 0) o
+  WHERE c.id = ANY(%(locked)s) AND c.votes_cast + o.leases < c.votes_needed
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
   LIMIT %(pool)s
 ),
 placed AS MATERIALIZED (
   SELECT cells.*, (row_number() OVER (ORDER BY random()) - 1)::smallint AS position FROM (
-    SELECT * FROM free
+    SELECT f.id, f.image_id, f.is_gold, f.answer FROM free f
     UNION ALL
     SELECT d.id, d.image_id, true, g.answer FROM labeling_candidate d,
       LATERAL (SELECT g.answer FROM labeling_goldanswer g WHERE g.candidate_id = d.id
@@ -152,6 +155,16 @@ item AS (
   SELECT gen_random_uuid(), task.id, p.position, p.id, NULL, p.is_gold, p.answer, %(expires)s
   FROM task, placed p
   RETURNING id, uid, position, candidate_id
+),
+-- the cells whose last missing vote this grid takes get the verify lease's hint (leases.ROOM)
+hinted AS (
+  UPDATE labeling_candidate h
+  SET full_until = LEAST(%(expires)s, (SELECT min(i.leased_until) FROM labeling_taskitem i
+      WHERE i.candidate_id = h.id AND i.box_id IS NULL AND i.leased_until > %(now)s)),
+    full_needed = h.votes_needed
+  FROM free f
+  WHERE h.id = f.id AND f.fills AND EXISTS (SELECT 1 FROM task)
+  RETURNING 1
 )
 SELECT task.id, item.id, item.uid, item.position, p.id, p.image_id, p.is_gold, p.answer,
   im.uid, im.width, im.height, cat.name, cat.definition,

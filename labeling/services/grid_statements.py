@@ -213,6 +213,16 @@ WITH decided AS (
       box_state)
   WHERE c.id = d.id
   RETURNING 1
+),
+-- a grid whose votes don't count gives its cells' leases back without a vote: their
+-- full-until hints are void (leases.ROOM); a row another transaction holds keeps its hint,
+-- no longer than the lease it was noted from
+voided AS (
+  UPDATE labeling_candidate c SET full_until = NULL, full_needed = NULL
+  WHERE c.id IN (SELECT v.id FROM labeling_candidate v
+    WHERE v.id = ANY(%(voided)s::bigint[]) AND v.full_until > %(now)s
+    ORDER BY v.id FOR NO KEY UPDATE SKIP LOCKED)
+  RETURNING 1
 ),{FINISH_WRITES}
 SELECT (SELECT count(*) FROM decided), (SELECT count(*) FROM answered)
 """  # noqa: S608 (column names are constants; values are bound)
@@ -223,10 +233,12 @@ def grid_answer_finish(
     decisions: dict[int, dict[str, Any]],
     credits: tuple[list[int], list[float | None]],
     answered: Answered,
+    voided: list[int],
 ) -> None:
     """Write a grid answer's outcome in one statement: ``decisions`` (per candidate id, the
-    fields to set, consensus.state_fields; a field left out keeps its value), then
-    ``answered``."""
+    fields to set, consensus.state_fields; a field left out keeps its value), the full-until
+    hints of the ``voided`` candidates cleared (an uncounted grid's real cells: none of
+    them has a decision), then ``answered``."""
     ids = sorted(decisions)
     rows = [decisions[pk] for pk in ids]
     params: dict[str, Any] = {
@@ -239,6 +251,7 @@ def grid_answer_finish(
         "set_decided_at": ["decided_at" in fields for fields in rows],
         "decided_at": [fields.get("decided_at") for fields in rows],
         "box_states": [fields.get("box_state") for fields in rows],
+        "voided": voided,
         **answered.params(credits),
     }
     with connection.cursor() as cursor:

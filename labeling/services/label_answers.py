@@ -273,5 +273,6 @@ def grid_answer(
         decisions=decisions,
         credits=([], []) if credits is None else (credits.vote_ids, credits.peer_p_yes),
         answered=Answered(profile, task.pk, now, client_token or None, body),
+        voided=[] if counted else sorted(item.candidate_id for item in real),
     )
     return Submitted(body=body, replayed=False)

@@ -13,6 +13,9 @@
    the control is served), inserts the MicroTask and its TaskItem and returns all the
    task's body needs (image, category, examples).
 
+Both steps read an item's room through ROOM in the pick (the full-until hint first) and
+OPEN_LEASES in the recount; the lease that fills an item notes the hint.
+
 Nobody else can add a lease to a locked row until we commit, so no item gets more leases
 than the votes it still needs. SQLite takes labeling.services.microtasks' ORM path.
 """
@@ -26,6 +29,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.db.models import QuerySet
 
 from labeling.models import Candidate, Category, Image, MicroTask, TaskItem, TaskKind, User
 
@@ -36,6 +40,27 @@ OPEN_LEASES = """(SELECT count(*) FROM (SELECT 1 FROM labeling_taskitem i
 this < votes_needed, the cap changes no answer). The LIMIT makes a plan made without ``now``
 read the lease index a row at a time: without it such a plan took a third of the item's task
 items to be open and bitmap-scanned them all, on every row a pick walks."""
+
+ROOM = (
+    """CASE WHEN {c}.full_until > %(now)s AND {c}.full_needed = {c}.votes_needed THEN NULL
+      ELSE 1 END IS NOT NULL
+  AND {c}.votes_cast + """
+    + OPEN_LEASES
+    + " < {c}.votes_needed"
+)
+"""Whether a pick may take candidate ``{c}``: its votes cast and open leases fall short of
+the votes it needs. The full-until hint (``Candidate.full_until``, noted by the verify lease
+that fills the item, void once votes_needed differs from ``full_needed``) answers "no" from
+the row the pick reads anyway, so a pick walks past items whose votes are all leased without
+probing their leases or the worker's votes: with many workers holding tasks those are most
+of what the top of the pool holds. The hint is a test no statistics describe (a CASE tested
+for NULL: the planner takes 99.5 % of rows to pass, with or without the call's values,
+however many hints the table holds) and costs no subplan, so it is checked first while the
+pick's plan stays the one it had without it (a plain ``OR`` on the columns was estimated
+from their statistics and moved a generic plan: docs/benchmarks.md). A hint only ever skips:
+LEASE recounts the leases of what was picked, so a stale one can't over-assign; it goes
+stale only when a lease ends without a counted vote, and ``leases_release`` voids it where
+that happens early."""
 
 HELD = """ARRAY(SELECT h.candidate_id FROM labeling_microtask t,
         LATERAL (SELECT h.candidate_id FROM labeling_taskitem h
@@ -74,7 +99,7 @@ call, growing with his history) and a look in HELD."""
 PICK = f"""
 SELECT c.id FROM labeling_candidate c
 WHERE c.state = 'open' AND c.votes_cast < c.votes_needed
-  AND c.votes_cast + {OPEN_LEASES.format(c="c")} < c.votes_needed
+  AND {ROOM.format(c="c")}
   AND {NEW_TO_WORKER.format(c="c")}
   AND EXISTS (SELECT 1 FROM labeling_category g
     WHERE g.id = c.category_id AND g.archived_at IS NULL)
@@ -120,8 +145,9 @@ DECIDED = KNOWN + "\n    AND " + NEW_TO_WORKER
 
 LEASE = f"""
 WITH free AS MATERIALIZED (
-  SELECT c.id, c.category_id, c.image_id FROM labeling_candidate c
-  WHERE c.id = ANY(%(locked)s) AND c.votes_cast + {OPEN_LEASES.format(c="c")} < c.votes_needed
+  SELECT c.id, c.category_id, c.image_id, c.votes_cast + o.leases + 1 >= c.votes_needed AS fills
+  FROM labeling_candidate c, LATERAL (SELECT {OPEN_LEASES.format(c="c")} AS leases OFFSET 0) o
+  WHERE c.id = ANY(%(locked)s) AND c.votes_cast + o.leases < c.votes_needed
     AND {NEW_TO_WORKER.format(c="c")}
   ORDER BY c.priority DESC, c.votes_cast DESC, c.id
   LIMIT 1
@@ -188,6 +214,17 @@ item AS (
   SELECT %(item_uid)s, task.id, 0, chosen.id, NULL, chosen.is_gold, chosen.answer, %(expires)s
   FROM task, chosen
   RETURNING id
+),
+-- the lease that takes a real item's last missing vote notes when the item's first lease
+-- ends (ours is not visible here: LEAST adds it), for the picks to pass it by until then
+hinted AS (
+  UPDATE labeling_candidate h
+  SET full_until = LEAST(%(expires)s, (SELECT min(i.leased_until) FROM labeling_taskitem i
+      WHERE i.candidate_id = h.id AND i.box_id IS NULL AND i.leased_until > %(now)s)),
+    full_needed = h.votes_needed
+  FROM free f, chosen
+  WHERE h.id = f.id AND f.fills AND chosen.id = f.id AND NOT chosen.is_gold
+  RETURNING 1
 )
 SELECT task.id, item.id, chosen.id, chosen.image_id, chosen.is_gold, chosen.answer,
   chosen.category_id, cat.name, cat.definition, im.uid, im.width, im.height,
@@ -243,6 +280,28 @@ class VerifyLease:
     width: int
     height: int
     examples: list[uuid.UUID]
+
+
+def leases_release(items: QuerySet[TaskItem], now: datetime) -> None:
+    """End ``items``' open leases at ``now`` without a vote (a pause sends a worker's tasks
+    back to the pool) and void the full-until hint (ROOM) of the label items they held, so
+    the picks see the room at once rather than when the first of those leases would have
+    ended. SKIP LOCKED: a row another transaction holds keeps its hint, which lasts no
+    longer than the lease it was noted from, and no pause waits on, or deadlocks with, a
+    pick or an answer."""
+    held = list(
+        items.filter(leased_until__gt=now, box__isnull=True).values_list("candidate_id", flat=True)
+    )
+    items.update(leased_until=now)
+    if not held:
+        return
+    hinted = (
+        Candidate.objects.filter(pk__in=held, full_until__gt=now)
+        .order_by("pk")
+        .select_for_update(skip_locked=True)
+        .values("pk")
+    )
+    Candidate.objects.filter(pk__in=hinted).update(full_until=None, full_needed=None)
 
 
 def leased_task(

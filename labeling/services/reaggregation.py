@@ -47,6 +47,7 @@ from labeling.models import (
     WorkerProfile,
 )
 from labeling.services.consensus import NO, STATE_OF_CODE, YES
+from labeling.services.leases import leases_release
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +286,12 @@ def _model_pause(worker_id: int, reason: str, detail: str, now: datetime) -> Non
         if WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
             paused=True, pause_reason=reason, pause_detail=detail, paused_at=now
         ):
-            TaskItem.objects.filter(
-                task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
-            ).update(leased_until=now)
+            leases_release(
+                TaskItem.objects.filter(
+                    task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
+                ),
+                now,
+            )
 
 
 def consensus_reaggregate(

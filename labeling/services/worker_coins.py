@@ -27,6 +27,7 @@ from labeling.crowd.gates import (
     peer_thresholds,
 )
 from labeling.models import PEER_PENDING, MicroTask, TaskItem, Vote, WorkerProfile
+from labeling.services.leases import leases_release
 
 PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
 COIN_FIELDS = ("user_id", "gold_correct", "gold_seen", "confusion", "paused", *PEER_FIELDS)
@@ -238,8 +239,9 @@ def gate_pause(worker_id: int, pause: Pause, now: datetime) -> None:
         paused_at=now,
         recheck_due=now,
     )
-    TaskItem.objects.filter(task__worker_id=worker_id, task__status=MicroTask.Status.LEASED).update(
-        leased_until=now
+    leases_release(
+        TaskItem.objects.filter(task__worker_id=worker_id, task__status=MicroTask.Status.LEASED),
+        now,
     )
 
 

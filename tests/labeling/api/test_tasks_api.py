@@ -8,6 +8,7 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from labeling.models import Box, Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
@@ -97,9 +98,18 @@ def test_no_item_gets_more_leases_than_the_votes_it_needs(category, settings):
     assert codes == [200, 200, 200, 204]
     assert TaskItem.objects.filter(candidate=candidate).count() == 3
 
-    # when one lease expires, its place goes back to the pool
-    MicroTask.objects.filter(worker__username="w0").update(expires_at=timezone.now())
-    TaskItem.objects.filter(task__worker__username="w0").update(leased_until=timezone.now())
+    # and the last lease noted the first one's end on the item (the picks' full-until hint)
+    first = TaskItem.objects.get(task__worker__username="w0").leased_until
+    assert Candidate.objects.get(pk=candidate.pk).full_until == (
+        first if connection.vendor == "postgresql" else None
+    )
+
+    # when one lease expires (the clock moved to its end, and so to the hint's), its place goes
+    # back to the pool
+    now = timezone.now()
+    MicroTask.objects.filter(worker__username="w0").update(expires_at=now)
+    TaskItem.objects.filter(task__worker__username="w0").update(leased_until=now)
+    Candidate.objects.filter(pk=candidate.pk, full_until=first).update(full_until=now)
     assert clients[3].get("/api/tasks/next/?kind=verify").status_code == 200
 
 

@@ -179,3 +179,32 @@ def test_a_grid_answered_on_the_lean_path_writes_what_the_orm_path_writes(
         assert all(not row[7] for row in lean["votes"] if row[0] == ann.pk)
         assert set(states.values()) <= {"open", "accepted"}
         assert len(lean_hooks) == 0
+
+
+def test_a_grid_notes_the_hints_of_the_cells_it_fills_and_an_uncounted_answer_voids_them(category):
+    # given a pool whose items need one vote each beside curated gold, and bob holding a grid
+    pool = candidate_pool(category, 20, seed=5310)
+    for candidate in pool[:2]:
+        gold_mark(candidate=candidate, answer=True)
+    Candidate.objects.filter(pk__in=[c.pk for c in pool[2:]]).update(votes_needed=1)
+    bob = _worker("bob", gold_seen=40, gold_correct=40)
+    task = task_assign(worker=bob, kind="grid")
+    real = task.items.filter(is_gold=False)
+    cells = sorted(real.values_list("candidate_id", flat=True))
+    expires = real.first().leased_until
+    hinted = Candidate.objects.filter(full_until__isnull=False)
+
+    # then his lease noted its end on each cell it filled, at one vote needed, and on nothing else
+    assert sorted(hinted.values_list("id", flat=True)) == cells
+    assert set(hinted.values_list("full_until", "full_needed")) == {(expires, 1)}
+
+    # when he answers with the control wrong (none of his votes count)
+    answers.answer_submit(
+        worker=bob, task_uid=str(task.uid), answers=_selections(task, lambda pk: True, False)
+    )
+
+    # then the cells' hints are void and the next worker's grid takes the same cells
+    assert not hinted.exists()
+    cy = _worker("cy", gold_seen=40, gold_correct=40)
+    again = task_assign(worker=cy, kind="grid")
+    assert sorted(again.items.filter(is_gold=False).values_list("candidate_id", flat=True)) == cells

@@ -1,13 +1,19 @@
-"""The verify lease when its pick comes back with rows others have leased meanwhile."""
+"""The verify lease when its pick comes back with rows others have leased meanwhile, and the
+full-until hint that lets picks pass fully leased items by."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from labeling.crowd.gates import Pause
 from labeling.models import Candidate, TaskItem
 from labeling.services import leases
-from labeling.services.microtasks import task_assign, worker_profile
+from labeling.services.microtasks import gold_mark, task_assign, worker_profile
+from labeling.services.worker_coins import gate_pause
 from tests.factories import UserFactory, candidate_pool
 
 pytestmark = pytest.mark.django_db
@@ -105,3 +111,94 @@ def test_a_pick_that_predates_the_workers_own_lease_never_leases_him_an_item_twi
     assert task.items.get().candidate_id == pool[1].pk
     assert picks == [1]
     assert TaskItem.objects.filter(task__worker=ann, candidate=pool[0]).count() == 1
+
+
+def _hint(candidate: Candidate) -> tuple[object, int | None]:
+    candidate.refresh_from_db()
+    return candidate.full_until, candidate.full_needed
+
+
+def test_the_lease_that_takes_an_items_last_vote_notes_when_its_first_lease_ends(category):
+    # given an item needing two votes and two workers
+    [item] = candidate_pool(category, 1, seed=1240)
+    Candidate.objects.update(votes_needed=2)
+    bob, cy = UserFactory(username="bob"), UserFactory(username="cy")
+    worker_profile(bob)
+    worker_profile(cy)
+
+    # when bob takes the first vote, then cy the last
+    first = task_assign(worker=bob, kind="verify")
+    after_first = _hint(item)
+    second = task_assign(worker=cy, kind="verify")
+
+    # then the first lease noted nothing (a vote was still free) and the second noted the end
+    # of bob's lease (the earlier of the two) at two votes needed
+    assert first is not None and second is not None
+    assert after_first == (None, None)
+    assert first.items.get().leased_until < second.items.get().leased_until
+    assert _hint(item) == (first.items.get().leased_until, 2)
+
+
+def test_a_control_served_in_place_of_an_item_notes_no_hint(category, settings):
+    # given an item needing one vote beside a curated gold item of its category, and every
+    # lease serving a control where one is found
+    real, known = candidate_pool(category, 2, seed=1250)
+    Candidate.objects.filter(pk=real.pk).update(votes_needed=1)
+    gold_mark(candidate=known, answer=True)
+    settings.CROWDNET_GOLD_RATE = 1.0
+    bob = UserFactory(username="bob")
+    worker_profile(bob)
+
+    # when bob gets a task
+    task = task_assign(worker=bob, kind="verify")
+
+    # then it is the control, and the item it stood in for is still free: no hint
+    assert task is not None and task.items.get().candidate_id == known.pk
+    assert _hint(real) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("until_seconds", "needed_noted", "passed_by"),
+    [(60, 3, True), (-1, 3, False), (60, 2, False)],
+    ids=["hint-in-force", "hint-ended", "hint-for-fewer-votes"],
+)
+def test_a_pick_passes_an_item_by_while_its_hint_is_in_force(
+    category, until_seconds, needed_noted, passed_by
+):
+    # given two open items needing three votes, no lease on either, and a hint on the first
+    # (one left behind: the pick trusts it without probing the leases)
+    first, second = candidate_pool(category, 2, seed=1260)
+    Candidate.objects.update(votes_needed=3)
+    Candidate.objects.filter(pk=first.pk).update(
+        full_until=timezone.now() + timedelta(seconds=until_seconds), full_needed=needed_noted
+    )
+    ann = UserFactory(username="ann")
+    worker_profile(ann)
+
+    # when ann asks for a verify task
+    task = task_assign(worker=ann, kind="verify")
+
+    # then a hint in force for the item's current vote need passes the first item by; an
+    # ended one, or one noted at another vote need, is void
+    assert task is not None
+    assert task.items.get().candidate_id == (second.pk if passed_by else first.pk)
+
+
+def test_a_pause_gives_the_items_back_with_their_hints_void(category):
+    # given bob holding the last vote of an item (its hint noted) and cy, who has no task
+    [item, other] = candidate_pool(category, 2, seed=1270)
+    Candidate.objects.filter(pk=item.pk).update(votes_needed=1)
+    Candidate.objects.filter(pk=other.pk).update(state="accepted")
+    bob, cy = UserFactory(username="bob"), UserFactory(username="cy")
+    worker_profile(bob)
+    worker_profile(cy)
+    assert task_assign(worker=bob, kind="verify") is not None
+    assert _hint(item)[0] is not None
+
+    # when a gate pauses bob
+    gate_pause(bob.pk, Pause(reason="paused", detail="test"), timezone.now())
+
+    # then his lease ended, the item's hint is void and cy is served the item at once
+    assert _hint(item) == (None, None)
+    task = task_assign(worker=cy, kind="verify")
+    assert task is not None and task.items.get().candidate_id == item.pk
