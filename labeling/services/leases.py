@@ -216,14 +216,18 @@ item AS (
   RETURNING id
 ),
 -- the lease that takes a real item's last missing vote notes when the item's first lease
--- ends (ours is not visible here: LEAST adds it), for the picks to pass it by until then
+-- ends (ours is not visible here: LEAST adds it), for the picks to pass it by until then.
+-- A control served in its place leaves the hint as it was but writes the row all the same
+-- (locked by the pick: nobody waits): the same work whether or not a control is served
 hinted AS (
   UPDATE labeling_candidate h
-  SET full_until = LEAST(%(expires)s, (SELECT min(i.leased_until) FROM labeling_taskitem i
-      WHERE i.candidate_id = h.id AND i.box_id IS NULL AND i.leased_until > %(now)s)),
-    full_needed = h.votes_needed
-  FROM free f, chosen
-  WHERE h.id = f.id AND f.fills AND chosen.id = f.id AND NOT chosen.is_gold
+  SET full_until = CASE WHEN chosen.is_gold THEN h.full_until
+      ELSE LEAST(%(expires)s, o.first_end) END,
+    full_needed = CASE WHEN chosen.is_gold THEN h.full_needed ELSE h.votes_needed END
+  FROM free f, chosen, LATERAL (SELECT min(i.leased_until) AS first_end
+    FROM labeling_taskitem i
+    WHERE i.candidate_id = f.id AND i.box_id IS NULL AND i.leased_until > %(now)s) o
+  WHERE h.id = f.id AND f.fills
   RETURNING 1
 )
 SELECT task.id, item.id, chosen.id, chosen.image_id, chosen.is_gold, chosen.answer,

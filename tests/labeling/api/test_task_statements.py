@@ -356,6 +356,51 @@ def test_a_verify_lease_looks_up_the_control_item_whether_or_not_it_serves_it(
     assert min(_cte_loops(plan, "nearby")) == 1
 
 
+def _cte_rows(plan: dict, name: str) -> list[int]:
+    """Actual rows of every plan node that computes the CTE ``name``."""
+    found = [plan["Actual Rows"]] if plan.get("Subplan Name") == f"CTE {name}" else []
+    for child in plan.get("Plans", []):
+        found += _cte_rows(child, name)
+    return found
+
+
+@pytest.mark.parametrize("gold_rate", [0.0, 1.0])
+def test_a_lease_writes_the_pool_row_it_fills_whether_or_not_a_control_is_served(
+    category, settings, gold_rate
+):
+    # given items needing one vote next to curated gold, the lease explained as above
+    settings.CROWDNET_GOLD_RATE = gold_rate
+    pool = candidate_pool(category, 12, seed=510)
+    for candidate in pool[:3]:
+        gold_mark(candidate=candidate, answer=True)
+    Candidate.objects.filter(pk__in=[c.pk for c in pool[3:]]).update(votes_needed=1)
+    client, _ = worker_client("ann")
+    plans = []
+
+    def explained(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH free AS MATERIALIZED"):
+            cursor = context["cursor"]
+            cursor.execute("SAVEPOINT explained")
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plans.append(cursor.fetchone()[0][0]["Plan"])
+            cursor.execute("ROLLBACK TO SAVEPOINT explained")
+        return execute(sql, params, many, context)
+
+    # when a task is leased, a real item (rate 0) or a control in its place (rate 1)
+    with connection.execute_wrapper(explained):
+        response = client.get("/api/tasks/next/?kind=verify")
+
+    # then the lease wrote the picked item's row either way (a control's lease is not faster
+    # for writing nothing), and only the item it leased got the full-until hint
+    assert response.status_code == 200
+    served = TaskItem.objects.get(uid=response.json()["items"][0]["id"])
+    assert served.is_gold is (gold_rate == 1.0)
+    [plan] = plans
+    assert _cte_rows(plan, "hinted") == [1]
+    hinted = list(Candidate.objects.filter(full_until__isnull=False).values_list("id", flat=True))
+    assert hinted == ([] if served.is_gold else [served.candidate_id])
+
+
 def test_a_next_without_a_kind_reads_the_state_and_kinds_in_one_statement(
     category, django_assert_num_queries
 ):

@@ -12,7 +12,7 @@ from django.utils import timezone
 from labeling.crowd.gates import Pause
 from labeling.models import Candidate, TaskItem
 from labeling.services import leases
-from labeling.services.microtasks import gold_mark, task_assign, worker_profile
+from labeling.services.microtasks import task_assign, worker_profile
 from labeling.services.worker_coins import gate_pause
 from tests.factories import UserFactory, candidate_pool
 
@@ -137,24 +137,6 @@ def test_the_lease_that_takes_an_items_last_vote_notes_when_its_first_lease_ends
     assert after_first == (None, None)
     assert first.items.get().leased_until < second.items.get().leased_until
     assert _hint(item) == (first.items.get().leased_until, 2)
-
-
-def test_a_control_served_in_place_of_an_item_notes_no_hint(category, settings):
-    # given an item needing one vote beside a curated gold item of its category, and every
-    # lease serving a control where one is found
-    real, known = candidate_pool(category, 2, seed=1250)
-    Candidate.objects.filter(pk=real.pk).update(votes_needed=1)
-    gold_mark(candidate=known, answer=True)
-    settings.CROWDNET_GOLD_RATE = 1.0
-    bob = UserFactory(username="bob")
-    worker_profile(bob)
-
-    # when bob gets a task
-    task = task_assign(worker=bob, kind="verify")
-
-    # then it is the control, and the item it stood in for is still free: no hint
-    assert task is not None and task.items.get().candidate_id == known.pk
-    assert _hint(real) == (None, None)
 
 
 @pytest.mark.parametrize(
