@@ -54,8 +54,11 @@ EXAMPLES = 3
 SIZE_STEP = 32
 """Control items are drawn from the closest size step to the real item's: pixels of
 width + height difference."""
-CONTROL_WINDOW = 200
-"""Decided items looked at on each side of the real item, in id order, for its control."""
+CONTROL_WINDOW = 20
+"""Decided items looked at on each side of the real item, in id order, for its control, and
+on PostgreSQL curated gold items from a random point of the category's gold: every lease
+looks its control up, so this bounds what each lease reads (200 a side and the whole gold
+read up to 7,400 buffers a lease: docs/benchmarks.md)."""
 
 
 class WorkerPaused(Exception):

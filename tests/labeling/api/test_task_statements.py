@@ -11,7 +11,7 @@ from django.utils import timezone
 from psycopg.sql import Literal
 
 from labeling.models import Box, Candidate, MicroTask, TaskItem, Vote
-from labeling.services.microtasks import gold_mark, worker_profile
+from labeling.services.microtasks import CONTROL_WINDOW, gold_mark, worker_profile
 from labeling.services.worker_coins import crowd_newcomer
 from tests.factories import candidate_pool, worker_client
 
@@ -311,6 +311,22 @@ def test_answering_a_coverage_check_costs_pinned_statements(
     assert image.object_boxes.count() == (1 if said == "yes" else 0)
 
 
+def _lease_explained(plans: list[dict]):
+    """An execute wrapper that also runs each verify lease statement under EXPLAIN ANALYZE (in
+    a savepoint rolled back) and appends its plan to ``plans``, to see which parts ran."""
+
+    def explained(execute, sql, params, many, context):
+        if sql.lstrip().startswith("WITH free AS MATERIALIZED"):
+            cursor = context["cursor"]
+            cursor.execute("SAVEPOINT explained")
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
+            plans.append(cursor.fetchone()[0][0]["Plan"])
+            cursor.execute("ROLLBACK TO SAVEPOINT explained")
+        return execute(sql, params, many, context)
+
+    return explained
+
+
 def _cte_loops(plan: dict, name: str) -> list[int]:
     """Actual loops of every plan node that scans or computes the CTE ``name``."""
     found = []
@@ -334,17 +350,8 @@ def test_a_verify_lease_looks_up_the_control_item_whether_or_not_it_serves_it(
     client, _ = worker_client("ann")
     plans = []
 
-    def explained(execute, sql, params, many, context):
-        if sql.lstrip().startswith("WITH free AS MATERIALIZED"):
-            cursor = context["cursor"]
-            cursor.execute("SAVEPOINT explained")
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-            plans.append(cursor.fetchone()[0][0]["Plan"])
-            cursor.execute("ROLLBACK TO SAVEPOINT explained")
-        return execute(sql, params, many, context)
-
     # when a task is leased, a real item (rate 0) or a control (rate 1)
-    with connection.execute_wrapper(explained):
+    with connection.execute_wrapper(_lease_explained(plans)):
         response = client.get("/api/tasks/next/?kind=verify")
 
     # then the control's lookup ran either way: a real item does not come back faster than a
@@ -377,17 +384,8 @@ def test_a_lease_writes_the_pool_row_it_fills_whether_or_not_a_control_is_served
     client, _ = worker_client("ann")
     plans = []
 
-    def explained(execute, sql, params, many, context):
-        if sql.lstrip().startswith("WITH free AS MATERIALIZED"):
-            cursor = context["cursor"]
-            cursor.execute("SAVEPOINT explained")
-            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, params)
-            plans.append(cursor.fetchone()[0][0]["Plan"])
-            cursor.execute("ROLLBACK TO SAVEPOINT explained")
-        return execute(sql, params, many, context)
-
     # when a task is leased, a real item (rate 0) or a control in its place (rate 1)
-    with connection.execute_wrapper(explained):
+    with connection.execute_wrapper(_lease_explained(plans)):
         response = client.get("/api/tasks/next/?kind=verify")
 
     # then the lease wrote the picked item's row either way (a control's lease is not faster
@@ -399,6 +397,29 @@ def test_a_lease_writes_the_pool_row_it_fills_whether_or_not_a_control_is_served
     assert _cte_rows(plan, "hinted") == [1]
     hinted = list(Candidate.objects.filter(full_until__isnull=False).values_list("id", flat=True))
     assert hinted == ([] if served.is_gold else [served.candidate_id])
+
+
+def test_a_verify_lease_ranks_a_bounded_sample_of_its_categorys_gold_for_the_control(
+    category, settings
+):
+    # given a category with 100 curated gold items before its open pool items
+    settings.CROWDNET_GOLD_RATE = 1.0
+    pool = candidate_pool(category, 110, seed=520)
+    for candidate in pool[:100]:
+        gold_mark(candidate=candidate, answer=True)
+    client, _ = worker_client("ann")
+    plans: list[dict] = []
+
+    # when a task is leased (the lease explained as above)
+    with connection.execute_wrapper(_lease_explained(plans)):
+        response = client.get("/api/tasks/next/?kind=verify")
+
+    # then a gold item was served, chosen among at most a window of the decided items before
+    # the pool item and a window of the gold from a random point: never the whole gold
+    assert response.status_code == 200
+    assert TaskItem.objects.get(uid=response.json()["items"][0]["id"]).is_gold
+    [plan] = plans
+    assert 0 < max(_cte_rows(plan, "ranked")) <= 2 * CONTROL_WINDOW
 
 
 def test_a_next_without_a_kind_reads_the_state_and_kinds_in_one_statement(

@@ -4,8 +4,9 @@ category without curated gold uses items the crowd decided confidently."""
 from __future__ import annotations
 
 import pytest
+from django.utils import timezone
 
-from labeling.models import Candidate, GoldAnswer, TaskItem, Vote, WorkerProfile
+from labeling.models import Candidate, GoldAnswer, MicroTask, TaskItem, Vote, WorkerProfile
 from labeling.services.ingest import images_ingest
 from labeling.services.microtasks import gold_mark
 from tests.factories import CategoryFactory, image_bytes, worker_client
@@ -158,3 +159,41 @@ def test_a_control_comes_from_the_decided_items_next_to_the_pool_item_or_from_go
     # then only the nearest decided item served, and then the gold item, wherever it lies
     assert {(s.candidate_id, s.control_answer) for s in before} == {(near.pk, False)}
     assert (after.candidate_id, after.control_answer) == (far_gold.pk, False)
+
+
+def test_a_control_is_gold_the_worker_never_answered_however_much_of_it_he_has(
+    category, settings, monkeypatch
+):
+    # given, in import order, twelve gold items, twelve items the crowd decided and the open
+    # pool item; a window of three items a side (and three gold); and a worker who answered
+    # eleven of the twelve gold items before
+    settings.CROWDNET_GOLD_RATE = 1.0
+    monkeypatch.setattr("labeling.services.microtasks.CONTROL_WINDOW", 3)
+    gold = _images(category, 12, start=0)
+    for candidate in gold:
+        gold_mark(candidate=candidate, answer=False)
+    _decide(_images(category, 12, start=20), "rejected", 0.999)
+    _images(category, 1, start=40)
+    client, ann = worker_client("ann")
+    task = MicroTask.objects.create(
+        worker=ann, kind="verify", category=category, expires_at=timezone.now()
+    )
+    Vote.objects.bulk_create(
+        Vote(
+            worker=ann,
+            task=task,
+            kind="verify",
+            question="label",
+            candidate=c,
+            answer="no",
+            seconds=2.0,
+        )
+        for c in gold[1:]
+    )
+
+    # when he gets a verify task
+    served = _served(_next(client))
+
+    # then its control is the one gold item he has not answered, wherever the sample of the
+    # category's gold started
+    assert (served.is_gold, served.candidate_id) == (True, gold[0].pk)
