@@ -25,15 +25,21 @@ def _postgresql(settings):
     settings.CROWDNET_GATE_MIN_SECONDS_PER_ITEM = 0.0
 
 
+def _gold_pool(category, size: int, *, gold: int, seed: int) -> list[Candidate]:
+    """``size`` open pool items, the first ``gold`` of them made curated gold (answer yes)."""
+    pool = candidate_pool(category, size, seed=seed)
+    for candidate in pool[:gold]:
+        gold_mark(candidate=candidate, answer=True)
+    return pool
+
+
 @pytest.mark.parametrize("gold_rate", [0.0, 1.0])
 def test_a_verify_lease_costs_the_same_statements_for_a_real_or_a_control_item(
     category, settings, django_assert_num_queries, gold_rate
 ):
     # given a pool next to curated gold, and a worker who answered once already
     settings.CROWDNET_GOLD_RATE = gold_rate
-    pool = candidate_pool(category, 12, seed=300)
-    for candidate in pool[:3]:
-        gold_mark(candidate=candidate, answer=True)
+    _gold_pool(category, 12, gold=3, seed=300)
     client, _ = worker_client("ann")
     first = client.get("/api/tasks/next/?kind=verify").json()
     answer = [{"item": first["items"][0]["id"], "answer": "yes"}]
@@ -58,9 +64,7 @@ def test_answering_a_verify_task_costs_pinned_statements_for_a_real_or_a_control
     # curated gold, two earlier votes on its item from others, and the crowd's control totals
     # already cached (as they are for a minute at a time)
     settings.CROWDNET_GOLD_RATE = gold_rate
-    pool = candidate_pool(category, 12, seed=400)
-    for candidate in pool[:3]:
-        gold_mark(candidate=candidate, answer=True)
+    _gold_pool(category, 12, gold=3, seed=400)
     for name in ("bob", "cid"):
         other, _ = worker_client(name)
         settings.CROWDNET_GOLD_RATE = 0.0
@@ -103,9 +107,7 @@ def test_a_grid_lease_costs_pinned_statements_with_its_gold_cells(
 ):
     # given a pool of 20 with 10 curated gold items, and a worker who answered one grid already
     settings.CROWDNET_GOLD_RATE = gold_rate
-    pool = candidate_pool(category, 30, seed=500)
-    for candidate in pool[:10]:
-        gold_mark(candidate=candidate, answer=True)
+    _gold_pool(category, 30, gold=10, seed=500)
     client, _ = worker_client("ann")
     first = client.get("/api/tasks/next/?kind=grid").json()
     answers = [{"item": item["id"], "selected": True} for item in first["items"]]
@@ -214,9 +216,7 @@ def test_answering_a_grid_costs_the_statements_of_one_verify_answer_control_righ
     # from someone else, and the crowd's control totals already cached (as they are for a
     # minute at a time)
     settings.CROWDNET_GOLD_RATE = 0.0
-    pool = candidate_pool(category, 20, seed=900)
-    for candidate in pool[:2]:
-        gold_mark(candidate=candidate, answer=True)
+    pool = _gold_pool(category, 20, gold=2, seed=900)
     Candidate.objects.filter(pk__in=[c.pk for c in pool[2:4]]).update(yes_votes=1)
     crowd_newcomer()
     client, _ = worker_client("ann")
@@ -327,59 +327,34 @@ def _lease_explained(plans: list[dict]):
     return explained
 
 
-def _cte_loops(plan: dict, name: str) -> list[int]:
-    """Actual loops of every plan node that scans or computes the CTE ``name``."""
+def _cte_nodes(plan: dict, name: str) -> list[dict]:
+    """Every plan node that scans (``scans``) or computes the CTE ``name``."""
     found = []
     if plan.get("CTE Name") == name or plan.get("Subplan Name") == f"CTE {name}":
-        found.append(plan["Actual Loops"])
+        found.append(plan)
     for child in plan.get("Plans", []):
-        found += _cte_loops(child, name)
+        found += _cte_nodes(child, name)
     return found
 
 
-@pytest.mark.parametrize("gold_rate", [0.0, 1.0])
-def test_a_verify_lease_looks_up_the_control_item_whether_or_not_it_serves_it(
-    category, settings, gold_rate
-):
-    # given a pool next to curated gold; each lease statement is also run under EXPLAIN
-    # ANALYZE (in a savepoint rolled back) to see which of its parts ran
-    settings.CROWDNET_GOLD_RATE = gold_rate
-    pool = candidate_pool(category, 12, seed=500)
-    for candidate in pool[:3]:
-        gold_mark(candidate=candidate, answer=True)
-    client, _ = worker_client("ann")
-    plans = []
-
-    # when a task is leased, a real item (rate 0) or a control (rate 1)
-    with connection.execute_wrapper(_lease_explained(plans)):
-        response = client.get("/api/tasks/next/?kind=verify")
-
-    # then the control's lookup ran either way: a real item does not come back faster than a
-    # control (bench/control_detection.py's timing AUC), and it is the control's served or not
-    assert response.status_code == 200
-    assert TaskItem.objects.get(uid=response.json()["items"][0]["id"]).is_gold is (gold_rate == 1.0)
-    [plan] = plans
-    assert min(_cte_loops(plan, "control")) == 1
-    assert min(_cte_loops(plan, "nearby")) == 1
+def _cte_loops(plan: dict, name: str) -> list[int]:
+    """Actual loops of the nodes that scan or compute the CTE ``name``."""
+    return [node["Actual Loops"] for node in _cte_nodes(plan, name)]
 
 
 def _cte_rows(plan: dict, name: str) -> list[int]:
-    """Actual rows of every plan node that computes the CTE ``name``."""
-    found = [plan["Actual Rows"]] if plan.get("Subplan Name") == f"CTE {name}" else []
-    for child in plan.get("Plans", []):
-        found += _cte_rows(child, name)
-    return found
+    """Actual rows of the nodes that compute the CTE ``name``."""
+    return [node["Actual Rows"] for node in _cte_nodes(plan, name) if "Subplan Name" in node]
 
 
 @pytest.mark.parametrize("gold_rate", [0.0, 1.0])
-def test_a_lease_writes_the_pool_row_it_fills_whether_or_not_a_control_is_served(
+def test_a_verify_lease_does_the_same_work_whether_or_not_it_serves_a_control(
     category, settings, gold_rate
 ):
-    # given items needing one vote next to curated gold, the lease explained as above
+    # given items needing one vote next to curated gold; each lease statement is also run
+    # under EXPLAIN ANALYZE (in a savepoint rolled back) to see which of its parts ran
     settings.CROWDNET_GOLD_RATE = gold_rate
-    pool = candidate_pool(category, 12, seed=510)
-    for candidate in pool[:3]:
-        gold_mark(candidate=candidate, answer=True)
+    pool = _gold_pool(category, 12, gold=3, seed=500)
     Candidate.objects.filter(pk__in=[c.pk for c in pool[3:]]).update(votes_needed=1)
     client, _ = worker_client("ann")
     plans = []
@@ -388,12 +363,16 @@ def test_a_lease_writes_the_pool_row_it_fills_whether_or_not_a_control_is_served
     with connection.execute_wrapper(_lease_explained(plans)):
         response = client.get("/api/tasks/next/?kind=verify")
 
-    # then the lease wrote the picked item's row either way (a control's lease is not faster
-    # for writing nothing), and only the item it leased got the full-until hint
+    # then the control's lookup ran either way, and the picked item's row was written either
+    # way (the lease fills it): a real item does not come back faster than a control
+    # (bench/control_detection.py's timing AUC); only an item actually leased got the
+    # full-until hint
     assert response.status_code == 200
     served = TaskItem.objects.get(uid=response.json()["items"][0]["id"])
     assert served.is_gold is (gold_rate == 1.0)
     [plan] = plans
+    assert min(_cte_loops(plan, "control")) == 1
+    assert min(_cte_loops(plan, "nearby")) == 1
     assert _cte_rows(plan, "hinted") == [1]
     hinted = list(Candidate.objects.filter(full_until__isnull=False).values_list("id", flat=True))
     assert hinted == ([] if served.is_gold else [served.candidate_id])
@@ -404,9 +383,7 @@ def test_a_verify_lease_ranks_a_bounded_sample_of_its_categorys_gold_for_the_con
 ):
     # given a category with 100 curated gold items before its open pool items
     settings.CROWDNET_GOLD_RATE = 1.0
-    pool = candidate_pool(category, 110, seed=520)
-    for candidate in pool[:100]:
-        gold_mark(candidate=candidate, answer=True)
+    _gold_pool(category, 110, gold=100, seed=520)
     client, _ = worker_client("ann")
     plans: list[dict] = []
 
@@ -585,9 +562,7 @@ def test_the_verify_pick_and_lease_probe_votes_and_leases_per_candidate_in_gener
     # given a worker with a long history (120 votes) and a crowd's open leases, the tables
     # analysed, and every statement of the next explained under a generic plan (one made
     # without the call's values, as the engine's transactions use)
-    pool = candidate_pool(category, 160, seed=1180)
-    for candidate in pool[:12]:
-        gold_mark(candidate=candidate, answer=True)
+    pool = _gold_pool(category, 160, gold=12, seed=1180)
     client, ann = worker_client("ann")
     _history(ann, category, "verify", pool[20:140])
     for name in ("bob", "cy", "dee"):
@@ -681,9 +656,7 @@ def test_the_grid_pick_reads_gold_from_its_random_start_and_held_items_once_in_g
     # of that gold and 60 pool items, other workers holding grids, the tables analysed, and
     # the grid's pick and lease explained under a generic plan
     settings.CROWDNET_GOLD_RATE = 0.5
-    pool = candidate_pool(category, 160, seed=1190)
-    for candidate in pool[:40]:
-        gold_mark(candidate=candidate, answer=True)
+    pool = _gold_pool(category, 160, gold=40, seed=1190)
     client, ann = worker_client("ann")
     _history(ann, category, "grid", pool[:20] + pool[40:100])
     for name in ("bob", "cy"):
