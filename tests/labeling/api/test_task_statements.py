@@ -397,6 +397,14 @@ def test_a_verify_lease_ranks_a_bounded_sample_of_its_categorys_gold_for_the_con
     assert TaskItem.objects.get(uid=response.json()["items"][0]["id"]).is_gold
     [plan] = plans
     assert 0 < max(_cte_rows(plan, "ranked")) <= 2 * CONTROL_WINDOW
+    # and the walk over the decided items before the pool item (all 100 gold) stopped at the
+    # window: it reads the index in order, it does not read them all and sort
+    walks = [
+        scan["Actual Rows"]
+        for scan, _ in _scans(plan)
+        if scan.get("Index Name") == "candidate_decided" and scan["Actual Loops"] == 1
+    ]
+    assert walks and max(walks) == CONTROL_WINDOW, walks
 
 
 def test_a_next_without_a_kind_reads_the_state_and_kinds_in_one_statement(
