@@ -287,6 +287,40 @@ class CpuMeter:
         return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
+GROWING = "labeling_vote, labeling_taskitem, labeling_microtask, labeling_candidate"
+"""The tables a run grows or rewrites, analysed again by ``--analyze-every``."""
+
+
+class Analyzer:
+    """ANALYZE the growing tables every ``every`` seconds on a connection of its own, as
+    autovacuum's analyses keep a running server's statistics (and so its plans) current as a
+    crowd grows its tables; its backend counts in PostgreSQL's CPU like the server's own."""
+
+    def __init__(self, database_url: str, every: float) -> None:
+        self.database_url, self.every, self.runs = database_url, every, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            while not self.stop.wait(self.every):
+                conn.execute(f"ANALYZE {GROWING}")
+                self.runs += 1
+
+    def start(self) -> None:
+        if self.every > 0:
+            self.thread.start()
+
+    def close(self) -> int:
+        """Stop; the number of analyses run."""
+        self.stop.set()
+        if self.thread.is_alive():
+            self.thread.join()
+        return self.runs
+
+
 def database_counters(cursor, name: str) -> tuple[int, int | None]:
     """(tuples returned + fetched, statements run per pg_stat_statements or None)."""
     cursor.execute("SELECT pg_stat_clear_snapshot()")
@@ -431,6 +465,14 @@ def main() -> None:
         "empty, as on a server without autovacuum: `manage.py check --database default` "
         "warns of that)",
     )
+    parser.add_argument(
+        "--analyze-every",
+        type=float,
+        default=0.0,
+        help="also ANALYZE the growing tables every this many seconds through the run, as "
+        "autovacuum would on a server that has it (0: never; this bench's figures before "
+        "2026-12-08 were taken without)",
+    )
     args = parser.parse_args()
 
     for name, value in FAST_SETTINGS.items():
@@ -476,11 +518,14 @@ def main() -> None:
             else:
                 client_cpu[0] = time.process_time() - client_cpu[0]
 
+        analyzer = Analyzer(database_url, args.analyze_every)
+        analyzer.start()
         try:
             stats, elapsed = asyncio.run(drive(args, tokens, measure))
             web_seconds, db_seconds = gunicorn.seconds(), postgres.seconds()
             load_end = os.getloadavg()
         finally:
+            analyses = analyzer.close()
             server.terminate()
             try:
                 server.wait(timeout=10)
@@ -496,7 +541,8 @@ def main() -> None:
             f"{args.web_workers}x{args.threads} gthread; {args.workers} workers "
             f"({args.kind}, think {args.think} s, {args.protocol}) from one asyncio client on "
             "the same machine; "
-            f"load average {marks['load'][0]:.2f} at start, {load_end[0]:.2f} at end"
+            f"load average {marks['load'][0]:.2f} at start, {load_end[0]:.2f} at end; "
+            f"{analyses} ANALYZE runs (--analyze-every {args.analyze_every:g})"
         )
         print(f"answered: {stats.answered} in {elapsed:.1f} s = {stats.answered / elapsed:.1f}/s")
         for endpoint, values in stats.latency.items():
