@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from labeling.crowd.gates import ControlAnswer, LabelAnswer, WorkerRecord, gate_task
-from labeling.models import MicroTask, TaskItem, WorkerProfile
+from labeling.models import WorkerProfile
 from labeling.services.consensus import worker_decisions_reopen
 from labeling.services.leases import leases_release
 from labeling.services.worker_coins import gate_settings
@@ -87,11 +87,6 @@ def profile_record(
         profile.recheck_due = now  # the sweep's, should the hook below never run
         # A paused worker's other leases go back to the pool at once, and his votes weigh
         # nothing from now on (worker_coins): the decisions they carried are taken again.
-        leases_release(
-            TaskItem.objects.filter(
-                task__worker=profile.user, task__status=MicroTask.Status.LEASED
-            ),
-            now,
-        )
+        leases_release(profile.user_id, now)
         worker_id = profile.user_id
         transaction.on_commit(lambda: worker_decisions_reopen(worker_id=worker_id))

@@ -34,6 +34,7 @@ from django.db import connection
 
 from labeling.models import Candidate, Category, Image, MicroTask, TaskItem, TaskKind, User
 from labeling.services.leases import (
+    FIRST_LEASE_END,
     HELD,
     NEW_TO_WORKER,
     NOT_GOLD,
@@ -159,8 +160,7 @@ item AS (
 -- the cells whose last missing vote this grid takes get the verify lease's hint (leases.ROOM)
 hinted AS (
   UPDATE labeling_candidate h
-  SET full_until = LEAST(%(expires)s, (SELECT min(i.leased_until) FROM labeling_taskitem i
-      WHERE i.candidate_id = h.id AND i.box_id IS NULL AND i.leased_until > %(now)s)),
+  SET full_until = LEAST(%(expires)s, {FIRST_LEASE_END.format(c="h")}),
     full_needed = h.votes_needed
   FROM free f
   WHERE h.id = f.id AND f.fills AND EXISTS (SELECT 1 FROM task)

@@ -29,7 +29,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import QuerySet
 
 from labeling.models import Candidate, Category, Image, MicroTask, TaskItem, TaskKind, User
 
@@ -41,9 +40,23 @@ this < votes_needed, the cap changes no answer). The LIMIT makes a plan made wit
 read the lease index a row at a time: without it such a plan took a third of the item's task
 items to be open and bitmap-scanned them all, on every row a pick walks."""
 
+
+def unestimated(condition: str) -> str:
+    """``condition`` as a test no statistics describe: a CASE tested for NULL, which the
+    planner takes to pass 99.5 % of rows whatever the data or the call's values. For tests a
+    plan must not be built around: their own estimates moved the pick's generic plan, or made
+    a walk that stops at a few rows read and sort them all (docs/benchmarks.md)."""
+    return f"CASE WHEN {condition} THEN 1 END IS NOT NULL"
+
+
+FIRST_LEASE_END = """(SELECT min(i.leased_until) FROM labeling_taskitem i
+      WHERE i.candidate_id = {c}.id AND i.box_id IS NULL AND i.leased_until > %(now)s)"""
+"""When the first of candidate ``{c}``'s open label leases ends (NULL: none open). With the
+new lease's expiry (LEAST), what the lease that fills an item notes as its full-until hint."""
+
 ROOM = (
-    """CASE WHEN {c}.full_until > %(now)s AND {c}.full_needed = {c}.votes_needed THEN NULL
-      ELSE 1 END IS NOT NULL
+    unestimated("({c}.full_until > %(now)s AND {c}.full_needed = {c}.votes_needed) IS NOT TRUE")
+    + """
   AND {c}.votes_cast + """
     + OPEN_LEASES
     + " < {c}.votes_needed"
@@ -53,11 +66,9 @@ the votes it needs. The full-until hint (``Candidate.full_until``, noted by the 
 that fills the item, void once votes_needed differs from ``full_needed``) answers "no" from
 the row the pick reads anyway, so a pick walks past items whose votes are all leased without
 probing their leases or the worker's votes: with many workers holding tasks those are most
-of what the top of the pool holds. The hint is a test no statistics describe (a CASE tested
-for NULL: the planner takes 99.5 % of rows to pass, with or without the call's values,
-however many hints the table holds) and costs no subplan, so it is checked first while the
-pick's plan stays the one it had without it (a plain ``OR`` on the columns was estimated
-from their statistics and moved a generic plan: docs/benchmarks.md). A hint only ever skips:
+of what the top of the pool holds. The hint is ``unestimated`` and costs no subplan, so it is
+checked first while the pick's plan stays the one it had without it (a plain ``OR`` on the
+columns was estimated from their statistics and moved a generic plan). A hint only ever skips:
 LEASE recounts the leases of what was picked, so a stale one can't over-assign; it goes
 stale only when a lease ends without a counted vote, and ``leases_release`` voids it where
 that happens early."""
@@ -149,20 +160,13 @@ KNOWN = CONTROL_OF + "\n    AND " + KNOWN_ANSWER
 """A candidate of the real item's category whose answer is known, not one of the task's
 examples: one that may be its control."""
 
-DECIDED = (
-    CONTROL_OF
-    + "\n    AND CASE WHEN "
-    + KNOWN_ANSWER
-    + "\n    AND "
-    + NEW_TO_WORKER
-    + " THEN 1 END IS NOT NULL"
-)
+DECIDED = CONTROL_OF + "\n    AND " + unestimated(KNOWN_ANSWER + "\n    AND " + NEW_TO_WORKER)
 """A decided candidate ``{c}`` next to the real item that may be its control (KNOWN) and is
 new to the worker, for a walk in id order that stops at ``window`` rows. The tests are
-wrapped in a CASE tested for NULL, which the planner takes to pass 99.5 % of rows: with their
-own estimates it expected a handful to pass, so it read every decided item of the category
-on that side (bitmap scan and sort, a vote probe each) instead of walking the index to the
-first ``window``: the walk then grew with the category's decisions."""
+``unestimated``: with their own estimates the planner expected a handful to pass, so it read
+every decided item of the category on that side (bitmap scan and sort, a vote probe each)
+instead of walking the index to the first ``window``, and the walk grew with the category's
+decisions."""
 
 GOLD_CONTROL = (
     """EXISTS (SELECT 1 FROM labeling_candidate gc
@@ -268,9 +272,7 @@ hinted AS (
   SET full_until = CASE WHEN chosen.is_gold THEN h.full_until
       ELSE LEAST(%(expires)s, o.first_end) END,
     full_needed = CASE WHEN chosen.is_gold THEN h.full_needed ELSE h.votes_needed END
-  FROM free f, chosen, LATERAL (SELECT min(i.leased_until) AS first_end
-    FROM labeling_taskitem i
-    WHERE i.candidate_id = f.id AND i.box_id IS NULL AND i.leased_until > %(now)s) o
+  FROM free f, chosen, LATERAL (SELECT {FIRST_LEASE_END.format(c="f")} AS first_end) o
   WHERE h.id = f.id AND f.fills
   RETURNING 1
 )
@@ -330,13 +332,14 @@ class VerifyLease:
     examples: list[uuid.UUID]
 
 
-def leases_release(items: QuerySet[TaskItem], now: datetime) -> None:
-    """End ``items``' open leases at ``now`` without a vote (a pause sends a worker's tasks
-    back to the pool) and void the full-until hint (ROOM) of the label items they held, so
-    the picks see the room at once rather than when the first of those leases would have
-    ended. SKIP LOCKED: a row another transaction holds keeps its hint, which lasts no
-    longer than the lease it was noted from, and no pause waits on, or deadlocks with, a
-    pick or an answer."""
+def leases_release(worker_id: int, now: datetime) -> None:
+    """End the worker's open leases at ``now`` without a vote (a pause sends his tasks back
+    to the pool) and void the full-until hint (ROOM) of the label items they held, so the
+    picks see the room at once rather than when the first of those leases would have ended.
+    SKIP LOCKED: a row another transaction holds keeps its hint, which lasts no longer than
+    the lease it was noted from, and no pause waits on, or deadlocks with, a pick or an
+    answer."""
+    items = TaskItem.objects.filter(task__worker_id=worker_id, task__status=MicroTask.Status.LEASED)
     held = list(
         items.filter(leased_until__gt=now, box__isnull=True).values_list("candidate_id", flat=True)
     )

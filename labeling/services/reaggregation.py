@@ -40,8 +40,6 @@ from labeling.models import (
     Candidate,
     ConsensusRun,
     GoldAnswer,
-    MicroTask,
-    TaskItem,
     User,
     Vote,
     WorkerProfile,
@@ -286,12 +284,7 @@ def _model_pause(worker_id: int, reason: str, detail: str, now: datetime) -> Non
         if WorkerProfile.objects.filter(user_id=worker_id, paused=False).update(
             paused=True, pause_reason=reason, pause_detail=detail, paused_at=now
         ):
-            leases_release(
-                TaskItem.objects.filter(
-                    task__worker_id=worker_id, task__status=MicroTask.Status.LEASED
-                ),
-                now,
-            )
+            leases_release(worker_id, now)
 
 
 def consensus_reaggregate(

@@ -26,7 +26,7 @@ from labeling.crowd.gates import (
     peer_pause,
     peer_thresholds,
 )
-from labeling.models import PEER_PENDING, MicroTask, TaskItem, Vote, WorkerProfile
+from labeling.models import PEER_PENDING, Vote, WorkerProfile
 from labeling.services.leases import leases_release
 
 PEER_FIELDS = ("peer_yes_items", "peer_yes_said_yes", "peer_no_items", "peer_no_said_no")
@@ -239,10 +239,7 @@ def gate_pause(worker_id: int, pause: Pause, now: datetime) -> None:
         paused_at=now,
         recheck_due=now,
     )
-    leases_release(
-        TaskItem.objects.filter(task__worker_id=worker_id, task__status=MicroTask.Status.LEASED),
-        now,
-    )
+    leases_release(worker_id, now)
 
 
 def peer_counts_by_worker(workers: np.ndarray, counts: np.ndarray) -> dict[int, tuple[float, ...]]:
